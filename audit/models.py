@@ -1,0 +1,116 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from catalog.models import Category, Product
+from quantizer.models import QuantizerRun
+
+
+class Queue(models.TextChoices):
+    MISLABEL = "mislabel", "Mislabel suspects"
+    UNCATEGORIZED = "uncategorized", "Uncategorized"
+    STALE = "stale", "Stale"
+    SECOND_REVIEW = "second", "Second review"
+
+
+class AuditReport(models.Model):
+    """One audit pass over a run: calibration, summary figures, taxonomy issues."""
+
+    run = models.ForeignKey(QuantizerRun, on_delete=models.CASCADE, related_name="audit_reports")
+    calibration = models.JSONField(default=dict, blank=True)
+    stats = models.JSONField(default=dict, blank=True)
+    taxonomy_issues = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class Flag(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CLAIMED = "claimed"
+        ACCEPTED = "accepted"
+        REJECTED = "rejected"
+        REASSIGNED = "reassigned"
+        DEFERRED = "deferred"
+        STALE = "stale"
+
+    OPEN_STATES = (Status.OPEN, Status.CLAIMED, Status.DEFERRED)
+    DECIDED_STATES = (Status.ACCEPTED, Status.REJECTED, Status.REASSIGNED)
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="flags")
+    run = models.ForeignKey(QuantizerRun, on_delete=models.CASCADE, related_name="flags")
+    queue = models.CharField(max_length=20, choices=Queue.choices, default=Queue.MISLABEL)
+    label = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )  # the product's category when it was scored
+    suggested = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confidence = models.FloatField()  # calibrated P(label is wrong)
+    priority = models.FloatField(db_index=True)
+    evidence = models.JSONField(default=dict)
+    evidence_signature = models.CharField(max_length=64, blank=True, default="")
+    product_updated_at = models.DateTimeField()  # product version that was scored
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    needs_second_review = models.BooleanField(default=False)
+    first_reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    second_review_agrees = models.BooleanField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "run"], name="flag_unique_product_per_run"),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="flag_confidence_in_unit_interval"
+            ),
+        ]
+        indexes = [models.Index(fields=["queue", "status", "-priority"], name="flag_queue_order")]
+
+    def __str__(self):
+        return f"flag #{self.pk} {self.product.external_id} ({self.status})"
+
+
+class Decision(models.Model):
+    """Immutable record of a reviewer action. Undo is a new row that `reverts` an earlier one."""
+
+    class Action(models.TextChoices):
+        ACCEPT = "accept"
+        REJECT = "reject"
+        REASSIGN = "reassign"
+        DEFER = "defer"
+        COMMENT = "comment"
+        UNDO = "undo"
+
+    flag = models.ForeignKey(Flag, on_delete=models.PROTECT, related_name="decisions")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="decisions")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    from_category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    flag_status_before = models.CharField(max_length=20)
+    note = models.TextField(blank=True, default="")
+    is_second_review = models.BooleanField(default=False)
+    reverts = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reverted_by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.action} by {self.reviewer} on {self.product.external_id}"

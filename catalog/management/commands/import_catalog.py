@@ -1,0 +1,31 @@
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from catalog.rows import CatalogFileError
+from catalog.services import import_catalog
+
+
+class Command(BaseCommand):
+    help = "Import products from a CSV or JSON Lines file (validated whole first; idempotent by external_id)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+
+    def handle(self, *args, path, **options):
+        bar = tqdm(total=0, unit="rows", desc="import", disable=options["verbosity"] == 0)
+
+        def progress(done, total):
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            result = import_catalog(path=path, progress=progress)
+        except CatalogFileError as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            bar.close()
+        self.stdout.write(
+            f"{result.rows} rows: {result.created} created, {result.updated} updated, "
+            f"{result.unchanged} unchanged; {result.categories_created} categories created"
+        )

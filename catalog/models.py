@@ -1,0 +1,130 @@
+import os
+
+import pghistory
+from django.conf import settings
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+from tree_queries.models import TreeNode
+
+PATH_SEPARATOR = " > "
+EMBEDDING_DIM = int(os.environ.get("SEMID_EMBEDDING_DIM", "384"))
+
+
+class Flavor(models.TextChoices):
+    PRECISION = "precision", "Precision"
+    DISCOVERY = "discovery", "Discovery"
+
+
+class Category(TreeNode):
+    """A node of the hand-made taxonomy. `path` is the full materialized path."""
+
+    name = models.CharField(max_length=200)
+    path = models.CharField(max_length=1000, unique=True)
+    depth = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["path"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.UniqueConstraint(fields=["parent", "name"], name="category_unique_name_per_parent"),
+        ]
+
+    def __str__(self):
+        return self.path
+
+    @property
+    def levels(self) -> list[str]:
+        return self.path.split(PATH_SEPARATOR)
+
+
+@pghistory.track(
+    pghistory.InsertEvent("created"),
+    pghistory.UpdateEvent("category_changed", condition=pghistory.AnyChange("category")),
+    fields=["category"],
+    model_name="ProductCategoryEvent",
+)
+class Product(models.Model):
+    external_id = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=500)
+    brand = models.CharField(max_length=200, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    size = models.CharField(max_length=100, blank=True, default="")
+    attributes = models.JSONField(default=dict, blank=True)
+    # The standardized attribute record behind the discovery text (catalog.text).
+    extracted = models.JSONField(default=dict, blank=True)
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="products"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["brand"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.external_id})"
+
+    def as_record(self) -> dict:
+        """The plain record the product-text builders read (never the category)."""
+        attributes = dict(self.attributes)
+        if self.size:
+            attributes.setdefault("size", self.size)
+        return {
+            "name": self.name,
+            "brand": self.brand,
+            "description": self.description,
+            "attributes": attributes,
+        }
+
+
+class ProductEmbedding(models.Model):
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="embeddings")
+    flavor = models.CharField(max_length=20, choices=Flavor.choices)
+    model_name = models.CharField(max_length=300)
+    text_hash = models.CharField(max_length=64)
+    embedding = VectorField(dimensions=EMBEDDING_DIM)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["product", "flavor"], name="embedding_unique_product_flavor"),
+        ]
+        indexes = [
+            HnswIndex(
+                name="embedding_hnsw_cosine",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            models.Index(fields=["flavor", "product"], name="embedding_flavor_product"),
+        ]
+
+
+class Job(models.Model):
+    """A unit of background work (import, embed, pipeline) whose progress a page can read."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=40)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=500, blank=True, default="")
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.kind} #{self.pk} ({self.status})"

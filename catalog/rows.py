@@ -1,0 +1,191 @@
+"""Reading and validating catalog files (CSV / JSON Lines). Pure Python, no Django.
+
+Every row is validated before anything is written; errors carry the file's line number
+(the CSV header is line 1, so the first product is row 2; in JSON Lines the first line is row 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PATH_SEPARATOR = " > "
+REQUIRED_COLUMNS = ("external_id", "name", "category_path")
+KNOWN_COLUMNS = ("external_id", "name", "brand", "description", "category_path", "size")
+EXPECTED_HEADER = "external_id,name,brand,description,category_path"
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    row: int
+    external_id: str
+    name: str
+    brand: str
+    description: str
+    size: str
+    category_path: tuple[str, ...]
+    attributes: dict = field(default_factory=dict)
+
+    def as_record(self) -> dict:
+        attributes = dict(self.attributes)
+        if self.size:
+            attributes.setdefault("size", self.size)
+        return {"name": self.name, "brand": self.brand, "description": self.description, "attributes": attributes}
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int | None  # None: the error is about the whole file (header, encoding of the header)
+    message: str
+
+    def __str__(self):
+        return f"row {self.row}: {self.message}" if self.row is not None else self.message
+
+
+class CatalogFileError(Exception):
+    """The file has bad rows; nothing was imported."""
+
+    def __init__(self, errors: list[RowError]):
+        self.errors = errors
+        shown = "\n".join(str(e) for e in errors[:50])
+        more = f"\n... and {len(errors) - 50} more" if len(errors) > 50 else ""
+        super().__init__(f"{len(errors)} bad row(s), nothing imported:\n{shown}{more}")
+
+
+def split_path(value) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip() for v in value)
+    return tuple(level.strip() for level in str(value or "").split(">"))
+
+
+def _decode(raw: bytes) -> tuple[str | None, list[RowError]]:
+    try:
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        errors = []
+        for number, line in enumerate(raw.split(b"\n"), start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                errors.append(RowError(number, f"not valid UTF-8 (byte {exc.start + 1}); save the file as UTF-8"))
+        return None, errors
+
+
+def _validate(row: int, values: dict, seen: dict[str, int]) -> tuple[CatalogRow | None, list[RowError]]:
+    errors = []
+    external_id = str(values.get("external_id") or "").strip()
+    name = str(values.get("name") or "").strip()
+    raw_path = values.get("category_path")
+    path = split_path(raw_path)
+    if not external_id:
+        errors.append(RowError(row, "external_id is empty"))
+    elif external_id in seen:
+        errors.append(RowError(row, f"external_id {external_id!r} duplicates row {seen[external_id]}"))
+    else:
+        seen[external_id] = row
+    if not name:
+        errors.append(RowError(row, "name is empty"))
+    if not any(path):
+        errors.append(RowError(row, "category_path is empty"))
+    elif not all(path):
+        errors.append(RowError(row, f"category_path {str(raw_path)!r} has an empty level"))
+    if errors:
+        return None, errors
+    attributes = {
+        k: v for k, v in values.items() if k not in KNOWN_COLUMNS and k is not None and v not in (None, "")
+    }
+    return (
+        CatalogRow(
+            row=row,
+            external_id=external_id,
+            name=name,
+            brand=str(values.get("brand") or "").strip(),
+            description=str(values.get("description") or "").strip(),
+            size=str(values.get("size") or "").strip(),
+            category_path=path,
+            attributes=attributes,
+        ),
+        [],
+    )
+
+
+def _read_csv(text: str) -> tuple[list[CatalogRow], list[RowError]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        return [], [RowError(None, "the file is empty")]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    duplicated = sorted({h for h in header if header.count(h) > 1})
+    if missing or duplicated or "" in header:
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {', '.join(missing)}")
+        if duplicated:
+            problems.append(f"duplicated column(s) {', '.join(duplicated)}")
+        if "" in header:
+            problems.append("an unnamed column")
+        return [], [RowError(1, f"header has {'; '.join(problems)}; expected {EXPECTED_HEADER} (+ optional columns)")]
+    rows, errors, seen = [], [], {}
+    for fields in reader:
+        number = reader.line_num
+        if not fields or fields == [""]:
+            continue
+        if len(fields) != len(header):
+            errors.append(RowError(number, f"expected {len(header)} fields, found {len(fields)}"))
+            continue
+        parsed, row_errors = _validate(number, dict(zip(header, fields)), seen)
+        errors.extend(row_errors)
+        if parsed:
+            rows.append(parsed)
+    return rows, errors
+
+
+def _read_jsonl(text: str) -> tuple[list[CatalogRow], list[RowError]]:
+    rows, errors, seen = [], [], {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            values = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(RowError(number, f"not valid JSON ({exc.msg})"))
+            continue
+        if not isinstance(values, dict):
+            errors.append(RowError(number, "expected a JSON object"))
+            continue
+        missing = [c for c in REQUIRED_COLUMNS if c not in values]
+        if missing:
+            errors.append(RowError(number, f"missing key(s) {', '.join(missing)}"))
+            continue
+        values = {k: (json.dumps(v) if isinstance(v, (dict, list)) and k != "category_path" else v) for k, v in values.items()}
+        parsed, row_errors = _validate(number, values, seen)
+        errors.extend(row_errors)
+        if parsed:
+            rows.append(parsed)
+    return rows, errors
+
+
+def read_catalog(path: str | Path, *, raw: bytes | None = None) -> list[CatalogRow]:
+    """Parse and validate a whole catalog file; raise CatalogFileError listing every bad row."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise CatalogFileError([RowError(None, f"unsupported file type {suffix or '(none)'!r}: use .csv or .jsonl")])
+    if raw is None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise CatalogFileError([RowError(None, f"file not found: {path}")]) from None
+    text, errors = _decode(raw)
+    if errors:
+        raise CatalogFileError(errors)
+    rows, errors = _read_csv(text) if suffix == ".csv" else _read_jsonl(text)
+    if errors:
+        raise CatalogFileError(errors)
+    if not rows:
+        raise CatalogFileError([RowError(None, "the file has no product rows")])
+    return rows

@@ -1,0 +1,79 @@
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+from catalog.models import Flavor, Product
+
+
+class QuantizerRun(models.Model):
+    class Kind(models.TextChoices):
+        RQVAE = "rqvae", "RQ-VAE"
+        RESIDUAL_KMEANS = "rkmeans", "Residual k-means"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    flavor = models.CharField(max_length=20, choices=Flavor.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.RQVAE)
+    embedding_model = models.CharField(max_length=300)
+    config = models.JSONField(default=dict)
+    seed = models.IntegerField(default=0)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=500, blank=True, default="")
+    history = models.JSONField(default=list, blank=True)  # per-epoch loss terms
+    metrics = models.JSONField(default=dict, blank=True)
+    churn = models.JSONField(default=dict, blank=True)
+    weights = models.BinaryField(null=True, blank=True, editable=False)
+    warm_start_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    is_active = models.BooleanField(default=False)
+    n_products = models.IntegerField(default=0)
+    train_seconds = models.FloatField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flavor"], condition=Q(is_active=True), name="one_active_run_per_flavor"
+            ),
+        ]
+
+    def __str__(self):
+        return f"run #{self.pk} {self.flavor} {self.kind} ({self.status})"
+
+
+class SemanticId(models.Model):
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="semantic_ids")
+    run = models.ForeignKey(QuantizerRun, on_delete=models.CASCADE, related_name="semantic_ids")
+    codes = ArrayField(models.IntegerField())  # (L,) code per level
+    code = models.CharField(max_length=100)  # "6_19_32_63"
+    token = models.PositiveIntegerField(default=0)  # append-only disambiguation token
+    reconstruction_error = models.FloatField(null=True, blank=True)
+    gaps = ArrayField(models.FloatField(), default=list, blank=True)  # nearest vs 2nd-nearest
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "product"], name="semid_unique_product_per_run"),
+            models.UniqueConstraint(fields=["run", "code", "token"], name="semid_unique_full_id_per_run"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["run", "code"], name="semid_run_code_prefix", opclasses=["int8_ops", "varchar_pattern_ops"]
+            ),
+        ]
+
+    @property
+    def full_id(self) -> str:
+        return f"{self.code}_{self.token}" if self.token else self.code
+
+    def __str__(self):
+        return self.full_id

@@ -1,0 +1,144 @@
+import pytest
+
+from catalog.models import Category, Job, Product
+from catalog.rows import CatalogFileError
+from catalog.services import import_catalog
+from tests.conftest import wait_for
+
+HEADER = "external_id,name,brand,description,category_path,size,price\n"
+GOOD = (
+    HEADER
+    + "P1,Parmigiano Reggiano 200 g,Zanetti,Aged 24 months,Dairy > Cheese > Hard Cheese,200 g,7.99\n"
+    + "P2,Kalamata Olives 300 g,Divina,,Pantry > Olives > Black Olives,300 g,4.50\n"
+    + 'P3,"Tapenade, black olive",Divina,,Pantry > Spreads > Tapenade,,\n'
+)
+
+
+def write(tmp_path, text, name="catalog.csv", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+@pytest.mark.django_db
+def test_import_creates_products_and_category_tree(tmp_path):
+    result = import_catalog(path=write(tmp_path, GOOD))
+
+    assert (result.created, result.updated, result.unchanged) == (3, 0, 0)
+    p1 = Product.objects.get(external_id="P1")
+    assert p1.category.path == "Dairy > Cheese > Hard Cheese"
+    assert p1.category.parent.path == "Dairy > Cheese"
+    assert p1.size == "200 g" and p1.attributes == {"price": "7.99"}
+    assert Category.objects.get(path="Pantry").depth == 1
+    assert result.categories_created == Category.objects.count() == 8
+
+
+@pytest.mark.django_db
+def test_jsonl_import_reads_the_same_format(tmp_path):
+    text = (
+        '{"external_id": "J1", "name": "Oat milk", "brand": "Oatly", "description": "", "category_path": "Dairy > Milk"}\n'
+        '{"external_id": "J2", "name": "Ground coffee", "category_path": ["Beverages", "Coffee"], "size": "250 g"}\n'
+    )
+    import_catalog(path=write(tmp_path, text, "c.jsonl"))
+    assert Product.objects.get(external_id="J2").category.path == "Beverages > Coffee"
+
+
+@pytest.mark.django_db
+def test_reimport_of_same_file_changes_nothing(tmp_path):
+    path = write(tmp_path, GOOD)
+    import_catalog(path=path)
+    stamps = dict(Product.objects.values_list("external_id", "updated_at"))
+
+    result = import_catalog(path=path)
+
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 3)
+    assert dict(Product.objects.values_list("external_id", "updated_at")) == stamps
+    assert Product.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_changed_row_updates_in_place_and_category_move_is_in_history(tmp_path):
+    import_catalog(path=write(tmp_path, GOOD))
+    moved = GOOD.replace("Pantry > Spreads > Tapenade", "Pantry > Olives > Tapenade")
+
+    result = import_catalog(path=write(tmp_path, moved))
+
+    assert (result.created, result.updated, result.unchanged) == (0, 1, 2)
+    product = Product.objects.get(external_id="P3")
+    assert product.category.path == "Pantry > Olives > Tapenade"
+    events = list(product.category_events.order_by("pgh_id").values_list("pgh_label", "category__path"))
+    assert events == [("created", "Pantry > Spreads > Tapenade"), ("category_changed", "Pantry > Olives > Tapenade")]
+
+
+@pytest.mark.parametrize(
+    "body,expected",
+    [
+        ("P1,,B,,A > B,,\n", "row 2: name is empty"),
+        ("P1,Milk,B,,,,\n", "row 2: category_path is empty"),
+        ("P1,Milk,B,,A >  > B,,\n", "row 2: category_path 'A >  > B' has an empty level"),
+        ("P1,Milk,B,,A > B,,\nP1,Tea,B,,A > C,,\n", "row 3: external_id 'P1' duplicates row 2"),
+        (",Milk,B,,A > B,,\n", "row 2: external_id is empty"),
+        ("P1,Milk,B,,A > B\n", "row 2: expected 7 fields, found 5"),
+    ],
+)
+@pytest.mark.django_db
+def test_bad_row_is_reported_with_its_number_and_nothing_is_written(tmp_path, body, expected):
+    path = write(tmp_path, HEADER + body)
+
+    with pytest.raises(CatalogFileError) as excinfo:
+        import_catalog(path=path)
+
+    assert expected in [str(e) for e in excinfo.value.errors]
+    assert Product.objects.count() == 0 and Category.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_every_bad_row_is_reported_not_only_the_first(tmp_path):
+    path = write(tmp_path, HEADER + "P1,,B,,A,,\nP2,Tea,B,,,,\nP3,Good,B,,A,,\n")
+    with pytest.raises(CatalogFileError) as excinfo:
+        import_catalog(path=path)
+    assert [str(e) for e in excinfo.value.errors] == ["row 2: name is empty", "row 3: category_path is empty"]
+
+
+@pytest.mark.django_db
+def test_wrong_columns_and_bad_encoding_are_clear_errors(tmp_path):
+    with pytest.raises(CatalogFileError) as excinfo:
+        import_catalog(path=write(tmp_path, "id,title,path\n1,Milk,A\n"))
+    assert str(excinfo.value.errors[0]).startswith("row 1: header has missing column(s) external_id, name, category_path")
+
+    latin1 = (HEADER + "P1,Crème fraîche,B,,Dairy > Cream,,\n").encode("latin-1")
+    with pytest.raises(CatalogFileError) as excinfo:
+        import_catalog(path=write(tmp_path, latin1))
+    assert str(excinfo.value.errors[0]).startswith("row 2: not valid UTF-8")
+    assert Product.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_bad_file_after_a_good_import_leaves_the_catalog_as_it_was(tmp_path):
+    import_catalog(path=write(tmp_path, GOOD))
+    changed_and_bad = GOOD.replace("Parmigiano Reggiano 200 g", "Grana Padano") + "P9,,B,,A,,\n"
+    with pytest.raises(CatalogFileError):
+        import_catalog(path=write(tmp_path, changed_and_bad))
+    assert Product.objects.get(external_id="P1").name == "Parmigiano Reggiano 200 g"
+
+
+def test_import_job_runs_end_to_end_through_redis_and_the_worker(tmp_path, worker, admin_user):
+    from catalog.jobs import start_job
+
+    job = start_job(kind="import", params={"path": str(write(tmp_path, GOOD))}, user=admin_user)
+
+    job = wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=["succeeded", "failed"]).first())
+    assert job.status == "succeeded", job.result
+    assert job.progress == 1.0 and job.result["created"] == 3
+    assert Product.objects.count() == 3
+
+
+def test_import_job_with_bad_rows_fails_with_the_row_errors(tmp_path, worker, admin_user):
+    from catalog.jobs import start_job
+
+    job = start_job(kind="import", params={"path": str(write(tmp_path, HEADER + "P1,,B,,A,,\n"))}, user=admin_user)
+
+    job = wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=["succeeded", "failed"]).first())
+    assert job.status == "failed"
+    assert job.result["errors"] == ["row 2: name is empty"]
+    assert Product.objects.count() == 0

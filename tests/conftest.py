@@ -1,0 +1,93 @@
+"""Session fixtures: the real PostgreSQL+pgvector (embedded unless DATABASE_URL is set),
+the real Redis, and one real Celery worker process bound to the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """One real worker for the session, consuming from the test Redis database."""
+    from django.conf import settings
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "SEMID_DB_NAME": settings.DATABASES["default"]["NAME"],
+        "PYTHONUNBUFFERED": "1",
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "celery-worker.log", "w")
+    from config.celery import app
+
+    app.control.purge()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
+         "--without-gossip", "--without-mingle", "--hostname", f"test-{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited; see {ARTIFACTS / 'celery-worker.log'}")
+        replies = app.control.ping(timeout=0.5, destination=[f"test-{os.getpid()}@{os.uname().nodename}"])
+        if replies:
+            break
+    else:
+        proc.kill()
+        raise RuntimeError("celery worker did not answer a ping within 60 s")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture
+def worker(celery_worker_process, transactional_db):
+    """Use in tests whose work runs on the worker: their rows must be committed to be seen."""
+    return celery_worker_process
+
+
+def wait_for(predicate, timeout: float = 120.0, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def admin_user(db):
+    from django.contrib.auth.models import User
+
+    from audit.roles import ensure_roles
+
+    user = User.objects.create_user("ada", password="admin-pass-123", is_staff=True)
+    user.groups.add(ensure_roles()["admin"])
+    return user
+
+
+@pytest.fixture
+def reviewer_user(db):
+    from django.contrib.auth.models import User
+
+    from audit.roles import ensure_roles
+
+    user = User.objects.create_user("rita", password="review-pass-123")
+    user.groups.add(ensure_roles()["reviewer"])
+    return user
