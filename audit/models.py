@@ -114,3 +114,17 @@ class Decision(models.Model):
 
     def __str__(self):
         return f"{self.action} by {self.reviewer} on {self.product.external_id}"
+
+
+class Score(models.Model):
+    """The latest audit score of every product for a run (flagged or not): what export_audit writes."""
+
+    run = models.ForeignKey(QuantizerRun, on_delete=models.CASCADE, related_name="scores")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="scores")
+    label = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    suggested = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    confidence = models.FloatField()
+    flagged = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "product"], name="score_unique_product_per_run")]

@@ -91,12 +91,17 @@ class ProductEmbedding(models.Model):
             models.UniqueConstraint(fields=["product", "flavor"], name="embedding_unique_product_flavor"),
         ]
         indexes = [
-            HnswIndex(
-                name="embedding_hnsw_cosine",
-                fields=["embedding"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
+            # One partial index per flavor, so a kNN query for a flavor walks only its vectors.
+            *(
+                HnswIndex(
+                    name=f"embedding_hnsw_{flavor}",
+                    fields=["embedding"],
+                    m=16,
+                    ef_construction=64,
+                    opclasses=["vector_cosine_ops"],
+                    condition=models.Q(flavor=flavor),
+                )
+                for flavor in Flavor.values
             ),
             models.Index(fields=["flavor", "product"], name="embedding_flavor_product"),
         ]

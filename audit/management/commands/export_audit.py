@@ -1,0 +1,36 @@
+import csv
+
+from django.core.management.base import BaseCommand, CommandError
+
+from audit.models import Score
+from catalog.models import Flavor
+from quantizer.services import NoActiveRun, active_run
+
+
+class Command(BaseCommand):
+    help = "CSV external_id,label_path,suggested_path,confidence,flagged: one row per scored product."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--flavor", choices=Flavor.values, default=Flavor.PRECISION)
+
+    def handle(self, *args, path, flavor, **options):
+        try:
+            run = active_run(flavor)
+        except NoActiveRun as exc:
+            raise CommandError(str(exc)) from None
+        rows = (
+            Score.objects.filter(run=run)
+            .order_by("product__external_id")
+            .values_list("product__external_id", "label__path", "suggested__path", "confidence", "flagged")
+        )
+        if not rows.exists():
+            raise CommandError(f"run #{run.pk} has not been audited: run python manage.py pipeline --flavor {flavor}")
+        n = 0
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["external_id", "label_path", "suggested_path", "confidence", "flagged"])
+            for external_id, label, suggested, confidence, flagged in rows.iterator(chunk_size=5000):
+                writer.writerow([external_id, label or "", suggested or "", f"{confidence:.4f}", int(flagged)])
+                n += 1
+        self.stdout.write(f"{n} rows written to {path}")

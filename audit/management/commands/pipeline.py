@@ -1,0 +1,41 @@
+import json
+
+from django.core.management.base import BaseCommand
+from tqdm import tqdm
+
+from audit.pipeline import missing_flavors, run_pipeline
+from catalog.jobs import start_job
+from catalog.models import Flavor
+
+
+class Command(BaseCommand):
+    help = "embed -> train -> assign -> evaluate -> audit, for one flavor or both."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--flavor", choices=Flavor.values, help="default: both flavors")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--async", dest="run_async", action="store_true", help="queue it on Celery instead")
+        parser.add_argument("--if-missing", action="store_true", help="only flavors without an active run")
+
+    def handle(self, *args, flavor=None, seed=0, run_async=False, if_missing=False, **options):
+        flavors = [flavor] if flavor else list(Flavor.values)
+        if if_missing:
+            flavors = [f for f in flavors if f in missing_flavors()]
+            if not flavors:
+                self.stdout.write("every flavor has an active run; nothing to do")
+                return
+        if run_async:
+            job = start_job(kind="pipeline", params={"flavors": flavors, "seed": seed})
+            self.stdout.write(f"queued pipeline job #{job.pk} for {', '.join(flavors)}; progress on /runs/")
+            return
+        bar = tqdm(total=100, desc="pipeline", unit="%")
+
+        def progress(done, total=1.0, message=None):
+            bar.n = int(100 * done / total)
+            if message:
+                bar.set_postfix_str(message)
+            bar.refresh()
+
+        report = run_pipeline(flavors=flavors, seed=seed, progress=progress)
+        bar.close()
+        self.stdout.write(json.dumps(report, indent=2))

@@ -1,0 +1,381 @@
+"""The audit (scoring -> flags) and the review workflow (claim, decide, undo), shared by UI and API."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.utils import timezone
+
+from audit.core import calibrate, score_products, taxonomy_issues
+from audit.models import AuditReport, Decision, Flag, Queue, Score
+from audit.roles import is_admin
+from catalog.embeddings import product_vectors
+from catalog.models import Category, Product
+from catalog.services import move_product
+from quantizer.models import QuantizerRun, SemanticId
+from quantizer.services import active_run, device, taxonomy_array
+
+
+class ReviewError(Exception):
+    """A review action that cannot be done as asked; the message is for the reviewer."""
+
+
+class FlagStale(ReviewError):
+    pass
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = None) -> AuditReport:
+    """Score every product of the run, calibrate, and create or refresh its flags."""
+    threshold = settings.SEMID_FLAG_THRESHOLD if threshold is None else threshold
+    step = progress or (lambda *a, **k: None)
+    ids, vectors = product_vectors(flavor=run.flavor)
+    codes_by_product = dict(SemanticId.objects.filter(run=run).values_list("product_id", "codes"))
+    keep = np.array([pk in codes_by_product for pk in ids.tolist()], dtype=bool)
+    ids, vectors = ids[keep], vectors[keep]
+    codes = np.array([codes_by_product[pk] for pk in ids.tolist()], dtype=np.int64)
+    taxonomy = taxonomy_array(ids)
+    products = Product.objects.in_bulk(ids.tolist())
+    brands = np.array([products[pk].brand.lower() for pk in ids.tolist()], dtype=object)
+    step(0.1, 1.0, "scoring")
+    scores = score_products(embeddings=vectors, taxonomy=taxonomy, codes=codes, seed=run.seed, brands=brands,
+                            device=device())
+    step(0.5, 1.0, "calibrating")
+    calibrator = calibrate(embeddings=vectors, taxonomy=taxonomy, codes=codes, combiner=scores.combiner,
+                           seed=run.seed + 1, brands=brands, device=device())
+    confidence = calibrator.predict(scores.raw_score)
+    step(0.8, 1.0, "writing flags")
+    paths = dict(Category.objects.values_list("pk", "path"))
+    label_ids = scores.label_ids()
+    flagged = []
+    for i, pk in enumerate(ids.tolist()):
+        unlabelled = label_ids[i] < 0
+        suggested = int(scores.suggested[i])
+        if not unlabelled and (confidence[i] < threshold or suggested == label_ids[i]):
+            continue
+        product = products[pk]
+        evidence = _evidence(scores, i, codes, ids, products, paths)
+        flagged.append((product, suggested, float(1.0 if unlabelled else confidence[i]), evidence, unlabelled,
+                        float(scores.suggested_prob[i])))
+    stats = _write_flags(run=run, flagged=flagged)
+    _write_scores(run=run, ids=ids, products=products, scores=scores, confidence=confidence,
+                  flagged={f[0].pk for f in flagged})
+    issues = [
+        {"a": paths.get(a, str(a)), "b": paths.get(b, str(b)), "overlap": round(o, 5), "n": n}
+        for a, b, o, n in taxonomy_issues(scores, top=20)
+    ]
+    report = AuditReport.objects.create(
+        run=run, calibration=calibrator.to_dict(), taxonomy_issues=issues,
+        stats={**stats, "products": len(ids), "threshold": threshold,
+               "mean_confidence": float(confidence[label_ids >= 0].mean()) if (label_ids >= 0).any() else 0.0},
+    )
+    step(1.0, 1.0, "done")
+    return report
+
+
+@transaction.atomic
+def _write_scores(*, run, ids, products, scores, confidence, flagged) -> None:
+    Score.objects.filter(run=run).delete()
+    rows = [
+        Score(run=run, product_id=pk, label_id=products[pk].category_id, suggested_id=int(scores.suggested[i]),
+              confidence=float(min(max(confidence[i], 0.0), 1.0)) if products[pk].category_id else 1.0,
+              flagged=pk in flagged)
+        for i, pk in enumerate(ids.tolist())
+    ]
+    Score.objects.bulk_create(rows, batch_size=5000)
+
+
+def _evidence(scores, i, codes, ids, products, paths) -> dict:
+    raw = scores.evidence(i, codes)
+    cluster = raw["cluster"]
+    neighbours = []
+    for j, similarity, label in raw["neighbours"][:8]:
+        other = products[int(ids[j])]
+        neighbours.append({"product": other.pk, "external_id": other.external_id, "name": other.name,
+                           "label": paths.get(label, ""), "similarity": similarity})
+    return {
+        "cluster": {**cluster, "composition": [[paths.get(c, "?"), n] for c, n in cluster["composition"]]},
+        "neighbours": neighbours,
+        "suggestions": [[paths.get(c, "?"), round(p, 4)] for c, p in raw["suggestions"]],
+        "signals": raw["signals"],
+    }
+
+
+def _signature(suggested: int, evidence: dict) -> str:
+    composition = evidence["cluster"]["composition"]
+    dominant = composition[0][0] if composition else ""
+    return hashlib.sha256(f"{suggested}|{dominant}".encode()).hexdigest()[:16]
+
+
+def _impact(product: Product) -> float:
+    try:
+        return math.log1p(max(float(product.attributes.get("price", 0) or 0), 0.0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+@transaction.atomic
+def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
+    existing = {f.product_id: f for f in Flag.objects.filter(run=run).select_for_update()}
+    rejected = {
+        (f.product_id, f.label_id): f.evidence_signature
+        for f in Flag.objects.filter(status=Flag.Status.REJECTED).only("product_id", "label_id", "evidence_signature")
+    }
+    created = refreshed = suppressed = 0
+    raised = set()
+    for product, suggested, confidence, evidence, unlabelled, suggested_prob in flagged:
+        signature = _signature(suggested, evidence)
+        if rejected.get((product.pk, product.category_id)) == signature:
+            suppressed += 1  # a reviewer said no, and nothing material changed since
+            continue
+        values = {
+            "queue": Queue.UNCATEGORIZED if unlabelled else Queue.MISLABEL,
+            "label_id": product.category_id,
+            "suggested_id": suggested,
+            "confidence": min(max(confidence, 0.0), 1.0),
+            # confidence first (to 2 decimals), then impact (price), then how sure the suggestion is
+            "priority": round(suggested_prob if unlabelled else confidence, 2) + 0.001 * min(_impact(product), 9.0),
+            "evidence": evidence,
+            "evidence_signature": signature,
+            "product_updated_at": product.updated_at,
+        }
+        raised.add(product.pk)
+        flag = existing.get(product.pk)
+        if flag is None:
+            Flag.objects.create(product=product, run=run, **values)
+            created += 1
+        elif flag.status in (Flag.Status.OPEN, Flag.Status.STALE, Flag.Status.DEFERRED):
+            Flag.objects.filter(pk=flag.pk).update(status=Flag.Status.OPEN, **values)
+            refreshed += 1
+    # open flags no longer raised and never decided are withdrawn
+    withdrawn = Flag.objects.filter(run=run, status=Flag.Status.OPEN).exclude(product_id__in=raised)
+    withdrawn = withdrawn.filter(decisions__isnull=True).delete()[0]
+    return {"created": created, "refreshed": refreshed, "suppressed": suppressed, "withdrawn": withdrawn,
+            "flagged": len(raised)}
+
+
+def audit_job(*, params: dict, user=None, progress=None) -> dict:
+    run = QuantizerRun.objects.get(pk=params["run_id"]) if params.get("run_id") else active_run(params["flavor"])
+    report = run_audit(run=run, progress=progress)
+    return {"run": run.pk, "report": report.pk, **report.stats}
+
+
+# --- review -------------------------------------------------------------------------------------
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.SEMID_CLAIM_LEASE_SECONDS)
+
+
+def release_expired_claims() -> int:
+    return Flag.objects.filter(status=Flag.Status.CLAIMED, claim_expires_at__lt=timezone.now()).update(
+        status=Flag.Status.OPEN, claimed_by=None, claim_expires_at=None
+    )
+
+
+def mark_stale_flags() -> int:
+    """Open flags whose product changed since it was scored are stale."""
+    return Flag.objects.filter(
+        status__in=[Flag.Status.OPEN, Flag.Status.DEFERRED], product__updated_at__gt=F("product_updated_at")
+    ).update(status=Flag.Status.STALE)
+
+
+def claimable(*, queue: str, reviewer, filters: dict | None = None):
+    from audit.selectors import filter_flags
+
+    now = timezone.now()
+    if queue == Queue.SECOND_REVIEW:
+        qs = Flag.objects.filter(
+            status__in=Flag.DECIDED_STATES, needs_second_review=True, second_review_agrees__isnull=True
+        ).exclude(first_reviewer=reviewer)
+    elif queue == Queue.STALE:
+        qs = Flag.objects.filter(status=Flag.Status.STALE)
+    else:
+        qs = Flag.objects.filter(queue=queue).filter(
+            Q(status__in=[Flag.Status.OPEN, Flag.Status.DEFERRED])
+            | Q(status=Flag.Status.CLAIMED, claim_expires_at__lt=now)
+        )
+    qs = qs.filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lt=now) | Q(claimed_by=reviewer))
+    qs = filter_flags(qs, filters or {})
+    deferred_last = Case(When(status=Flag.Status.DEFERRED, then=Value(1)), default=Value(0), output_field=IntegerField())
+    return qs.order_by(deferred_last, "-priority", "id")
+
+
+def claim_next_flag(*, reviewer, queue: str = Queue.MISLABEL, filters: dict | None = None) -> Flag | None:
+    """Lease the highest-priority flag of the queue. SKIP LOCKED: two reviewers never get the same one."""
+    mark_stale_flags()
+    with transaction.atomic():
+        mine = Flag.objects.filter(claimed_by=reviewer, status=Flag.Status.CLAIMED, claim_expires_at__gt=timezone.now())
+        if queue != Queue.SECOND_REVIEW:
+            mine = mine.filter(queue=queue)
+        held = mine.order_by("-priority").first()
+        if held:
+            return held
+        flag = claimable(queue=queue, reviewer=reviewer, filters=filters).select_for_update(skip_locked=True, of=("self",)).first()
+        if flag is None:
+            return None
+        return _take(flag, reviewer)
+
+
+def _take(flag: Flag, reviewer) -> Flag:
+    flag.claimed_by = reviewer
+    flag.claim_expires_at = timezone.now() + _lease()
+    if flag.status in (Flag.Status.OPEN, Flag.Status.DEFERRED):
+        flag.status = Flag.Status.CLAIMED
+    flag.save(update_fields=["claimed_by", "claim_expires_at", "status", "updated_at"])
+    return flag
+
+
+@transaction.atomic
+def claim_flag(*, flag: Flag, reviewer) -> Flag:
+    """Lease one given flag (opened from a link); refused while another reviewer's lease runs."""
+    flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    if flag.claimed_by_id not in (None, reviewer.pk) and flag.claim_expires_at and flag.claim_expires_at > timezone.now():
+        raise ReviewError(f"flag #{flag.pk} is claimed by {flag.claimed_by} until {flag.claim_expires_at:%H:%M}")
+    if flag.status == Flag.Status.STALE:
+        return _take(flag, reviewer)
+    if flag.status not in (Flag.Status.OPEN, Flag.Status.DEFERRED, Flag.Status.CLAIMED) and not _second_review_due(flag, reviewer):
+        raise ReviewError(f"flag #{flag.pk} is already {flag.status}")
+    return _take(flag, reviewer)
+
+
+def _second_review_due(flag: Flag, reviewer) -> bool:
+    return (flag.status in Flag.DECIDED_STATES and flag.needs_second_review and flag.second_review_agrees is None
+            and flag.first_reviewer_id != reviewer.pk)
+
+
+def _check_claim(flag: Flag, reviewer) -> None:
+    if flag.claimed_by_id != reviewer.pk and not is_admin(reviewer):
+        raise ReviewError(f"flag #{flag.pk} is not claimed by you: claim it first")
+    if flag.claimed_by_id == reviewer.pk and flag.claim_expires_at and flag.claim_expires_at < timezone.now():
+        holder = Flag.objects.filter(pk=flag.pk, claimed_by=reviewer).exists()
+        if not holder:
+            raise ReviewError(f"your claim on flag #{flag.pk} expired and another reviewer took it")
+
+
+@transaction.atomic
+def decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None = None, note: str = "") -> Decision:
+    """One transaction: the flag's new state, the catalog change, and an immutable Decision row."""
+    flag = Flag.objects.select_for_update().select_related("product").get(pk=flag.pk)
+    product = Product.objects.select_for_update().get(pk=flag.product_id)
+    if action not in Decision.Action.values or action == Decision.Action.UNDO:
+        raise ReviewError(f"unknown action {action!r}")
+    _check_claim(flag, reviewer)
+    status_before = flag.status
+    if action == Decision.Action.COMMENT:
+        if not note.strip():
+            raise ReviewError("a comment needs text")
+        return Decision.objects.create(flag=flag, product=product, reviewer=reviewer, action=action, note=note,
+                                       from_category_id=product.category_id, to_category_id=product.category_id,
+                                       flag_status_before=status_before)
+    if _second_review_due(flag, reviewer):
+        return _second_review(flag, product, reviewer, action, category, note)
+    if flag.status not in (Flag.Status.CLAIMED, Flag.Status.OPEN, Flag.Status.DEFERRED, Flag.Status.STALE):
+        raise ReviewError(f"flag #{flag.pk} is already {flag.status}")
+    if flag.status == Flag.Status.STALE or (product.updated_at > flag.product_updated_at and product.category_id != flag.label_id):
+        if action in (Decision.Action.ACCEPT,):
+            flag.status = Flag.Status.STALE
+            flag.save(update_fields=["status", "updated_at"])
+            raise FlagStale(
+                f"{product.name} changed since it was scored (now in {product.category or 'no category'}); "
+                "reject, reassign, or wait for the next audit"
+            )
+    from_category = product.category
+    to_category = from_category
+    if action == Decision.Action.ACCEPT:
+        if flag.suggested is None:
+            raise ReviewError("this flag has no suggested category: reassign it instead")
+        to_category = flag.suggested
+        flag.status = Flag.Status.ACCEPTED
+    elif action == Decision.Action.REASSIGN:
+        if category is None:
+            raise ReviewError("reassign needs a category")
+        to_category = category
+        flag.status = Flag.Status.REASSIGNED
+    elif action == Decision.Action.REJECT:
+        flag.status = Flag.Status.REJECTED
+    elif action == Decision.Action.DEFER:
+        flag.status = Flag.Status.DEFERRED
+    if to_category != from_category:
+        move_product(product=product, category=to_category, user=reviewer, source=f"review:{action}")
+    if flag.status in Flag.DECIDED_STATES:
+        flag.first_reviewer = reviewer
+        flag.needs_second_review = random.random() < settings.SEMID_SECOND_REVIEW_SHARE
+    flag.claimed_by, flag.claim_expires_at = None, None
+    flag.product_updated_at = Product.objects.get(pk=product.pk).updated_at
+    flag.save()
+    return Decision.objects.create(
+        flag=flag, product=product, reviewer=reviewer, action=action, note=note, from_category=from_category,
+        to_category=to_category, flag_status_before=status_before,
+    )
+
+
+def _second_review(flag, product, reviewer, action, category, note) -> Decision:
+    first = flag.decisions.filter(is_second_review=False, reverted_by__isnull=True).exclude(
+        action__in=[Decision.Action.COMMENT, Decision.Action.UNDO]).first()
+    first_to = first.to_category_id if first else product.category_id
+    if action == Decision.Action.REASSIGN:
+        agrees = category is not None and category.pk == first_to
+    else:
+        agrees = action == Decision.Action.ACCEPT  # "accept" = I agree with the first decision
+    flag.second_review_agrees = agrees
+    flag.claimed_by, flag.claim_expires_at = None, None
+    flag.save()
+    return Decision.objects.create(
+        flag=flag, product=product, reviewer=reviewer, action=action, note=note, is_second_review=True,
+        from_category=product.category, to_category=product.category, flag_status_before=flag.status,
+    )
+
+
+@transaction.atomic
+def undo_last_decisions(*, reviewer, count: int = 1) -> list[Decision]:
+    """Revert the reviewer's last `count` decisions: the catalog change and the flag state."""
+    undone = []
+    decisions = (
+        Decision.objects.select_for_update()
+        .filter(reviewer=reviewer, reverted_by__isnull=True, is_second_review=False)
+        .exclude(action__in=[Decision.Action.UNDO, Decision.Action.COMMENT])
+        .order_by("-created_at", "-id")[:count]
+    )
+    for decision in decisions:
+        product = Product.objects.select_for_update().get(pk=decision.product_id)
+        flag = Flag.objects.select_for_update().get(pk=decision.flag_id)
+        if decision.to_category_id != decision.from_category_id:
+            if product.category_id != decision.to_category_id:
+                raise ReviewError(f"{product.name} was moved again since; undo that change first")
+            move_product(product=product, category=decision.from_category, user=reviewer, source="review:undo")
+        flag.status = Flag.Status.CLAIMED
+        flag.claimed_by, flag.claim_expires_at = reviewer, timezone.now() + _lease()
+        flag.needs_second_review, flag.first_reviewer, flag.second_review_agrees = False, None, None
+        flag.product_updated_at = Product.objects.get(pk=product.pk).updated_at
+        flag.save()
+        undone.append(Decision.objects.create(
+            flag=flag, product=product, reviewer=reviewer, action=Decision.Action.UNDO, reverts=decision,
+            from_category_id=decision.to_category_id, to_category_id=decision.from_category_id,
+            flag_status_before=decision.flag.status,
+        ))
+    return undone
+
+
+def bulk_decide(*, flags, reviewer, action: str, note: str = "") -> list[Decision]:
+    """Admins accept or reject many flags at once; each flag is its own transaction."""
+    if not is_admin(reviewer):
+        raise ReviewError("bulk decisions are for admins")
+    if action not in (Decision.Action.ACCEPT, Decision.Action.REJECT):
+        raise ReviewError("bulk decisions are accept or reject")
+    decisions = []
+    for flag in flags:
+        try:
+            decisions.append(decide_flag(flag=flag, reviewer=reviewer, action=action, note=note))
+        except FlagStale:
+            continue
+    return decisions

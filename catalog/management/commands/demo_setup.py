@@ -1,0 +1,31 @@
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand
+
+from audit.roles import ensure_roles
+from catalog.demo import generate_demo_catalog, write_csv
+from catalog.services import import_catalog
+
+DEMO_USERS = (("admin", "admin", True), ("reviewer", "reviewer", False), ("reviewer2", "reviewer", False))
+
+
+class Command(BaseCommand):
+    help = "Create roles and demo users (passwords printed once) and load the generated demo catalog."
+
+    def handle(self, *args, **options):
+        groups = ensure_roles()
+        for username, role, staff in DEMO_USERS:
+            if User.objects.filter(username=username).exists():
+                self.stdout.write(f"user {username!r} exists (its password was printed when it was created)")
+                continue
+            password = secrets.token_urlsafe(9)
+            user = User.objects.create_user(username, password=password, is_staff=staff, is_superuser=staff)
+            user.groups.add(groups[role])
+            self.stdout.write(self.style.SUCCESS(f"created {role} login: {username} / {password}"))
+        path = settings.SEMID_HOME / "demo" / "demo_catalog.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(generate_demo_catalog(), path)
+        result = import_catalog(path=path)
+        self.stdout.write(f"demo catalog: {result.rows} rows, {result.created} created, {result.unchanged} unchanged")

@@ -1,0 +1,259 @@
+"""Training runs, code assignment, activation and cold start. The maths is in quantizer.core."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.embeddings import embed_products, model_name, product_vectors
+from catalog.encoder import encode_texts, load_encoder
+from catalog.models import Category, Product
+from catalog.text import product_text
+from quantizer.core import (
+    RQVAEConfig,
+    code_string,
+    disambiguate,
+    encode,
+    intrinsic_metrics,
+    load_model,
+    residual_kmeans,
+    save_model,
+    train_rqvae,
+)
+from quantizer.models import QuantizerRun, SemanticId
+
+WRITE_BATCH = 5000
+
+
+class NoActiveRun(Exception):
+    def __init__(self, flavor: str):
+        super().__init__(
+            f'no active run for flavor "{flavor}": train one with python manage.py pipeline --flavor {flavor}'
+        )
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def taxonomy_array(product_ids: np.ndarray) -> np.ndarray:
+    """(N, T) ids of each product's depth-(t+1) category (the ancestor's pk), -1 where absent."""
+    rows = dict(Product.objects.filter(pk__in=product_ids.tolist()).values_list("pk", "category_id"))
+    ancestors = _ancestor_ids()
+    depth = max((len(a) for a in ancestors.values()), default=1)
+    out = np.full((len(product_ids), depth), -1, dtype=np.int64)
+    for i, pk in enumerate(product_ids.tolist()):
+        chain = ancestors.get(rows.get(pk), ())
+        out[i, : len(chain)] = chain
+    return out
+
+
+def _ancestor_ids() -> dict[int, tuple[int, ...]]:
+    parents = dict(Category.objects.values_list("pk", "parent_id"))
+    chains: dict[int, tuple[int, ...]] = {}
+
+    def chain(pk):
+        if pk not in chains:
+            parent = parents[pk]
+            chains[pk] = (chain(parent) if parent else ()) + (pk,)
+        return chains[pk]
+
+    for pk in parents:
+        chain(pk)
+    return chains
+
+
+def default_config(*, input_dim: int, seed: int, overrides: dict | None = None) -> RQVAEConfig:
+    values = {"input_dim": input_dim, "seed": seed}
+    if settings.SEMID_QUANTIZER_OVERRIDES:
+        values.update(json.loads(settings.SEMID_QUANTIZER_OVERRIDES))
+    values.update(overrides or {})
+    return RQVAEConfig.from_dict({**RQVAEConfig().to_dict(), **values})
+
+
+def create_run(*, flavor: str, kind: str = QuantizerRun.Kind.RQVAE, seed: int = 0, overrides: dict | None = None,
+               user=None) -> QuantizerRun:
+    return QuantizerRun.objects.create(
+        flavor=flavor, kind=kind, seed=seed, embedding_model=model_name(), created_by=user,
+        config=overrides or {},
+    )
+
+
+def _set(run: QuantizerRun, **fields) -> None:
+    QuantizerRun.objects.filter(pk=run.pk).update(**fields)
+    for key, value in fields.items():
+        setattr(run, key, value)
+
+
+def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> QuantizerRun:
+    """Train (or fit) the run's quantizer on the stored embeddings, assign codes, evaluate, activate."""
+    torch.manual_seed(run.seed)
+    _set(run, status=QuantizerRun.Status.RUNNING, message="loading embeddings", progress=0.0)
+    try:
+        ids, vectors = product_vectors(flavor=run.flavor)
+        if len(ids) < 2:
+            raise ValueError(f"only {len(ids)} {run.flavor} embeddings: import products and embed them first")
+        taxonomy = taxonomy_array(ids)
+        config = default_config(input_dim=vectors.shape[1], seed=run.seed, overrides=run.config)
+        active = active_run(run.flavor, required=False)
+        started = time.perf_counter()
+        weights = None
+        if run.kind == QuantizerRun.Kind.RESIDUAL_KMEANS:
+            codes = residual_kmeans(vectors, config.codebook_sizes, seed=run.seed, device=device())
+            errors = np.zeros(len(ids), np.float32)
+            gaps = np.zeros(codes.shape, np.float32)
+            history = []
+        else:
+            init_state = None
+            if active is not None and active.weights and active.kind == run.kind:
+                previous, previous_config = load_model(bytes(active.weights))
+                if previous_config.codebook_sizes == config.codebook_sizes and previous_config.input_dim == config.input_dim:
+                    init_state = previous.state_dict()
+                    _set(run, warm_start_from=active)
+
+            def on_epoch(epoch, total, losses):
+                _set(run, progress=0.85 * epoch / total, message=f"epoch {epoch}/{total}",
+                     history=[*run.history, {"epoch": epoch, **losses}])
+                if progress:
+                    progress(0.85 * epoch / total, 1.0, f"epoch {epoch}/{total}")
+
+            result = train_rqvae(vectors, taxonomy, config, device=device(), progress=on_epoch, init_state=init_state)
+            weights = save_model(result.model, config)
+            encoded = encode(result.model, vectors, device=device())
+            codes, errors, gaps = encoded.codes, encoded.reconstruction_error, encoded.gaps
+        seconds = time.perf_counter() - started
+        _set(run, message="assigning codes", progress=0.88, config=config.to_dict(), weights=weights,
+             train_seconds=seconds, n_products=len(ids))
+        write_codes(run=run, product_ids=ids, codes=codes, errors=errors, gaps=gaps)
+        _set(run, message="evaluating", progress=0.94)
+        metrics = intrinsic_metrics(vectors, codes, taxonomy, seed=run.seed, codebook_sizes=config.codebook_sizes,
+                                    reconstruction_error=errors)
+        churn = code_churn(old=active, new=run) if active else {}
+        _set(run, metrics=metrics, churn=churn, status=QuantizerRun.Status.SUCCEEDED, progress=1.0,
+             message="done", finished_at=timezone.now())
+    except Exception as exc:
+        _set(run, status=QuantizerRun.Status.FAILED, message=f"{type(exc).__name__}: {exc}"[:500],
+             finished_at=timezone.now())
+        raise
+    if activate:
+        activate_run(run)
+    return run
+
+
+def write_codes(*, run: QuantizerRun, product_ids: np.ndarray, codes: np.ndarray, errors: np.ndarray,
+                gaps: np.ndarray) -> None:
+    """Upsert the run's SemanticIds; existing products keep their disambiguation token."""
+    order = np.argsort(product_ids, kind="stable")
+    product_ids, codes, errors, gaps = product_ids[order], codes[order], errors[order], gaps[order]
+    strings = [code_string(row) for row in codes.tolist()]
+    held = dict(SemanticId.objects.filter(run=run).values_list("product_id", "token"))
+    held_codes = dict(SemanticId.objects.filter(run=run).values_list("product_id", "code"))
+    position = {pk: i for i, pk in enumerate(product_ids.tolist())}
+    # Codes of products outside this batch still occupy their tokens.
+    others = [(pk, held_codes[pk], tok) for pk, tok in held.items() if pk not in position]
+    keys = strings + [c for _, c, _ in others]
+    existing = {position[pk]: tok for pk, tok in held.items() if pk in position and held_codes[pk] == strings[position[pk]]}
+    existing.update({len(strings) + j: tok for j, (_, _, tok) in enumerate(others)})
+    tokens = disambiguate(keys, existing)[: len(strings)]
+    rows = [
+        SemanticId(run=run, product_id=pk, codes=codes[i].tolist(), code=strings[i], token=tokens[i],
+                   reconstruction_error=float(errors[i]), gaps=[float(g) for g in gaps[i]])
+        for i, pk in enumerate(product_ids.tolist())
+    ]
+    with transaction.atomic():
+        # A product whose code changed releases its old (code, token) first.
+        moved = [pk for pk in position if pk in held_codes and held_codes[pk] != strings[position[pk]]]
+        SemanticId.objects.filter(run=run, product_id__in=moved).delete()
+        for start in range(0, len(rows), WRITE_BATCH):
+            SemanticId.objects.bulk_create(
+                rows[start : start + WRITE_BATCH], update_conflicts=True, unique_fields=["run", "product"],
+                update_fields=["codes", "code", "token", "reconstruction_error", "gaps"],
+            )
+
+
+@transaction.atomic
+def activate_run(run: QuantizerRun) -> QuantizerRun:
+    """Make `run` the flavor's active run in one transaction: readers see the old run or the new one."""
+    if run.status != QuantizerRun.Status.SUCCEEDED:
+        raise ValueError(f"run #{run.pk} is {run.status}; only a succeeded run can be activated")
+    QuantizerRun.objects.select_for_update().filter(flavor=run.flavor, is_active=True).exclude(pk=run.pk).update(
+        is_active=False
+    )
+    QuantizerRun.objects.filter(pk=run.pk).update(is_active=True)
+    run.is_active = True
+    return run
+
+
+def active_run(flavor: str, *, required: bool = True) -> QuantizerRun | None:
+    run = QuantizerRun.objects.filter(flavor=flavor, is_active=True).first()
+    if run is None and required:
+        raise NoActiveRun(flavor)
+    return run
+
+
+def code_churn(*, old: QuantizerRun, new: QuantizerRun) -> dict:
+    """Share of products whose 1-, 2- and L-level prefix changed between two runs."""
+    before = dict(SemanticId.objects.filter(run=old).values_list("product_id", "codes"))
+    after = dict(SemanticId.objects.filter(run=new).values_list("product_id", "codes"))
+    common = [pk for pk in after if pk in before]
+    if not common:
+        return {}
+    levels = len(next(iter(after.values())))
+    churn = {}
+    for depth in sorted({1, 2, levels}):
+        changed = sum(before[pk][:depth] != after[pk][:depth] for pk in common)
+        churn[f"prefix_{depth}"] = changed / len(common)
+    churn["products"] = len(common)
+    return churn
+
+
+def assign_products(*, product_ids: list[int], flavors=None) -> int:
+    """Code new or changed products with each flavor's active run, without retraining (cold start)."""
+    assigned = 0
+    for flavor in flavors or [r.flavor for r in QuantizerRun.objects.filter(is_active=True)]:
+        run = active_run(flavor, required=False)
+        if run is None or not run.weights:
+            continue
+        embed_products(flavor=flavor, product_ids=product_ids)
+        ids, vectors = product_vectors(flavor=flavor, product_ids=product_ids)
+        if not len(ids):
+            continue
+        model, _ = load_model(bytes(run.weights), device=device())
+        encoded = encode(model, vectors, device=device())
+        write_codes(run=run, product_ids=ids, codes=encoded.codes, errors=encoded.reconstruction_error,
+                    gaps=encoded.gaps)
+        assigned += len(ids)
+    return assigned
+
+
+def code_for_record(*, record: dict, flavor: str) -> dict:
+    """The code the active run gives a product that is not in the catalog (nothing is written)."""
+    run = active_run(flavor)
+    if not run.weights:
+        raise ValueError(f"run #{run.pk} ({run.kind}) has no learned weights; cold start needs an RQ-VAE run")
+    text = product_text(record, flavor)
+    vector = encode_texts(load_encoder(run.embedding_model), [text])
+    model, _ = load_model(bytes(run.weights), device=device())
+    encoded = encode(model, vector, device=device())
+    codes = encoded.codes[0].tolist()
+    return {
+        "run": run.pk,
+        "flavor": flavor,
+        "text": text,
+        "codes": codes,
+        "semantic_id": code_string(codes),
+        "reconstruction_error": float(encoded.reconstruction_error[0]),
+        "gaps": [float(g) for g in encoded.gaps[0]],
+    }
+
+
+def train_job(*, params: dict, user=None, progress=None) -> dict:
+    run = QuantizerRun.objects.get(pk=params["run_id"])
+    train_run(run=run, progress=progress, activate=params.get("activate", True))
+    return {"run": run.pk, "metrics": run.metrics}
