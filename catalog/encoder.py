@@ -55,7 +55,7 @@ def encode_texts(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """(N, D) float32, L2-normalised. Encodes in chunks so progress can be reported."""
-    dim = model.get_sentence_embedding_dimension()
+    dim = (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
     out = np.empty((len(texts), dim), dtype=np.float32)
     for start in range(0, len(texts), chunk):
         part = list(texts[start : start + chunk])

@@ -1,0 +1,72 @@
+"""The whole slice through the real worker: import -> embed -> train -> assign -> evaluate -> audit."""
+
+import numpy as np
+import pytest
+
+from audit.models import Flag, Score
+from catalog.demo import generate_demo_catalog, write_csv
+from catalog.jobs import start_job
+from catalog.models import Job, Product
+from catalog.services import import_catalog
+from quantizer.models import QuantizerRun, SemanticId
+from quantizer.selectors import products_by_prefix, related, substitutes
+from quantizer.services import assign_products
+from tests.conftest import wait_for
+
+
+@pytest.fixture
+def demo(tmp_path, transactional_db):
+    catalog = generate_demo_catalog(n_products=600, seed=3, mislabel_rate=0.04)
+    path = tmp_path / "demo.csv"
+    write_csv(catalog, path)
+    import_catalog(path=path)
+    return catalog
+
+
+def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_ones(demo, worker, admin_user, tmp_path):
+    job = start_job(kind="pipeline", params={"flavors": ["precision"], "seed": 0}, user=admin_user)
+    job = wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=["succeeded", "failed"]).first(), timeout=600)
+    assert job.status == "succeeded", job.result
+
+    run = QuantizerRun.objects.get(flavor="precision", is_active=True)
+    assert run.status == "succeeded" and run.weights and len(run.history) == run.config["epochs"]
+    assert {"reconstruction", "contrastive", "total"} <= set(run.history[-1])
+    for key in ("spearman", "high_sim_same_l1", "nmi_l1", "utilization_l1", "collision_rate"):
+        assert key in run.metrics
+    ids = SemanticId.objects.filter(run=run)
+    assert ids.count() == Product.objects.count() == 600
+    full_ids = [s.full_id for s in ids]
+    assert len(set(full_ids)) == len(full_ids)
+
+    # prefix, substitute and related selectors agree with the stored codes
+    first = ids.order_by("product_id").first()
+    level1 = str(first.codes[0])
+    under = products_by_prefix(run=run, prefix=level1)
+    assert under.count() == ids.filter(codes__0=first.codes[0]).count()
+    assert all(s.code == first.code for s in substitutes(semantic_id=first))
+    assert all(s.codes[:d] == first.codes[:d] for s, d in related(semantic_id=first))
+
+    # the audit scored everyone, and the planted wrong labels rank above the rest
+    scores = dict(Score.objects.filter(run=run).values_list("product__external_id", "confidence"))
+    assert len(scores) == 600
+    planted = [scores[e] for e in demo.planted]
+    clean = [c for e, c in scores.items() if e not in demo.planted]
+    assert np.mean(planted) > np.mean(clean) + 0.3
+    flags = Flag.objects.filter(run=run, queue="mislabel").select_related("product", "suggested")
+    flagged_planted = [f for f in flags if f.product.external_id in demo.planted]
+    assert len(flagged_planted) >= len(demo.planted) / 3  # small catalog: ~7 products a leaf
+    flag = flagged_planted[0]
+    assert flag.evidence["cluster"]["composition"] and flag.evidence["neighbours"]
+    right = sum(f.suggested.path == demo.true_paths[f.product.external_id] for f in flagged_planted)
+    assert right >= 0.7 * len(flagged_planted)
+
+
+    # a new product gets its code from the active run, without retraining (cold start)
+    runs_before = QuantizerRun.objects.count()
+    product = Product.objects.create(external_id="NEW-1", name="Organic Whole Milk 1 l", brand="Alpine Crest",
+                                     category=Product.objects.first().category)
+    assert assign_products(product_ids=[product.pk], flavors=["precision"]) == 1
+    semantic_id = SemanticId.objects.get(run=run, product=product)
+    assert len(semantic_id.codes) == len(run.config["codebook_sizes"])
+    assert semantic_id.reconstruction_error is not None and len(semantic_id.gaps) == len(semantic_id.codes)
+    assert QuantizerRun.objects.count() == runs_before
