@@ -1,0 +1,36 @@
+"""Set up Django against a throwaway benchmark database (embedded server unless DATABASE_URL)."""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("SEMID_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+
+def require(*names: str) -> list[Path]:
+    paths = [DATA / n for n in names]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        sys.exit(f"{', '.join(missing)} not found: benchmarks read ../shared/data by path (or set SEMID_DATA_DIR)")
+    return paths
+
+
+def fresh_database(name: str) -> None:
+    """Point Django at database `name`, empty it and migrate."""
+    sys.path.insert(0, str(ROOT))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
+    os.environ["SEMID_DB_NAME"] = name
+    if not os.environ.get("DATABASE_URL"):
+        from config import embedded
+
+        embedded.postgres_settings(Path(os.environ.get("SEMID_HOME", ROOT / ".semid")).resolve(), name)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    call_command("migrate", verbosity=0)
