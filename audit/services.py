@@ -153,7 +153,8 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
         if flag is None:
             Flag.objects.create(product=product, run=run, **values)
             created += 1
-        elif flag.status in (Flag.Status.OPEN, Flag.Status.STALE, Flag.Status.DEFERRED):
+        elif flag.status in (Flag.Status.OPEN, Flag.Status.STALE, Flag.Status.DEFERRED, Flag.Status.REJECTED):
+            # a rejected flag gets here only when its evidence changed materially since the rejection
             Flag.objects.filter(pk=flag.pk).update(status=Flag.Status.OPEN, **values)
             refreshed += 1
     # open flags no longer raised and never decided are withdrawn
@@ -262,9 +263,17 @@ def _check_claim(flag: Flag, reviewer) -> None:
             raise ReviewError(f"your claim on flag #{flag.pk} expired and another reviewer took it")
 
 
-@transaction.atomic
 def decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None = None, note: str = "") -> Decision:
     """One transaction: the flag's new state, the catalog change, and an immutable Decision row."""
+    try:
+        return _decide_flag(flag=flag, reviewer=reviewer, action=action, category=category, note=note)
+    except FlagStale:
+        Flag.objects.filter(pk=flag.pk).update(status=Flag.Status.STALE)  # outlives the rolled-back decision
+        raise
+
+
+@transaction.atomic
+def _decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None, note: str) -> Decision:
     flag = Flag.objects.select_for_update().select_related("product").get(pk=flag.pk)
     product = Product.objects.select_for_update().get(pk=flag.product_id)
     if action not in Decision.Action.values or action == Decision.Action.UNDO:
@@ -341,7 +350,7 @@ def undo_last_decisions(*, reviewer, count: int = 1) -> list[Decision]:
     """Revert the reviewer's last `count` decisions: the catalog change and the flag state."""
     undone = []
     decisions = (
-        Decision.objects.select_for_update()
+        Decision.objects.select_for_update(of=("self",))  # reverted_by is an outer join
         .filter(reviewer=reviewer, reverted_by__isnull=True, is_second_review=False)
         .exclude(action__in=[Decision.Action.UNDO, Decision.Action.COMMENT])
         .order_by("-created_at", "-id")[:count]
@@ -349,6 +358,7 @@ def undo_last_decisions(*, reviewer, count: int = 1) -> list[Decision]:
     for decision in decisions:
         product = Product.objects.select_for_update().get(pk=decision.product_id)
         flag = Flag.objects.select_for_update().get(pk=decision.flag_id)
+        status_before = flag.status
         if decision.to_category_id != decision.from_category_id:
             if product.category_id != decision.to_category_id:
                 raise ReviewError(f"{product.name} was moved again since; undo that change first")
@@ -361,7 +371,7 @@ def undo_last_decisions(*, reviewer, count: int = 1) -> list[Decision]:
         undone.append(Decision.objects.create(
             flag=flag, product=product, reviewer=reviewer, action=Decision.Action.UNDO, reverts=decision,
             from_category_id=decision.to_category_id, to_category_id=decision.from_category_id,
-            flag_status_before=decision.flag.status,
+            flag_status_before=status_before,
         ))
     return undone
 

@@ -1,0 +1,191 @@
+"""REST API for the catalog: products, categories, similar products, imports and jobs."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import django_filters
+from django.conf import settings
+from django.db.models import Prefetch, Q
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.permissions import IsAdmin, IsReviewer
+from catalog.embeddings import similar_products
+from catalog.jobs import start_job
+from catalog.models import PATH_SEPARATOR, Category, Flavor, Job, Product
+from quantizer.models import SemanticId
+
+UPLOAD_EXTENSIONS = (".csv", ".jsonl", ".ndjson")
+MAX_SIMILAR = 100
+
+
+# --- serializers -------------------------------------------------------------------------------
+
+
+class CategorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Category
+        fields = ["id", "name", "path", "depth", "parent"]
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    category_path = serializers.CharField(source="category.path", default=None, read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "external_id", "name", "brand", "category", "category_path", "updated_at"]
+
+
+class ProductSemanticIdSerializer(serializers.ModelSerializer):
+    flavor = serializers.CharField(source="run.flavor", read_only=True)
+    full_id = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = SemanticId
+        fields = ["run", "flavor", "code", "token", "full_id", "codes", "reconstruction_error", "gaps"]
+
+
+class ProductDetailSerializer(ProductSerializer):
+    category = CategorySerializer(read_only=True)
+    semantic_ids = serializers.SerializerMethodField(help_text="one per active run (flavor)")
+
+    class Meta(ProductSerializer.Meta):
+        fields = [*ProductSerializer.Meta.fields, "description", "size", "attributes", "extracted", "semantic_ids",
+                  "created_at"]
+
+    @extend_schema_field(ProductSemanticIdSerializer(many=True))
+    def get_semantic_ids(self, product):
+        return ProductSemanticIdSerializer(product.active_semantic_ids, many=True).data
+
+
+class SimilarProductSerializer(serializers.Serializer):
+    product = ProductSerializer()
+    similarity = serializers.FloatField()
+
+
+class SimilarQuerySerializer(serializers.Serializer):
+    flavor = serializers.ChoiceField(choices=Flavor.choices, default=Flavor.PRECISION)
+    k = serializers.IntegerField(min_value=1, max_value=MAX_SIMILAR, default=10)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = Job
+        fields = ["id", "kind", "status", "progress", "message", "result", "created_by", "created_at", "updated_at"]
+
+
+class ImportSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="a catalog file: .csv or .jsonl (see the import format)")
+
+    def validate_file(self, file):
+        if Path(file.name).suffix.lower() not in UPLOAD_EXTENSIONS:
+            raise serializers.ValidationError(
+                f"unsupported file type {Path(file.name).suffix or '(none)'!r}: use .csv or .jsonl"
+            )
+        return file
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+
+class ProductFilter(django_filters.FilterSet):
+    category = django_filters.ModelChoiceFilter(
+        queryset=Category.objects.all(), method="in_category", help_text="category id; includes its subcategories"
+    )
+    brand = django_filters.CharFilter(lookup_expr="iexact")
+    search = django_filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="part of the name")
+
+    class Meta:
+        model = Product
+        fields = ["category", "brand", "search"]
+
+    def in_category(self, queryset, name, category):
+        return queryset.filter(Q(category=category) | Q(category__path__startswith=category.path + PATH_SEPARATOR))
+
+
+class CategoryFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(field_name="path", lookup_expr="icontains", help_text="part of the path")
+
+    class Meta:
+        model = Category
+        fields = ["q", "depth", "parent"]
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+class ProductViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [IsReviewer]
+    filterset_class = ProductFilter
+
+    def get_queryset(self):
+        queryset = Product.objects.select_related("category").order_by("id")
+        if self.action == "retrieve":
+            active = SemanticId.objects.filter(run__is_active=True).select_related("run").order_by("run__flavor")
+            queryset = queryset.prefetch_related(
+                Prefetch("semantic_ids", queryset=active, to_attr="active_semantic_ids"))
+        return queryset
+
+    def get_serializer_class(self):
+        return ProductDetailSerializer if self.action == "retrieve" else ProductSerializer
+
+    @extend_schema(
+        parameters=[SimilarQuerySerializer],
+        responses=SimilarProductSerializer(many=True),
+        description="The k nearest products by cosine similarity of the flavor's embeddings (empty when the "
+                    "product has no embedding of that flavor).",
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def similar(self, request, pk=None):
+        product = self.get_object()
+        query = SimilarQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        pairs = similar_products(product=product, **query.validated_data)
+        data = [{"product": other, "similarity": similarity} for other, similarity in pairs]
+        return Response(SimilarProductSerializer(data, many=True).data)
+
+
+class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [IsReviewer]
+    queryset = Category.objects.order_by("path")
+    serializer_class = CategorySerializer
+    filterset_class = CategoryFilter
+
+
+class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Background jobs (imports, training): status, progress, and the result (row errors on a bad file)."""
+
+    permission_classes = [IsAdmin]
+    queryset = Job.objects.select_related("created_by").order_by("-created_at", "-id")
+    serializer_class = JobSerializer
+    filterset_fields = ["kind", "status"]
+
+
+class ImportView(APIView):
+    """Upload a catalog file; it is validated and imported by a background job (poll /api/jobs/{id}/)."""
+
+    permission_classes = [IsAdmin]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": ImportSerializer}, responses={202: JobSerializer})
+    def post(self, request):
+        serializer = ImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        folder = Path(settings.SEMID_HOME) / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{uuid.uuid4().hex}{Path(upload.name).suffix.lower()}"
+        with open(path, "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        job = start_job(kind="import", params={"path": str(path), "filename": upload.name}, user=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+

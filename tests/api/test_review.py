@@ -1,0 +1,233 @@
+"""The review workflow through the API: claims, decisions, undo, bulk, stale flags, leases, re-raising."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from audit.models import Decision, Flag
+from audit.services import _write_flags
+from catalog.models import Product
+from catalog.services import move_product
+from tests.api.conftest import client_for, evidence_for
+
+
+def claim(client, **body):
+    return client.post("/api/flags/claim/", body, format="json")
+
+
+def decide(client, flag, **body):
+    return client.post(f"/api/flags/{flag.pk}/decide/", body, format="json")
+
+
+def test_two_reviewers_get_different_flags_and_an_empty_queue_answers_204(catalog, reviewer_user, second_reviewer,
+                                                                           admin_user):
+    first = claim(client_for(reviewer_user))
+    second = claim(client_for(second_reviewer))
+
+    assert first.status_code == second.status_code == 200
+    assert first.json()["id"] == catalog.flags["parmesan"].pk  # the higher confidence first
+    assert second.json()["id"] == catalog.flags["kalamata"].pk
+    assert first.json()["claimed_by"] == "rita" and first.json()["status"] == "claimed"
+    assert claim(client_for(reviewer_user)).json()["id"] == first.json()["id"]  # you keep what you hold
+    assert claim(client_for(admin_user)).status_code == 204
+
+
+def test_claim_filters_and_bad_queue(catalog, reviewer_user):
+    client = client_for(reviewer_user)
+    assert claim(client, min_confidence=0.95).status_code == 204
+    assert claim(client, department="Dairy").json()["id"] == catalog.flags["kalamata"].pk
+    response = claim(client, queue="nope")
+    assert response.status_code == 400 and "queue" in response.json()
+
+
+def test_claiming_a_flag_held_by_another_reviewer_is_a_conflict(catalog, reviewer_user, second_reviewer):
+    flag = catalog.flags["parmesan"]
+    assert client_for(reviewer_user).post(f"/api/flags/{flag.pk}/claim/").status_code == 200
+
+    response = client_for(second_reviewer).post(f"/api/flags/{flag.pk}/claim/")
+
+    assert response.status_code == 409
+    assert "claimed by rita" in response.json()["detail"]
+
+
+def test_an_expired_lease_lets_another_reviewer_claim_the_flag(catalog, reviewer_user, second_reviewer):
+    flag = catalog.flags["parmesan"]
+    assert client_for(reviewer_user).post(f"/api/flags/{flag.pk}/claim/").status_code == 200
+    Flag.objects.filter(pk=flag.pk).update(claim_expires_at=timezone.now() - timedelta(seconds=1))
+
+    response = claim(client_for(second_reviewer))
+
+    assert response.status_code == 200 and response.json()["id"] == flag.pk
+    assert response.json()["claimed_by"] == "rob"
+    # the first reviewer's decision now fails: the lease went to someone else
+    assert decide(client_for(reviewer_user), flag, action="accept").status_code == 409
+
+
+def test_accept_moves_the_product_and_records_the_decision_and_history(catalog, reviewer_user):
+    client = client_for(reviewer_user)
+    flag, product = catalog.flags["parmesan"], catalog.products["parmesan"]
+    claim(client)
+
+    response = decide(client, flag, action="accept", note="clearly cheese")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["action"] == "accept" and body["flag_status"] == "accepted" and body["reviewer"] == "rita"
+    assert body["from_category"]["path"] == "Pantry > Olives"
+    assert body["to_category"]["path"] == "Dairy > Cheese"
+    product.refresh_from_db()
+    assert product.category.path == "Dairy > Cheese"
+    assert Decision.objects.get(pk=body["id"]).note == "clearly cheese"
+    event = product.category_events.order_by("-pgh_id").first()
+    assert event.pgh_label == "category_changed" and event.category_id == product.category_id
+    assert event.pgh_context.metadata["source"] == "review:accept"
+    listed = client.get(f"/api/decisions/?product={product.pk}").json()
+    assert [d["id"] for d in listed["results"]] == [body["id"]]
+
+
+def test_reassign_moves_the_product_to_the_given_category(catalog, reviewer_user):
+    client = client_for(reviewer_user)
+    flag, product = catalog.flags["parmesan"], catalog.products["parmesan"]
+    milk = catalog.categories["Dairy > Milk"]
+    claim(client)
+
+    assert decide(client, flag, action="reassign").status_code == 400  # no category given
+    response = decide(client, flag, action="reassign", category=milk.pk)
+
+    assert response.status_code == 201 and response.json()["flag_status"] == "reassigned"
+    product.refresh_from_db()
+    assert product.category == milk
+
+
+def test_reject_leaves_the_category_and_undo_restores_an_accept(catalog, reviewer_user, second_reviewer):
+    client = client_for(reviewer_user)
+    parmesan, kalamata = catalog.products["parmesan"], catalog.products["kalamata"]
+    claim(client)
+    assert decide(client, catalog.flags["parmesan"], action="reject").status_code == 201
+    parmesan.refresh_from_db()
+    assert parmesan.category.path == "Pantry > Olives"
+    assert Flag.objects.get(pk=catalog.flags["parmesan"].pk).status == "rejected"
+
+    claim(client)
+    assert decide(client, catalog.flags["kalamata"], action="accept").status_code == 201
+    kalamata.refresh_from_db()
+    assert kalamata.category.path == "Pantry > Olives"
+
+    response = client.post("/api/flags/undo/", {"count": 1}, format="json")
+
+    assert response.status_code == 200
+    [undo] = response.json()
+    assert undo["action"] == "undo" and undo["to_category"]["path"] == "Dairy > Cheese"
+    kalamata.refresh_from_db()
+    assert kalamata.category.path == "Dairy > Cheese"
+    flag = Flag.objects.get(pk=catalog.flags["kalamata"].pk)
+    assert flag.status == "claimed" and flag.claimed_by == reviewer_user
+    # another reviewer's undo touches nothing of rita's
+    assert client_for(second_reviewer).post("/api/flags/undo/", {"count": 5}, format="json").json() == []
+    assert client.post("/api/flags/undo/", {"count": 0}, format="json").status_code == 400
+
+
+def test_bulk_accept_as_admin(catalog, admin_user):
+    ids = [f.pk for f in catalog.flags.values()]
+
+    response = client_for(admin_user).post("/api/flags/bulk/", {"ids": ids, "action": "accept"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["decided"] == 2 and response.json()["skipped"] == []
+    assert dict(Product.objects.filter(external_id__in=["P1", "P2"]).values_list("external_id", "category__path")) == {
+        "P1": "Dairy > Cheese", "P2": "Pantry > Olives"}
+    assert set(Flag.objects.values_list("status", flat=True)) == {"accepted"}
+
+
+def test_bulk_refuses_decided_and_unknown_flags_without_changing_anything(catalog, admin_user):
+    client = client_for(admin_user)
+    Flag.objects.filter(pk=catalog.flags["kalamata"].pk).update(status="rejected")
+    ids = [f.pk for f in catalog.flags.values()]
+
+    decided = client.post("/api/flags/bulk/", {"ids": ids, "action": "accept"}, format="json")
+    unknown = client.post("/api/flags/bulk/", {"ids": [999999], "action": "accept"}, format="json")
+    bad_action = client.post("/api/flags/bulk/", {"ids": ids, "action": "reassign"}, format="json")
+
+    assert decided.status_code == 400 and "already decided" in str(decided.json())
+    assert unknown.status_code == 400 and "999999" in str(unknown.json())
+    assert bad_action.status_code == 400
+    assert not Decision.objects.exists()
+    assert Flag.objects.get(pk=catalog.flags["parmesan"].pk).status == "open"
+
+
+def test_accepting_a_flag_whose_product_moved_since_scoring_is_a_conflict_and_marks_it_stale(catalog, reviewer_user,
+                                                                                           admin_user):
+    client = client_for(reviewer_user)
+    flag, product = catalog.flags["parmesan"], catalog.products["parmesan"]
+    claim(client)
+    move_product(product=product, category=catalog.categories["Dairy > Milk"], user=admin_user)
+
+    response = decide(client, flag, action="accept")
+
+    assert response.status_code == 409
+    assert "changed since it was scored" in response.json()["detail"]
+    assert Flag.objects.get(pk=flag.pk).status == "stale"
+    product.refresh_from_db()
+    assert product.category.path == "Dairy > Milk"
+    assert not Decision.objects.exists()
+    stale = client.get("/api/flags/?queue=stale").json()
+    assert [f["id"] for f in stale["results"]] == [flag.pk]
+
+
+def test_a_rejected_flag_is_not_re_raised_unless_the_evidence_changes(catalog, reviewer_user):
+    client = client_for(reviewer_user)
+    flag, product = catalog.flags["parmesan"], catalog.products["parmesan"]
+    cheese, milk = catalog.categories["Dairy > Cheese"], catalog.categories["Dairy > Milk"]
+    claim(client)
+    assert decide(client, flag, action="reject", note="it is sold with the olives").status_code == 201
+    product.refresh_from_db()
+
+    stats = _write_flags(run=catalog.run, flagged=[(product, cheese.pk, 0.95, evidence_for(cheese.path), False, 0.9)])
+
+    assert stats["suppressed"] == 1
+    assert not Flag.objects.filter(product=product, status__in=Flag.OPEN_STATES).exists()
+
+    stats = _write_flags(run=catalog.run, flagged=[(product, milk.pk, 0.95, evidence_for(milk.path), False, 0.9)])
+
+    assert stats["suppressed"] == 0
+    reopened = Flag.objects.get(product=product, status__in=Flag.OPEN_STATES)
+    assert reopened.suggested == milk
+
+
+def test_flag_list_filters(catalog, reviewer_user):
+    client = client_for(reviewer_user)
+
+    def ids(query):
+        response = client.get(f"/api/flags/?{query}")
+        assert response.status_code == 200, response.content
+        return [f["id"] for f in response.json()["results"]]
+
+    parmesan, kalamata = catalog.flags["parmesan"].pk, catalog.flags["kalamata"].pk
+    assert ids("") == [parmesan, kalamata]
+    assert ids("queue=mislabel&status=open") == [parmesan, kalamata]
+    assert ids("queue=uncategorized") == []
+    assert ids("min_confidence=0.85") == [parmesan]
+    assert ids("max_confidence=0.85") == [kalamata]
+    assert ids("department=Pantry") == [parmesan]
+    assert ids("flavor=precision") == [parmesan, kalamata]
+    assert ids("flavor=discovery") == []
+    assert ids(f"run={catalog.run.pk}") == [parmesan, kalamata]
+    assert client.get("/api/flags/?min_confidence=high").status_code == 400
+    detail = client.get(f"/api/flags/{parmesan}/").json()
+    assert detail["label"]["path"] == "Pantry > Olives" and detail["suggested"]["path"] == "Dairy > Cheese"
+    assert detail["evidence"]["cluster"]["composition"][0][0] == "Dairy > Cheese"
+
+
+def test_queue_figures(catalog, reviewer_user):
+    client = client_for(reviewer_user)
+    claim(client)
+    decide(client, catalog.flags["parmesan"], action="reject")
+
+    body = client.get("/api/queues/").json()
+
+    by_queue = {q["queue"]: q for q in body["queues"]}
+    assert by_queue["mislabel"]["open"] == 1 and by_queue["mislabel"]["decided_today"] == 1
+    assert body["second_review"] == {"reviewed": 0, "agreement": None}
+    assert client.get("/api/queues/?department=Dairy").json()["queues"][0]["open"] == 1
