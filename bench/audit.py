@@ -113,10 +113,10 @@ def cleanlab_baseline(embeddings, labels, n_classes, seed, n_jobs) -> dict:
             LogisticRegression(max_iter=1000), embeddings, labels,
             cv=StratifiedKFold(5, shuffle=True, random_state=seed), method="predict_proba", n_jobs=n_jobs,
         )
-    if pred_probs.shape[1] != n_classes:
-        raise RuntimeError("cross_val_predict dropped classes")
-    quality = get_label_quality_scores(labels, pred_probs)
-    issues = find_label_issues(labels, pred_probs)
+        if pred_probs.shape[1] != n_classes:
+            raise RuntimeError("cross_val_predict dropped classes")
+        quality = get_label_quality_scores(labels, pred_probs)
+        issues = find_label_issues(labels, pred_probs)
     return {"score": 1.0 - quality, "issues": issues, "probs": pred_probs}
 
 

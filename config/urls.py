@@ -1,7 +1,31 @@
+import importlib.util
+
 from django.contrib import admin
 from django.urls import include, path
+
+from audit import views as audit_views
+from catalog import views as catalog_views
+from quantizer import views as quantizer_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", audit_views.home, name="home"),
+    path("review/start/", audit_views.start_review, name="ui-review-start"),
+    path("review/undo/", audit_views.undo, name="ui-review-undo"),
+    path("flags/<int:pk>/", audit_views.flag_detail, name="flag"),
+    path("flags/<int:pk>/decide/", audit_views.flag_decide, name="ui-flag-decide"),
+    path("flags/<int:pk>/next/", audit_views.flag_next, name="ui-flag-next"),
+    path("categories/search/", catalog_views.category_search, name="ui-category-search"),
+    path("products/<int:pk>/", catalog_views.product_detail, name="product"),
+    path("import/", catalog_views.import_page, name="import"),
+    path("jobs/<int:pk>/", catalog_views.job_detail, name="job"),
+    path("clusters/", quantizer_views.clusters, name="clusters"),
+    path("runs/", quantizer_views.runs, name="runs"),
+    path("runs/pipeline/", quantizer_views.run_pipeline, name="ui-run-pipeline"),
+    path("runs/<int:pk>/activate/", quantizer_views.activate, name="ui-run-activate"),
 ]
+
+# The REST API lives in config/api_urls.py (built alongside); mount it once it exists.
+if importlib.util.find_spec("config.api_urls"):
+    urlpatterns.append(path("api/", include("config.api_urls")))

@@ -1,0 +1,95 @@
+"""Turning raw scores into a calibrated P(label is wrong).
+
+Isotonic regression of "was this label moved on purpose" on the raw score, fitted on a copy of the
+catalog with known injected wrong labels. The catalog's own, unknown mistakes sit among the
+"not injected" products of that copy and would pull the curve down (a score that is certainly
+wrong would read ~0.5 when as many real mistakes as injected ones score there). So the curve is
+divided by c = P(injected | wrong), estimated among the top-scored products of the copy, where
+nearly every label is wrong (Elkan & Noto, 2008, learning from positive and unlabelled data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+
+from audit.core.scoring import Combiner, SignalParams, inject_mixture, score_products
+
+
+@dataclass
+class Calibrator:
+    x: list  # raw-score thresholds, increasing
+    y: list  # calibrated P(wrong) at each threshold, non-decreasing, in [0, 1]
+    injected_share: float = 1.0  # c: share of wrong labels among the top-scored that were injected
+
+    def predict(self, raw) -> np.ndarray:
+        raw = np.asarray(raw, dtype=np.float64)
+        return np.clip(np.interp(raw, self.x, self.y), 0.0, 1.0)
+
+    def to_dict(self) -> dict:
+        return {"method": "isotonic", "x": list(self.x), "y": list(self.y), "injected_share": self.injected_share}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibrator":
+        return cls(x=list(d["x"]), y=list(d["y"]), injected_share=float(d.get("injected_share", 1.0)))
+
+
+def fit_calibrator(raw, injected, *, correct_for_unknown_errors: bool = True) -> Calibrator:
+    """Isotonic raw -> P(injected), divided by the estimated share of injected among wrong labels."""
+    raw = np.asarray(raw, dtype=np.float64)
+    injected = np.asarray(injected, dtype=bool)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, injected.astype(float))
+    x, y = np.asarray(iso.X_thresholds_, dtype=np.float64), np.asarray(iso.y_thresholds_, dtype=np.float64)
+    share = 1.0
+    n_injected = int(injected.sum())
+    if correct_for_unknown_errors and n_injected >= 10:
+        top = np.argsort(-raw, kind="stable")[: max(n_injected // 2, 5)]
+        share = float(np.clip(injected[top].mean(), 0.05, 1.0))
+        y = np.minimum(y / share, 1.0)
+    if len(x) == 1:  # a constant fit: make interp well defined
+        x, y = np.array([0.0, 1.0]), np.array([y[0], y[0]])
+    return Calibrator(x=x.tolist(), y=y.tolist(), injected_share=share)
+
+
+def calibrate(
+    *,
+    embeddings,
+    taxonomy,
+    codes,
+    combiner: Combiner,
+    rate: float = 0.03,
+    seed: int = 1,
+    brands=None,
+    device: str = "cpu",
+    params: SignalParams | None = None,
+    correct_for_unknown_errors: bool = True,
+) -> Calibrator:
+    """Inject ``rate`` known wrong labels into a copy (uniform, sibling and look-alike moves, brand
+    moves when ``brands`` is given), score the copy with the same ``combiner``, fit raw -> P(wrong).
+
+    Use a ``seed`` other than the one the combiner was fitted with, so the copy is a held-out one.
+    """
+    noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 202, embeddings=embeddings, brands=brands)
+    scores = score_products(
+        embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=combiner, seed=seed, device=device,
+        params=params, signals=combiner.signals,
+    )
+    labelled = scores.labels >= 0
+    return fit_calibrator(
+        scores.raw_score[labelled], injected[labelled], correct_for_unknown_errors=correct_for_unknown_errors
+    )
+
+
+def expected_calibration_error(prob, outcome, n_bins: int = 10) -> float:
+    """Count-weighted mean |mean(prob) - mean(outcome)| over equal-width probability bins."""
+    prob = np.asarray(prob, dtype=np.float64)
+    outcome = np.asarray(outcome, dtype=np.float64)
+    bins = np.minimum((prob * n_bins).astype(int), n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            total += m.sum() * abs(prob[m].mean() - outcome[m].mean())
+    return float(total / max(len(prob), 1))

@@ -1,0 +1,131 @@
+"""Known wrong labels, injected on purpose: the ground truth of the audit benchmark and of calibration.
+
+A label is a taxonomy row: column t holds the id of the product's depth-(t+1) path prefix, -1 where
+absent (see ``quantizer.core``). A "leaf" is one distinct labelled row. Injection moves a product's
+whole row to another leaf's row, so noisy labels stay consistent multi-level paths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+REGIMES = ("uniform", "sibling", "lookalike", "brand")
+
+
+def leaf_classes(taxonomy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct labelled rows of ``taxonomy`` and each product's index into them.
+
+    Returns ``(leaf_paths (K, T) int64, labels (N,) int64)``; unlabeled products (row all -1) get -1.
+    """
+    taxonomy = np.asarray(taxonomy, dtype=np.int64)
+    labelled = (taxonomy >= 0).any(axis=1)
+    labels = np.full(len(taxonomy), -1, dtype=np.int64)
+    if not labelled.any():
+        return np.zeros((0, taxonomy.shape[1]), dtype=np.int64), labels
+    leaf_paths, inverse = np.unique(taxonomy[labelled], axis=0, return_inverse=True)
+    labels[labelled] = inverse.reshape(-1)
+    return leaf_paths, labels
+
+
+def parent_groups(leaf_paths: np.ndarray) -> np.ndarray:
+    """(K,) id of each leaf's parent path (the row without its deepest present level)."""
+    parents = leaf_paths.copy()
+    for k, row in enumerate(parents):
+        present = np.flatnonzero(row >= 0)
+        if len(present):
+            row[present[-1]] = -1
+    _, parent_of = np.unique(parents, axis=0, return_inverse=True)
+    return parent_of.reshape(-1)
+
+
+def leaf_centroid_neighbours(embeddings: np.ndarray, labels: np.ndarray, n_leaves: int) -> np.ndarray:
+    """(K,) the other leaf whose mean embedding is nearest by cosine (-1 where a leaf is empty)."""
+    centroids = np.zeros((n_leaves, embeddings.shape[1]), dtype=np.float64)
+    np.add.at(centroids, labels[labels >= 0], embeddings[labels >= 0])
+    norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+    empty = norms[:, 0] == 0
+    centroids /= np.where(norms == 0, 1.0, norms)
+    sims = centroids @ centroids.T
+    np.fill_diagonal(sims, -np.inf)
+    sims[:, empty] = -np.inf
+    nearest = sims.argmax(axis=1)
+    nearest[empty] = -1
+    return nearest
+
+
+def inject_noise(
+    taxonomy: np.ndarray,
+    regime: str,
+    rate: float = 0.03,
+    seed: int = 0,
+    embeddings: np.ndarray | None = None,
+    brands=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move ``rate`` of the labelled products to a wrong leaf.
+
+    Regimes: ``uniform`` (a random other leaf), ``sibling`` (another leaf under the same parent;
+    products whose leaf has no sibling are never picked), ``lookalike`` (the other leaf with the
+    nearest embedding centroid; needs ``embeddings``), ``brand`` (whole brands moved together to
+    one other leaf, brands drawn until about ``rate`` of products moved; needs ``brands``).
+
+    Returns ``(noisy_taxonomy (N, T) int64, injected (N,) bool)``.
+    """
+    if regime not in REGIMES:
+        raise ValueError(f'unknown noise regime "{regime}": choose one of {", ".join(REGIMES)}')
+    taxonomy = np.asarray(taxonomy, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    leaf_paths, labels = leaf_classes(taxonomy)
+    n_leaves = len(leaf_paths)
+    labelled = np.flatnonzero(labels >= 0)
+    target = int(round(rate * len(labelled)))
+    new_label = labels.copy()
+    injected = np.zeros(len(taxonomy), dtype=bool)
+    if n_leaves < 2 or target == 0:
+        return taxonomy.copy(), injected
+
+    if regime == "uniform":
+        chosen = rng.choice(labelled, size=target, replace=False)
+        shift = rng.integers(1, n_leaves, size=target)  # never 0: always another leaf
+        new_label[chosen] = (labels[chosen] + shift) % n_leaves
+        injected[chosen] = True
+    elif regime == "sibling":
+        parent_of = parent_groups(leaf_paths)
+        siblings = [np.flatnonzero((parent_of == parent_of[k]) & (np.arange(n_leaves) != k)) for k in range(n_leaves)]
+        eligible = labelled[np.array([len(siblings[labels[i]]) > 0 for i in labelled], dtype=bool)]
+        chosen = rng.choice(eligible, size=min(target, len(eligible)), replace=False)
+        for i in chosen:
+            new_label[i] = rng.choice(siblings[labels[i]])
+        injected[chosen] = True
+    elif regime == "lookalike":
+        if embeddings is None:
+            raise ValueError('noise regime "lookalike" needs embeddings')
+        nearest = leaf_centroid_neighbours(np.asarray(embeddings, dtype=np.float64), labels, n_leaves)
+        chosen = rng.choice(labelled, size=target, replace=False)
+        new_label[chosen] = nearest[labels[chosen]]
+        injected[chosen] = True
+    else:  # brand
+        if brands is None:
+            raise ValueError('noise regime "brand" needs brands')
+        brands = np.asarray([("" if b is None else str(b).strip().lower()) for b in brands], dtype=object)
+        by_brand: dict[str, list[int]] = {}
+        for i in labelled:
+            if brands[i]:
+                by_brand.setdefault(brands[i], []).append(i)
+        names = sorted(by_brand)
+        moved = 0
+        for b in rng.permutation(len(names)):
+            members = np.asarray(by_brand[names[b]])
+            if moved + len(members) > 1.5 * target and moved > 0:
+                continue  # a huge brand would overshoot the requested rate
+            majority = np.bincount(labels[members], minlength=n_leaves).argmax()
+            destination = (majority + rng.integers(1, n_leaves)) % n_leaves
+            members = members[labels[members] != destination]
+            new_label[members] = destination
+            injected[members] = True
+            moved += len(members)
+            if moved >= target:
+                break
+
+    noisy = taxonomy.copy()
+    noisy[injected] = leaf_paths[new_label[injected]]
+    return noisy, injected

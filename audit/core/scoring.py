@@ -1,0 +1,465 @@
+"""Mislabel scoring: how strongly a product's code neighbourhood and nearest neighbours disagree with its label.
+
+Three signals each give a distribution over leaves for every product, computed without the
+product's own label (out-of-fold or leave-self-out):
+
+- ``classifier``: out-of-fold softmax regression on the embeddings (cleanlab's self-confidence
+  signal, optionally with one-hot code prefixes as extra features);
+- ``codes``: label make-up of the product's code prefixes, deepest level backed off to coarser ones;
+- ``knn``: similarity-weighted label vote of the nearest labelled neighbours.
+
+A log-linear pool of the signals is the suggestion distribution. Whether the label is wrong is
+decided by a small stacked logistic regression over per-signal features, trained on a copy of the
+catalog with known injected wrong labels (``noise.py``): the catalog supervises itself. Its output
+is ``raw_score``; ``calibration.py`` turns that into a probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+
+from audit.core.noise import inject_noise, leaf_classes, parent_groups
+
+SIGNALS = ("classifier", "codes", "knn")
+EPS = 1e-6
+
+
+# ---------------------------------------------------------------------------------------------
+# signals
+
+
+@dataclass
+class SignalParams:
+    n_folds: int = 5
+    seed: int = 0
+    knn: int = 10
+    knn_temperature: float = 0.1  # neighbour weight exp((cos - 1) / T): near-duplicates dominate
+    knn_prior: float = 0.5  # pseudo-weight of the catalog-wide label prior in the kNN vote
+    code_prior: float = 2.0  # pseudo-count backing a prefix's make-up off to its parent prefix
+    classifier_weight_decay: float = 1e-3
+    classifier_max_iter: int = 100
+    classifier_code_levels: int = 0  # one-hot code prefixes (levels 1..n) added to the classifier
+    device: str = "cpu"
+
+
+@dataclass
+class Signals:
+    probs: dict  # signal name -> (N, K) float32, each row sums to 1
+    neighbours: np.ndarray  # (N, knn) indices of the nearest labelled products, -1 padded
+    neighbour_sims: np.ndarray  # (N, knn) cosine similarities
+    cluster_size: np.ndarray  # (N,) members of the deepest code prefix, the product excluded
+
+
+def _stratified_folds(labels: np.ndarray, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    order = np.lexsort((rng.random(len(labels)), labels))
+    folds = np.empty(len(labels), dtype=np.int64)
+    folds[order] = np.arange(len(labels)) % n_folds
+    return folds
+
+
+def _prefix_ids(codes: np.ndarray, depth: int) -> np.ndarray:
+    _, ids = np.unique(codes[:, :depth], axis=0, return_inverse=True)
+    return ids.reshape(-1)
+
+
+def _fit_softmax_regression(x, y, prefixes, n_classes, n_groups, params: SignalParams):
+    """Multinomial logistic regression, full batch L-BFGS; prefix one-hots enter as bias tables."""
+    d = x.shape[1]
+    w = torch.zeros(d, n_classes, device=x.device, requires_grad=True)
+    b = torch.zeros(n_classes, device=x.device, requires_grad=True)
+    tables = [torch.zeros(g, n_classes, device=x.device, requires_grad=True) for g in n_groups]
+    opt = torch.optim.LBFGS(
+        [w, b, *tables], lr=1.0, max_iter=params.classifier_max_iter, history_size=10,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure():
+        opt.zero_grad()
+        logits = x @ w + b  # (n, K)
+        for t, p in zip(tables, prefixes):
+            logits = logits + t[p]
+        reg = (w * w).sum() + sum((t * t).sum() for t in tables)
+        loss = F.cross_entropy(logits, y) + params.classifier_weight_decay * reg
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach(), b.detach(), [t.detach() for t in tables]
+
+
+def classifier_probs(embeddings, labels, n_leaves, codes, params: SignalParams) -> np.ndarray:
+    """(N, K) out-of-fold probabilities; unlabeled products get the mean of the fold models."""
+    device = torch.device(params.device)
+    rng = np.random.default_rng(params.seed)
+    x_all = torch.as_tensor(np.asarray(embeddings, dtype=np.float32), device=device)
+    labelled = np.flatnonzero(labels >= 0)
+    unlabelled = np.flatnonzero(labels < 0)
+    prefixes_np = [_prefix_ids(codes, l + 1) for l in range(min(params.classifier_code_levels, codes.shape[1]))]
+    prefixes_all = [torch.as_tensor(p, device=device) for p in prefixes_np]
+    n_groups = [int(p.max()) + 1 for p in prefixes_np]
+    out = np.zeros((len(labels), n_leaves), dtype=np.float32)
+    folds = _stratified_folds(labels[labelled], params.n_folds, rng)
+    for f in range(params.n_folds):
+        train, test = labelled[folds != f], labelled[folds == f]
+        xt = x_all[train]
+        mean, std = xt.mean(0), xt.std(0) + 1e-6
+        y = torch.as_tensor(labels[train], device=device)
+        w, b, tables = _fit_softmax_regression(
+            (xt - mean) / std, y, [p[train] for p in prefixes_all], n_leaves, n_groups, params
+        )
+
+        def predict(idx):
+            logits = ((x_all[idx] - mean) / std) @ w + b
+            for t, p in zip(tables, prefixes_all):
+                logits = logits + t[p[idx]]
+            return torch.softmax(logits, dim=1).cpu().numpy()
+
+        out[test] = predict(test)
+        if len(unlabelled):
+            out[unlabelled] += predict(unlabelled) / params.n_folds
+    return out
+
+
+def nearest_labelled(embeddings, labels, k, device, chunk=2048):
+    """Top-k cosine neighbours among labelled products, the product itself left out."""
+    x = torch.as_tensor(np.asarray(embeddings, dtype=np.float32), device=torch.device(device))
+    x = F.normalize(x, dim=1)
+    candidates = torch.as_tensor(labels >= 0, device=x.device)
+    k = min(k, int(candidates.sum()) - 1) if candidates.sum() > 1 else 0
+    n = len(labels)
+    idx = np.full((n, max(k, 1)), -1, dtype=np.int64)
+    sims = np.zeros((n, max(k, 1)), dtype=np.float32)
+    if k <= 0:
+        return idx[:, :0], sims[:, :0]
+    for start in range(0, n, chunk):
+        s = x[start:start + chunk] @ x.T  # (B, N)
+        s[:, ~candidates] = -float("inf")
+        rows = torch.arange(start, min(start + chunk, n), device=x.device)
+        s[rows - start, rows] = -float("inf")
+        top = torch.topk(s, k, dim=1)
+        idx[start:start + chunk] = top.indices.cpu().numpy()
+        sims[start:start + chunk] = top.values.cpu().numpy()
+    return idx, sims
+
+
+def knn_probs(neighbours, sims, labels, n_leaves, prior, params: SignalParams) -> np.ndarray:
+    n = len(labels)
+    weights = np.exp((sims.astype(np.float64) - 1.0) / params.knn_temperature)  # (N, k)
+    votes = np.zeros((n, n_leaves), dtype=np.float64)
+    rows = np.repeat(np.arange(n), neighbours.shape[1])
+    np.add.at(votes, (rows, labels[neighbours.reshape(-1)]), weights.reshape(-1))
+    votes += params.knn_prior * prior
+    return (votes / votes.sum(1, keepdims=True)).astype(np.float32)
+
+
+def code_probs(codes, labels, n_leaves, prior, params: SignalParams):
+    """Leave-self-out label make-up of each code prefix, depth 1 backed off to the catalog prior,
+    depth d to depth d-1 (Dirichlet smoothing with ``code_prior`` pseudo-counts)."""
+    n = len(labels)
+    labelled = labels >= 0
+    p = np.broadcast_to(prior, (n, n_leaves)).astype(np.float64)
+    size = np.zeros(n)
+    for depth in range(1, codes.shape[1] + 1):
+        groups = _prefix_ids(codes, depth)
+        counts = np.zeros((groups.max() + 1, n_leaves))
+        np.add.at(counts, (groups[labelled], labels[labelled]), 1.0)
+        own = counts[groups]  # (N, K)
+        own[np.flatnonzero(labelled), labels[labelled]] -= 1.0  # leave the product out
+        size = own.sum(1)
+        p = (own + params.code_prior * p) / (size[:, None] + params.code_prior)
+    return p.astype(np.float32), size
+
+
+def compute_signals(embeddings, labels, n_leaves, codes, params: SignalParams, signals=SIGNALS) -> Signals:
+    prior = np.bincount(labels[labels >= 0], minlength=n_leaves).astype(np.float64) + 1.0
+    prior /= prior.sum()
+    neighbours, sims = nearest_labelled(embeddings, labels, params.knn, params.device)
+    probs = {}
+    if "classifier" in signals:
+        probs["classifier"] = classifier_probs(embeddings, labels, n_leaves, codes, params)
+    codes_p, cluster_size = code_probs(codes, labels, n_leaves, prior, params)
+    if "codes" in signals:
+        probs["codes"] = codes_p
+    if "knn" in signals:
+        probs["knn"] = knn_probs(neighbours, sims, labels, n_leaves, prior, params)
+    return Signals(probs, neighbours, sims, cluster_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# combination
+
+
+def pooled(probs: dict, weights: dict) -> np.ndarray:
+    """Log-linear pool: q ∝ Π_s p_s ** w_s, (N, K)."""
+    logq = sum(w * np.log(probs[s] + EPS) for s, w in weights.items())
+    logq = logq - logq.max(1, keepdims=True)
+    q = np.exp(logq)
+    return (q / q.sum(1, keepdims=True)).astype(np.float32)
+
+
+def fit_pool_weights(probs: dict, labels: np.ndarray, device="cpu", steps=50) -> dict:
+    """Weights that best predict the given labels from the leave-self-out distributions."""
+    names = list(probs)
+    keep = np.flatnonzero(labels >= 0)
+    logp = torch.stack([torch.as_tensor(np.log(probs[s][keep] + EPS)) for s in names])  # (S, n, K)
+    y = torch.as_tensor(labels[keep])
+    w = torch.ones(len(names), dtype=logp.dtype, requires_grad=True)
+    opt = torch.optim.LBFGS([w], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(torch.einsum("s,snk->nk", w, logp), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return {s: float(v) for s, v in zip(names, w.detach().clamp(min=0.0))}
+
+
+def _features(probs: dict, q: np.ndarray, labels, parent_of, sig: Signals) -> tuple[np.ndarray, list[str]]:
+    """Per labelled product: self-confidence at leaf and parent level, margin to the best leaf."""
+    n = len(labels)
+    lab = np.where(labels >= 0, labels, 0)
+    to_parent = np.zeros((len(parent_of), parent_of.max() + 1), dtype=np.float32)
+    to_parent[np.arange(len(parent_of)), parent_of] = 1.0
+    cols, names = [], []
+    for name, p in [*probs.items(), ("pooled", q)]:
+        own = p[np.arange(n), lab]
+        own_parent = (p @ to_parent)[np.arange(n), parent_of[lab]]
+        cols += [np.log(own + EPS), np.log(own_parent + EPS), np.log(p.max(1) + EPS) - np.log(own + EPS)]
+        names += [f"{name}:self", f"{name}:parent", f"{name}:margin"]
+    top_sim = sig.neighbour_sims[:, 0] if sig.neighbour_sims.shape[1] else np.zeros(n)
+    cols += [top_sim, np.log1p(sig.cluster_size)]
+    names += ["knn:top_similarity", "codes:cluster_size"]
+    return np.stack(cols, axis=1).astype(np.float64), names
+
+
+@dataclass
+class Combiner:
+    """How the signals are pooled (suggestion) and stacked (raw score). JSON-able."""
+
+    signals: tuple
+    weights: dict
+    feature_names: list
+    mean: list
+    scale: list
+    coef: list
+    intercept: float
+
+    def raw_score(self, features: np.ndarray) -> np.ndarray:
+        z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
+        return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("weights", "feature_names", "mean", "scale", "coef", "intercept")} | {
+            "signals": list(self.signals)
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Combiner":
+        return cls(**{**d, "signals": tuple(d["signals"])})
+
+
+def inject_mixture(taxonomy, *, rate, seed, embeddings, brands=None, regimes=("uniform", "sibling", "lookalike")):
+    """A copy of the catalog with ``rate`` of its labels moved, split evenly over ``regimes``."""
+    regimes = [r for r in regimes if r != "brand" or brands is not None]
+    noisy, injected = np.asarray(taxonomy, dtype=np.int64), np.zeros(len(taxonomy), dtype=bool)
+    for j, regime in enumerate(regimes):
+        noisy, mask = inject_noise(noisy, regime, rate / len(regimes), seed + 7919 * (j + 1), embeddings, brands)
+        injected |= mask
+    return noisy, injected
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+@dataclass
+class Scores:
+    leaf_paths: np.ndarray  # (K, T) the taxonomy row of each leaf class
+    leaf_ids: np.ndarray  # (K,) id in each leaf's deepest present column
+    labels: np.ndarray  # (N,) leaf class of the given label, -1 unlabeled
+    probs: np.ndarray  # (N, K) pooled distribution over leaves
+    suggested_leaf: np.ndarray  # (N,) argmax of probs (leaf class index)
+    suggested: np.ndarray  # (N,) leaf id of the suggestion
+    suggested_prob: np.ndarray  # (N,)
+    p_label: np.ndarray  # (N,) pooled probability of the given label (0 when unlabeled)
+    raw_score: np.ndarray  # (N,) uncalibrated "label is wrong" in [0, 1]; 1.0 when unlabeled
+    components: dict  # signal name -> (N,) 1 - p_signal(label): each signal alone, for ablations
+    signal_probs: dict  # signal name -> (N, K)
+    neighbours: np.ndarray  # (N, knn)
+    neighbour_sims: np.ndarray  # (N, knn)
+    combiner: Combiner
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def suggested_path(self) -> np.ndarray:
+        return self.leaf_paths[self.suggested_leaf]
+
+    def label_ids(self) -> np.ndarray:
+        return np.where(self.labels >= 0, self.leaf_ids[np.maximum(self.labels, 0)], -1)
+
+    def top_suggestions(self, i: int, k: int = 3) -> list:
+        order = np.argsort(-self.probs[i])[:k]
+        return [[int(self.leaf_ids[j]), float(self.probs[i, j])] for j in order]
+
+    def neighbour_evidence(self, i: int) -> list:
+        """[[product index, cosine, label id], ...] nearest labelled products first."""
+        ids = self.label_ids()
+        return [
+            [int(j), round(float(s), 4), int(ids[j])]
+            for j, s in zip(self.neighbours[i], self.neighbour_sims[i])
+            if j >= 0
+        ]
+
+    def evidence(self, i: int, codes: np.ndarray, min_cluster: int | None = None) -> dict:
+        """JSON-able evidence for a flag: cluster make-up, neighbours, top suggestions, signals."""
+        min_cluster = self.extra.get("min_cluster", 5) if min_cluster is None else min_cluster
+        return {
+            "cluster": cluster_evidence(codes, self.label_ids(), i, min_cluster),
+            "neighbours": self.neighbour_evidence(i),
+            "suggestions": self.top_suggestions(i),
+            "signals": {s: round(float(1.0 - c[i]), 4) for s, c in self.components.items()},
+        }
+
+
+def _leaf_ids(leaf_paths: np.ndarray) -> np.ndarray:
+    present = leaf_paths >= 0
+    deepest = present.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)
+    return leaf_paths[np.arange(len(leaf_paths)), deepest]
+
+
+def score_products(
+    *,
+    embeddings,
+    taxonomy,
+    codes,
+    n_folds: int = 5,
+    seed: int = 0,
+    min_cluster: int = 5,
+    knn: int = 10,
+    signals=SIGNALS,
+    brands=None,
+    device: str = "cpu",
+    combiner: Combiner | None = None,
+    self_supervision_rate: float = 0.03,
+    params: SignalParams | None = None,
+) -> Scores:
+    """Score every product's label against its code neighbourhood, nearest neighbours and an
+    out-of-fold classifier.
+
+    ``taxonomy`` (N, T) int64 holds the labels as they are (-1 absent). Without a ``combiner``,
+    one is fitted on a copy with ``self_supervision_rate`` of the labels moved on purpose
+    (uniform, sibling and look-alike moves; brand moves too when ``brands`` is given).
+    ``min_cluster`` is used by the evidence only.
+    """
+    signals = tuple(s for s in SIGNALS if s in signals)
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    taxonomy = np.asarray(taxonomy, dtype=np.int64)
+    codes = np.asarray(codes, dtype=np.int64)
+    if not (len(embeddings) == len(taxonomy) == len(codes)):
+        raise ValueError(
+            f"embeddings, taxonomy and codes must have one row per product: "
+            f"got {len(embeddings)}, {len(taxonomy)}, {len(codes)}"
+        )
+    params = params or SignalParams(n_folds=n_folds, seed=seed, knn=knn, device=device)
+    leaf_paths, labels = leaf_classes(taxonomy)
+    if len(leaf_paths) < 2:
+        raise ValueError("scoring needs at least two distinct categories among the labelled products")
+    parent_of = parent_groups(leaf_paths)
+    sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals)
+
+    if combiner is None:
+        combiner = fit_combiner(
+            embeddings=embeddings, taxonomy=taxonomy, codes=codes, params=params, signals=signals,
+            brands=brands, rate=self_supervision_rate, seed=seed,
+        )
+    q = pooled(sig.probs, combiner.weights)
+    feats, _ = _features(sig.probs, q, labels, parent_of, sig)
+    raw = combiner.raw_score(feats)
+    unlabelled = labels < 0
+    raw[unlabelled] = 1.0
+    n = len(labels)
+    lab = np.maximum(labels, 0)
+    p_label = np.where(unlabelled, 0.0, q[np.arange(n), lab])
+    suggested_leaf = q.argmax(1)
+    components = {s: np.where(unlabelled, 1.0, 1.0 - sig.probs[s][np.arange(n), lab]) for s in signals}
+    leaf_ids = _leaf_ids(leaf_paths)
+    return Scores(
+        leaf_paths=leaf_paths, leaf_ids=leaf_ids, labels=labels, probs=q,
+        suggested_leaf=suggested_leaf, suggested=leaf_ids[suggested_leaf],
+        suggested_prob=q[np.arange(n), suggested_leaf], p_label=p_label, raw_score=raw,
+        components=components, signal_probs=sig.probs, neighbours=sig.neighbours,
+        neighbour_sims=sig.neighbour_sims, combiner=combiner, extra={"min_cluster": min_cluster},
+    )
+
+
+def fit_combiner(*, embeddings, taxonomy, codes, params: SignalParams, signals=SIGNALS, brands=None,
+                 rate=0.03, seed=0) -> Combiner:
+    """Pool weights and the stacked raw-score model, learned from a copy with known wrong labels."""
+    noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 101, embeddings=embeddings, brands=brands)
+    leaf_paths, labels = leaf_classes(taxonomy)
+    # the copy keeps the original leaf index space, so the original labels are its targets
+    lookup = {tuple(r): k for k, r in enumerate(leaf_paths)}
+    copy_labels = np.array([lookup[tuple(r)] if (r >= 0).any() else -1 for r in noisy], dtype=np.int64)
+    sig = compute_signals(embeddings, copy_labels, len(leaf_paths), codes, params, signals)
+    weights = fit_pool_weights(sig.probs, labels, params.device)
+    q = pooled(sig.probs, weights)
+    feats, names = _features(sig.probs, q, copy_labels, parent_groups(leaf_paths), sig)
+    keep = copy_labels >= 0
+    mean, scale = feats[keep].mean(0), feats[keep].std(0) + 1e-9
+    model = LogisticRegression(C=1.0, max_iter=1000)
+    model.fit((feats[keep] - mean) / scale, injected[keep])
+    return Combiner(
+        signals=tuple(signals), weights=weights, feature_names=names, mean=mean.tolist(),
+        scale=scale.tolist(), coef=model.coef_[0].tolist(), intercept=float(model.intercept_[0]),
+    )
+
+
+def cluster_evidence(codes, labels, i: int, min_cluster: int = 5) -> dict:
+    """The deepest code prefix of product ``i`` with at least ``min_cluster`` members (the product
+    included), backing off to coarser levels, and its label make-up (top 5, unlabeled left out)."""
+    codes = np.asarray(codes)
+    labels = np.asarray(labels)
+    for level in range(codes.shape[1], 0, -1):
+        members = np.flatnonzero((codes[:, :level] == codes[i, :level]).all(axis=1))
+        if len(members) >= min_cluster or level == 1:
+            break
+    member_labels = labels[members]
+    values, counts = np.unique(member_labels[member_labels >= 0], return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:5]
+    return {
+        "prefix": "_".join(str(int(c)) for c in codes[i, :level]),
+        "level": int(level),
+        "size": int(len(members)),
+        "composition": [[int(values[j]), int(counts[j])] for j in order],
+    }
+
+
+def taxonomy_issues(scores: Scores, *, signal: str = "codes", top: int = 20, min_overlap: float = 0.0) -> list:
+    """Category pairs the signal cannot tell apart, like cleanlab's ``find_overlapping_classes``.
+
+    Joint of (given label a, signal's distribution b) over labelled products; the overlap of a pair
+    is joint[a, b] + joint[b, a]. Returns ``[(label_id_a, label_id_b, overlap, n), ...]`` with n the
+    expected number of products of one filed where the other is predicted.
+    """
+    probs = scores.probs if signal == "pooled" else scores.signal_probs[signal]
+    keep = scores.labels >= 0
+    k = len(scores.leaf_ids)
+    confusion = np.zeros((k, k))
+    np.add.at(confusion, scores.labels[keep], probs[keep])
+    np.fill_diagonal(confusion, 0.0)
+    sym = confusion + confusion.T
+    joint = sym / max(int(keep.sum()), 1)
+    a, b = np.triu_indices(k, 1)
+    order = np.argsort(-joint[a, b])[:top]
+    return [
+        (int(scores.leaf_ids[a[j]]), int(scores.leaf_ids[b[j]]), float(joint[a[j], b[j]]), int(round(sym[a[j], b[j]])))
+        for j in order
+        if joint[a[j], b[j]] > min_overlap
+    ]

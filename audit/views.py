@@ -1,0 +1,146 @@
+"""Review pages: the queues, the flag page and its actions. Thin: services and selectors do the work."""
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from audit.decorators import reviewer_required
+from audit.forms import DecisionForm, QueueFilterForm
+from audit.models import Flag, Queue
+from audit.navigation import skip_to_next
+from audit.roles import is_admin
+from audit.selectors import queue_flags, queue_stats, second_review_agreement
+from audit.services import ReviewError, claim_flag, claim_next_flag, decide_flag, undo_last_decisions
+from quantizer.clusters import prefix_levels
+from quantizer.models import SemanticId
+
+SESSION_FILTERS = "review_filters"
+DONE = {"accept": "Accepted", "reject": "Rejected", "reassign": "Reassigned", "defer": "Deferred"}
+
+
+def _review_filters(request) -> dict:
+    return QueueFilterForm(request.session.get(SESSION_FILTERS, {})).filters()
+
+
+def _flag_url(flag: Flag, queue: str) -> str:
+    return f"{reverse('flag', args=[flag.pk])}?queue={queue}"
+
+
+def _go_next(request, queue: str, flag: Flag | None):
+    if flag is None:
+        messages.info(request, f"The {Queue(queue).label.lower()} queue is empty for these filters. Well done.")
+        return redirect(f"{reverse('home')}?queue={queue}")
+    return redirect(_flag_url(flag, queue))
+
+
+@reviewer_required
+def home(request):
+    form = QueueFilterForm(request.GET or None)
+    queue = form.queue_name() if request.GET else Queue.MISLABEL
+    filters = form.filters() if request.GET else {}
+    query = form.query() if request.GET else {}
+    stats = queue_stats(filters=filters)
+    return render(request, "audit/home.html", {
+        "form": form, "queue": queue, "queue_label": Queue(queue).label, "stats": stats,
+        "flags": queue_flags(queue=queue, filters=filters)[:25], "query": query,
+        "filter_query": "&".join(f"{k}={v}" for k, v in query.items()),
+        "agreement": second_review_agreement(),
+    })
+
+
+@require_POST
+@reviewer_required
+def start_review(request):
+    form = QueueFilterForm(request.POST)
+    queue = form.queue_name()
+    request.session[SESSION_FILTERS] = form.query()
+    return _go_next(request, queue, claim_next_flag(reviewer=request.user, queue=queue, filters=form.filters()))
+
+
+@reviewer_required
+def flag_detail(request, pk):
+    flag = get_object_or_404(Flag.objects.only("pk", "claimed_by_id", "status"), pk=pk)
+    claim_error = None
+    try:
+        claim_flag(flag=flag, reviewer=request.user)
+    except ReviewError as exc:
+        claim_error = str(exc)
+    flag = get_object_or_404(
+        Flag.objects.select_related("product__category", "label", "suggested", "run", "claimed_by"), pk=pk)
+    queue = request.GET.get("queue") or (Queue.STALE if flag.status == Flag.Status.STALE else flag.queue)
+    product = flag.product
+    semantic_id = SemanticId.objects.filter(run_id=flag.run_id, product_id=product.pk).first()
+    cluster = flag.evidence.get("cluster") or {}
+    size = cluster.get("size") or sum(n for _, n in cluster.get("composition", [])) or 1
+    label_path = product.category.path if product.category else ""
+    suggested_path = flag.suggested.path if flag.suggested else ""
+    composition = [
+        {"path": path, "n": n, "pct": 100 * n / size,
+         "kind": "label" if path == label_path else "suggested" if path == suggested_path else ""}
+        for path, n in cluster.get("composition", [])
+    ]
+    can_decide = claim_error is None and (flag.claimed_by_id == request.user.pk or is_admin(request.user))
+    return render(request, "audit/flag.html", {
+        "flag": flag, "product": product, "queue": queue, "queue_label": Queue(queue).label,
+        "claim_error": claim_error, "can_decide": can_decide,
+        "stale": flag.status == Flag.Status.STALE or product.updated_at > flag.product_updated_at,
+        "second_review": flag.status in Flag.DECIDED_STATES and flag.needs_second_review,
+        "semantic_id": semantic_id, "levels": prefix_levels(semantic_id.code) if semantic_id else [],
+        "cluster": cluster, "composition": composition,
+        "neighbours": flag.evidence.get("neighbours", []),
+        "suggestions": [{"path": p, "pct": 100 * prob} for p, prob in flag.evidence.get("suggestions", [])],
+        "signals": flag.evidence.get("signals", {}),
+        "decisions": flag.decisions.select_related("reviewer", "to_category").order_by("-created_at", "-id")[:10],
+        "form": DecisionForm(initial={"queue": queue}),
+    })
+
+
+@require_POST
+@reviewer_required
+def flag_decide(request, pk):
+    flag = get_object_or_404(Flag, pk=pk)
+    form = DecisionForm(request.POST)
+    queue = request.POST.get("queue") or flag.queue
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect(_flag_url(flag, queue))
+    action = form.cleaned_data["action"]
+    try:
+        decide_flag(flag=flag, reviewer=request.user, action=action, category=form.cleaned_data["category"],
+                    note=form.cleaned_data["note"])
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+        return redirect(_flag_url(flag, queue))
+    if action == "comment":
+        messages.success(request, "Comment saved.")
+        return redirect(_flag_url(flag, queue))
+    messages.success(request, f"{DONE[action]}: {flag.product.name}. Press u to undo.")
+    return _go_next(request, queue, claim_next_flag(reviewer=request.user, queue=queue, filters=_review_filters(request)))
+
+
+@require_POST
+@reviewer_required
+def flag_next(request, pk):
+    flag = get_object_or_404(Flag, pk=pk)
+    queue = request.POST.get("queue") or flag.queue
+    return _go_next(request, queue, skip_to_next(flag=flag, reviewer=request.user, queue=queue,
+                                                 filters=_review_filters(request)))
+
+
+@require_POST
+@reviewer_required
+def undo(request):
+    try:
+        undone = undo_last_decisions(reviewer=request.user, count=1)
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+        return redirect("home")
+    if not undone:
+        messages.info(request, "Nothing to undo.")
+        return redirect("home")
+    decision = undone[0]
+    messages.success(request, f"Undid your last decision on {decision.product.name}.")
+    return redirect(_flag_url(decision.flag, request.POST.get("queue") or decision.flag.queue))

@@ -1,0 +1,47 @@
+from pathlib import Path
+
+from django import forms
+
+from catalog.models import Category, Flavor
+
+UPLOAD_EXTENSIONS = (".csv", ".jsonl", ".json", ".ndjson")
+
+
+def leaf_categories():
+    return Category.objects.filter(children__isnull=True)
+
+
+class CategoryPathField(forms.CharField):
+    """A category typed as its full path (the picker offers leaf paths); resolved to the Category."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        if not value:
+            return None
+        found = Category.objects.filter(path=value.strip()).first()
+        if found is None:
+            matches = list(leaf_categories().filter(path__icontains=value.strip())[:2])
+            if len(matches) != 1:
+                raise forms.ValidationError(f"no single category matches {value!r}: pick one from the list")
+            found = matches[0]
+        return found
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(label="Catalog file (CSV or JSON Lines)",
+                           widget=forms.ClearableFileInput(attrs={"accept": ",".join(UPLOAD_EXTENSIONS)}))
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if Path(upload.name).suffix.lower() not in UPLOAD_EXTENSIONS:
+            raise forms.ValidationError(f"{upload.name}: expected a .csv or .jsonl file")
+        return upload
+
+
+class PipelineForm(forms.Form):
+    flavor = forms.ChoiceField(label="Flavor", choices=[*Flavor.choices, ("both", "Both flavors")])
+    seed = forms.IntegerField(label="Seed", initial=0, min_value=0)
+
+    def flavors(self) -> list[str]:
+        flavor = self.cleaned_data["flavor"]
+        return list(Flavor.values) if flavor == "both" else [flavor]

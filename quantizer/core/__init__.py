@@ -1,0 +1,30 @@
+"""Pure PyTorch/numpy quantizer core: arrays in, arrays out. No Django imports here."""
+
+from .baselines import residual_kmeans
+from .config import RQVAEConfig
+from .ids import code_string, disambiguate, parse_code_string
+from .metrics import intrinsic_metrics
+from .rqvae import RQVAE, Encoded, encode, exact_float32, kmeans, load_model, save_model
+from .sampling import HierarchicalBatchSampler, RandomBatchSampler
+from .training import TrainResult, pair_relations, train_rqvae
+
+__all__ = [
+    "RQVAE",
+    "Encoded",
+    "HierarchicalBatchSampler",
+    "RQVAEConfig",
+    "RandomBatchSampler",
+    "TrainResult",
+    "code_string",
+    "disambiguate",
+    "encode",
+    "exact_float32",
+    "intrinsic_metrics",
+    "kmeans",
+    "load_model",
+    "pair_relations",
+    "parse_code_string",
+    "residual_kmeans",
+    "save_model",
+    "train_rqvae",
+]

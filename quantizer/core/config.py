@@ -1,0 +1,116 @@
+"""The RQ-VAE recipe as one dataclass: defaults are the documented recipe, saved with every run."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RQVAEConfig:
+    # -- architecture
+    input_dim: int = 384
+    hidden_dims: tuple[int, ...] = (256, 128)
+    latent_dim: int = 32
+    codebook_sizes: tuple[int, ...] = (256, 256, 256, 256)  # one per level; levels = len(...)
+    # L2-normalise the encoder output before quantization; keeps level-1 cells comparable in
+    # size, which helps utilization without splitting near-duplicates.
+    normalize_latent: bool = False
+    # Linear skip paths initialised from PCA of the training data (encoder: x -> top
+    # `latent_dim` principal directions; decoder: least-squares map back), with the MLP branches
+    # added on top and their last layer zero-initialised. Training starts from a latent that
+    # keeps the input's neighbourhoods, so the k-means-initialised quantizer starts at least as
+    # good as residual k-means on the input and fine-tunes from there.
+    linear_skip: bool = False
+
+    # -- losses: L_total = L_reconstruction + L_rq + contrastive_weight * L_contrastive
+    contrastive_weight: float = 0.01  # lambda; 0 = the lambda=0 baseline
+    level_weights: tuple[float, ...] = (0.4, 0.3, 0.2, 0.1)  # coarse levels weigh more
+    # Pairwise similarity preservation: MSE between latent cosine and (mean-centred) input
+    # cosine over the pairs of a batch's first `contrastive_rows` rows; 0 = off.
+    similarity_weight: float = 0.0
+    commitment_weight: float = 0.25  # beta in ||sg(e) - r||^2 * beta + ||e - sg(r)||^2
+    temperature: float = 0.1  # softmax(-distance / T) for soft code assignments, per level
+    # Relatedness graded from the tree (pairs where both products are categorized).
+    same_leaf_target: float = 1.0
+    sibling_target: float = 0.5  # same parent, different leaf
+    cousin_target: float = 0.0  # share an ancestor below the root, but not the parent
+    unrelated_target: float = 0.0  # no shared ancestor below the root
+    # Target at level l = min(1, relatedness * level_target_scales[l]): at level 1 siblings
+    # and same-leaf pairs should both share the code; at level 4 only same-leaf pairs get a
+    # moderate target (sharing every level would be a collision).
+    level_target_scales: tuple[float, ...] = (2.0, 1.0, 0.5, 0.25)
+
+    # -- optimisation
+    epochs: int = 30
+    batch_size: int = 1024
+    lr: float = 2e-3
+    codebook_lr_scale: float = 1.0  # codebook learning rate = lr * this (gradient codebooks)
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    # -- codebook upkeep
+    kmeans_iters: int = 20
+    kmeans_sample: int = 16384  # residuals used to k-means-initialise each codebook
+    dead_code_threshold: int = 20  # steps without a hit before a codeword is re-seeded
+    reseed_until_fraction: float = 0.9  # stop re-seeding for the last 10% of steps
+
+    # -- hierarchical batches
+    hierarchical_fraction: float = 0.5  # share of a batch drawn from children of parent nodes
+    # The contrastive term looks at pairs among the first `contrastive_rows` rows of a batch
+    # (the hierarchical part comes first), to keep its (B, B, K) cost bounded; 0 = all rows.
+    contrastive_rows: int = 512
+    leaves_per_parent: int = 4
+    products_per_leaf: int = 8
+
+    extra: dict = field(default_factory=dict)  # free-form notes kept with the run
+
+    @property
+    def levels(self) -> int:
+        return len(self.codebook_sizes)
+
+    def __post_init__(self) -> None:
+        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
+        self.codebook_sizes = tuple(int(k) for k in self.codebook_sizes)
+        self.level_weights = tuple(float(w) for w in self.level_weights)
+        self.level_target_scales = tuple(float(s) for s in self.level_target_scales)
+        if not self.codebook_sizes:
+            raise ValueError("codebook_sizes must name at least one level")
+        if any(k < 2 for k in self.codebook_sizes):
+            raise ValueError(f"every codebook needs at least 2 codewords, got {self.codebook_sizes}")
+        for name in ("level_weights", "level_target_scales"):
+            if len(getattr(self, name)) != self.levels:
+                raise ValueError(
+                    f"{name} has {len(getattr(self, name))} entries but there are "
+                    f"{self.levels} levels (codebook_sizes={self.codebook_sizes})"
+                )
+        if not 0.0 <= self.hierarchical_fraction <= 1.0:
+            raise ValueError("hierarchical_fraction must lie in [0, 1]")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RQVAEConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown RQVAEConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def for_levels(cls, codebook_sizes: tuple[int, ...], **kw) -> "RQVAEConfig":
+        """A config with per-level tuples stretched/truncated to len(codebook_sizes)."""
+        n = len(codebook_sizes)
+        base = cls()
+
+        def fit(t: tuple[float, ...]) -> tuple[float, ...]:
+            return tuple(t[i] if i < len(t) else t[-1] for i in range(n))
+
+        kw.setdefault("level_weights", fit(base.level_weights))
+        kw.setdefault("level_target_scales", fit(base.level_target_scales))
+        return cls(codebook_sizes=tuple(codebook_sizes), **kw)

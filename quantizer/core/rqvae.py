@@ -1,0 +1,334 @@
+"""RQ-VAE: encoder MLP -> latent -> L residual codebooks -> decoder MLP (TIGER-style).
+
+Arrays in, arrays out at the boundary (`encode`, `save_model`, `load_model`); everything
+else is a plain `nn.Module`. No torch global state is touched at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import RQVAEConfig
+
+FORMAT_VERSION = 2
+# Config fields added after format 1, with the values that format-1 models were trained with.
+_LEGACY_CONFIG = {"linear_skip": False, "normalize_latent": False}
+
+
+@contextlib.contextmanager
+def exact_float32():
+    """Turn TF32 off for matmul and cuDNN inside the block, restore the caller's settings after.
+
+    Codes are argmins over distances: TF32 rounding flips near-ties and breaks
+    train -> save -> load -> re-encode identity on Ampere+ GPUs.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = (matmul.allow_tf32, cudnn.allow_tf32)
+    matmul.allow_tf32 = False
+    cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def _mlp(dims: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(dims) - 1):
+        layers.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < len(dims) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def squared_distances(r: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """(B, d) x (K, d) -> (B, K) squared L2 distances, clamped at 0."""
+    d = r.pow(2).sum(1, keepdim=True) - 2.0 * r @ codebook.t() + codebook.pow(2).sum(1)[None, :]
+    return d.clamp_min_(0.0) if not d.requires_grad else d.clamp_min(0.0)
+
+
+def kmeans(
+    x: torch.Tensor, k: int, *, iters: int = 20, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Plain Lloyd k-means in torch (CPU or CUDA), k-means++ seeding, empty clusters re-seeded
+    from the points farthest from their centroid. Returns (k, d) centroids."""
+    n, d = x.shape
+    if n == 0:
+        raise ValueError("k-means needs at least one point")
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+
+    def pick(weights: torch.Tensor | None, count: int) -> torch.Tensor:
+        if weights is None or float(weights.sum()) <= 0:
+            return torch.randint(0, n, (count,), generator=gen)
+        return torch.multinomial(weights.double().cpu(), count, replacement=True, generator=gen)
+
+    if n <= k:
+        # Fewer points than codewords: every point is a centroid, the rest are jittered copies.
+        extra = x[pick(None, k - n).to(x.device)]
+        noise = torch.randn(extra.shape, generator=gen).to(x.device) * 1e-3 * (x.std() + 1e-6)
+        return torch.cat([x, extra + noise], 0).clone()
+
+    # k-means++ seeding (sequential, cheap for k ~ 256).
+    centroids = torch.empty(k, d, device=x.device, dtype=x.dtype)
+    centroids[0] = x[pick(None, 1).to(x.device)][0]
+    closest = squared_distances(x, centroids[:1]).squeeze(1)
+    for c in range(1, k):
+        idx = pick(closest, 1).to(x.device)
+        centroids[c] = x[idx][0]
+        closest = torch.minimum(closest, squared_distances(x, centroids[c : c + 1]).squeeze(1))
+
+    for _ in range(iters):
+        dist = squared_distances(x, centroids)  # (n, k)
+        best_d, assign = dist.min(1)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)
+        filled = counts > 0
+        centroids[filled] = sums[filled] / counts[filled, None]
+        empty = (~filled).nonzero().squeeze(1)
+        if len(empty):
+            far = best_d.argsort(descending=True)[: len(empty)]
+            centroids[empty] = x[far]
+    return centroids
+
+
+@dataclass
+class QuantizerOutput:
+    quantized: torch.Tensor  # (B, d) straight-through sum of chosen codewords
+    codes: torch.Tensor  # (B, L) int64
+    residuals: list[torch.Tensor]  # L x (B, d): input of each level
+    distances: list[torch.Tensor]  # L x (B, K_l): squared distances to each codeword
+    codebook_loss: torch.Tensor  # sum over levels of ||e - sg(r)||^2
+    commitment_loss: torch.Tensor  # sum over levels of ||sg(e) - r||^2 (unweighted)
+
+    def head(self, rows: int) -> "QuantizerOutput":
+        """The first `rows` products of the batch (losses are kept as they are)."""
+        return QuantizerOutput(
+            quantized=self.quantized[:rows],
+            codes=self.codes[:rows],
+            residuals=[r[:rows] for r in self.residuals],
+            distances=[d[:rows] for d in self.distances],
+            codebook_loss=self.codebook_loss,
+            commitment_loss=self.commitment_loss,
+        )
+
+
+class ResidualQuantizer(nn.Module):
+    def __init__(self, dim: int, codebook_sizes: tuple[int, ...]):
+        super().__init__()
+        self.codebook_sizes = tuple(codebook_sizes)
+        self.codebooks = nn.ParameterList(
+            [nn.Parameter(torch.randn(k, dim) * 0.01) for k in codebook_sizes]
+        )
+        # Steps since each codeword was last chosen; drives dead-code re-seeding.
+        for level, k in enumerate(codebook_sizes):
+            self.register_buffer(f"idle_steps_{level}", torch.zeros(k, dtype=torch.long))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @property
+    def levels(self) -> int:
+        return len(self.codebook_sizes)
+
+    def idle_steps(self, level: int) -> torch.Tensor:
+        return getattr(self, f"idle_steps_{level}")
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        residual = z
+        quantized = torch.zeros_like(z)
+        codes, residuals, distances = [], [], []
+        codebook_loss = z.new_zeros(())
+        commitment_loss = z.new_zeros(())
+        for codebook in self.codebooks:
+            dist = squared_distances(residual, codebook)  # (B, K)
+            idx = dist.argmin(1)  # (B,)
+            e = codebook[idx]  # (B, d)
+            codebook_loss = codebook_loss + (e - residual.detach()).pow(2).sum(1).mean()
+            commitment_loss = commitment_loss + (residual - e.detach()).pow(2).sum(1).mean()
+            residuals.append(residual)
+            distances.append(dist)
+            codes.append(idx)
+            quantized = quantized + e
+            residual = residual - e.detach()
+        # Straight-through: the decoder sees codewords, the encoder gets the decoder's gradient.
+        quantized_st = z + (quantized - z).detach()
+        return QuantizerOutput(
+            quantized=quantized_st,
+            codes=torch.stack(codes, 1),
+            residuals=residuals,
+            distances=distances,
+            codebook_loss=codebook_loss,
+            commitment_loss=commitment_loss,
+        )
+
+    @torch.no_grad()
+    def init_from_kmeans(self, z: torch.Tensor, *, iters: int, generator: torch.Generator) -> None:
+        """k-means each codebook on the real residuals left by the levels above it."""
+        residual = z
+        for codebook in self.codebooks:
+            centroids = kmeans(residual, codebook.shape[0], iters=iters, generator=generator)
+            codebook.data.copy_(centroids)
+            idx = squared_distances(residual, codebook).argmin(1)
+            residual = residual - codebook[idx]
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def reseed_dead_codes(
+        self,
+        out: QuantizerOutput,
+        *,
+        threshold: int,
+        generator: torch.Generator,
+        optimizer: torch.optim.Optimizer | None = None,
+    ) -> list[int]:
+        """Count a step for every codeword; those idle for `threshold` steps are replaced by
+        random residuals of the current batch (Adam moments of the replaced rows are zeroed)."""
+        reseeded = []
+        for level, codebook in enumerate(self.codebooks):
+            idle = self.idle_steps(level)
+            idle += 1
+            idle[out.codes[:, level].unique()] = 0
+            dead = (idle >= threshold).nonzero().squeeze(1)
+            reseeded.append(int(len(dead)))
+            if len(dead) == 0:
+                continue
+            residual = out.residuals[level].detach()
+            # Like k-means++: residuals that their codeword serves worst are the likeliest
+            # seeds, so a re-seeded codeword takes over a region that needs it and survives.
+            error = out.distances[level].detach().gather(1, out.codes[:, level : level + 1])
+            weights = error.squeeze(1).double().cpu().clamp_min(0)
+            if float(weights.sum()) > 0:
+                pick = torch.multinomial(weights, len(dead), replacement=True, generator=generator)
+            else:
+                pick = torch.randint(0, residual.shape[0], (len(dead),), generator=generator)
+            codebook.data[dead] = residual[pick.to(residual.device)]
+            idle[dead] = 0
+            if optimizer is not None:
+                state = optimizer.state.get(codebook, {})
+                for key in ("exp_avg", "exp_avg_sq"):
+                    if key in state:
+                        state[key][dead] = 0.0
+        return reseeded
+
+
+class RQVAE(nn.Module):
+    def __init__(self, config: RQVAEConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = _mlp([config.input_dim, *config.hidden_dims, config.latent_dim])
+        self.quantizer = ResidualQuantizer(config.latent_dim, config.codebook_sizes)
+        self.decoder = _mlp([config.latent_dim, *reversed(config.hidden_dims), config.input_dim])
+        if config.linear_skip:
+            self.encoder_skip = nn.Linear(config.input_dim, config.latent_dim)
+            self.decoder_skip = nn.Linear(config.latent_dim, config.input_dim)
+            # The MLP branches start at zero: at init the model is the linear (PCA) map.
+            for mlp in (self.encoder, self.decoder):
+                nn.init.zeros_(mlp[-1].weight)
+                nn.init.zeros_(mlp[-1].bias)
+        # Mean of the training inputs (centres the similarity-preservation targets).
+        self.register_buffer("input_mean", torch.zeros(config.input_dim))
+
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(x)  # (B, latent_dim)
+        if self.config.linear_skip:
+            z = z + self.encoder_skip(x)
+        return F.normalize(z, dim=1) if self.config.normalize_latent else z
+
+    def decode(self, q: torch.Tensor) -> torch.Tensor:
+        out = self.decoder(q)
+        if self.config.linear_skip:
+            out = out + self.decoder_skip(q)
+        return out
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput]:
+        z = self.latent(x)
+        q = self.quantizer(z)
+        return self.decode(q.quantized), q  # (B, input_dim), quantizer output
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Set the input mean; with `linear_skip`, the encoder skip to the top principal
+        directions of `x` and the decoder skip to the least-squares inverse of the latent."""
+        mean = x.mean(0)
+        self.input_mean.copy_(mean)
+        if not self.config.linear_skip:
+            return
+        d = self.config.latent_dim
+        xc = (x - mean).double()
+        # Top-d right singular vectors = principal directions (d <= input_dim).
+        _, _, vh = torch.linalg.svd(xc, full_matrices=False)
+        comps = vh[:d].to(x.dtype)  # (d, D)
+        self.encoder_skip.weight.copy_(comps)
+        self.encoder_skip.bias.copy_(-(comps @ mean))
+        z = self.latent(x)  # MLP branch is zero at init
+        z1 = torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype, device=z.device)], 1).double()
+        sol = torch.linalg.lstsq(z1.cpu(), x.double().cpu()).solution.to(x.device)  # (d+1, D)
+        self.decoder_skip.weight.copy_(sol[:d].t().to(x.dtype))
+        self.decoder_skip.bias.copy_(sol[d].to(x.dtype))
+
+
+@dataclass
+class Encoded:
+    codes: np.ndarray  # (N, L) int64
+    reconstruction_error: np.ndarray  # (N,) float32: 1 - cosine(reconstruction, embedding)
+    gaps: np.ndarray  # (N, L) float32: 2nd-nearest minus nearest codeword distance (low = unsure)
+
+
+def encode(model: RQVAE, embeddings: np.ndarray, *, device="cpu", batch_size: int = 4096) -> Encoded:
+    x_all = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if x_all.ndim != 2 or x_all.shape[1] != model.config.input_dim:
+        raise ValueError(
+            f"embeddings must be (N, {model.config.input_dim}), got {tuple(x_all.shape)}"
+        )
+    levels = model.config.levels
+    codes = np.zeros((len(x_all), levels), np.int64)
+    errors = np.zeros(len(x_all), np.float32)
+    gaps = np.zeros((len(x_all), levels), np.float32)
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        with exact_float32(), torch.no_grad():
+            for start in range(0, len(x_all), batch_size):
+                x = torch.from_numpy(x_all[start : start + batch_size]).to(device)
+                recon, q = model(x)
+                sl = slice(start, start + len(x))
+                codes[sl] = q.codes.cpu().numpy()
+                errors[sl] = (1.0 - F.cosine_similarity(recon, x, dim=1)).cpu().numpy()
+                for level, dist in enumerate(q.distances):
+                    # Euclidean (not squared) distances, so gaps are in latent units.
+                    two = dist.topk(2, dim=1, largest=False).values.clamp_min(0).sqrt()  # (B, 2)
+                    gaps[sl, level] = (two[:, 1] - two[:, 0]).cpu().numpy()
+    finally:
+        model.train(was_training)
+    return Encoded(codes=codes, reconstruction_error=errors, gaps=gaps)
+
+
+def save_model(model: RQVAE, config: RQVAEConfig | None = None) -> bytes:
+    config = config or model.config
+    buf = io.BytesIO()
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"format": FORMAT_VERSION, "config": config.to_dict(), "state_dict": state}, buf)
+    return buf.getvalue()
+
+
+def load_model(blob: bytes, *, device="cpu") -> tuple[RQVAE, RQVAEConfig]:
+    payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    fmt = payload.get("format")
+    if fmt not in (1, FORMAT_VERSION):
+        raise ValueError(f"unsupported model format {fmt!r}")
+    saved = dict(payload["config"])
+    state = dict(payload["state_dict"])
+    if fmt == 1:
+        for key, value in _LEGACY_CONFIG.items():
+            saved.setdefault(key, value)
+    config = RQVAEConfig.from_dict(saved)
+    model = RQVAE(config)
+    state.setdefault("input_mean", torch.zeros(config.input_dim))
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return model, config

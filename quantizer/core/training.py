@@ -1,0 +1,245 @@
+"""The training loop: L_total = L_reconstruction + L_rq + lambda * L_contrastive.
+
+L_reconstruction: squared L2 between the embedding and its reconstruction (mean over batch).
+L_rq: sum over levels of ||e - sg(r)||^2 + beta * ||r - sg(e)||^2 (codebook + commitment).
+L_similarity (weight `similarity_weight`): MSE between latent and input cosine over batch pairs.
+L_contrastive: for each level l, soft assignments p_i^l = softmax(-dist / T) give
+  P(i, j share code l) = <p_i^l, p_j^l>; a class-balanced binary cross-entropy pushes it to a
+  target graded by where i and j sit in the taxonomy (see `relation_targets`), levels
+  weighted by `level_weights`. Only pairs within a batch where both products are categorized.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import RQVAEConfig
+from .rqvae import RQVAE, QuantizerOutput, exact_float32
+from .sampling import HierarchicalBatchSampler, RandomBatchSampler, validate_taxonomy
+
+ProgressFn = Callable[[int, int, dict], None]
+
+# Pair relations, most specific first.
+SAME_LEAF, SIBLING, COUSIN, UNRELATED, UNKNOWN = 0, 1, 2, 3, 4
+
+
+@dataclass
+class TrainResult:
+    model: RQVAE
+    config: RQVAEConfig
+    history: list[dict] = field(default_factory=list)  # one dict per epoch, every loss term
+    seconds: float = 0.0
+
+
+def pair_relations(tax: torch.Tensor) -> torch.Tensor:
+    """(B, T) taxonomy ids -> (B, B) relation codes (SAME_LEAF ... UNKNOWN).
+
+    shared = number of leading taxonomy levels two products have in common; depth = level of
+    each product's leaf. Same leaf: shared == both depths. Sibling: they share the parent of
+    the deeper leaf. Cousin: some ancestor below the root. UNKNOWN: either is uncategorized
+    (or the diagonal)."""
+    present = tax >= 0  # (B, T)
+    depth = present.long().cumprod(1).sum(1)  # (B,)
+    equal = (tax[:, None, :] == tax[None, :, :]) & present[:, None, :] & present[None, :, :]
+    shared = equal.long().cumprod(2).sum(2)  # (B, B)
+    di, dj = depth[:, None], depth[None, :]
+    deeper = torch.maximum(di, dj)
+    rel = torch.full_like(shared, UNRELATED)
+    rel[shared >= 1] = COUSIN
+    rel[(shared >= 1) & (shared == deeper - 1)] = SIBLING
+    rel[(shared == di) & (shared == dj) & (shared >= 1)] = SAME_LEAF
+    unknown = (di == 0) | (dj == 0)
+    rel[unknown] = UNKNOWN
+    rel.fill_diagonal_(UNKNOWN)
+    return rel
+
+
+def relation_targets(config: RQVAEConfig, device) -> torch.Tensor:
+    """(L, 5) target P(share code at level l) for each relation (UNKNOWN column unused)."""
+    rel = torch.tensor(
+        [config.same_leaf_target, config.sibling_target, config.cousin_target,
+         config.unrelated_target, 0.0],
+        dtype=torch.float32,
+    )
+    scales = torch.tensor(config.level_target_scales, dtype=torch.float32)[:, None]
+    return (rel[None, :] * scales).clamp(0.0, 1.0).to(device)
+
+
+def soft_assignments(dist: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(B, K) squared distances -> (B, K) soft code assignment. Distances are divided by their
+    per-row mean so the temperature does not depend on the latent's scale."""
+    scale = dist.mean(1, keepdim=True).detach().clamp_min(1e-8)
+    return torch.softmax(-dist / (scale * temperature), dim=1)
+
+
+def contrastive_loss(
+    q: QuantizerOutput, relations: torch.Tensor, config: RQVAEConfig
+) -> torch.Tensor:
+    known = relations != UNKNOWN  # (B, B)
+    if not bool(known.any()):
+        return q.distances[0].new_zeros(())
+    targets_by_level = relation_targets(config, relations.device)  # (L, 5)
+    total = q.distances[0].new_zeros(())
+    for level, dist in enumerate(q.distances):
+        target = targets_by_level[level][relations]  # (B, B)
+        positive = known & (target > 0)
+        negative = known & (target <= 0)
+        # Negatives outnumber positives ~100:1 in a batch: each group gets half the weight.
+        n_pos, n_neg = int(positive.sum()), int(negative.sum())
+        groups = (n_pos > 0) + (n_neg > 0)
+        weight = (positive.float() / max(n_pos, 1) + negative.float() / max(n_neg, 1)) / groups
+        p = soft_assignments(dist, config.temperature)  # (B, K)
+        share = (p @ p.t()).clamp(1e-6, 1 - 1e-6)  # (B, B) P(share code at this level)
+        level_loss = F.binary_cross_entropy(share, target, weight=weight, reduction="sum")
+        total = total + config.level_weights[level] * level_loss
+    return total
+
+
+def similarity_loss(z: torch.Tensor, x: torch.Tensor, input_mean: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between latent cosine and mean-centred input cosine over the
+    off-diagonal pairs of a batch: keeps the input's neighbourhoods in the latent."""
+    if len(z) < 2:
+        return z.new_zeros(())
+    zn = F.normalize(z, dim=1)
+    xn = F.normalize(x - input_mean, dim=1)
+    diff = zn @ zn.t() - xn @ xn.t()
+    off = ~torch.eye(len(z), dtype=torch.bool, device=z.device)
+    return diff[off].pow(2).mean()
+
+
+def train_rqvae(
+    embeddings: np.ndarray,
+    taxonomy: np.ndarray | None,
+    config: RQVAEConfig,
+    *,
+    device="cpu",
+    progress: ProgressFn | None = None,
+    init_state: dict | None = None,
+) -> TrainResult:
+    x_all = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if x_all.ndim != 2 or x_all.shape[1] != config.input_dim:
+        raise ValueError(f"embeddings must be (N, {config.input_dim}), got {tuple(x_all.shape)}")
+    if not np.isfinite(x_all).all():
+        raise ValueError("embeddings contain NaN or infinite values")
+    n = len(x_all)
+    if n < 2:
+        raise ValueError("need at least 2 embeddings to train")
+    tax_all = validate_taxonomy(taxonomy, n) if taxonomy is not None else None
+    use_contrastive = (
+        config.contrastive_weight > 0 and tax_all is not None and bool((tax_all[:, 0] >= 0).any())
+    )
+
+    started = time.perf_counter()
+    device = torch.device(device)
+    fork_devices = [device] if device.type == "cuda" else []
+    with exact_float32(), torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(config.seed)
+        gen = torch.Generator().manual_seed(config.seed)  # CPU generator: same draws on any device
+        model = RQVAE(config).to(device)
+        x = torch.from_numpy(x_all).to(device)
+        tax = torch.from_numpy(tax_all).to(device) if tax_all is not None else None
+
+        if init_state is not None:
+            model.load_state_dict(init_state)
+        else:
+            sample = torch.randperm(n, generator=gen)[: config.kmeans_sample].to(device)
+            model.init_from_data(x[sample])
+            with torch.no_grad():
+                z = model.latent(x[sample])
+            model.quantizer.init_from_kmeans(z, iters=config.kmeans_iters, generator=gen)
+
+        sampler = (
+            HierarchicalBatchSampler(
+                tax_all, config.batch_size, seed=config.seed,
+                hierarchical_fraction=config.hierarchical_fraction,
+                leaves_per_parent=config.leaves_per_parent,
+                products_per_leaf=config.products_per_leaf,
+            )
+            if use_contrastive
+            else RandomBatchSampler(n, config.batch_size, seed=config.seed)
+        )
+        codebook_ids = {id(p) for p in model.quantizer.codebooks}
+        groups = [
+            {"params": [p for p in model.parameters() if id(p) not in codebook_ids]},
+            {"params": list(model.quantizer.codebooks), "lr": config.lr * config.codebook_lr_scale},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+        total_steps = max(1, config.epochs * len(sampler))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(s, total_steps) / total_steps))
+        )
+        reseed_until = int(config.reseed_until_fraction * total_steps)
+
+        history: list[dict] = []
+        step = 0
+        model.train()
+        for epoch in range(config.epochs):
+            sums: dict[str, float] = {}
+            used = [torch.zeros(k, dtype=torch.bool, device=device) for k in config.codebook_sizes]
+            reseeded = [0] * config.levels
+            batches = sampler.batches(epoch)
+            for idx in batches:
+                idx_t = torch.from_numpy(idx).to(device)
+                xb = x[idx_t]
+                z = model.latent(xb)
+                q = model.quantizer(z)
+                recon = model.decode(q.quantized)
+                reconstruction = (recon - xb).pow(2).sum(1).mean()
+                rq = q.codebook_loss + config.commitment_weight * q.commitment_loss
+                if use_contrastive:
+                    rows = config.contrastive_rows or len(idx)
+                    contrastive = contrastive_loss(
+                        q.head(rows), pair_relations(tax[idx_t[:rows]]), config
+                    )
+                else:
+                    contrastive = reconstruction.new_zeros(())
+                if config.similarity_weight > 0:
+                    rows = config.contrastive_rows or len(idx)
+                    similarity = similarity_loss(z[:rows], xb[:rows], model.input_mean)
+                else:
+                    similarity = reconstruction.new_zeros(())
+                total = (
+                    reconstruction + rq + config.contrastive_weight * contrastive
+                    + config.similarity_weight * similarity
+                )
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                schedule.step()
+                step += 1
+                if step <= reseed_until and len(idx) > 1:
+                    counts = model.quantizer.reseed_dead_codes(
+                        q, threshold=config.dead_code_threshold, generator=gen, optimizer=optimizer
+                    )
+                    reseeded = [a + b for a, b in zip(reseeded, counts)]
+                for level in range(config.levels):
+                    used[level][q.codes[:, level]] = True
+                terms = {
+                    "reconstruction": reconstruction,
+                    "rq": rq,
+                    "codebook": q.codebook_loss,
+                    "commitment": q.commitment_loss,
+                    "contrastive": contrastive,
+                    "similarity": similarity,
+                    "total": total,
+                }
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+            row = {"epoch": epoch + 1, **{k: v / len(batches) for k, v in sums.items()}}
+            for level in range(config.levels):
+                row[f"utilization_l{level + 1}"] = float(used[level].float().mean())
+                row[f"reseeded_l{level + 1}"] = reseeded[level]
+            row["lr"] = float(schedule.get_last_lr()[0])
+            history.append(row)
+            if progress is not None:
+                progress(epoch + 1, config.epochs, row)
+        model.eval()
+    return TrainResult(
+        model=model, config=config, history=history, seconds=time.perf_counter() - started
+    )

@@ -1,0 +1,49 @@
+"""Geometry for the runs page's server-rendered SVG plots (no Django, no JS)."""
+
+from __future__ import annotations
+
+METRIC_KEYS = ("spearman", "high_sim_same_l1", "nmi_l1", "utilization_l1", "utilization_l2", "utilization_l3",
+               "utilization_l4", "collision_rate")
+LOSS_KEYS_PREFERRED = ("total", "loss")
+
+
+def loss_series(history: list[dict]) -> tuple[str, list[float]]:
+    """The key plotted and its per-epoch values: "total" if logged, else the first loss key present."""
+    if not history:
+        return "", []
+    keys = [k for k in history[0] if k != "epoch" and isinstance(history[0][k], (int, float))]
+    key = next((k for k in LOSS_KEYS_PREFERRED if k in keys), keys[0] if keys else "")
+    return key, [float(row.get(key, 0.0)) for row in history if isinstance(row.get(key), (int, float))]
+
+
+def line_chart(values: list[float], *, width: int = 460, height: int = 160, pad: int = 30) -> dict:
+    """Polyline points and axis labels for a line chart of `values`."""
+    if not values:
+        return {}
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = (width - 2 * pad) / max(len(values) - 1, 1)
+    points = [
+        (pad + i * step, height - pad - (v - low) / span * (height - 2 * pad)) for i, v in enumerate(values)
+    ]
+    return {
+        "width": width, "height": height, "pad": pad,
+        "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in points),
+        "dots": [{"x": round(x, 1), "y": round(y, 1), "v": v} for (x, y), v in zip(points, values)],
+        "low": low, "high": high, "epochs": len(values), "right": width - pad, "bottom": height - pad,
+    }
+
+
+def level_bars(metrics: dict, *, levels: int = 4, width: int = 460, height: int = 160, pad: int = 30) -> list[dict]:
+    """Bars of codebook utilization per level (0..1)."""
+    bars = []
+    slot = (width - 2 * pad) / levels
+    for level in range(1, levels + 1):
+        value = metrics.get(f"utilization_l{level}")
+        if not isinstance(value, (int, float)):
+            continue
+        h = max(0.0, min(float(value), 1.0)) * (height - 2 * pad)
+        bars.append({"level": level, "value": float(value), "x": round(pad + (level - 1) * slot + slot * 0.15, 1),
+                     "w": round(slot * 0.7, 1), "y": round(height - pad - h, 1), "h": round(h, 1),
+                     "cx": round(pad + (level - 0.5) * slot, 1)})
+    return bars

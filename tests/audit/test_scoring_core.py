@@ -1,0 +1,158 @@
+"""The mislabel-scoring core on tiny generated catalogs: no database, seconds to run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from audit.core import (
+    Calibrator,
+    Combiner,
+    calibrate,
+    cluster_evidence,
+    inject_noise,
+    leaf_classes,
+    score_products,
+    taxonomy_issues,
+)
+from audit.core.calibration import fit_calibrator
+
+
+def clustered_catalog(seed=0, per_leaf=30, dim=16):
+    """2 departments x 2 aisles x 2 leaves; leaf centres near their siblings; codes follow content.
+
+    Taxonomy ids: column 0 in 0..1, column 1 in 10..13, column 2 in 100..107 (unique per column).
+    """
+    rng = np.random.default_rng(seed)
+    dept_c = rng.normal(size=(2, dim)) * 3
+    aisle_c = dept_c.repeat(2, 0) + rng.normal(size=(4, dim)) * 1.5
+    leaf_c = aisle_c.repeat(2, 0) + rng.normal(size=(8, dim)) * 1.0
+    leaf = np.repeat(np.arange(8), per_leaf)
+    emb = leaf_c[leaf] + rng.normal(size=(len(leaf), dim)) * 0.35
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    taxonomy = np.stack([leaf // 4, 10 + leaf // 2, 100 + leaf], axis=1).astype(np.int64)
+    codes = np.stack([leaf // 4, leaf // 2, leaf, rng.integers(0, 3, len(leaf))], axis=1).astype(np.int64)
+    return emb, taxonomy, codes
+
+
+def plant_mislabels(taxonomy, n=6, seed=1):
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(taxonomy), n, replace=False)
+    noisy = taxonomy.copy()
+    leaf_rows = np.unique(taxonomy, axis=0)
+    for i in chosen:
+        others = leaf_rows[leaf_rows[:, 2] != taxonomy[i, 2]]
+        noisy[i] = others[rng.integers(len(others))]
+    return noisy, chosen
+
+
+@pytest.fixture(scope="module")
+def scored():
+    emb, taxonomy, codes = clustered_catalog()
+    noisy, planted = plant_mislabels(taxonomy)
+    scores = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, seed=0)
+    return emb, taxonomy, noisy, codes, planted, scores
+
+
+def test_planted_mislabels_rank_at_the_top(scored):
+    *_, planted, scores = scored
+    top = np.argsort(-scores.raw_score)[: len(planted)]
+    assert set(top) == set(planted)
+    assert ((scores.raw_score >= 0) & (scores.raw_score <= 1)).all()
+
+
+def test_suggestion_recovers_the_true_leaf(scored):
+    _, taxonomy, _, _, planted, scores = scored
+    assert (scores.suggested[planted] == taxonomy[planted, 2]).all()
+    assert (scores.suggested_path[planted] == taxonomy[planted]).all()
+
+
+def test_each_signal_alone_is_reported(scored):
+    *_, planted, scores = scored
+    assert set(scores.components) == {"classifier", "codes", "knn"}
+    for component in scores.components.values():
+        assert component[planted].mean() > np.delete(component, planted).mean()
+
+
+def test_calibrator_is_monotone_in_unit_interval_and_round_trips_through_json(scored):
+    emb, _, noisy, codes, _, scores = scored
+    cal = calibrate(embeddings=emb, taxonomy=noisy, codes=codes, combiner=scores.combiner, rate=0.05, seed=3)
+    grid = np.linspace(-0.5, 1.5, 201)
+    p = cal.predict(grid)
+    assert ((p >= 0) & (p <= 1)).all()
+    assert (np.diff(p) >= -1e-12).all()
+    again = Calibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+    np.testing.assert_allclose(again.predict(grid), p)
+    combiner = Combiner.from_dict(json.loads(json.dumps(scores.combiner.to_dict())))
+    rescored = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, combiner=combiner)
+    np.testing.assert_allclose(rescored.raw_score, scores.raw_score, atol=1e-6)
+
+
+def test_calibrator_divides_out_errors_it_was_not_told_about():
+    rng = np.random.default_rng(0)
+    raw = rng.random(2000)
+    wrong = raw > 0.9  # every label above 0.9 is wrong, but only half were injected on purpose
+    injected = wrong & (rng.random(2000) < 0.5)
+    assert fit_calibrator(raw, injected).predict([0.97])[0] > 0.9
+    assert fit_calibrator(raw, injected, correct_for_unknown_errors=False).predict([0.97])[0] < 0.7
+
+
+def test_cluster_evidence_backs_off_to_a_coarser_prefix_when_the_deep_one_is_small():
+    codes = np.array([[1, 2, 3, 0]] * 2 + [[1, 2, 4, 0]] * 4 + [[5, 0, 0, 0]] * 6)
+    labels = np.array([7, 8, 7, 7, 7, 9, 9, 9, 9, 9, 9, 9])
+    ev = cluster_evidence(codes, labels, 0, min_cluster=5)
+    assert ev == {"prefix": "1_2", "level": 2, "size": 6, "composition": [[7, 4], [8, 1], [9, 1]]}
+    deep = cluster_evidence(codes, labels, 0, min_cluster=2)
+    assert deep["prefix"] == "1_2_3_0" and deep["level"] == 4 and deep["size"] == 2
+
+
+def test_evidence_names_cluster_neighbours_and_suggestions(scored):
+    _, _, _, codes, planted, scores = scored
+    ev = scores.evidence(int(planted[0]), codes)
+    assert ev["cluster"]["size"] >= 5
+    assert len(ev["neighbours"]) == 10 and ev["neighbours"][0][1] >= ev["neighbours"][-1][1]
+    assert ev["suggestions"][0][0] == scores.suggested[planted[0]]
+
+
+@pytest.mark.parametrize("regime", ["uniform", "sibling", "lookalike", "brand"])
+def test_noise_regimes_move_whole_paths_at_the_requested_rate(regime):
+    emb, taxonomy, _ = clustered_catalog(per_leaf=50)
+    brands = np.array([f"brand{i % 40}" for i in range(len(taxonomy))])
+    noisy, injected = inject_noise(taxonomy, regime, rate=0.05, seed=4, embeddings=emb, brands=brands)
+    valid_paths = {tuple(r) for r in taxonomy}
+    assert all(tuple(r) in valid_paths for r in noisy)  # consistent multi-level paths
+    assert (noisy[injected, 2] != taxonomy[injected, 2]).all()
+    assert (noisy[~injected] == taxonomy[~injected]).all()
+    expected = 0.05 * len(taxonomy)
+    if regime == "brand":
+        assert expected * 0.8 <= injected.sum() <= expected * 1.6
+        moved_brands = set(brands[injected])
+        for b in moved_brands:  # one destination per brand
+            assert len({tuple(r) for r in noisy[injected & (brands == b)]}) == 1
+    else:
+        assert injected.sum() == round(expected)
+    if regime == "sibling":
+        assert (noisy[injected, 1] == taxonomy[injected, 1]).all()
+
+
+def test_unlabeled_products_get_a_suggestion_and_the_top_score():
+    emb, taxonomy, codes = clustered_catalog(seed=2, per_leaf=20)
+    noisy = taxonomy.copy()
+    unlabeled = np.array([3, 45, 130])
+    noisy[unlabeled] = -1
+    scores = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3)
+    assert (scores.raw_score[unlabeled] == 1.0).all()
+    assert (scores.suggested[unlabeled] == taxonomy[unlabeled, 2]).all()
+    _, labels = leaf_classes(noisy)
+    assert (labels[unlabeled] == -1).all()
+
+
+def test_taxonomy_issues_name_the_categories_the_codes_merge():
+    emb, taxonomy, codes = clustered_catalog(seed=3)
+    codes = codes.copy()
+    merged = np.isin(taxonomy[:, 2], [100, 101])
+    codes[merged, 2] = 0  # codes cannot tell leaves 100 and 101 apart
+    codes[merged, 3] = np.arange(merged.sum()) % 3
+    scores = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3)
+    a, b, overlap, n = taxonomy_issues(scores, signal="codes", top=3)[0]
+    assert {a, b} == {100, 101} and overlap > 0 and n > 0

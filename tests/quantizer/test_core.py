@@ -1,0 +1,397 @@
+"""The quantizer core on small synthetic data: no Django, no database."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from quantizer.core import (
+    HierarchicalBatchSampler,
+    RQVAEConfig,
+    code_string,
+    disambiguate,
+    encode,
+    intrinsic_metrics,
+    load_model,
+    pair_relations,
+    residual_kmeans,
+    save_model,
+    train_rqvae,
+)
+from quantizer.core.rqvae import exact_float32
+from quantizer.core.training import COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED
+
+DIM = 32
+
+
+def synthetic_catalog(n_per_leaf: int = 12, seed: int = 0, uncategorized: int = 20):
+    """3-level tree: 3 top categories x 2 parents x 3 leaves = 18 leaves; each leaf is a tight
+    cluster around its parent's and grandparent's directions. Returns (x, taxonomy)."""
+    rng = np.random.default_rng(seed)
+    xs, rows = [], []
+    leaf = 0
+    for top in range(3):
+        top_dir = rng.normal(size=DIM) * 3
+        for par in range(2):
+            par_dir = top_dir + rng.normal(size=DIM) * 1.5
+            for _ in range(3):
+                leaf_dir = par_dir + rng.normal(size=DIM) * 0.8
+                xs.append(leaf_dir + rng.normal(size=(n_per_leaf, DIM)) * 0.15)
+                rows += [[top, top * 2 + par, leaf]] * n_per_leaf
+                leaf += 1
+    xs.append(rng.normal(size=(uncategorized, DIM)) * 3)
+    rows += [[-1, -1, -1]] * uncategorized
+    x = np.concatenate(xs).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x, np.asarray(rows, np.int64)
+
+
+def small_config(**kw) -> RQVAEConfig:
+    base = dict(
+        input_dim=DIM, hidden_dims=(32,), latent_dim=8, codebook_sizes=(8, 8, 8),
+        level_weights=(0.5, 0.3, 0.2), level_target_scales=(2.0, 1.0, 0.5),
+        epochs=6, batch_size=64, lr=3e-3, kmeans_iters=5, dead_code_threshold=5,
+        contrastive_weight=0.1,
+    )
+    base.update(kw)
+    return RQVAEConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return synthetic_catalog()
+
+
+@pytest.fixture(scope="module")
+def trained(catalog):
+    x, tax = catalog
+    return train_rqvae(x, tax, small_config())
+
+
+# -- config
+
+
+def test_config_round_trips_through_a_json_able_dict():
+    import json
+
+    cfg = small_config(seed=7)
+    d = json.loads(json.dumps(cfg.to_dict()))
+    assert RQVAEConfig.from_dict(d) == cfg
+    assert cfg.levels == 3
+
+
+def test_config_rejects_per_level_tuples_of_the_wrong_length():
+    with pytest.raises(ValueError, match="level_weights"):
+        RQVAEConfig(codebook_sizes=(16, 16), level_weights=(0.5, 0.3, 0.2))
+
+
+# -- training and encoding
+
+
+def test_training_reports_every_loss_term_separately_and_finite(trained):
+    assert len(trained.history) == 6
+    for row in trained.history:
+        for key in ("reconstruction", "rq", "codebook", "commitment", "contrastive", "total"):
+            assert math.isfinite(row[key]), (key, row)
+        for level in (1, 2, 3):
+            assert 0.0 <= row[f"utilization_l{level}"] <= 1.0
+    assert trained.history[-1]["contrastive"] > 0
+    assert trained.history[-1]["reconstruction"] < trained.history[0]["reconstruction"]
+    assert trained.seconds > 0
+
+
+def test_encode_returns_codes_errors_and_gaps_of_the_right_shapes(catalog, trained):
+    x, _ = catalog
+    enc = encode(trained.model, x, batch_size=50)
+    assert enc.codes.shape == (len(x), 3) and enc.codes.dtype == np.int64
+    assert enc.codes.min() >= 0 and enc.codes.max() < 8
+    assert enc.reconstruction_error.shape == (len(x),)
+    assert enc.reconstruction_error.dtype == np.float32
+    assert np.all(enc.reconstruction_error >= -1e-5) and np.all(enc.reconstruction_error <= 2)
+    assert enc.gaps.shape == (len(x), 3) and np.all(enc.gaps >= 0)
+
+
+def test_progress_is_called_once_per_epoch(catalog):
+    x, tax = catalog
+    calls = []
+    train_rqvae(x, tax, small_config(epochs=2), progress=lambda e, t, row: calls.append((e, t)))
+    assert calls == [(1, 2), (2, 2)]
+
+
+def test_lambda_zero_and_no_taxonomy_train_reconstruction_only(catalog):
+    x, tax = catalog
+    for taxonomy, cfg in ((tax, small_config(epochs=2, contrastive_weight=0.0)),
+                          (None, small_config(epochs=2))):
+        result = train_rqvae(x, taxonomy, cfg)
+        assert all(row["contrastive"] == 0.0 for row in result.history)
+
+
+def test_codebooks_start_from_kmeans_on_real_residuals(catalog):
+    x, tax = catalog
+    result = train_rqvae(x, tax, small_config(epochs=0))
+    z = result.model.latent(torch.from_numpy(x)).detach()
+    codebook = result.model.quantizer.codebooks[0].detach()
+    # Every level-1 codeword sits on the data (near some latent), not at its random init.
+    nearest = torch.cdist(codebook, z).min(1).values
+    spread = torch.cdist(z, z).mean()
+    assert float(nearest.max()) < 0.5 * float(spread)
+    assert bool(result.model.quantizer.initialized)
+
+
+def test_dead_codes_are_reseeded_from_current_residuals(catalog):
+    x, tax = catalog
+    result = train_rqvae(x, tax, small_config(epochs=0))
+    model = result.model
+    quantizer = model.quantizer
+    with torch.no_grad():
+        quantizer.codebooks[0].data[3] = 1e3  # far away: never chosen
+        _, out = model(torch.from_numpy(x[:64]))
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(4):
+            counts = quantizer.reseed_dead_codes(out, threshold=5, generator=gen)
+            assert counts[0] == 0
+        counts = quantizer.reseed_dead_codes(out, threshold=5, generator=gen)
+    assert counts[0] >= 1
+    reseeded = quantizer.codebooks[0].detach()[3]
+    residuals = out.residuals[0].detach()
+    assert torch.isclose(residuals, reseeded[None]).all(1).any()
+
+
+def test_no_codebook_collapse_on_clustered_data():
+    x, tax = synthetic_catalog(n_per_leaf=20, seed=1)
+    cfg = small_config(codebook_sizes=(8, 8, 8), epochs=10)
+    result = train_rqvae(x, tax, cfg)
+    codes = encode(result.model, x).codes
+    m = intrinsic_metrics(x, codes, tax, codebook_sizes=cfg.codebook_sizes, n_pairs=2000)
+    for level in (1, 2, 3):
+        assert m[f"utilization_l{level}"] >= 0.85, m
+        assert m[f"perplexity_l{level}"] >= 4, m
+    # Level 1 follows the taxonomy on data where the taxonomy is the cluster structure.
+    assert m["nmi_l1"] > 0.5, m
+
+
+def test_same_data_and_seed_give_identical_codes(catalog, trained):
+    x, tax = catalog
+    again = train_rqvae(x, tax, small_config())
+    assert np.array_equal(encode(trained.model, x).codes, encode(again.model, x).codes)
+    other = train_rqvae(x, tax, small_config(seed=1))
+    assert not np.array_equal(encode(trained.model, x).codes, encode(other.model, x).codes)
+
+
+def test_training_leaves_global_rng_and_tf32_settings_alone(catalog):
+    x, tax = catalog
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        train_rqvae(x, tax, small_config(epochs=1))
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+        assert torch.equal(torch.rand(3), expected)
+        with exact_float32():
+            assert torch.backends.cuda.matmul.allow_tf32 is False
+            assert torch.backends.cudnn.allow_tf32 is False
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_save_and_load_give_identical_codes(catalog, trained):
+    x, _ = catalog
+    blob = save_model(trained.model, trained.config)
+    assert isinstance(blob, bytes)
+    model, config = load_model(blob)
+    assert config == trained.config
+    before, after = encode(trained.model, x), encode(model, x)
+    assert np.array_equal(before.codes, after.codes)
+    assert np.array_equal(before.gaps, after.gaps)
+    assert np.array_equal(before.reconstruction_error, after.reconstruction_error)
+
+
+def test_warm_start_begins_where_the_previous_run_ended(catalog, trained):
+    x, tax = catalog
+    state = trained.model.state_dict()
+    # No re-seeding in this short run, so only the warm start can explain the codes.
+    quiet = dict(epochs=1, lr=1e-6, dead_code_threshold=10_000)
+    warm = train_rqvae(x, tax, small_config(**quiet), init_state=state)
+    cold = train_rqvae(x, tax, small_config(**quiet, seed=5))
+    codes = encode(trained.model, x).codes
+    warm_same = (encode(warm.model, x).codes == codes).all(1).mean()
+    cold_same = (encode(cold.model, x).codes == codes).all(1).mean()
+    assert warm_same > 0.95 and warm_same > cold_same
+    assert warm.history[0]["reconstruction"] <= cold.history[0]["reconstruction"]
+
+
+def test_training_rejects_embeddings_of_the_wrong_width(catalog):
+    x, tax = catalog
+    with pytest.raises(ValueError, match=r"\(N, 16\)"):
+        train_rqvae(x, tax, small_config(input_dim=16))
+
+
+# -- taxonomy relations and the contrastive term
+
+
+def test_pair_relations_grade_the_tree():
+    tax = torch.tensor([
+        [0, 0, 0],  # a
+        [0, 0, 0],  # same leaf as a
+        [0, 0, 1],  # sibling of a (same parent 0)
+        [0, 1, 2],  # cousin (same top category, other parent)
+        [1, 2, 3],  # unrelated
+        [-1, -1, -1],  # uncategorized
+    ])
+    rel = pair_relations(tax)
+    assert rel[0, 1] == SAME_LEAF and rel[0, 2] == SIBLING
+    assert rel[0, 3] == COUSIN and rel[0, 4] == UNRELATED
+    assert (rel[5] == UNKNOWN).all() and (rel[:, 5] == UNKNOWN).all()
+    assert (rel.diagonal() == UNKNOWN).all()
+    assert torch.equal(rel, rel.t())
+
+
+def test_contrastive_term_pulls_same_leaf_products_into_one_level1_code():
+    # Each leaf is two far-apart blobs: geometry alone gives the halves different level-1
+    # codes; the taxonomy term should make more same-leaf pairs share their level-1 code.
+    rng = np.random.default_rng(4)
+    blobs = rng.normal(size=(16, DIM))
+    blob = np.repeat(np.arange(16), 15)
+    x = (blobs[blob] + rng.normal(size=(len(blob), DIM)) * 0.2).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    leaf = blob % 8  # blobs b and b + 8 form one leaf
+    tax = np.stack([leaf // 4, leaf // 2, leaf], 1).astype(np.int64)
+    same_leaf = (leaf[:, None] == leaf[None, :]) & ~np.eye(len(leaf), dtype=bool)
+    shared = {}
+    for weight in (0.0, 1.0):
+        cfg = small_config(codebook_sizes=(8, 8, 8), epochs=12, contrastive_weight=weight)
+        codes = encode(train_rqvae(x, tax, cfg).model, x).codes
+        shared[weight] = (codes[:, 0][:, None] == codes[:, 0][None, :])[same_leaf].mean()
+    assert shared[1.0] > shared[0.0] + 0.1, shared
+
+
+# -- hierarchical batches
+
+
+def test_hierarchical_batches_mix_one_parent_family_with_random_products(catalog):
+    _, tax = catalog
+    sampler = HierarchicalBatchSampler(tax, 64, seed=3, leaves_per_parent=3, products_per_leaf=4)
+    batches = sampler.batches(epoch=0)
+    assert len(batches) == math.ceil(len(tax) / 64)
+    for batch in batches:
+        assert len(batch) == 64 and len(set(batch.tolist())) == 64
+        hier, rest = batch[:32], batch[32:]
+        # The hierarchical half: groups of one parent's leaves, several products per leaf.
+        assert (tax[hier, 0] >= 0).all()
+        leaves, counts = np.unique(tax[hier, 2], return_counts=True)
+        assert counts.max() >= 2  # same-leaf pairs occur
+        parents_with_two_leaves = [
+            p for p in np.unique(tax[hier, 1]) if len(np.unique(tax[hier][tax[hier, 1] == p, 2])) >= 2
+        ]
+        assert parents_with_two_leaves  # sibling pairs occur
+        assert len(rest) == 32
+    # Uncategorized products appear only in the random half, and they do appear.
+    assert any((tax[b[32:], 0] < 0).any() for b in batches)
+
+
+def test_hierarchical_batches_are_deterministic_given_the_seed(catalog):
+    _, tax = catalog
+    a = HierarchicalBatchSampler(tax, 64, seed=3).batches(epoch=2)
+    b = HierarchicalBatchSampler(tax, 64, seed=3).batches(epoch=2)
+    c = HierarchicalBatchSampler(tax, 64, seed=4).batches(epoch=2)
+    d = HierarchicalBatchSampler(tax, 64, seed=3).batches(epoch=3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, d))
+
+
+def test_sampler_with_a_flat_taxonomy_uses_the_root_as_parent():
+    tax = np.repeat(np.arange(10), 5)[:, None]
+    batch = HierarchicalBatchSampler(tax, 20, seed=0, products_per_leaf=3).batches(0)[0]
+    assert len(batch) == 20 and len(set(batch.tolist())) == 20
+
+
+# -- baseline
+
+
+def test_residual_kmeans_gives_one_code_per_level_and_separates_clusters(catalog):
+    x, tax = catalog
+    codes = residual_kmeans(x, (6, 4), seed=0, iters=10)
+    assert codes.shape == (len(x), 2) and codes.dtype == np.int64
+    assert codes[:, 0].max() < 6 and codes[:, 1].max() < 4
+    again = residual_kmeans(x, (6, 4), seed=0, iters=10)
+    assert np.array_equal(codes, again)
+    cat = tax[:, 0] >= 0
+    m = intrinsic_metrics(x[cat], codes[cat], tax[cat], n_pairs=1000)
+    assert m["nmi_l2"] > 0.6  # 6 clusters vs 6 parents
+
+
+# -- metrics
+
+
+def test_metrics_on_a_toy_case_with_known_answers():
+    # Four products: two identical (a, a'), one near them (b), one far (c).
+    x = np.array([[1, 0, 0], [1, 0, 0], [0.95, 0.3122499, 0], [0, 0, 1]], np.float32)
+    codes = np.array([[1, 2], [1, 2], [1, 3], [1, 3]])  # c collides with nothing; b shares l1
+    tax = np.array([[0, 0], [0, 0], [0, 1], [1, 2]])
+    m = intrinsic_metrics(x, codes, tax, n_pairs=200, knn=1, codebook_sizes=(4, 4))
+    # cos >= 0.9 pairs: (a, a') cos 1, (a, b), (a', b) cos 0.95 -> all share l1; 1/3 share both.
+    assert m["high_sim_pairs"] == 3
+    assert m["high_sim_same_l1"] == 1.0
+    assert m["high_sim_same_full"] == pytest.approx(1 / 3)
+    assert m["high_sim_distinct_pairs"] == 2
+    # (a, a') share their code but are the same text: not a collision. (b, c) are a collision.
+    assert m["collision_rate_raw"] == 1.0
+    assert m["collision_rate"] == 0.5
+    assert m["utilization_l1"] == 0.25 and m["perplexity_l1"] == pytest.approx(1.0)
+    assert m["utilization_l2"] == 0.5 and m["perplexity_l2"] == pytest.approx(2.0)
+    assert m["purity_l1"] == 0.75  # one level-1 cluster, majority top category 0
+    assert m["nmi_l1"] == pytest.approx(0.0)
+
+
+def test_spearman_is_one_when_shared_levels_follow_cosine():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(8, 16)) * 5
+    sub = rng.normal(size=(8, 4, 16))
+    x, codes = [], []
+    for c in range(8):
+        for s in range(4):
+            for _ in range(5):
+                x.append(centers[c] + sub[c, s] + rng.normal(size=16) * 0.05)
+                codes.append([c, s])
+    x = np.asarray(x, np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    m = intrinsic_metrics(x, np.asarray(codes), n_pairs=4000, knn=10)
+    assert m["spearman"] > 0.8
+    shuffled = rng.permutation(np.asarray(codes))
+    assert intrinsic_metrics(x, shuffled, n_pairs=4000, knn=10)["spearman"] < 0.2
+    assert all(isinstance(v, (int, float)) or v is None for v in m.values())
+
+
+# -- ids
+
+
+def test_code_string_joins_levels_with_underscores():
+    assert code_string(np.array([6, 19, 32, 63])) == "6_19_32_63"
+    assert code_string((0,)) == "0"
+
+
+def test_disambiguation_tokens_are_append_only():
+    keys = ["1_2", "1_2", "3_4", "1_2"]
+    first = disambiguate(keys)
+    assert first == [0, 1, 0, 2]
+    # Product 1 left; a new product 4 joins code 1_2 and takes the freed token 1, while the
+    # products that already hold tokens keep theirs.
+    keys2 = ["1_2", "3_4", "1_2", "1_2", "3_4"]
+    existing = {0: 0, 1: 0, 2: 2}  # positions in keys2 of products 0, 2, 3 of the first call
+    second = disambiguate(keys2, existing)
+    assert second[:3] == [0, 0, 2]
+    assert second[3] == 1 and second[4] == 1
+    full_ids = {(k, t) for k, t in zip(keys2, second)}
+    assert len(full_ids) == len(keys2)
+
+
+def test_disambiguation_rejects_a_token_held_twice():
+    with pytest.raises(ValueError, match="held twice"):
+        disambiguate([(1, 2), (1, 2)], {0: 0, 1: 0})

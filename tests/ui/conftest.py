@@ -1,0 +1,190 @@
+"""Browser fixtures: one real Chromium per session, a fresh context per test, and a small review
+catalog built without training (generated products, a made-up active run, hand-shaped flags)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ARTIFACTS
+
+SCREENSHOTS = ARTIFACTS / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 800}
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """The UI tests get their own test database, so they can run beside the other suites."""
+    from django.conf import settings
+
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = "semid_test_ui"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """Like tests/conftest.py's worker, but on a queue of its own: a worker of another suite running
+    at the same time (same Redis database) never takes these tasks, nor these workers theirs."""
+    import subprocess
+    import sys
+    import time
+
+    from django.conf import settings
+
+    from config.celery import app
+    from tests.conftest import ROOT
+
+    queue = f"semid-ui-{os.getpid()}"
+    app.conf.task_default_queue = queue  # the live server (this process) sends there
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
+           "SEMID_DB_NAME": settings.DATABASES["default"]["NAME"], "PYTHONUNBUFFERED": "1"}
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "celery-worker-ui.log", "w")
+    hostname = f"ui-{os.getpid()}@{os.uname().nodename}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
+         "--without-gossip", "--without-mingle", "-Q", queue, "--hostname", hostname],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while not app.control.ping(timeout=0.5, destination=[hostname]):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"celery worker did not start; see {ARTIFACTS / 'celery-worker-ui.log'}")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (or make chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser, live_server):
+    """Factory of pages, each in its own browser context (its own cookies: its own user)."""
+    contexts = []
+
+    def make():
+        context = browser.new_context(viewport=VIEWPORT, base_url=live_server.url)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page()
+
+
+def login(page, username: str, password: str) -> None:
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/")
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def make_reviewer(username: str, password: str = "review-pass-123"):
+    from django.contrib.auth.models import User
+
+    from audit.roles import ensure_roles
+
+    user = User.objects.create_user(username, password=password)
+    user.groups.add(ensure_roles()["reviewer"])
+    return user
+
+
+def import_demo_catalog(tmp_path: Path, n_products: int = 60, mislabel_rate: float = 0.1):
+    from catalog.demo import generate_demo_catalog, leaf_paths, write_csv
+    from catalog.services import ensure_categories, import_catalog
+
+    demo = generate_demo_catalog(n_products=n_products, seed=0, mislabel_rate=mislabel_rate)
+    ensure_categories(tuple(path.split(" > ")) for path in leaf_paths())  # every leaf, even if no product has it
+    import_catalog(path=write_csv(demo, tmp_path / "demo.csv"))
+    return demo
+
+
+def build_review_data(tmp_path: Path, *, n_products: int = 60, n_flags: int = 8) -> dict:
+    """Products, an active precision run whose codes follow each product's true category, and flags
+    on the planted (wrong-label) products first, shaped as audit.services writes them."""
+    from audit.models import Flag
+    from catalog.models import Category, Product
+    from quantizer.models import QuantizerRun, SemanticId
+
+    demo = import_demo_catalog(tmp_path, n_products=n_products)
+    categories = {c.path: c for c in Category.objects.all()}
+    products = {p.external_id: p for p in Product.objects.select_related("category")}
+    run = QuantizerRun.objects.create(
+        flavor="precision", embedding_model="test", status=QuantizerRun.Status.SUCCEEDED, is_active=True,
+        progress=1.0, message="done", n_products=len(products), config={"codebook_sizes": [16, 16, 16, 16]},
+        metrics={"spearman": 0.61, "high_sim_same_l1": 0.83, "nmi_l1": 0.55, "utilization_l1": 0.5,
+                 "utilization_l2": 0.7, "utilization_l3": 0.4, "utilization_l4": 0.2, "collision_rate": 0.03},
+        history=[{"epoch": e, "total": 1.0 / e, "reconstruction": 0.8 / e} for e in range(1, 9)],
+    )
+    leaves = sorted({p for p in demo.true_paths.values()})
+    departments = sorted({p.split(" > ")[0] for p in leaves})
+    aisles = sorted({" > ".join(p.split(" > ")[:2]) for p in leaves})
+    rows, codes_of, tokens = [], {}, {}
+    for n, (external_id, true_path) in enumerate(sorted(demo.true_paths.items())):
+        codes = [departments.index(true_path.split(" > ")[0]) % 16, aisles.index(" > ".join(true_path.split(" > ")[:2])) % 16,
+                 leaves.index(true_path) % 16, n % 3]
+        codes_of[external_id] = codes
+        code = "_".join(map(str, codes))
+        tokens[code] = tokens.get(code, -1) + 1  # the disambiguation token keeps full ids unique
+        rows.append(SemanticId(run=run, product=products[external_id], codes=codes, code=code, token=tokens[code]))
+    SemanticId.objects.bulk_create(rows)
+    planted = sorted(demo.planted)
+    others = [e for e in sorted(demo.true_paths) if e not in demo.planted]
+    chosen = (planted + others)[:n_flags]
+    flags = []
+    for rank, external_id in enumerate(chosen):
+        product = products[external_id]
+        true_path = demo.true_paths[external_id]
+        suggested = categories[true_path] if external_id in demo.planted else categories[leaves[(leaves.index(true_path) + 1) % len(leaves)]]
+        prefix = codes_of[external_id][:2]
+        members = [e for e, c in codes_of.items() if c[:2] == prefix]
+        composition = {}
+        for e in members:
+            composition[products[e].category.path] = composition.get(products[e].category.path, 0) + 1
+        evidence = {
+            "cluster": {"prefix": "_".join(map(str, prefix)), "level": 2, "size": len(members),
+                        "composition": sorted(([p, n] for p, n in composition.items()), key=lambda x: -x[1])},
+            "neighbours": [{"product": products[e].pk, "external_id": e, "name": products[e].name,
+                            "label": products[e].category.path, "similarity": round(0.95 - 0.02 * i, 3)}
+                           for i, e in enumerate(m for m in members if m != external_id)][:6],
+            "suggestions": [[suggested.path, 0.81], [product.category.path, 0.12]],
+            "signals": {"cluster_disagreement": 0.8, "knn_disagreement": 0.7, "margin": 0.25},
+        }
+        confidence = round(0.97 - 0.03 * rank, 3) if rank < 20 else round(0.4 + 0.5 * ((rank * 37) % 100) / 100, 3)
+        flags.append(Flag.objects.create(
+            product=product, run=run, label=product.category, suggested=suggested, confidence=confidence,
+            priority=confidence, evidence=evidence, product_updated_at=product.updated_at))
+    return {"run": run, "flags": flags, "demo": demo, "categories": categories}
