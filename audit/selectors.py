@@ -15,7 +15,8 @@ def filter_flags(queryset, filters: dict):
         department = filters["department"]
         queryset = queryset.filter(
             Q(label__path=department) | Q(label__path__startswith=department + PATH_SEPARATOR)
-            | Q(label__isnull=True, suggested__path__startswith=department)
+            | Q(label__isnull=True, suggested__path=department)
+            | Q(label__isnull=True, suggested__path__startswith=department + PATH_SEPARATOR)
         )
     if filters.get("min_confidence") not in (None, ""):
         queryset = queryset.filter(confidence__gte=float(filters["min_confidence"]))

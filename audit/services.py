@@ -258,9 +258,8 @@ def _check_claim(flag: Flag, reviewer) -> None:
     if flag.claimed_by_id != reviewer.pk and not is_admin(reviewer):
         raise ReviewError(f"flag #{flag.pk} is not claimed by you: claim it first")
     if flag.claimed_by_id == reviewer.pk and flag.claim_expires_at and flag.claim_expires_at < timezone.now():
-        holder = Flag.objects.filter(pk=flag.pk, claimed_by=reviewer).exists()
-        if not holder:
-            raise ReviewError(f"your claim on flag #{flag.pk} expired and another reviewer took it")
+        # The lease ran out but nobody took the flag (the row is locked): renew it.
+        flag.claim_expires_at = timezone.now() + _lease()
 
 
 def decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None = None, note: str = "") -> Decision:

@@ -17,9 +17,15 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker):
-    """One real worker for the session, consuming from the test Redis database."""
+    """One real worker for the session, bound to the test database and to a queue of its own,
+    so a worker of another test session or of `make demo` never takes these tasks."""
     from django.conf import settings
 
+    from config.celery import app
+
+    queue = f"semid-test-{os.getpid()}"
+    app.conf.task_default_queue = queue  # this process (and the live server in it) sends there
+    hostname = f"test-{os.getpid()}@{os.uname().nodename}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -28,24 +34,16 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     }
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "celery-worker.log", "w")
-    from config.celery import app
-
-    app.control.purge()
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "--hostname", f"test-{os.getpid()}@%h"],
+         "--without-gossip", "--without-mingle", "-Q", queue, "--hostname", hostname],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"celery worker exited; see {ARTIFACTS / 'celery-worker.log'}")
-        replies = app.control.ping(timeout=0.5, destination=[f"test-{os.getpid()}@{os.uname().nodename}"])
-        if replies:
-            break
-    else:
-        proc.kill()
-        raise RuntimeError("celery worker did not answer a ping within 60 s")
+    while not app.control.ping(timeout=0.5, destination=[hostname]):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"celery worker did not start; see {ARTIFACTS / 'celery-worker.log'}")
     yield proc
     proc.terminate()
     try:

@@ -20,53 +20,6 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync 
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
-    """The UI tests get their own test database, so they can run beside the other suites."""
-    from django.conf import settings
-
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = "semid_test_ui"
-
-
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker):
-    """Like tests/conftest.py's worker, but on a queue of its own: a worker of another suite running
-    at the same time (same Redis database) never takes these tasks, nor these workers theirs."""
-    import subprocess
-    import sys
-    import time
-
-    from django.conf import settings
-
-    from config.celery import app
-    from tests.conftest import ROOT
-
-    queue = f"semid-ui-{os.getpid()}"
-    app.conf.task_default_queue = queue  # the live server (this process) sends there
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
-           "SEMID_DB_NAME": settings.DATABASES["default"]["NAME"], "PYTHONUNBUFFERED": "1"}
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "celery-worker-ui.log", "w")
-    hostname = f"ui-{os.getpid()}@{os.uname().nodename}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "-Q", queue, "--hostname", hostname],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while not app.control.ping(timeout=0.5, destination=[hostname]):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"celery worker did not start; see {ARTIFACTS / 'celery-worker-ui.log'}")
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-@pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 
