@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pghistory
@@ -25,9 +25,10 @@ class ImportResult:
     updated: int
     unchanged: int
     categories_created: int
+    changed_ids: list[int] = field(default_factory=list, repr=False)  # created or updated products
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "changed_ids"}
 
 
 def ensure_categories(paths: Iterable[tuple[str, ...]]) -> tuple[dict[str, Category], int]:
@@ -110,6 +111,7 @@ def import_rows(*, rows: list[CatalogRow], user=None, progress: Progress | None 
         updated=len(to_update),
         unchanged=unchanged,
         categories_created=categories_created,
+        changed_ids=[p.pk for p in to_create] + [p.pk for p in to_update],
     )
 
 
@@ -140,4 +142,8 @@ def import_job(*, params: dict, user=None, progress=None) -> dict:
             f"{len(exc.errors)} bad row(s), nothing imported", {"errors": [str(e) for e in exc.errors]}
         ) from None
     result = import_rows(rows=rows, user=user, progress=progress)
-    return {**result.as_dict(), "filename": params.get("filename", "")}
+    # New and changed products get codes from the active runs right away (cold start, no retraining).
+    from quantizer.services import assign_products
+
+    assigned = assign_products(product_ids=result.changed_ids)
+    return {**result.as_dict(), "assigned": assigned, "filename": params.get("filename", "")}

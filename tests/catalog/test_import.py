@@ -142,3 +142,26 @@ def test_import_job_with_bad_rows_fails_with_the_row_errors(tmp_path, worker, ad
     assert job.status == "failed"
     assert job.result["errors"] == ["row 2: name is empty"]
     assert Product.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_imported_products_get_codes_from_the_active_run(tmp_path):
+    from django.core.management import call_command
+
+    from catalog.demo import generate_demo_catalog, write_csv
+    from catalog.embeddings import embed_products
+    from quantizer.models import SemanticId
+    from quantizer.services import create_run, train_run
+
+    demo = generate_demo_catalog(n_products=80, seed=5)
+    write_csv(demo, tmp_path / "first.csv")
+    import_catalog(path=tmp_path / "first.csv")
+    embed_products(flavor="precision")
+    run = train_run(run=create_run(flavor="precision"))
+    assert run.is_active and SemanticId.objects.filter(run=run).count() == 80
+
+    call_command("import_catalog", str(write(tmp_path, GOOD)), verbosity=0)
+
+    coded = SemanticId.objects.filter(run=run, product__external_id__in=["P1", "P2", "P3"])
+    assert coded.count() == 3
+    assert all(len(s.codes) == len(run.config["codebook_sizes"]) for s in coded)

@@ -25,7 +25,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         finally:
             bar.close()
+        from quantizer.services import assign_products
+
+        assigned = assign_products(product_ids=result.changed_ids)
         self.stdout.write(
             f"{result.rows} rows: {result.created} created, {result.updated} updated, "
-            f"{result.unchanged} unchanged; {result.categories_created} categories created"
+            f"{result.unchanged} unchanged; {result.categories_created} categories created; "
+            f"{assigned} semantic IDs assigned by the active run(s)"
         )
