@@ -81,8 +81,9 @@ def _ensure_database(server, database: str) -> None:
         server.psql(f'CREATE DATABASE "{database}";')
 
 
-def stop_postgres(home: Path) -> bool:
-    pid = _read_pid(home / "postgres" / "postmaster.pid")
+def _terminate(pidfile: Path) -> bool:
+    """SIGTERM the server whose pid is the first word of `pidfile`; wait up to 10 s for it to go."""
+    pid = _read_pid(pidfile)
     if pid is None or not _pid_alive(pid):
         return False
     os.kill(pid, signal.SIGTERM)
@@ -91,6 +92,10 @@ def stop_postgres(home: Path) -> bool:
             break
         time.sleep(0.1)
     return True
+
+
+def stop_postgres(home: Path) -> bool:
+    return _terminate(home / "postgres" / "postmaster.pid")
 
 
 # --- Redis ------------------------------------------------------------------------------
@@ -164,12 +169,4 @@ def redis_url(home: Path) -> str:
 
 
 def stop_redis(home: Path) -> bool:
-    pid = _read_pid(home / "redis" / "redis.pid")
-    if pid is None or not _pid_alive(pid):
-        return False
-    os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        if not _pid_alive(pid):
-            break
-        time.sleep(0.1)
-    return True
+    return _terminate(home / "redis" / "redis.pid")

@@ -29,6 +29,16 @@ class RQVAEConfig:
     # Pairwise similarity preservation: MSE between latent cosine and (mean-centred) input
     # cosine over the pairs of a batch's first `contrastive_rows` rows; 0 = off.
     similarity_weight: float = 0.0
+    # Near-duplicate term: within a batch's first `contrastive_rows` rows, pairs with input
+    # cosine >= neighbour_threshold should share their level-1 code, pairs below
+    # neighbour_threshold - neighbour_margin should not (class-balanced BCE on the soft
+    # level-1 assignments, like the contrastive term); 0 = off. Needs no taxonomy. With
+    # neighbour_k > 0, each row is also paired with one of its neighbour_k nearest inputs
+    # (exact cosine kNN computed once per run) as a positive.
+    neighbour_weight: float = 0.0
+    neighbour_k: int = 0
+    neighbour_threshold: float = 0.85
+    neighbour_margin: float = 0.3
     commitment_weight: float = 0.25  # beta in ||sg(e) - r||^2 * beta + ||e - sg(r)||^2
     temperature: float = 0.1  # softmax(-distance / T) for soft code assignments, per level
     # Relatedness graded from the tree (pairs where both products are categorized).

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import RQVAEConfig
-from .rqvae import RQVAE, QuantizerOutput, exact_float32
+from .rqvae import RQVAE, QuantizerOutput, exact_float32, squared_distances
 from .sampling import HierarchicalBatchSampler, RandomBatchSampler, validate_taxonomy
 
 ProgressFn = Callable[[int, int, dict], None]
@@ -113,6 +113,49 @@ def similarity_loss(z: torch.Tensor, x: torch.Tensor, input_mean: torch.Tensor) 
     return diff[off].pow(2).mean()
 
 
+def neighbour_loss(
+    q: QuantizerOutput,
+    x: torch.Tensor,
+    config: RQVAEConfig,
+    partner_distances: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Class-balanced BCE on P(share level-1 code) = <p_i, p_j> (soft assignments as in the
+    contrastive term). Positives (target 1): batch pairs whose raw input cosine is >=
+    neighbour_threshold, and each row with its sampled input-space nearest neighbour
+    (`partner_distances`: (B, K) level-1 squared distances of the partners, row-aligned).
+    Negatives (target 0): batch pairs with cosine < neighbour_threshold - neighbour_margin."""
+    xn = F.normalize(x, dim=1)
+    cos = xn @ xn.t()
+    off = ~torch.eye(len(x), dtype=torch.bool, device=x.device)
+    positive = off & (cos >= config.neighbour_threshold)
+    negative = off & (cos < config.neighbour_threshold - config.neighbour_margin)
+    p = soft_assignments(q.distances[0], config.temperature)
+    share = (p @ p.t()).clamp(1e-6, 1 - 1e-6)
+    pos_terms = [-torch.log(share[positive])]
+    if partner_distances is not None:
+        pp = soft_assignments(partner_distances, config.temperature)
+        pos_terms.append(-torch.log((p * pp).sum(1).clamp(1e-6, 1 - 1e-6)))
+    pos = torch.cat(pos_terms)
+    neg = -torch.log1p(-share[negative])
+    if len(pos) == 0 or len(neg) == 0:
+        return q.distances[0].new_zeros(())
+    return (pos.mean() + neg.mean()) / 2
+
+
+def input_neighbours(x: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Tensor:
+    """(N, D) -> (N, k) indices of each row's k most cosine-similar other rows."""
+    xn = F.normalize(x, dim=1)
+    k = min(k, len(x) - 1)
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(x), chunk):
+            sim = xn[s : s + chunk] @ xn.t()
+            rows = torch.arange(len(sim), device=x.device)
+            sim[rows, rows + s] = -float("inf")
+            out.append(sim.topk(k, dim=1).indices)
+    return torch.cat(out)
+
+
 def train_rqvae(
     embeddings: np.ndarray,
     taxonomy: np.ndarray | None,
@@ -175,6 +218,11 @@ def train_rqvae(
             optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(s, total_steps) / total_steps))
         )
         reseed_until = int(config.reseed_until_fraction * total_steps)
+        knn = (
+            input_neighbours(x, config.neighbour_k)
+            if config.neighbour_weight > 0 and config.neighbour_k > 0 and n > 1
+            else None
+        )
 
         history: list[dict] = []
         step = 0
@@ -204,9 +252,22 @@ def train_rqvae(
                     similarity = similarity_loss(z[:rows], xb[:rows], model.input_mean)
                 else:
                     similarity = reconstruction.new_zeros(())
+                if config.neighbour_weight > 0:
+                    rows = config.contrastive_rows or len(idx)
+                    partner_distances = None
+                    if knn is not None:
+                        head = idx_t[:rows]
+                        col = torch.randint(0, knn.shape[1], (len(head),), generator=gen)
+                        partners = knn[head, col.to(device)]
+                        partner_distances = squared_distances(
+                            model.latent(x[partners]), model.quantizer.codebooks[0]
+                        )
+                    neighbour = neighbour_loss(q.head(rows), xb[:rows], config, partner_distances)
+                else:
+                    neighbour = reconstruction.new_zeros(())
                 total = (
                     reconstruction + rq + config.contrastive_weight * contrastive
-                    + config.similarity_weight * similarity
+                    + config.similarity_weight * similarity + config.neighbour_weight * neighbour
                 )
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
@@ -227,6 +288,7 @@ def train_rqvae(
                     "commitment": q.commitment_loss,
                     "contrastive": contrastive,
                     "similarity": similarity,
+                    "neighbour": neighbour,
                     "total": total,
                 }
                 for k, v in terms.items():

@@ -232,6 +232,80 @@ def test_training_rejects_embeddings_of_the_wrong_width(catalog):
         train_rqvae(x, tax, small_config(input_dim=16))
 
 
+def test_linear_skip_starts_from_pca_and_preserves_neighbourhoods(catalog):
+    x, tax = catalog
+    cfg = small_config(epochs=0, linear_skip=True, normalize_latent=True)
+    model = train_rqvae(x, tax, cfg).model
+    with torch.no_grad():
+        z = model.latent(torch.from_numpy(x)).numpy()
+    # MLP branch starts at zero: the latent is the (normalised) PCA projection.
+    xc = x - x.mean(0)
+    proj = xc @ np.linalg.svd(xc, full_matrices=False)[2][: cfg.latent_dim].T
+    proj /= np.linalg.norm(proj, axis=1, keepdims=True)
+    assert np.allclose(np.abs((z * proj).sum(1)), 1.0, atol=1e-3)
+    # Nearest neighbours in the latent are mostly the input's nearest neighbours.
+    def nn1(a):
+        s = a @ a.T
+        np.fill_diagonal(s, -np.inf)
+        return s.argmax(1)
+    assert (nn1(z) == nn1(x)).mean() > 0.5
+
+
+def test_new_loss_terms_are_finite_reported_and_trainable(catalog):
+    x, tax = catalog
+    cfg = small_config(
+        epochs=3, linear_skip=True, normalize_latent=True, similarity_weight=1.0,
+        neighbour_weight=0.5, neighbour_threshold=0.8, codebook_lr_scale=0.5,
+    )
+    result = train_rqvae(x, tax, cfg)
+    for row in result.history:
+        for key in ("similarity", "neighbour"):
+            assert math.isfinite(row[key]) and row[key] >= 0, (key, row)
+    assert result.history[-1]["similarity"] > 0
+    assert any(row["neighbour"] > 0 for row in result.history)
+    # Switched off, they are reported as exact zeros.
+    off = train_rqvae(x, tax, small_config(epochs=1))
+    assert off.history[0]["similarity"] == 0.0 and off.history[0]["neighbour"] == 0.0
+
+
+def test_similarity_and_neighbour_losses_on_known_inputs():
+    from quantizer.core.rqvae import QuantizerOutput
+    from quantizer.core.training import neighbour_loss, similarity_loss
+
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    zero = torch.zeros(2)
+    assert float(similarity_loss(x, x, zero)) == pytest.approx(0.0, abs=1e-7)
+    assert float(similarity_loss(x.flip(1) * torch.tensor([1.0, -1.0]), x, zero)) > 0
+    # Two near-duplicates and one far product: the loss is lower when the duplicates share
+    # their level-1 code than when they don't.
+    x = torch.tensor([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0]])
+    cfg = small_config(neighbour_threshold=0.9, neighbour_margin=0.3, temperature=0.1)
+
+    def out(dist):
+        return QuantizerOutput(x, torch.zeros(3, 1, dtype=torch.long), [x], [dist], x.sum(), x.sum())
+
+    same = torch.tensor([[0.0, 4.0], [0.0, 4.0], [4.0, 0.0]])
+    split = torch.tensor([[0.0, 4.0], [4.0, 0.0], [4.0, 0.0]])
+    assert float(neighbour_loss(out(same), x, cfg)) < float(neighbour_loss(out(split), x, cfg))
+
+
+def test_format_1_models_still_load(catalog):
+    import io
+
+    x, tax = catalog
+    old = train_rqvae(x, tax, small_config(epochs=1, linear_skip=False, normalize_latent=False))
+    payload = torch.load(io.BytesIO(save_model(old.model)), weights_only=True)
+    payload["format"] = 1
+    for key in ("linear_skip", "similarity_weight", "neighbour_weight"):
+        payload["config"].pop(key, None)
+    payload["state_dict"].pop("input_mean")
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    model, config = load_model(buf.getvalue())
+    assert config.linear_skip is False
+    assert np.array_equal(encode(model, x).codes, encode(old.model, x).codes)
+
+
 # -- taxonomy relations and the contrastive term
 
 
