@@ -31,16 +31,17 @@ import torch  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
 from audit.core import (  # noqa: E402
-    calibrate,
     expected_calibration_error,
+    fit_calibrator,
     inject_noise,
     leaf_classes,
     score_products,
 )
+from audit.core.calibration import calibration_sample  # noqa: E402
 from bench.common import DATASETS, embed_dataset, embedding_model_name, load_dataset  # noqa: E402
 
 REGIMES = ("uniform", "sibling", "lookalike", "brand")
-METRICS = ("AP", "AUROC", "P@k", "R@2%", "top1", "top3", "ECE")
+METRICS = ("AP", "AUROC", "P@k", "R@2%", "top1", "top3", "ECE", "ECE*")
 GOALS = "AP above cleanlab in every regime; suggestion top-1 >= 0.85 on injected products; ECE <= 0.05"
 
 
@@ -99,25 +100,66 @@ def suggestion_metrics(probs, class_ids, true_ids, injected) -> dict:
     return {"top1": hits[:, 0].mean(), "top3": hits.any(1).mean()}
 
 
-def cleanlab_baseline(embeddings, labels, n_classes, seed, n_jobs) -> dict:
+CLEANLAB_C_GRID = (0.1, 1.0, 10.0, 100.0)
+
+
+def cv_logistic_probs(embeddings, labels, n_classes, seed, device, c_grid=CLEANLAB_C_GRID, n_folds=5):
+    """5-fold out-of-fold probabilities of a multinomial logistic regression (sklearn's objective:
+    C * sum of log-losses + 0.5 * ||W||^2, on standardized features), full-batch L-BFGS run to
+    convergence on ``device``. C is chosen from ``c_grid`` by the out-of-fold log-loss of the GIVEN
+    (noisy) labels: no injected information, what a practitioner would do. Returns (probs, C)."""
+    import torch.nn.functional as F
+
+    from audit.core.scoring import _stratified_folds
+
+    dev = torch.device(device)
+    x_all = torch.as_tensor(np.asarray(embeddings, dtype=np.float32), device=dev)
+    y_all = torch.as_tensor(labels, device=dev)
+    folds = _stratified_folds(labels, n_folds, np.random.default_rng(seed))
+    best = None
+    for c in c_grid:
+        out = torch.zeros(len(labels), n_classes, device=dev)
+        for f in range(n_folds):
+            tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+            xt = x_all[tr]
+            mean, std = xt.mean(0), xt.std(0) + 1e-6
+            xt = (xt - mean) / std
+            w = torch.zeros(x_all.shape[1], n_classes, device=dev, requires_grad=True)
+            b = torch.zeros(n_classes, device=dev, requires_grad=True)
+            opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=500, history_size=20, tolerance_grad=1e-6,
+                                    tolerance_change=1e-10, line_search_fn="strong_wolfe")
+            yt = y_all[tr]
+
+            def closure():
+                opt.zero_grad()
+                loss = F.cross_entropy(xt @ w + b, yt) + (w * w).sum() / (2.0 * c * len(tr))
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+            with torch.no_grad():
+                out[te] = torch.softmax(((x_all[te] - mean) / std) @ w + b, dim=1)
+        logloss = float(-torch.log(out[torch.arange(len(labels)), y_all] + 1e-12).mean())
+        if best is None or logloss < best[0]:
+            best = (logloss, c, out.cpu().numpy().astype(np.float64))
+    probs = best[2] / best[2].sum(1, keepdims=True)
+    return probs, best[1]
+
+
+def cleanlab_baseline(embeddings, labels, n_classes, seed, device) -> dict:
+    """cleanlab on out-of-fold probabilities of a properly fitted logistic regression (see
+    ``cv_logistic_probs``): ``get_label_quality_scores`` (self-confidence) and ``find_label_issues``."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     import warnings
 
+    pred_probs, c = cv_logistic_probs(embeddings, labels, n_classes, seed, device)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # rare classes with fewer members than folds
-        pred_probs = cross_val_predict(
-            LogisticRegression(max_iter=1000), embeddings, labels,
-            cv=StratifiedKFold(5, shuffle=True, random_state=seed), method="predict_proba", n_jobs=n_jobs,
-        )
-        if pred_probs.shape[1] != n_classes:
-            raise RuntimeError("cross_val_predict dropped classes")
+        warnings.simplefilter("ignore")
         quality = get_label_quality_scores(labels, pred_probs)
         issues = find_label_issues(labels, pred_probs)
-    return {"score": 1.0 - quality, "issues": issues, "probs": pred_probs}
+    return {"score": 1.0 - quality, "issues": issues, "probs": pred_probs, "C": c}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,47 +182,58 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
         codes, note = train_codes(embeddings, noisy, quantizer, seed, args.device, args.epochs)
         t1 = time.time()
         scores = score_products(
-            embeddings=embeddings, taxonomy=noisy, codes=codes, seed=seed, brands=brands, device=args.device
+            embeddings=embeddings, taxonomy=noisy, codes=codes, seed=seed, brands=brands, device=args.device,
+            mode=args.mode,
         )
-        cal = calibrate(
+        cal_raw, cal_injected = calibration_sample(
             embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=scores.combiner, seed=seed + 1000,
             brands=brands, device=args.device,
         )
+        cal = fit_calibrator(cal_raw, cal_injected, correct_for_unknown_errors=args.calibration == "elkan-noto")
         t2 = time.time()
         confidence = cal.predict(scores.raw_score[labelled])
         r = ranking_metrics(scores.raw_score[labelled], inj, budget)
         r |= suggestion_metrics(scores.probs[labelled], scores.leaf_ids, true_ids, inj)
         r["ECE"] = expected_calibration_error(confidence, inj)
+        other = fit_calibrator(cal_raw, cal_injected, correct_for_unknown_errors=args.calibration != "elkan-noto")
+        r["ECE*"] = expected_calibration_error(other.predict(scores.raw_score[labelled]), inj)
         rows[f"semid ({note})"] = r
         extra[quantizer] = {
             "train_s": round(t1 - t0, 1), "score_s": round(t2 - t1, 1),
             "pool_weights": scores.combiner.weights, "injected_share": cal.injected_share,
+            "stacker": dict(zip(scores.combiner.feature_names, np.round(scores.combiner.coef, 3).tolist())),
             "flagged_at_0.5": int((confidence >= 0.5).sum()),
             "precision_at_0.5": float(inj[confidence >= 0.5].mean()) if (confidence >= 0.5).any() else None,
         }
-        if quantizer == args.quantizers[0]:  # ablation: each signal alone, same codes
+        if quantizer == args.quantizers[0]:  # ablation: each signal alone and the pool, same codes
+            if scores.combiner.mode != "pooled":
+                a = ranking_metrics(1.0 - scores.p_label[labelled], inj, budget)
+                a |= suggestion_metrics(scores.probs[labelled], scores.leaf_ids, true_ids, inj)
+                rows["  pooled 1 - q(label), no stacker"] = a
             for signal, component in scores.components.items():
                 a = ranking_metrics(component[labelled], inj, budget)
                 a |= suggestion_metrics(scores.signal_probs[signal][labelled], scores.leaf_ids, true_ids, inj)
                 rows[f"  only {signal}"] = a
-        log(f"    {quantizer}: codes {t1 - t0:.0f}s, scoring+calibration {t2 - t1:.0f}s, AP {r['AP']:.3f}")
+        log(f"    {quantizer}: codes {t1 - t0:.0f}s, scoring+calibration {t2 - t1:.0f}s, AP {r['AP']:.3f}, "
+            f"top1 {r['top1']:.3f}, ECE {r['ECE']:.3f} (other calibration {r['ECE*']:.3f})")
 
     if not args.no_cleanlab:
         t0 = time.time()
         leaf_paths, _ = leaf_classes(noisy)
         class_ids = leaf_paths[:, -1]
-        cl = cleanlab_baseline(embeddings[labelled], noisy_labels[labelled], len(leaf_paths), seed, args.jobs)
+        cl = cleanlab_baseline(embeddings[labelled], noisy_labels[labelled], len(leaf_paths), seed, args.device)
         r = ranking_metrics(cl["score"], inj, budget)
         r |= suggestion_metrics(cl["probs"], class_ids, true_ids, inj)
         r["ECE"] = expected_calibration_error(cl["score"], inj)  # 1 - self-confidence, not calibrated
         rows["cleanlab self-confidence (5-fold LR)"] = r
+        extra["cleanlab_C"] = cl["C"]
         issues = cl["issues"]
         extra["cleanlab_find_label_issues"] = {
             "flagged": int(issues.sum()),
             "precision": float(inj[issues].mean()) if issues.any() else 0.0,
             "recall": float(inj[issues].sum() / max(inj.sum(), 1)),
         }
-        log(f"    cleanlab {time.time() - t0:.0f}s, AP {r['AP']:.3f}")
+        log(f"    cleanlab (C={cl['C']:g}) {time.time() - t0:.0f}s, AP {r['AP']:.3f}, top1 {r['top1']:.3f}")
     return {"rows": rows, "extra": extra}
 
 
@@ -287,7 +340,9 @@ def main(argv=None) -> None:
     p.add_argument("--quantizers", default="rqvae:0.01,rqvae:0", help="rqvae:<lambda> and/or kmeans")
     p.add_argument("--epochs", type=int, default=None, help="override the RQ-VAE recipe's epochs")
     p.add_argument("--no-cleanlab", action="store_true")
-    p.add_argument("--jobs", type=int, default=1, help="processes for cleanlab's cross-validation")
+    p.add_argument("--mode", default="stacked", choices=("stacked", "pooled"), help="raw score: stacker or 1 - pooled p")
+    p.add_argument("--calibration", default="elkan-noto", choices=("elkan-noto", "plain"),
+                   help="calibrator for the ECE column; ECE* is the other one")
     p.add_argument("--out", default=str(REPO / "docs" / "audit.md"))
     p.add_argument("--json", default=None, help="also write every run's metrics here")
     args = p.parse_args(argv)

@@ -64,6 +64,8 @@ def postgres_settings(home: Path, database: str = "semid") -> dict:
     home.mkdir(parents=True, exist_ok=True)
     with _locked(home / "postgres.lock"):
         server = get_server(datadir, cleanup_mode=None)  # outlives this process
+        with server._lock:  # get_server caches its handle per process: restart a stopped server
+            server.ensure_postgres_running()
         info = server.get_postmaster_info()
         _ensure_database(server, database)
     return {

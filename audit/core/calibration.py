@@ -53,6 +53,29 @@ def fit_calibrator(raw, injected, *, correct_for_unknown_errors: bool = True) ->
     return Calibrator(x=x.tolist(), y=y.tolist(), injected_share=share)
 
 
+def calibration_sample(
+    *,
+    embeddings,
+    taxonomy,
+    codes,
+    combiner: Combiner,
+    rate: float = 0.03,
+    seed: int = 1,
+    brands=None,
+    device: str = "cpu",
+    params: SignalParams | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw scores and the injected indicator of a held-out copy (uniform, sibling and look-alike
+    moves), over its labelled products: what ``calibrate`` fits."""
+    noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 202, embeddings=embeddings)
+    scores = score_products(
+        embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=combiner, seed=seed, device=device,
+        params=params, signals=combiner.signals,
+    )
+    labelled = scores.labels >= 0
+    return scores.raw_score[labelled], injected[labelled]
+
+
 def calibrate(
     *,
     embeddings,
@@ -66,20 +89,16 @@ def calibrate(
     params: SignalParams | None = None,
     correct_for_unknown_errors: bool = True,
 ) -> Calibrator:
-    """Inject ``rate`` known wrong labels into a copy (uniform, sibling and look-alike moves, brand
-    moves when ``brands`` is given), score the copy with the same ``combiner``, fit raw -> P(wrong).
+    """Inject ``rate`` known wrong labels into a copy (uniform, sibling and look-alike moves), score
+    the copy with the same ``combiner``, fit raw -> P(wrong).
 
     Use a ``seed`` other than the one the combiner was fitted with, so the copy is a held-out one.
     """
-    noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 202, embeddings=embeddings, brands=brands)
-    scores = score_products(
-        embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=combiner, seed=seed, device=device,
-        params=params, signals=combiner.signals,
+    raw, injected = calibration_sample(
+        embeddings=embeddings, taxonomy=taxonomy, codes=codes, combiner=combiner, rate=rate, seed=seed,
+        brands=brands, device=device, params=params,
     )
-    labelled = scores.labels >= 0
-    return fit_calibrator(
-        scores.raw_score[labelled], injected[labelled], correct_for_unknown_errors=correct_for_unknown_errors
-    )
+    return fit_calibrator(raw, injected, correct_for_unknown_errors=correct_for_unknown_errors)
 
 
 def expected_calibration_error(prob, outcome, n_bins: int = 10) -> float:

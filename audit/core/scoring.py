@@ -8,10 +8,13 @@ product's own label (out-of-fold or leave-self-out):
 - ``codes``: label make-up of the product's code prefixes, deepest level backed off to coarser ones;
 - ``knn``: similarity-weighted label vote of the nearest labelled neighbours.
 
-A log-linear pool of the signals is the suggestion distribution. Whether the label is wrong is
-decided by a small stacked logistic regression over per-signal features, trained on a copy of the
-catalog with known injected wrong labels (``noise.py``): the catalog supervises itself. Its output
-is ``raw_score``; ``calibration.py`` turns that into a probability.
+A log-linear pool of the signals, with weights fitted to predict the given labels, is the
+suggestion distribution. Whether the label is wrong is decided by a small stacked logistic
+regression over a handful of features (pooled self-confidence at leaf and parent level, pooled
+margin, each signal's self-confidence), trained on a copy of the catalog with known injected wrong
+labels (uniform, sibling and look-alike moves; ``noise.py``): the catalog supervises itself. Its
+output is ``raw_score``; ``calibration.py`` turns that into a probability. ``mode="pooled"`` skips
+the stacker: raw score = 1 - pooled p(label).
 """
 
 from __future__ import annotations
@@ -221,27 +224,34 @@ def fit_pool_weights(probs: dict, labels: np.ndarray, device="cpu", steps=50) ->
     return {s: float(v) for s, v in zip(names, w.detach().clamp(min=0.0))}
 
 
-def _features(probs: dict, q: np.ndarray, labels, parent_of, sig: Signals) -> tuple[np.ndarray, list[str]]:
-    """Per labelled product: self-confidence at leaf and parent level, margin to the best leaf."""
+def _features(probs: dict, q: np.ndarray, labels, parent_of) -> tuple[np.ndarray, list[str]]:
+    """Per product, a handful of robust features (few, so the stacker cannot overfit the copy):
+    pooled self-confidence at leaf and parent level, pooled margin to the best other leaf, and each
+    signal's self-confidence."""
     n = len(labels)
+    rows = np.arange(n)
     lab = np.where(labels >= 0, labels, 0)
     to_parent = np.zeros((len(parent_of), parent_of.max() + 1), dtype=np.float32)
     to_parent[np.arange(len(parent_of)), parent_of] = 1.0
-    cols, names = [], []
-    for name, p in [*probs.items(), ("pooled", q)]:
-        own = p[np.arange(n), lab]
-        own_parent = (p @ to_parent)[np.arange(n), parent_of[lab]]
-        cols += [np.log(own + EPS), np.log(own_parent + EPS), np.log(p.max(1) + EPS) - np.log(own + EPS)]
-        names += [f"{name}:self", f"{name}:parent", f"{name}:margin"]
-    top_sim = sig.neighbour_sims[:, 0] if sig.neighbour_sims.shape[1] else np.zeros(n)
-    cols += [top_sim, np.log1p(sig.cluster_size)]
-    names += ["knn:top_similarity", "codes:cluster_size"]
+    own = q[rows, lab]
+    other = q.copy()
+    other[rows, lab] = 0.0
+    cols = [np.log(own + EPS), np.log((q @ to_parent)[rows, parent_of[lab]] + EPS),
+            np.log(other.max(1) + EPS) - np.log(own + EPS)]
+    names = ["pooled:self", "pooled:parent", "pooled:margin"]
+    for name, p in probs.items():
+        cols.append(np.log(p[rows, lab] + EPS))
+        names.append(f"{name}:self")
     return np.stack(cols, axis=1).astype(np.float64), names
 
 
 @dataclass
 class Combiner:
-    """How the signals are pooled (suggestion) and stacked (raw score). JSON-able."""
+    """How the signals are pooled (suggestion) and turned into a raw score. JSON-able.
+
+    ``mode="pooled"``: raw score = 1 - pooled p(label), no learned stacker (the robust default when
+    there is no self-supervision copy). ``mode="stacked"``: a logistic regression over the few
+    ``_features`` columns, learned on a copy with known injected wrong labels."""
 
     signals: tuple
     weights: dict
@@ -250,22 +260,27 @@ class Combiner:
     scale: list
     coef: list
     intercept: float
+    mode: str = "stacked"
 
     def raw_score(self, features: np.ndarray) -> np.ndarray:
+        if self.mode == "pooled":
+            return 1.0 - np.exp(features[:, 0])
         z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("weights", "feature_names", "mean", "scale", "coef", "intercept")} | {
-            "signals": list(self.signals)
-        }
+        keys = ("weights", "feature_names", "mean", "scale", "coef", "intercept", "mode")
+        return {k: getattr(self, k) for k in keys} | {"signals": list(self.signals)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Combiner":
         return cls(**{**d, "signals": tuple(d["signals"])})
 
 
-def inject_mixture(taxonomy, *, rate, seed, embeddings, brands=None, regimes=("uniform", "sibling", "lookalike")):
+SELF_SUPERVISION_REGIMES = ("uniform", "sibling", "lookalike")
+
+
+def inject_mixture(taxonomy, *, rate, seed, embeddings, brands=None, regimes=SELF_SUPERVISION_REGIMES):
     """A copy of the catalog with ``rate`` of its labels moved, split evenly over ``regimes``."""
     regimes = [r for r in regimes if r != "brand" or brands is not None]
     noisy, injected = np.asarray(taxonomy, dtype=np.int64), np.zeros(len(taxonomy), dtype=bool)
@@ -349,14 +364,18 @@ def score_products(
     combiner: Combiner | None = None,
     self_supervision_rate: float = 0.03,
     params: SignalParams | None = None,
+    mode: str = "stacked",
 ) -> Scores:
     """Score every product's label against its code neighbourhood, nearest neighbours and an
     out-of-fold classifier.
 
-    ``taxonomy`` (N, T) int64 holds the labels as they are (-1 absent). Without a ``combiner``,
-    one is fitted on a copy with ``self_supervision_rate`` of the labels moved on purpose
-    (uniform, sibling and look-alike moves; brand moves too when ``brands`` is given).
-    ``min_cluster`` is used by the evidence only.
+    ``taxonomy`` (N, T) int64 holds the labels as they are (-1 absent). Without a ``combiner``, one
+    is fitted: pool weights that best predict the given labels from the leave-self-out signals, and
+    (``mode="stacked"``) a small stacker learned on a copy with ``self_supervision_rate`` of the
+    labels moved on purpose (uniform, sibling and look-alike moves; ``brands`` is accepted for the
+    API but brand moves are not used: a whole brand moved together looks like a confident, consistent
+    label and taught the stacker to distrust confident labels). ``mode="pooled"``: raw score =
+    1 - pooled p(label). ``min_cluster`` is used by the evidence only.
     """
     signals = tuple(s for s in SIGNALS if s in signals)
     embeddings = np.asarray(embeddings, dtype=np.float32)
@@ -367,6 +386,8 @@ def score_products(
             f"embeddings, taxonomy and codes must have one row per product: "
             f"got {len(embeddings)}, {len(taxonomy)}, {len(codes)}"
         )
+    if mode not in ("stacked", "pooled"):
+        raise ValueError(f'unknown mode "{mode}": choose stacked or pooled')
     params = params or SignalParams(n_folds=n_folds, seed=seed, knn=knn, device=device)
     leaf_paths, labels = leaf_classes(taxonomy)
     if len(leaf_paths) < 2:
@@ -375,12 +396,13 @@ def score_products(
     sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals)
 
     if combiner is None:
+        weights = fit_pool_weights(sig.probs, labels, params.device)
         combiner = fit_combiner(
             embeddings=embeddings, taxonomy=taxonomy, codes=codes, params=params, signals=signals,
-            brands=brands, rate=self_supervision_rate, seed=seed,
+            rate=self_supervision_rate, seed=seed, weights=weights, mode=mode,
         )
     q = pooled(sig.probs, combiner.weights)
-    feats, _ = _features(sig.probs, q, labels, parent_of, sig)
+    feats, _ = _features(sig.probs, q, labels, parent_of)
     raw = combiner.raw_score(feats)
     unlabelled = labels < 0
     raw[unlabelled] = 1.0
@@ -399,25 +421,38 @@ def score_products(
     )
 
 
-def fit_combiner(*, embeddings, taxonomy, codes, params: SignalParams, signals=SIGNALS, brands=None,
-                 rate=0.03, seed=0) -> Combiner:
-    """Pool weights and the stacked raw-score model, learned from a copy with known wrong labels."""
-    noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 101, embeddings=embeddings, brands=brands)
-    leaf_paths, labels = leaf_classes(taxonomy)
-    # the copy keeps the original leaf index space, so the original labels are its targets
+def copy_labels_of(noisy: np.ndarray, leaf_paths: np.ndarray) -> np.ndarray:
+    """Labels of a noisy copy in the original catalog's leaf index space (-1 unlabeled)."""
     lookup = {tuple(r): k for k, r in enumerate(leaf_paths)}
-    copy_labels = np.array([lookup[tuple(r)] if (r >= 0).any() else -1 for r in noisy], dtype=np.int64)
+    return np.array([lookup[tuple(r)] if (r >= 0).any() else -1 for r in noisy], dtype=np.int64)
+
+
+def fit_combiner(*, embeddings, taxonomy, codes, params: SignalParams, signals=SIGNALS, brands=None,
+                 rate=0.03, seed=0, weights: dict | None = None, mode: str = "stacked") -> Combiner:
+    """The stacked raw-score model, learned from a copy with known wrong labels (uniform, sibling and
+    look-alike moves only). ``weights`` (pool weights) are fitted on the copy when not given."""
+    leaf_paths, labels = leaf_classes(taxonomy)
+    if mode == "pooled":
+        if weights is None:
+            sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals)
+            weights = fit_pool_weights(sig.probs, labels, params.device)
+        names = ["pooled:self"]
+        return Combiner(signals=tuple(signals), weights=weights, feature_names=names, mean=[0.0], scale=[1.0],
+                        coef=[-1.0], intercept=0.0, mode="pooled")
+    noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 101, embeddings=embeddings)
+    copy_labels = copy_labels_of(noisy, leaf_paths)  # the copy keeps the original leaf index space
     sig = compute_signals(embeddings, copy_labels, len(leaf_paths), codes, params, signals)
-    weights = fit_pool_weights(sig.probs, labels, params.device)
+    if weights is None:
+        weights = fit_pool_weights(sig.probs, labels, params.device)
     q = pooled(sig.probs, weights)
-    feats, names = _features(sig.probs, q, copy_labels, parent_groups(leaf_paths), sig)
+    feats, names = _features(sig.probs, q, copy_labels, parent_groups(leaf_paths))
     keep = copy_labels >= 0
     mean, scale = feats[keep].mean(0), feats[keep].std(0) + 1e-9
     model = LogisticRegression(C=1.0, max_iter=1000)
     model.fit((feats[keep] - mean) / scale, injected[keep])
     return Combiner(
         signals=tuple(signals), weights=weights, feature_names=names, mean=mean.tolist(),
-        scale=scale.tolist(), coef=model.coef_[0].tolist(), intercept=float(model.intercept_[0]),
+        scale=scale.tolist(), coef=model.coef_[0].tolist(), intercept=float(model.intercept_[0]), mode="stacked",
     )
 
 

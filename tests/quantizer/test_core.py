@@ -242,13 +242,14 @@ def test_linear_skip_starts_from_pca_and_preserves_neighbourhoods(catalog):
     xc = x - x.mean(0)
     proj = xc @ np.linalg.svd(xc, full_matrices=False)[2][: cfg.latent_dim].T
     proj /= np.linalg.norm(proj, axis=1, keepdims=True)
-    assert np.allclose(np.abs((z * proj).sum(1)), 1.0, atol=1e-3)
-    # Nearest neighbours in the latent are mostly the input's nearest neighbours.
-    def nn1(a):
-        s = a @ a.T
-        np.fill_diagonal(s, -np.inf)
-        return s.argmax(1)
-    assert (nn1(z) == nn1(x)).mean() > 0.5
+    proj *= np.sign((z * proj).sum(0))  # principal directions are defined up to sign
+    assert np.allclose((z * proj).sum(1), 1.0, atol=1e-3)
+    # A product's nearest neighbour in the latent sits in its own leaf, as in the input.
+    s = z @ z.T
+    np.fill_diagonal(s, -np.inf)
+    nearest = s.argmax(1)
+    cat = tax[:, 2] >= 0
+    assert (tax[nearest[cat], 2] == tax[cat, 2]).mean() > 0.9
 
 
 def test_new_loss_terms_are_finite_reported_and_trainable(catalog):
