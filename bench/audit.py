@@ -100,7 +100,7 @@ def suggestion_metrics(probs, class_ids, true_ids, injected) -> dict:
     return {"top1": hits[:, 0].mean(), "top3": hits.any(1).mean()}
 
 
-CLEANLAB_C_GRID = (0.1, 1.0, 10.0, 100.0)
+CLEANLAB_C_GRID = (0.03, 0.1, 0.3, 1.0)
 
 
 def cv_logistic_probs(embeddings, labels, n_classes, seed, device, c_grid=CLEANLAB_C_GRID, n_folds=5):
@@ -210,6 +210,12 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
                 a = ranking_metrics(1.0 - scores.p_label[labelled], inj, budget)
                 a |= suggestion_metrics(scores.probs[labelled], scores.leaf_ids, true_ids, inj)
                 rows["  pooled 1 - q(label), no stacker"] = a
+                q = scores.probs[labelled]
+                own = q[np.arange(len(q)), scores.labels[labelled]]
+                other = q.copy()
+                other[np.arange(len(q)), scores.labels[labelled]] = 0.0
+                a = ranking_metrics(np.log(other.max(1) + 1e-6) - np.log(own + 1e-6), inj, budget)
+                rows["  pooled margin, no stacker"] = a
             for signal, component in scores.components.items():
                 a = ranking_metrics(component[labelled], inj, budget)
                 a |= suggestion_metrics(scores.signal_probs[signal][labelled], scores.leaf_ids, true_ids, inj)

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
 
 from audit.core.noise import inject_noise, leaf_classes, parent_groups
 
@@ -225,9 +224,10 @@ def fit_pool_weights(probs: dict, labels: np.ndarray, device="cpu", steps=50) ->
 
 
 def _features(probs: dict, q: np.ndarray, labels, parent_of) -> tuple[np.ndarray, list[str]]:
-    """Per product, a handful of robust features (few, so the stacker cannot overfit the copy):
-    pooled self-confidence at leaf and parent level, pooled margin to the best other leaf, and each
-    signal's self-confidence."""
+    """Per product, a handful of "suspicion" features, each oriented so that larger means more
+    likely wrong (the stacker's weights are kept non-negative, so no feature can be learned
+    backwards): pooled -log p(label), pooled -log p(label's parent), pooled log-margin of the best
+    other leaf over the label, and each signal's -log p(label). Column 0 is pooled -log p(label)."""
     n = len(labels)
     rows = np.arange(n)
     lab = np.where(labels >= 0, labels, 0)
@@ -236,13 +236,34 @@ def _features(probs: dict, q: np.ndarray, labels, parent_of) -> tuple[np.ndarray
     own = q[rows, lab]
     other = q.copy()
     other[rows, lab] = 0.0
-    cols = [np.log(own + EPS), np.log((q @ to_parent)[rows, parent_of[lab]] + EPS),
+    cols = [-np.log(own + EPS), -np.log((q @ to_parent)[rows, parent_of[lab]] + EPS),
             np.log(other.max(1) + EPS) - np.log(own + EPS)]
     names = ["pooled:self", "pooled:parent", "pooled:margin"]
     for name, p in probs.items():
-        cols.append(np.log(p[rows, lab] + EPS))
+        cols.append(-np.log(p[rows, lab] + EPS))
         names.append(f"{name}:self")
     return np.stack(cols, axis=1).astype(np.float64), names
+
+
+def _fit_nonnegative_logistic(z: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.ndarray, float]:
+    """Logistic regression with coefficients >= 0 (intercept free), mean log-loss + l2 * ||coef||^2."""
+    from scipy.optimize import minimize
+
+    yf = y.astype(np.float64)
+
+    def loss(theta):
+        coef, b = theta[:-1], theta[-1]
+        m = z @ coef + b
+        p = 1.0 / (1.0 + np.exp(-m))
+        value = np.mean(np.logaddexp(0.0, m) - yf * m) + l2 * coef @ coef
+        g = p - yf
+        return value, np.append(z.T @ g / len(yf) + 2 * l2 * coef, g.mean())
+
+    theta0 = np.zeros(z.shape[1] + 1)
+    theta0[-1] = np.log(max(yf.mean(), 1e-6) / max(1 - yf.mean(), 1e-6))
+    bounds = [(0.0, None)] * z.shape[1] + [(None, None)]
+    res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
+    return res.x[:-1], float(res.x[-1])
 
 
 @dataclass
@@ -264,7 +285,7 @@ class Combiner:
 
     def raw_score(self, features: np.ndarray) -> np.ndarray:
         if self.mode == "pooled":
-            return 1.0 - np.exp(features[:, 0])
+            return 1.0 - np.exp(-features[:, 0])
         z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
 
@@ -438,7 +459,7 @@ def fit_combiner(*, embeddings, taxonomy, codes, params: SignalParams, signals=S
             weights = fit_pool_weights(sig.probs, labels, params.device)
         names = ["pooled:self"]
         return Combiner(signals=tuple(signals), weights=weights, feature_names=names, mean=[0.0], scale=[1.0],
-                        coef=[-1.0], intercept=0.0, mode="pooled")
+                        coef=[1.0], intercept=0.0, mode="pooled")
     noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 101, embeddings=embeddings)
     copy_labels = copy_labels_of(noisy, leaf_paths)  # the copy keeps the original leaf index space
     sig = compute_signals(embeddings, copy_labels, len(leaf_paths), codes, params, signals)
@@ -448,11 +469,10 @@ def fit_combiner(*, embeddings, taxonomy, codes, params: SignalParams, signals=S
     feats, names = _features(sig.probs, q, copy_labels, parent_groups(leaf_paths))
     keep = copy_labels >= 0
     mean, scale = feats[keep].mean(0), feats[keep].std(0) + 1e-9
-    model = LogisticRegression(C=1.0, max_iter=1000)
-    model.fit((feats[keep] - mean) / scale, injected[keep])
+    coef, intercept = _fit_nonnegative_logistic((feats[keep] - mean) / scale, injected[keep])
     return Combiner(
         signals=tuple(signals), weights=weights, feature_names=names, mean=mean.tolist(),
-        scale=scale.tolist(), coef=model.coef_[0].tolist(), intercept=float(model.intercept_[0]), mode="stacked",
+        scale=scale.tolist(), coef=coef.tolist(), intercept=intercept, mode="stacked",
     )
 
 

@@ -262,7 +262,9 @@ class RQVAE(nn.Module):
         xc = (x - mean).double()
         # Top-d right singular vectors = principal directions (d <= input_dim).
         _, _, vh = torch.linalg.svd(xc, full_matrices=False)
-        comps = vh[:d].to(x.dtype)  # (d, D)
+        comps = torch.zeros(d, x.shape[1], dtype=x.dtype, device=x.device)  # (d, D)
+        r = min(d, len(vh))  # fewer samples than latent dims: the rest stay zero
+        comps[:r] = vh[:r].to(x.dtype)
         self.encoder_skip.weight.copy_(comps)
         self.encoder_skip.bias.copy_(-(comps @ mean))
         z = self.latent(x)  # MLP branch is zero at init

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import RQVAEConfig
-from .rqvae import RQVAE, QuantizerOutput, exact_float32, squared_distances
+from .rqvae import RQVAE, QuantizerOutput, exact_float32
 from .sampling import HierarchicalBatchSampler, RandomBatchSampler, validate_taxonomy
 
 ProgressFn = Callable[[int, int, dict], None]
@@ -142,6 +142,27 @@ def neighbour_loss(
     return (pos.mean() + neg.mean()) / 2
 
 
+def uniqueness_loss(
+    q: QuantizerOutput,
+    q_partner: QuantizerOutput,
+    x: torch.Tensor,
+    x_partner: torch.Tensor,
+    config: RQVAEConfig,
+) -> torch.Tensor:
+    """Collisions: for (row, nearest-neighbour partner) pairs that share every level but the
+    last and have different embeddings, -log(1 - P(share the last level)), averaged."""
+    last = config.levels - 1
+    same_prefix = (q.codes[:, :last] == q_partner.codes[:, :last]).all(1)
+    distinct = (x != x_partner).any(1)
+    mask = same_prefix & distinct
+    if not bool(mask.any()):
+        return q.distances[0].new_zeros(())
+    p = soft_assignments(q.distances[last][mask], config.temperature)
+    pp = soft_assignments(q_partner.distances[last][mask], config.temperature)
+    share = (p * pp).sum(1).clamp(1e-6, 1 - 1e-6)
+    return -torch.log1p(-share).mean()
+
+
 def input_neighbours(x: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Tensor:
     """(N, D) -> (N, k) indices of each row's k most cosine-similar other rows."""
     xn = F.normalize(x, dim=1)
@@ -259,15 +280,21 @@ def train_rqvae(
                         head = idx_t[:rows]
                         col = torch.randint(0, knn.shape[1], (len(head),), generator=gen)
                         partners = knn[head, col.to(device)]
-                        partner_distances = squared_distances(
-                            model.latent(x[partners]), model.quantizer.codebooks[0]
-                        )
+                        q_partner = model.quantizer(model.latent(x[partners]))
+                        partner_distances = q_partner.distances[0]
                     neighbour = neighbour_loss(q.head(rows), xb[:rows], config, partner_distances)
                 else:
                     neighbour = reconstruction.new_zeros(())
+                if config.unique_weight > 0 and knn is not None and config.levels > 1:
+                    unique = uniqueness_loss(
+                        q.head(rows), q_partner, xb[:rows], x[partners], config
+                    )
+                else:
+                    unique = reconstruction.new_zeros(())
                 total = (
                     reconstruction + rq + config.contrastive_weight * contrastive
                     + config.similarity_weight * similarity + config.neighbour_weight * neighbour
+                    + config.unique_weight * unique
                 )
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
@@ -289,6 +316,7 @@ def train_rqvae(
                     "contrastive": contrastive,
                     "similarity": similarity,
                     "neighbour": neighbour,
+                    "unique": unique,
                     "total": total,
                 }
                 for k, v in terms.items():

@@ -91,16 +91,23 @@ def test_config_rejects_per_level_tuples_of_the_wrong_length():
 # -- training and encoding
 
 
-def test_training_reports_every_loss_term_separately_and_finite(trained):
+def test_training_reports_every_loss_term_separately_and_finite(catalog, trained):
+    x, tax = catalog
     assert len(trained.history) == 6
     for row in trained.history:
-        for key in ("reconstruction", "rq", "codebook", "commitment", "contrastive", "total"):
+        for key in ("reconstruction", "rq", "codebook", "commitment", "contrastive",
+                    "similarity", "neighbour", "total"):
             assert math.isfinite(row[key]), (key, row)
         for level in (1, 2, 3):
             assert 0.0 <= row[f"utilization_l{level}"] <= 1.0
     assert trained.history[-1]["contrastive"] > 0
-    assert trained.history[-1]["reconstruction"] < trained.history[0]["reconstruction"]
+    assert trained.history[-1]["neighbour"] > 0
     assert trained.seconds > 0
+    # With the PCA skip paths the decoder starts at the least-squares fit, so reconstruction
+    # is already low; without them (a random MLP), training has to bring it down.
+    legacy = train_rqvae(x, tax, small_config(linear_skip=False, normalize_latent=False))
+    assert legacy.history[-1]["reconstruction"] < legacy.history[0]["reconstruction"]
+    assert trained.history[-1]["reconstruction"] < 0.5 * legacy.history[-1]["reconstruction"]
 
 
 def test_encode_returns_codes_errors_and_gaps_of_the_right_shapes(catalog, trained):
@@ -252,21 +259,30 @@ def test_linear_skip_starts_from_pca_and_preserves_neighbourhoods(catalog):
     assert (tax[nearest[cat], 2] == tax[cat, 2]).mean() > 0.9
 
 
+def test_linear_skip_trains_with_fewer_products_than_latent_dims():
+    x, tax = synthetic_catalog(n_per_leaf=1, uncategorized=0)  # 18 products, latent 24
+    result = train_rqvae(x, tax, small_config(latent_dim=24, epochs=2, batch_size=8))
+    assert all(math.isfinite(row["total"]) for row in result.history)
+    assert encode(result.model, x).codes.shape == (18, 3)
+
+
 def test_new_loss_terms_are_finite_reported_and_trainable(catalog):
     x, tax = catalog
     cfg = small_config(
         epochs=3, linear_skip=True, normalize_latent=True, similarity_weight=1.0,
-        neighbour_weight=0.5, neighbour_threshold=0.8, codebook_lr_scale=0.5,
+        neighbour_weight=0.5, neighbour_threshold=0.8, neighbour_k=5, unique_weight=1.0,
+        codebook_lr_scale=0.5,
     )
     result = train_rqvae(x, tax, cfg)
     for row in result.history:
-        for key in ("similarity", "neighbour"):
+        for key in ("similarity", "neighbour", "unique"):
             assert math.isfinite(row[key]) and row[key] >= 0, (key, row)
     assert result.history[-1]["similarity"] > 0
     assert any(row["neighbour"] > 0 for row in result.history)
     # Switched off, they are reported as exact zeros.
-    off = train_rqvae(x, tax, small_config(epochs=1))
+    off = train_rqvae(x, tax, small_config(epochs=1, neighbour_weight=0.0, unique_weight=1.0))
     assert off.history[0]["similarity"] == 0.0 and off.history[0]["neighbour"] == 0.0
+    assert off.history[0]["unique"] == 0.0  # needs the kNN partners of the neighbour term
 
 
 def test_similarity_and_neighbour_losses_on_known_inputs():
@@ -276,7 +292,11 @@ def test_similarity_and_neighbour_losses_on_known_inputs():
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     zero = torch.zeros(2)
     assert float(similarity_loss(x, x, zero)) == pytest.approx(0.0, abs=1e-7)
-    assert float(similarity_loss(x.flip(1) * torch.tensor([1.0, -1.0]), x, zero)) > 0
+    # A rotation keeps every cosine; squashing two products together does not.
+    rotated = x.flip(1) * torch.tensor([1.0, -1.0])
+    assert float(similarity_loss(rotated, x, zero)) == pytest.approx(0.0, abs=1e-6)
+    squashed = torch.tensor([[1.0, 0.0], [1.0, 0.1], [1.0, 1.0]])
+    assert float(similarity_loss(squashed, x, zero)) > 0.1
     # Two near-duplicates and one far product: the loss is lower when the duplicates share
     # their level-1 code than when they don't.
     x = torch.tensor([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0]])
@@ -288,6 +308,29 @@ def test_similarity_and_neighbour_losses_on_known_inputs():
     same = torch.tensor([[0.0, 4.0], [0.0, 4.0], [4.0, 0.0]])
     split = torch.tensor([[0.0, 4.0], [4.0, 0.0], [4.0, 0.0]])
     assert float(neighbour_loss(out(same), x, cfg)) < float(neighbour_loss(out(split), x, cfg))
+
+
+def test_uniqueness_loss_only_counts_distinct_pairs_that_share_the_prefix():
+    from quantizer.core.rqvae import QuantizerOutput
+    from quantizer.core.training import uniqueness_loss
+
+    cfg = small_config(codebook_sizes=(2, 2), level_weights=(0.5, 0.5),
+                       level_target_scales=(1.0, 1.0))
+    x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    partner_x = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9]])
+    codes = torch.tensor([[0, 1], [0, 1], [1, 0]])
+    partner_codes = torch.tensor([[0, 1], [0, 0], [0, 0]])  # row 1: same text; row 2: other l1
+    near = torch.tensor([[4.0, 0.0]] * 3)  # soft assignment close to codeword 1
+
+    def out(c, d):
+        return QuantizerOutput(x, c, [x, x], [d, d], x.sum(), x.sum())
+
+    loss = uniqueness_loss(out(codes, near), out(partner_codes, near), x, partner_x, cfg)
+    assert float(loss) > 1.0  # row 0 collides: both sit on codeword 1 at the last level
+    apart = torch.tensor([[0.0, 4.0]] * 3)
+    assert float(uniqueness_loss(out(codes, near), out(partner_codes, apart), x, partner_x, cfg)) < 0.1
+    # No qualifying pair: exactly zero.
+    assert float(uniqueness_loss(out(codes, near), out(partner_codes, near), x, x, cfg)) == 0.0
 
 
 def test_format_1_models_still_load(catalog):

@@ -1,0 +1,53 @@
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from audit.pipeline import missing_flavors
+from catalog.jobs import start_job
+
+
+class Command(BaseCommand):
+    help = "Run a Celery worker and the web server together; queue the pipeline where no run is active. Ctrl-C stops all."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+
+    def handle(self, *args, port, **options):
+        logs = settings.SEMID_HOME / "logs"
+        logs.mkdir(exist_ok=True)
+        worker_log = open(logs / "worker.log", "a")
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
+                 "--without-gossip", "--without-mingle"],
+                stdout=worker_log, stderr=subprocess.STDOUT,
+            )
+        ]
+        self.stdout.write(f"worker started (log: {logs / 'worker.log'})")
+        flavors = missing_flavors()
+        if flavors:
+            job = start_job(kind="pipeline", params={"flavors": flavors, "seed": 0})
+            self.stdout.write(f"queued pipeline job #{job.pk} for {', '.join(flavors)}; progress on /runs/")
+        self.stdout.write(self.style.SUCCESS(f"semid at http://127.0.0.1:{port}  (Ctrl-C stops everything)"))
+        children.append(subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]))
+        try:
+            while all(child.poll() is None for child in children):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stdout.write("stopping the web server, the worker and the embedded services...")
+            for child in children:
+                if child.poll() is None:
+                    child.terminate()
+            for child in children:
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            worker_log.close()
+            call_command("services", "stop")
