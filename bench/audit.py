@@ -206,16 +206,7 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
             "precision_at_0.5": float(inj[confidence >= 0.5].mean()) if (confidence >= 0.5).any() else None,
         }
         if quantizer == args.quantizers[0]:  # ablation: each signal alone and the pool, same codes
-            if scores.combiner.mode != "pooled":
-                a = ranking_metrics(1.0 - scores.p_label[labelled], inj, budget)
-                a |= suggestion_metrics(scores.probs[labelled], scores.leaf_ids, true_ids, inj)
-                rows["  pooled 1 - q(label), no stacker"] = a
-                q = scores.probs[labelled]
-                own = q[np.arange(len(q)), scores.labels[labelled]]
-                other = q.copy()
-                other[np.arange(len(q)), scores.labels[labelled]] = 0.0
-                a = ranking_metrics(np.log(other.max(1) + 1e-6) - np.log(own + 1e-6), inj, budget)
-                rows["  pooled margin, no stacker"] = a
+            rows["  pooled 1 - q(label)"] = ranking_metrics(1.0 - scores.p_label[labelled], inj, budget)
             for signal, component in scores.components.items():
                 a = ranking_metrics(component[labelled], inj, budget)
                 a |= suggestion_metrics(scores.signal_probs[signal][labelled], scores.leaf_ids, true_ids, inj)
@@ -310,7 +301,13 @@ def write_report(path: Path, results: dict, args, command: str, seconds: float) 
         "number injected; R@2% = share of injected found in the top 2% of the catalog (a review budget); "
         "top1 / top3 = the suggested category is the true one, on injected products; ECE (10 bins) of the "
         "calibrated confidence vs the injected indicator (for cleanlab: of 1 - self-confidence, uncalibrated).",
-        "- `only <signal>` rows: 1 - that signal's probability of the given label, same codes as the first semid row.",
+        "- `only <signal>` rows: 1 - that signal's probability of the given label, same codes as the first semid row; "
+        "`pooled 1 - q(label)`: the log-linear pool alone, without the classifier margin. The semid row's raw score "
+        "(`--mode pooled`) is logistic(pooled log-margin + classifier log-margin); `--mode stacked` uses the "
+        "non-negative stacker learned on a self-supervision copy instead.",
+        "- cleanlab: out-of-fold probabilities of a multinomial logistic regression (sklearn's objective, standardized "
+        "features, L-BFGS to convergence on the benchmark device), C in {0.03, 0.1, 0.3, 1} chosen by out-of-fold "
+        "log-loss of the given noisy labels; then `cleanlab.rank.get_label_quality_scores` / `find_label_issues`.",
         f"- goals: {GOALS}.",
         "",
     ]
@@ -322,10 +319,12 @@ def write_report(path: Path, results: dict, args, command: str, seconds: float) 
     parts += [
         "## Notes",
         "",
-        "- ECE is measured against the injected indicator only. The catalogs also carry their own wrong or "
-        "ambiguous labels (BigBasket lists products twice under different categories); the calibrator "
-        "estimates P(label is wrong) including those, so a confident flag on a real mistake counts against "
-        "ECE here.",
+        "- ECE is measured against the injected indicator (the only ground truth there is). The catalogs also "
+        "carry their own wrong or ambiguous labels (BigBasket lists products twice under different categories), "
+        "which count as \"not wrong\" here. `ECE` uses the calibrator as shipped (`--calibration elkan-noto`: "
+        "isotonic on a held-out injected copy, divided by the share of injected labels among the copy's "
+        "top-scored, so it estimates P(wrong) including the catalog's own errors); `ECE*` is the other "
+        "calibrator (plain isotonic P(injected | raw), no correction), shown to bound the effect of natural errors.",
         "- The scorer's combiner and calibrator learn from copies of the noisy catalog with extra injected "
         "moves (uniform, sibling, look-alike, brand when brands exist), never from the benchmark's injected set.",
         "",
@@ -346,7 +345,7 @@ def main(argv=None) -> None:
     p.add_argument("--quantizers", default="rqvae:0.01,rqvae:0", help="rqvae:<lambda> and/or kmeans")
     p.add_argument("--epochs", type=int, default=None, help="override the RQ-VAE recipe's epochs")
     p.add_argument("--no-cleanlab", action="store_true")
-    p.add_argument("--mode", default="stacked", choices=("stacked", "pooled"), help="raw score: stacker or 1 - pooled p")
+    p.add_argument("--mode", default="pooled", choices=("stacked", "pooled"), help="raw score: pooled margin or stacker")
     p.add_argument("--calibration", default="elkan-noto", choices=("elkan-noto", "plain"),
                    help="calibrator for the ECE column; ECE* is the other one")
     p.add_argument("--out", default=str(REPO / "docs" / "audit.md"))

@@ -13,8 +13,10 @@ suggestion distribution. Whether the label is wrong is decided by a small stacke
 regression over a handful of features (pooled self-confidence at leaf and parent level, pooled
 margin, each signal's self-confidence), trained on a copy of the catalog with known injected wrong
 labels (uniform, sibling and look-alike moves; ``noise.py``): the catalog supervises itself. Its
-output is ``raw_score``; ``calibration.py`` turns that into a probability. ``mode="pooled"`` skips
-the stacker: raw score = 1 - pooled p(label).
+output is ``raw_score``; ``calibration.py`` turns that into a probability. ``mode="pooled"`` (the default)
+skips the stacker: raw score = logistic of the pooled log-margin of the best other leaf over the
+label plus the classifier's own log-margin (the classifier is the sharpest single signal for
+uniform moves, the pool for sibling and look-alike moves).
 """
 
 from __future__ import annotations
@@ -240,9 +242,15 @@ def _features(probs: dict, q: np.ndarray, labels, parent_of) -> tuple[np.ndarray
             np.log(other.max(1) + EPS) - np.log(own + EPS)]
     names = ["pooled:self", "pooled:parent", "pooled:margin"]
     for name, p in probs.items():
-        cols.append(-np.log(p[rows, lab] + EPS))
-        names.append(f"{name}:self")
+        own_s = p[rows, lab]
+        other = p.copy()
+        other[rows, lab] = 0.0
+        cols += [-np.log(own_s + EPS), np.log(other.max(1) + EPS) - np.log(own_s + EPS)]
+        names += [f"{name}:self", f"{name}:margin"]
     return np.stack(cols, axis=1).astype(np.float64), names
+
+
+POOLED_SCORE = ("pooled:margin", "classifier:margin")  # the raw score of mode="pooled": sum of these
 
 
 def _fit_nonnegative_logistic(z: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.ndarray, float]:
@@ -270,8 +278,8 @@ def _fit_nonnegative_logistic(z: np.ndarray, y: np.ndarray, l2: float = 1e-3) ->
 class Combiner:
     """How the signals are pooled (suggestion) and turned into a raw score. JSON-able.
 
-    ``mode="pooled"``: raw score = 1 - pooled p(label), no learned stacker (the robust default when
-    there is no self-supervision copy). ``mode="stacked"``: a logistic regression over the few
+    ``mode="pooled"`` (default): raw score = logistic of pooled log-margin + classifier log-margin,
+    no learned weights. ``mode="stacked"``: a logistic regression over the few
     ``_features`` columns, learned on a copy with known injected wrong labels."""
 
     signals: tuple
@@ -284,8 +292,9 @@ class Combiner:
     mode: str = "stacked"
 
     def raw_score(self, features: np.ndarray) -> np.ndarray:
-        if self.mode == "pooled":
-            return 1.0 - np.exp(-features[:, 0])
+        if self.mode == "pooled":  # logistic of the summed log-margins (best other leaf vs the label)
+            cols = [self.feature_names.index(f) for f in POOLED_SCORE if f in self.feature_names]
+            return 1.0 / (1.0 + np.exp(-features[:, cols].sum(1)))
         z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
 
@@ -385,7 +394,7 @@ def score_products(
     combiner: Combiner | None = None,
     self_supervision_rate: float = 0.03,
     params: SignalParams | None = None,
-    mode: str = "stacked",
+    mode: str = "pooled",
 ) -> Scores:
     """Score every product's label against its code neighbourhood, nearest neighbours and an
     out-of-fold classifier.
@@ -395,8 +404,11 @@ def score_products(
     (``mode="stacked"``) a small stacker learned on a copy with ``self_supervision_rate`` of the
     labels moved on purpose (uniform, sibling and look-alike moves; ``brands`` is accepted for the
     API but brand moves are not used: a whole brand moved together looks like a confident, consistent
-    label and taught the stacker to distrust confident labels). ``mode="pooled"``: raw score =
-    1 - pooled p(label). ``min_cluster`` is used by the evidence only.
+    label and taught the stacker to distrust confident labels). ``mode="pooled"`` (the default, no
+    copy needed): raw score = logistic of (pooled log-margin + classifier log-margin), the log-margin
+    being log max_{k != label} p_k - log p_label; on the dev split (full BigBasket, seed 100) it
+    ranked injected labels better than the stacker, the pool alone and the classifier alone.
+    ``min_cluster`` is used by the evidence only.
     """
     signals = tuple(s for s in SIGNALS if s in signals)
     embeddings = np.asarray(embeddings, dtype=np.float32)
@@ -457,9 +469,12 @@ def fit_combiner(*, embeddings, taxonomy, codes, params: SignalParams, signals=S
         if weights is None:
             sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals)
             weights = fit_pool_weights(sig.probs, labels, params.device)
-        names = ["pooled:self"]
-        return Combiner(signals=tuple(signals), weights=weights, feature_names=names, mean=[0.0], scale=[1.0],
-                        coef=[1.0], intercept=0.0, mode="pooled")
+        names = ["pooled:self", "pooled:parent", "pooled:margin"]
+        names += [f"{s}:{kind}" for s in signals for kind in ("self", "margin")]
+        zeros = [0.0] * len(names)
+        coef = [1.0 if n in POOLED_SCORE else 0.0 for n in names]
+        return Combiner(signals=tuple(signals), weights=weights, feature_names=names, mean=zeros,
+                        scale=[1.0] * len(names), coef=coef, intercept=0.0, mode="pooled")
     noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 101, embeddings=embeddings)
     copy_labels = copy_labels_of(noisy, leaf_paths)  # the copy keeps the original leaf index space
     sig = compute_signals(embeddings, copy_labels, len(leaf_paths), codes, params, signals)

@@ -45,6 +45,8 @@ class RQVAEConfig:
     neighbour_k: int = 10
     # Collisions: a (row, kNN partner) pair with distinct embeddings that shares every level but
     # the last is pushed apart at the last level (-log(1 - P(share))); needs neighbour_k > 0.
+    # Off by default: on BigBasket (full, seed 0) weight 1 took collisions ~19% -> 14% but
+    # same-L1 for cos >= 0.9 pairs ~0.985 -> 0.974 and NMI L1 ~0.427 -> 0.411 (below lambda=0).
     unique_weight: float = 0.0
     neighbour_threshold: float = 0.8
     neighbour_margin: float = 0.3

@@ -3,6 +3,11 @@
 L_reconstruction: squared L2 between the embedding and its reconstruction (mean over batch).
 L_rq: sum over levels of ||e - sg(r)||^2 + beta * ||r - sg(e)||^2 (codebook + commitment).
 L_similarity (weight `similarity_weight`): MSE between latent and input cosine over batch pairs.
+L_neighbour (weight `neighbour_weight`): near-duplicates / input-space kNN pairs share their
+  level-1 code, dissimilar pairs don't (see `neighbour_loss`).
+L_unique (weight `unique_weight`): kNN pairs that share every level but the last are pushed
+  apart at the last level (collisions; see `uniqueness_loss`).
+Every term is reported separately, per epoch, in the history.
 L_contrastive: for each level l, soft assignments p_i^l = softmax(-dist / T) give
   P(i, j share code l) = <p_i^l, p_j^l>; a class-balanced binary cross-entropy pushes it to a
   target graded by where i and j sit in the taxonomy (see `relation_targets`), levels
@@ -286,9 +291,12 @@ def train_rqvae(
                 else:
                     neighbour = reconstruction.new_zeros(())
                 if config.unique_weight > 0 and knn is not None and config.levels > 1:
-                    unique = uniqueness_loss(
-                        q.head(rows), q_partner, xb[:rows], x[partners], config
-                    )
+                    # Collisions are between the very nearest products: partners from the
+                    # 2 nearest neighbours.
+                    col = torch.randint(0, min(2, knn.shape[1]), (len(head),), generator=gen)
+                    near = knn[head, col.to(device)]
+                    q_near = model.quantizer(model.latent(x[near]))
+                    unique = uniqueness_loss(q.head(rows), q_near, xb[:rows], x[near], config)
                 else:
                     unique = reconstruction.new_zeros(())
                 total = (
