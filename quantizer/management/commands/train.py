@@ -1,0 +1,47 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from catalog.jobs import start_job
+from catalog.models import Flavor
+from quantizer.models import QuantizerRun
+from quantizer.services import create_run, train_run
+
+
+class Command(BaseCommand):
+    help = "Train a quantizer run on the stored embeddings, assign codes, evaluate, and activate it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--flavor", choices=Flavor.values, default=Flavor.PRECISION)
+        parser.add_argument("--kind", choices=QuantizerRun.Kind.values, default=QuantizerRun.Kind.RQVAE)
+        parser.add_argument("--lambda", dest="contrastive_weight", type=float, default=None,
+                            help="contrastive weight (default: the recipe's 0.01; 0 = the lambda=0 baseline)")
+        parser.add_argument("--epochs", type=int, default=None)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--no-activate", action="store_true", help="keep the current active run")
+        parser.add_argument("--async", dest="run_async", action="store_true", help="queue it on Celery instead")
+
+    def handle(self, *args, flavor, kind, contrastive_weight, epochs, seed, no_activate, run_async, **options):
+        overrides = {k: v for k, v in (("contrastive_weight", contrastive_weight), ("epochs", epochs)) if v is not None}
+        run = create_run(flavor=flavor, kind=kind, seed=seed, overrides=overrides)
+        if run_async:
+            job = start_job(kind="train", params={"run_id": run.pk, "activate": not no_activate})
+            self.stdout.write(f"queued run #{run.pk} as job #{job.pk}; progress on /runs/")
+            return
+        bar = tqdm(total=100, desc=f"train #{run.pk}", unit="%")
+
+        def progress(done, total=1.0, message=None):
+            bar.n = int(100 * done / total)
+            if message:
+                bar.set_postfix_str(message)
+            bar.refresh()
+
+        try:
+            train_run(run=run, progress=progress, activate=not no_activate)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            bar.close()
+        self.stdout.write(json.dumps({"run": run.pk, "active": run.is_active, "seconds": run.train_seconds,
+                                      "churn": run.churn, "metrics": run.metrics}, indent=2, default=str))

@@ -1,0 +1,52 @@
+import pytest
+from django.core.management import call_command
+
+from catalog.demo import generate_demo_catalog, write_csv
+from catalog.embeddings import embed_products
+from catalog.services import import_catalog
+from quantizer.models import QuantizerRun, SemanticId
+from quantizer.services import NoActiveRun, activate_run, active_run
+
+
+@pytest.fixture
+def embedded_catalog(tmp_path, db):
+    write_csv(generate_demo_catalog(n_products=80, seed=2), tmp_path / "c.csv")
+    import_catalog(path=tmp_path / "c.csv")
+    embed_products(flavor="precision")
+
+
+def test_train_command_activates_warm_starts_and_reports_churn(embedded_catalog):
+    with pytest.raises(NoActiveRun, match="python manage.py pipeline --flavor precision"):
+        active_run("precision")
+
+    call_command("train", "--flavor", "precision", verbosity=0)
+    first = active_run("precision")
+    call_command("train", "--flavor", "precision", verbosity=0)
+    second = active_run("precision")
+
+    assert second.pk != first.pk and second.warm_start_from_id == first.pk
+    assert QuantizerRun.objects.filter(flavor="precision", is_active=True).count() == 1
+    assert set(second.churn) >= {"prefix_1", "prefix_2", "prefix_4", "products"}
+    assert all(0.0 <= second.churn[k] <= 1.0 for k in ("prefix_1", "prefix_2", "prefix_4"))
+    assert SemanticId.objects.filter(run=second).count() == 80
+
+
+def test_a_run_trained_without_activation_leaves_the_active_one(embedded_catalog):
+    call_command("train", "--flavor", "precision", verbosity=0)
+    active = active_run("precision")
+    call_command("train", "--flavor", "precision", "--kind", "rkmeans", "--no-activate", verbosity=0)
+
+    baseline = QuantizerRun.objects.get(kind="rkmeans")
+    assert active_run("precision").pk == active.pk
+    assert baseline.status == "succeeded" and not baseline.weights and "spearman" in baseline.metrics
+    activate_run(baseline)
+    assert active_run("precision").pk == baseline.pk
+
+
+def test_a_failed_run_cannot_be_activated_and_the_active_run_stays(embedded_catalog):
+    call_command("train", "--flavor", "precision", verbosity=0)
+    active = active_run("precision")
+    failed = QuantizerRun.objects.create(flavor="precision", embedding_model="x", status="failed")
+    with pytest.raises(ValueError, match="only a succeeded run can be activated"):
+        activate_run(failed)
+    assert active_run("precision").pk == active.pk
