@@ -104,7 +104,7 @@ def embed_products(*, flavor: str, product_ids: list[int] | None = None, progres
     return EmbedResult(flavor, len(products), len(todo), len(products) - len(todo), rebuild)
 
 
-def _index_sql() -> dict[str, str]:
+def _hnsw_indexes() -> dict:
     return {
         index.name: index
         for index in ProductEmbedding._meta.indexes
@@ -118,7 +118,9 @@ def _drop_index(flavor: str) -> None:
 
 
 def _create_index(flavor: str) -> None:
-    index = _index_sql()[f"embedding_hnsw_{flavor}"]
+    index = _hnsw_indexes()[f"embedding_hnsw_{flavor}"]
+    with connection.cursor() as cursor:  # deferred FK checks of the rows just written block CREATE INDEX
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     with connection.schema_editor(atomic=False) as editor:
         editor.add_index(ProductEmbedding, index)
 

@@ -65,3 +65,18 @@ def test_similar_products_come_back_in_cosine_order(catalog):
 def test_a_model_that_cannot_be_loaded_is_a_clear_error_naming_the_setting(tmp_path):
     with pytest.raises(EmbeddingModelError, match="SEMID_EMBEDDING_MODEL"):
         load_encoder(str(tmp_path / "no-such-model"), "cpu")
+
+
+def test_a_large_load_rebuilds_the_index_after_writing(catalog, monkeypatch):
+    import catalog.embeddings as embeddings
+    from django.db import connection
+
+    monkeypatch.setattr(embeddings, "REBUILD_INDEX_ABOVE", 2)
+    result = embed_products(flavor="precision")
+
+    assert result.index_rebuilt and result.encoded == 6
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'catalog_productembedding'")
+        assert "embedding_hnsw_precision" in {row[0] for row in cursor.fetchall()}
+    milk = Product.objects.get(external_id="M1")
+    assert similar_products(product=milk, flavor="precision", k=1)[0][0].external_id == "M2"
