@@ -1,4 +1,4 @@
-"""Intrinsic quality of semantic IDs: RQ-VAE (lambda=0.01) vs lambda=0 vs residual k-means.
+"""Intrinsic quality of semantic IDs: RQ-VAE (default lambda, RQVAEConfig) vs lambda=0 vs residual k-means.
 
     .venv/bin/python bench/semantic_ids.py [--datasets bigbasket instacart] [--flavors precision discovery]
         [--seeds 0 1 2] [--device cpu|cuda] [--limit N] [--config '{"epochs": 30}'] [--out docs/semantic-ids.md]
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 METHODS = ("rqvae", "rqvae_l0", "rkmeans")
-LABELS = {"rqvae": "RQ-VAE λ=0.01", "rqvae_l0": "RQ-VAE λ=0", "rkmeans": "residual k-means"}
+LABELS = {"rqvae": "RQ-VAE (default λ)", "rqvae_l0": "RQ-VAE λ=0", "rkmeans": "residual k-means"}
 COLUMNS = [
     ("spearman", "Spearman", 3),
     ("high_sim_same_l1", "same L1 (cos≥0.9)", 3),

@@ -25,6 +25,8 @@ class RQVAEConfig:
     linear_skip: bool = True
 
     # -- losses: L_total = L_reconstruction + L_rq + contrastive_weight * L_contrastive
+    #    + similarity_weight * L_similarity + neighbour_weight * L_neighbour
+    #    + unique_weight * L_unique (quantizer/core/training.py)
     # lambda; 0 = the lambda=0 baseline. 0.1, not the design's 0.01: here L_reconstruction is
     # a per-product squared L2 (~0.4 at the start) and L_contrastive a level-weighted mean BCE
     # (~1.5), so at 0.01 the term is ~4% of the loss and barely trains (it stays ~1.5 all
