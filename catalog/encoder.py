@@ -54,14 +54,17 @@ def encode_texts(
     chunk: int = 2048,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """(N, D) float32, L2-normalised. Encodes in chunks so progress can be reported."""
+    """(N, D) float32, L2-normalised. Encodes in chunks so progress can be reported; texts are
+    sorted by length first (as one big `encode` call would) so chunking adds no padding."""
     dim = (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
+    order = np.argsort([-len(t) for t in texts], kind="stable")
     out = np.empty((len(texts), dim), dtype=np.float32)
     for start in range(0, len(texts), chunk):
-        part = list(texts[start : start + chunk])
-        out[start : start + len(part)] = model.encode(
+        rows = order[start : start + chunk]
+        part = [texts[i] for i in rows]
+        out[rows] = model.encode(
             part, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
         if progress:
-            progress(start + len(part), len(texts))
+            progress(start + len(rows), len(texts))
     return out
