@@ -74,12 +74,15 @@ def embed_products(*, flavor: str, product_ids: list[int] | None = None, progres
     if not todo:
         return EmbedResult(flavor, len(products), 0, len(products), False)
     encoder = load_encoder(name)
+    # Identical texts (a product listed twice, in other sizes) are encoded once.
+    distinct = list(dict.fromkeys(texts[i] for i in todo))
+    position = {text: j for j, text in enumerate(distinct)}
     vectors = encode_texts(
         encoder,
-        [texts[i] for i in todo],
+        distinct,
         batch_size=settings.SEMID_EMBEDDING_BATCH_SIZE,
         progress=(lambda done, total: progress(0.9 * done / total)) if progress else None,
-    )
+    )[[position[texts[i]] for i in todo]]
     rebuild = len(todo) > REBUILD_INDEX_ABOVE
     with transaction.atomic():
         if rebuild:
