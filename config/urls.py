@@ -1,5 +1,3 @@
-import importlib.util
-
 from django.contrib import admin
 from django.urls import include, path
 
@@ -24,8 +22,5 @@ urlpatterns = [
     path("runs/", quantizer_views.runs, name="runs"),
     path("runs/pipeline/", quantizer_views.run_pipeline, name="ui-run-pipeline"),
     path("runs/<int:pk>/activate/", quantizer_views.activate, name="ui-run-activate"),
+    path("api/", include("config.api_urls")),
 ]
-
-# The REST API lives in config/api_urls.py (built alongside); mount it once it exists.
-if importlib.util.find_spec("config.api_urls"):
-    urlpatterns.append(path("api/", include("config.api_urls")))

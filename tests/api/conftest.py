@@ -5,17 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from django.urls import Resolver404, resolve
 from rest_framework.test import APIClient
-
-
-@pytest.fixture(autouse=True)
-def api_urls(settings):
-    """The API under /api/, whether or not config.urls includes it yet."""
-    try:
-        resolve("/api/flags/")
-    except Resolver404:
-        settings.ROOT_URLCONF = "tests.api.urls"
 
 
 def client_for(user=None) -> APIClient:
