@@ -16,6 +16,7 @@ from catalog.encoder import encode_texts, load_encoder
 from catalog.models import Category, Product
 from catalog.text import product_text
 from quantizer.core import (
+    RQVAE,
     RQVAEConfig,
     code_string,
     disambiguate,
@@ -112,9 +113,8 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
         else:
             init_state = None
             if active is not None and active.weights and active.kind == run.kind:
-                previous, previous_config = load_model(bytes(active.weights))
-                if previous_config.codebook_sizes == config.codebook_sizes and previous_config.input_dim == config.input_dim:
-                    init_state = previous.state_dict()
+                init_state = _compatible_state(bytes(active.weights), config)
+                if init_state is not None:
                     _set(run, warm_start_from=active)
 
             def on_epoch(epoch, total, losses):
@@ -144,6 +144,15 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
     if activate:
         activate_run(run)
     return run
+
+
+def _compatible_state(weights: bytes, config: RQVAEConfig) -> dict | None:
+    """The previous run's weights, when they fit the new run's architecture (warm start); else None."""
+    previous, _ = load_model(weights)
+    state, fresh = previous.state_dict(), RQVAE(config).state_dict()
+    if state.keys() != fresh.keys() or any(state[k].shape != fresh[k].shape for k in state):
+        return None
+    return state
 
 
 def write_codes(*, run: QuantizerRun, product_ids: np.ndarray, codes: np.ndarray, errors: np.ndarray,

@@ -50,3 +50,16 @@ def test_a_failed_run_cannot_be_activated_and_the_active_run_stays(embedded_cata
     with pytest.raises(ValueError, match="only a succeeded run can be activated"):
         activate_run(failed)
     assert active_run("precision").pk == active.pk
+
+
+def test_a_new_architecture_trains_from_scratch_instead_of_warm_starting(embedded_catalog):
+    call_command("train", "--flavor", "precision", verbosity=0)
+    first = active_run("precision")
+    run = QuantizerRun.objects.create(flavor="precision", embedding_model=first.embedding_model,
+                                      config={"latent_dim": 16})
+    from quantizer.services import train_run
+
+    train_run(run=run)
+
+    assert run.status == "succeeded" and run.is_active and run.warm_start_from_id is None
+    assert run.config["latent_dim"] == 16
