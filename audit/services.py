@@ -319,7 +319,7 @@ def _decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None
         flag.first_reviewer = reviewer
         flag.needs_second_review = random.random() < settings.SEMID_SECOND_REVIEW_SHARE
     flag.claimed_by, flag.claim_expires_at = None, None
-    flag.product_updated_at = Product.objects.get(pk=product.pk).updated_at
+    flag.product_updated_at = product.updated_at  # move_product's save refreshed it
     flag.save()
     return Decision.objects.create(
         flag=flag, product=product, reviewer=reviewer, action=action, note=note, from_category=from_category,
@@ -365,7 +365,7 @@ def undo_last_decisions(*, reviewer, count: int = 1) -> list[Decision]:
         flag.status = Flag.Status.CLAIMED
         flag.claimed_by, flag.claim_expires_at = reviewer, timezone.now() + _lease()
         flag.needs_second_review, flag.first_reviewer, flag.second_review_agrees = False, None, None
-        flag.product_updated_at = Product.objects.get(pk=product.pk).updated_at
+        flag.product_updated_at = product.updated_at  # move_product's save refreshed it
         flag.save()
         undone.append(Decision.objects.create(
             flag=flag, product=product, reviewer=reviewer, action=Decision.Action.UNDO, reverts=decision,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from quantizer.models import QuantizerRun, SemanticId
@@ -19,8 +19,10 @@ def products_by_prefix(*, run: QuantizerRun, prefix: str) -> QuerySet[SemanticId
     prefix = normalize_prefix(prefix)
     return (
         SemanticId.objects.filter(run=run)
-        .filter(code__startswith=prefix + "_") | SemanticId.objects.filter(run=run, code=prefix)
-    ).select_related("product__category").order_by("code", "token")
+        .filter(Q(code__startswith=prefix + "_") | Q(code=prefix))
+        .select_related("product__category")
+        .order_by("code", "token")
+    )
 
 
 def substitutes(*, semantic_id: SemanticId, limit: int = 20) -> list[SemanticId]:

@@ -161,8 +161,9 @@ def write_codes(*, run: QuantizerRun, product_ids: np.ndarray, codes: np.ndarray
     order = np.argsort(product_ids, kind="stable")
     product_ids, codes, errors, gaps = product_ids[order], codes[order], errors[order], gaps[order]
     strings = [code_string(row) for row in codes.tolist()]
-    held = dict(SemanticId.objects.filter(run=run).values_list("product_id", "token"))
-    held_codes = dict(SemanticId.objects.filter(run=run).values_list("product_id", "code"))
+    held, held_codes = {}, {}
+    for pk, code, token in SemanticId.objects.filter(run=run).values_list("product_id", "code", "token"):
+        held[pk], held_codes[pk] = token, code
     position = {pk: i for i, pk in enumerate(product_ids.tolist())}
     # Codes of products outside this batch still occupy their tokens.
     others = [(pk, held_codes[pk], tok) for pk, tok in held.items() if pk not in position]
@@ -222,6 +223,18 @@ def code_churn(*, old: QuantizerRun, new: QuantizerRun) -> dict:
     return churn
 
 
+_MODELS: dict[int, object] = {}
+
+
+def run_model(run: QuantizerRun):
+    """The run's trained model, loaded once per process (a run's weights never change)."""
+    if run.pk not in _MODELS:
+        if len(_MODELS) >= 4:
+            _MODELS.pop(next(iter(_MODELS)))
+        _MODELS[run.pk] = load_model(bytes(run.weights), device=device())[0]
+    return _MODELS[run.pk]
+
+
 def assign_products(*, product_ids: list[int], flavors=None) -> int:
     """Code new or changed products with each flavor's active run, without retraining (cold start)."""
     assigned = 0
@@ -233,8 +246,7 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
         ids, vectors = product_vectors(flavor=flavor, product_ids=product_ids)
         if not len(ids):
             continue
-        model, _ = load_model(bytes(run.weights), device=device())
-        encoded = encode(model, vectors, device=device())
+        encoded = encode(run_model(run), vectors, device=device())
         write_codes(run=run, product_ids=ids, codes=encoded.codes, errors=encoded.reconstruction_error,
                     gaps=encoded.gaps)
         assigned += len(ids)
@@ -248,8 +260,7 @@ def code_for_record(*, record: dict, flavor: str) -> dict:
         raise ValueError(f"run #{run.pk} ({run.kind}) has no learned weights; cold start needs an RQ-VAE run")
     text = product_text(record, flavor)
     vector = encode_texts(load_encoder(run.embedding_model), [text])
-    model, _ = load_model(bytes(run.weights), device=device())
-    encoded = encode(model, vector, device=device())
+    encoded = encode(run_model(run), vector, device=device())
     codes = encoded.codes[0].tolist()
     return {
         "run": run.pk,

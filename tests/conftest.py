@@ -69,23 +69,22 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.25):
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-@pytest.fixture
-def admin_user(db):
+def make_user(username: str, role: str, password: str, **extra):
+    """A user in one of the two roles (audit.roles)."""
     from django.contrib.auth.models import User
 
     from audit.roles import ensure_roles
 
-    user = User.objects.create_user("ada", password="admin-pass-123", is_staff=True)
-    user.groups.add(ensure_roles()["admin"])
+    user = User.objects.create_user(username, password=password, **extra)
+    user.groups.add(ensure_roles()[role])
     return user
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user("ada", "admin", "admin-pass-123", is_staff=True)
 
 
 @pytest.fixture
 def reviewer_user(db):
-    from django.contrib.auth.models import User
-
-    from audit.roles import ensure_roles
-
-    user = User.objects.create_user("rita", password="review-pass-123")
-    user.groups.add(ensure_roles()["reviewer"])
-    return user
+    return make_user("rita", "reviewer", "review-pass-123")

@@ -1,13 +1,6 @@
 from django.db import migrations
 
-ROLES = {
-    "reviewer": ["view_flag", "change_flag", "view_decision", "add_decision", "view_product", "view_category"],
-    "admin": [
-        "view_flag", "change_flag", "view_decision", "add_decision", "view_product", "change_product",
-        "add_product", "view_category", "add_category", "change_category", "view_quantizerrun",
-        "add_quantizerrun", "change_quantizerrun", "view_job", "add_job",
-    ],
-}
+from audit.roles import ROLE_PERMISSIONS
 
 
 def create_roles(apps, schema_editor):
@@ -19,7 +12,7 @@ def create_roles(apps, schema_editor):
         app_config.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    for name, codenames in ROLES.items():
+    for name, codenames in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set(Permission.objects.filter(codename__in=codenames))
 

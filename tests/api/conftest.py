@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pytest
 from rest_framework.test import APIClient
 
+from tests.conftest import make_user
+
 
 def client_for(user=None) -> APIClient:
     client = APIClient()
@@ -17,13 +19,7 @@ def client_for(user=None) -> APIClient:
 
 @pytest.fixture
 def second_reviewer(db):
-    from django.contrib.auth.models import User
-
-    from audit.roles import ensure_roles
-
-    user = User.objects.create_user("rob", password="review-pass-456")
-    user.groups.add(ensure_roles()["reviewer"])
-    return user
+    return make_user("rob", "reviewer", "review-pass-456")
 
 
 def evidence_for(dominant: str) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, make_user
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -66,13 +66,7 @@ def screenshot(page, name: str) -> None:
 
 
 def make_reviewer(username: str, password: str = "review-pass-123"):
-    from django.contrib.auth.models import User
-
-    from audit.roles import ensure_roles
-
-    user = User.objects.create_user(username, password=password)
-    user.groups.add(ensure_roles()["reviewer"])
-    return user
+    return make_user(username, "reviewer", password)
 
 
 def import_demo_catalog(tmp_path: Path, n_products: int = 60, mislabel_rate: float = 0.1):
