@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import django_filters
-from django.conf import settings
 from django.db.models import Prefetch, Q
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
@@ -17,11 +15,11 @@ from rest_framework.views import APIView
 
 from audit.permissions import IsAdmin, IsReviewer
 from catalog.embeddings import similar_products
-from catalog.jobs import start_job
 from catalog.models import PATH_SEPARATOR, Category, Flavor, Job, Product
+from catalog.rows import FILE_EXTENSIONS as UPLOAD_EXTENSIONS
+from catalog.services import start_upload_import
 from quantizer.models import SemanticId
 
-UPLOAD_EXTENSIONS = (".csv", ".jsonl", ".ndjson")
 MAX_SIMILAR = 100
 
 
@@ -179,13 +177,6 @@ class ImportView(APIView):
     def post(self, request):
         serializer = ImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data["file"]
-        folder = Path(settings.SEMID_HOME) / "uploads"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{uuid.uuid4().hex}{Path(upload.name).suffix.lower()}"
-        with open(path, "wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
-        job = start_job(kind="import", params={"path": str(path), "filename": upload.name}, user=request.user)
+        job = start_upload_import(upload=serializer.validated_data["file"], user=request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

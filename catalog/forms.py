@@ -3,8 +3,7 @@ from pathlib import Path
 from django import forms
 
 from catalog.models import Category, Flavor
-
-UPLOAD_EXTENSIONS = (".csv", ".jsonl", ".json", ".ndjson")
+from catalog.rows import FILE_EXTENSIONS as UPLOAD_EXTENSIONS
 
 
 def leaf_categories():

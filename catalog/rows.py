@@ -16,6 +16,7 @@ PATH_SEPARATOR = " > "
 REQUIRED_COLUMNS = ("external_id", "name", "category_path")
 KNOWN_COLUMNS = ("external_id", "name", "brand", "description", "category_path", "size")
 EXPECTED_HEADER = "external_id,name,brand,description,category_path"
+FILE_EXTENSIONS = (".csv", ".jsonl", ".ndjson")  # CSV, or JSON Lines
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def read_catalog(path: str | Path, *, raw: bytes | None = None) -> list[CatalogR
     """Parse and validate a whole catalog file; raise CatalogFileError listing every bad row."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".jsonl", ".ndjson"):
+    if suffix not in FILE_EXTENSIONS:
         raise CatalogFileError([RowError(None, f"unsupported file type {suffix or '(none)'!r}: use .csv or .jsonl")])
     if raw is None:
         try:

@@ -147,3 +147,20 @@ def import_job(*, params: dict, user=None, progress=None) -> dict:
 
     assigned = assign_products(product_ids=result.changed_ids)
     return {**result.as_dict(), "assigned": assigned, "filename": params.get("filename", "")}
+
+
+def start_upload_import(*, upload, user=None):
+    """Save an uploaded catalog file under SEMID_HOME/uploads and queue its import job."""
+    import uuid
+
+    from django.conf import settings
+
+    from catalog.jobs import start_job
+
+    folder = Path(settings.SEMID_HOME) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}{Path(upload.name).suffix.lower()}"
+    with path.open("wb") as handle:
+        for chunk in upload.chunks():
+            handle.write(chunk)
+    return start_job(kind="import", params={"path": str(path), "filename": upload.name}, user=user)

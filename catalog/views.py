@@ -1,9 +1,5 @@
 """Catalog pages: a product, the category search, uploads and background job progress."""
 
-import uuid
-from pathlib import Path
-
-from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
@@ -13,8 +9,8 @@ from audit.models import Flag
 from audit.selectors import category_history
 from catalog.embeddings import similar_products
 from catalog.forms import ImportForm, leaf_categories
-from catalog.jobs import start_job
 from catalog.models import Flavor, Job, Product
+from catalog.services import start_upload_import
 from quantizer.clusters import prefix_levels
 from quantizer.models import SemanticId
 from quantizer.selectors import related, substitutes
@@ -55,13 +51,7 @@ def import_page(request):
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        folder = Path(settings.SEMID_HOME) / "uploads"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{uuid.uuid4().hex}{Path(upload.name).suffix.lower()}"
-        with path.open("wb") as handle:
-            for chunk in upload.chunks():
-                handle.write(chunk)
-        job = start_job(kind="import", params={"path": str(path), "filename": upload.name}, user=request.user)
+        job = start_upload_import(upload=upload, user=request.user)
         messages.info(request, f"Importing {upload.name}…")
         return redirect("job", pk=job.pk)
     jobs = Job.objects.filter(kind="import").select_related("created_by")[:10]
