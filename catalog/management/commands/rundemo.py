@@ -1,3 +1,4 @@
+import signal
 import subprocess
 import sys
 import time
@@ -41,9 +42,13 @@ class Command(BaseCommand):
             pass
         finally:
             self.stdout.write("stopping the web server, the worker and the embedded services...")
-            for child in children:
-                if child.poll() is None:
-                    child.terminate()
+            worker, server = children
+            if server.poll() is None:
+                server.terminate()
+            if worker.poll() is None:
+                # Cold shutdown: stop now rather than after the running task. A pipeline cut short
+                # leaves the active runs as they were; the next start queues it again (--if-missing).
+                worker.send_signal(signal.SIGQUIT)
             for child in children:
                 try:
                     child.wait(timeout=30)
