@@ -1,7 +1,7 @@
 """Intrinsic quality of semantic IDs: RQ-VAE (default lambda, RQVAEConfig) vs lambda=0 vs residual k-means.
 
     .venv/bin/python bench/semantic_ids.py [--datasets bigbasket instacart] [--flavors precision discovery]
-        [--seeds 0 1 2] [--device cpu|cuda] [--limit N] [--config '{"epochs": 30}'] [--out docs/semantic-ids.md]
+        [--seeds 0 1 2] [--device cpu|cuda] [--limit N [--sample-seed S]] [--config '{"epochs": 30}'] [--out docs/semantic-ids.md]
 
 Reads ../shared/data by path (bench/common.py), embeds with the configured model (cached), trains
 each method with the same seed, and writes a mean ± std table over seeds (DESIGN.md section 8).
@@ -84,15 +84,30 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--sample-seed", type=int, default=0,
+                        help="which random sample --limit keeps (a dev split: --limit 13777 --sample-seed 100)")
     parser.add_argument("--config", default="{}", help="JSON overrides of RQVAEConfig")
     parser.add_argument("--out", default=None, help="markdown file to write (default: print only)")
     parser.add_argument("--json-out", default=None)
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="train nothing: make the table from --json-out files of earlier runs "
+                             "(e.g. one process per seed on a GPU box)")
     args = parser.parse_args()
     overrides = json.loads(args.config)
 
     results = []
-    for name in args.datasets:
-        ds = common.load_dataset(name, limit=args.limit)
+    if args.merge:
+        results = [r for path in args.merge for r in json.loads(Path(path).read_text())]
+
+        def keep(key, wanted):
+            return [v for v in wanted if any(r[key] == v for r in results)]
+
+        args.datasets = keep("dataset", args.datasets)
+        args.flavors = keep("flavor", args.flavors)
+        args.methods = keep("method", args.methods)
+        args.seeds = sorted({r["seed"] for r in results})
+    for name in args.datasets if not args.merge else ():
+        ds = common.load_dataset(name, limit=args.limit, sample_seed=args.sample_seed)
         for flavor in args.flavors:
             x = common.embed_dataset(ds, flavor, device=args.device)
             for method in args.methods:
@@ -110,7 +125,8 @@ def main():
             for method in args.methods:
                 group = [r for r in results if (r["dataset"], r["flavor"], r["method"]) == (name, flavor, method)]
                 cells = [fmt([r.get(key) for r in group], digits) for key, _, digits in COLUMNS]
-                lines.append(f"| {name} | {flavor} | {LABELS[method]} | " + " | ".join(cells) + " |")
+                if group:
+                    lines.append(f"| {name} | {flavor} | {LABELS[method]} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
     command = "python bench/semantic_ids.py " + " ".join(sys.argv[1:])
