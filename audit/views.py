@@ -91,6 +91,7 @@ def flag_detail(request, pk):
         "neighbours": flag.evidence.get("neighbours", []),
         "suggestions": [{"path": p, "pct": 100 * prob} for p, prob in flag.evidence.get("suggestions", [])],
         "signals": flag.evidence.get("signals", {}),
+        "brand_led": flag.evidence.get("brand_led", False),
         "decisions": flag.decisions.select_related("reviewer", "to_category").order_by("-created_at", "-id")[:10],
         "form": DecisionForm(initial={"queue": queue}),
     })

@@ -70,7 +70,7 @@ def calibration_sample(
     noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 202, embeddings=embeddings)
     scores = score_products(
         embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=combiner, seed=seed, device=device,
-        params=params, signals=combiner.signals,
+        params=params, signals=combiner.signals, brands=brands,
     )
     labelled = scores.labels >= 0
     return scores.raw_score[labelled], injected[labelled]

@@ -8,6 +8,12 @@ product's own label (out-of-fold or leave-self-out):
 - ``codes``: label make-up of the product's code prefixes, deepest level backed off to coarser ones;
 - ``knn``: similarity-weighted label vote of the nearest labelled neighbours.
 
+A fourth, ``brand_out`` (when brands are given), is the same classifier with folds grouped by brand:
+a product's brand is never in its training fold. It is weaker alone (on BigBasket the brand says a lot
+about the category) and stays out of the pool, but it is the only signal that sees a whole brand moved
+together: the other three learn the wrong brand -> category from the brand's other, equally wrong,
+labels. Its log-margin averaged over the products sharing a brand and a label is the brand score.
+
 A log-linear pool of the signals, with weights fitted to predict the given labels, is the
 suggestion distribution. Whether the label is wrong is decided by a small stacked logistic
 regression over a handful of features (pooled self-confidence at leaf and parent level, pooled
@@ -16,7 +22,9 @@ labels (uniform, sibling and look-alike moves; ``noise.py``): the catalog superv
 output is ``raw_score``; ``calibration.py`` turns that into a probability. ``mode="pooled"`` (the default)
 skips the stacker: raw score = logistic of the pooled log-margin of the best other leaf over the
 label plus the classifier's own log-margin (the classifier is the sharpest single signal for
-uniform moves, the pool for sibling and look-alike moves).
+uniform moves, the pool for sibling and look-alike moves), or the brand score less
+``Combiner.brand_offset`` where that is larger (a brand moved together; its suggestion then comes from
+``brand_out``).
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ import torch.nn.functional as F
 
 from audit.core.noise import inject_noise, leaf_classes, parent_groups
 
-SIGNALS = ("classifier", "codes", "knn")
+SIGNALS = ("classifier", "codes", "knn", "brand_out")
+POOL_SIGNALS = ("classifier", "codes", "knn")  # brand_out is kept out of the pool (see the module doc)
 EPS = 1e-6
 
 
@@ -66,6 +75,29 @@ def _stratified_folds(labels: np.ndarray, n_folds: int, rng: np.random.Generator
     return folds
 
 
+def _brand_folds(labels: np.ndarray, brands, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Folds of whole brands (a product without a brand is a brand of its own), largest brands
+    first onto the lightest fold, so the folds stay about equal in size."""
+    keys = np.asarray([("" if b is None else str(b).strip().lower()) for b in brands], dtype=object)
+    keys = np.where(keys == "", np.asarray([f"\x00{i}" for i in range(len(keys))], dtype=object), keys)
+    _, group, sizes = np.unique(keys, return_inverse=True, return_counts=True)
+    fold_of = np.empty(len(sizes), dtype=np.int64)
+    load = np.zeros(n_folds)
+    for g in np.lexsort((rng.random(len(sizes)), -sizes)):
+        fold_of[g] = load.argmin()
+        load[fold_of[g]] += sizes[g]
+    return fold_of[group.reshape(-1)]
+
+
+def brand_groups(labels: np.ndarray, brands) -> np.ndarray:
+    """(N,) id of each product's (brand, label) group; products without a brand or a label are alone."""
+    keys = np.asarray([("" if b is None else str(b).strip().lower()) for b in brands], dtype=object)
+    alone = (keys == "") | (labels < 0)
+    keys = np.where(alone, np.asarray([f"\x00{i}" for i in range(len(keys))], dtype=object), keys)
+    _, group = np.unique(np.stack([keys, labels.astype(str)], axis=1).astype(str), axis=0, return_inverse=True)
+    return group.reshape(-1)
+
+
 def _prefix_ids(codes: np.ndarray, depth: int) -> np.ndarray:
     _, ids = np.unique(codes[:, :depth], axis=0, return_inverse=True)
     return ids.reshape(-1)
@@ -96,18 +128,23 @@ def _fit_softmax_regression(x, y, prefixes, n_classes, n_groups, params: SignalP
     return w.detach(), b.detach(), [t.detach() for t in tables]
 
 
-def classifier_probs(embeddings, labels, n_leaves, codes, params: SignalParams) -> np.ndarray:
-    """(N, K) out-of-fold probabilities; unlabeled products get the mean of the fold models."""
+def classifier_probs(embeddings, labels, n_leaves, codes, params: SignalParams, brands=None) -> np.ndarray:
+    """(N, K) out-of-fold probabilities; unlabeled products get the mean of the fold models. With
+    ``brands``, folds are whole brands (no code prefixes: a prefix would carry the brand back in)."""
     device = torch.device(params.device)
     rng = np.random.default_rng(params.seed)
     x_all = torch.as_tensor(np.asarray(embeddings, dtype=np.float32), device=device)
     labelled = np.flatnonzero(labels >= 0)
     unlabelled = np.flatnonzero(labels < 0)
-    prefixes_np = [_prefix_ids(codes, l + 1) for l in range(min(params.classifier_code_levels, codes.shape[1]))]
+    levels = 0 if brands is not None else min(params.classifier_code_levels, codes.shape[1])
+    prefixes_np = [_prefix_ids(codes, l + 1) for l in range(levels)]
     prefixes_all = [torch.as_tensor(p, device=device) for p in prefixes_np]
     n_groups = [int(p.max()) + 1 for p in prefixes_np]
     out = np.zeros((len(labels), n_leaves), dtype=np.float32)
-    folds = _stratified_folds(labels[labelled], params.n_folds, rng)
+    if brands is None:
+        folds = _stratified_folds(labels[labelled], params.n_folds, rng)
+    else:
+        folds = _brand_folds(labels[labelled], np.asarray(brands, dtype=object)[labelled], params.n_folds, rng)
     for f in range(params.n_folds):
         train, test = labelled[folds != f], labelled[folds == f]
         xt = x_all[train]
@@ -179,7 +216,7 @@ def code_probs(codes, labels, n_leaves, prior, params: SignalParams):
     return p.astype(np.float32), size
 
 
-def compute_signals(embeddings, labels, n_leaves, codes, params: SignalParams, signals=SIGNALS) -> Signals:
+def compute_signals(embeddings, labels, n_leaves, codes, params: SignalParams, signals=SIGNALS, brands=None) -> Signals:
     prior = np.bincount(labels[labels >= 0], minlength=n_leaves).astype(np.float64) + 1.0
     prior /= prior.sum()
     neighbours, sims = nearest_labelled(embeddings, labels, params.knn, params.device)
@@ -191,6 +228,10 @@ def compute_signals(embeddings, labels, n_leaves, codes, params: SignalParams, s
         probs["codes"] = codes_p
     if "knn" in signals:
         probs["knn"] = knn_probs(neighbours, sims, labels, n_leaves, prior, params)
+    if "brand_out" in signals:
+        if brands is None:
+            raise ValueError('signal "brand_out" needs brands: pass brands= (one per product)')
+        probs["brand_out"] = classifier_probs(embeddings, labels, n_leaves, codes, params, brands=brands)
     return Signals(probs, neighbours, sims, cluster_size)
 
 
@@ -208,7 +249,7 @@ def pooled(probs: dict, weights: dict) -> np.ndarray:
 
 def fit_pool_weights(probs: dict, labels: np.ndarray, device="cpu", steps=50) -> dict:
     """Weights that best predict the given labels from the leave-self-out distributions."""
-    names = list(probs)
+    names = [s for s in probs if s in POOL_SIGNALS]
     keep = np.flatnonzero(labels >= 0)
     logp = torch.stack([torch.as_tensor(np.log(probs[s][keep] + EPS)) for s in names])  # (S, n, K)
     y = torch.as_tensor(labels[keep])
@@ -225,11 +266,13 @@ def fit_pool_weights(probs: dict, labels: np.ndarray, device="cpu", steps=50) ->
     return {s: float(v) for s, v in zip(names, w.detach().clamp(min=0.0))}
 
 
-def _features(probs: dict, q: np.ndarray, labels, parent_of) -> tuple[np.ndarray, list[str]]:
+def _features(probs: dict, q: np.ndarray, labels, parent_of, brands=None) -> tuple[np.ndarray, list[str]]:
     """Per product, a handful of "suspicion" features, each oriented so that larger means more
     likely wrong (the stacker's weights are kept non-negative, so no feature can be learned
     backwards): pooled -log p(label), pooled -log p(label's parent), pooled log-margin of the best
-    other leaf over the label, and each signal's -log p(label). Column 0 is pooled -log p(label)."""
+    other leaf over the label, and each signal's -log p(label); with ``brand_out``, its log-margin averaged over the
+    product's (brand, label) group (``brand_out:group``, -inf for a group of one: one product is no
+    brand line). Column 0 is pooled -log p(label)."""
     n = len(labels)
     rows = np.arange(n)
     lab = np.where(labels >= 0, labels, 0)
@@ -247,10 +290,21 @@ def _features(probs: dict, q: np.ndarray, labels, parent_of) -> tuple[np.ndarray
         other[rows, lab] = 0.0
         cols += [-np.log(own_s + EPS), np.log(other.max(1) + EPS) - np.log(own_s + EPS)]
         names += [f"{name}:self", f"{name}:margin"]
+    if "brand_out" in probs:
+        group = brand_groups(labels, brands)
+        size = np.bincount(group)[group]
+        mean = np.bincount(group, weights=cols[-1])[group] / size
+        cols.append(np.where(size >= 2, mean, -np.inf))
+        names.append("brand_out:group")
     return np.stack(cols, axis=1).astype(np.float64), names
 
 
 POOLED_SCORE = ("pooled:margin", "classifier:margin")  # the raw score of mode="pooled": sum of these
+# A brand line scores on its own scale: a (brand, label) group's mean brand-out log-margin is often
+# positive for clean brands (the taxonomy is ambiguous), so it must clear the pooled score by this
+# much. Dev split (12,000 BigBasket products, seed 100, k-means codes): brand-regime AP 0.044 -> 0.14,
+# uniform / sibling / look-alike AP within 0.005; lower offsets trade those for the brand regime.
+BRAND_OFFSET = 2.0
 
 
 def _fit_nonnegative_logistic(z: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.ndarray, float]:
@@ -290,16 +344,34 @@ class Combiner:
     coef: list
     intercept: float
     mode: str = "stacked"
+    brand_offset: float = BRAND_OFFSET
+
+    def log_odds(self, features: np.ndarray) -> np.ndarray:
+        """Pooled mode: the summed log-margins, or the brand score less ``brand_offset`` where larger."""
+        cols = [self.feature_names.index(f) for f in POOLED_SCORE if f in self.feature_names]
+        m = features[:, cols].sum(1)
+        if "brand_out:group" in self.feature_names:
+            m = np.maximum(m, features[:, self.feature_names.index("brand_out:group")] - self.brand_offset)
+        return m
+
+    def brand_led(self, features: np.ndarray) -> np.ndarray:
+        """(N,) bool: the brand score decided the raw score (pooled mode) and calls the label wrong
+        (log-odds above 0), so the suggestion should come from ``brand_out``."""
+        if self.mode != "pooled" or "brand_out:group" not in self.feature_names:
+            return np.zeros(len(features), dtype=bool)
+        cols = [self.feature_names.index(f) for f in POOLED_SCORE if f in self.feature_names]
+        group = features[:, self.feature_names.index("brand_out:group")] - self.brand_offset
+        return group > np.maximum(features[:, cols].sum(1), 0.0)
 
     def raw_score(self, features: np.ndarray) -> np.ndarray:
         if self.mode == "pooled":  # logistic of the summed log-margins (best other leaf vs the label)
-            cols = [self.feature_names.index(f) for f in POOLED_SCORE if f in self.feature_names]
-            return 1.0 / (1.0 + np.exp(-features[:, cols].sum(1)))
+            return 1.0 / (1.0 + np.exp(-self.log_odds(features)))
+        features = np.where(np.isfinite(features), features, 0.0)
         z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
 
     def to_dict(self) -> dict:
-        keys = ("weights", "feature_names", "mean", "scale", "coef", "intercept", "mode")
+        keys = ("weights", "feature_names", "mean", "scale", "coef", "intercept", "mode", "brand_offset")
         return {k: getattr(self, k) for k in keys} | {"signals": list(self.signals)}
 
     @classmethod
@@ -370,6 +442,9 @@ class Scores:
             "neighbours": self.neighbour_evidence(i),
             "suggestions": self.top_suggestions(i),
             "signals": {s: round(float(1.0 - c[i]), 4) for s, c in self.components.items()},
+            # The brand's other products carry the same label, and products like them of other
+            # brands do not: a whole brand line may be misfiled (the suggestion is brand_out's).
+            "brand_led": bool(np.asarray(self.extra.get("brand_led", np.zeros(i + 1, bool)))[i]),
         }
 
 
@@ -402,15 +477,19 @@ def score_products(
     ``taxonomy`` (N, T) int64 holds the labels as they are (-1 absent). Without a ``combiner``, one
     is fitted: pool weights that best predict the given labels from the leave-self-out signals, and
     (``mode="stacked"``) a small stacker learned on a copy with ``self_supervision_rate`` of the
-    labels moved on purpose (uniform, sibling and look-alike moves; ``brands`` is accepted for the
-    API but brand moves are not used: a whole brand moved together looks like a confident, consistent
-    label and taught the stacker to distrust confident labels). ``mode="pooled"`` (the default, no
+    labels moved on purpose (uniform, sibling and look-alike moves; brand moves are not used: a whole
+    brand moved together looks like a confident, consistent label and taught the stacker to distrust
+    confident labels). ``brands`` (one per product, "" unknown) adds the ``brand_out`` signal and the
+    brand score, which lets the raw score find a brand moved together (see the module doc); where the
+    brand score decides, the suggestion is ``brand_out``'s. ``mode="pooled"`` (the default, no
     copy needed): raw score = logistic of (pooled log-margin + classifier log-margin), the log-margin
     being log max_{k != label} p_k - log p_label; on the dev split (full BigBasket, seed 100) it
     ranked injected labels better than the stacker, the pool alone and the classifier alone.
     ``min_cluster`` is used by the evidence only.
     """
-    signals = tuple(s for s in SIGNALS if s in signals)
+    signals = tuple(s for s in SIGNALS if s in (combiner.signals if combiner is not None else signals))
+    if combiner is None and not _has_brands(brands):
+        signals = tuple(s for s in signals if s != "brand_out")
     embeddings = np.asarray(embeddings, dtype=np.float32)
     taxonomy = np.asarray(taxonomy, dtype=np.int64)
     codes = np.asarray(codes, dtype=np.int64)
@@ -426,17 +505,20 @@ def score_products(
     if len(leaf_paths) < 2:
         raise ValueError("scoring needs at least two distinct categories among the labelled products")
     parent_of = parent_groups(leaf_paths)
-    sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals)
+    sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals, brands)
 
     if combiner is None:
         weights = fit_pool_weights(sig.probs, labels, params.device)
         combiner = fit_combiner(
             embeddings=embeddings, taxonomy=taxonomy, codes=codes, params=params, signals=signals,
-            rate=self_supervision_rate, seed=seed, weights=weights, mode=mode,
+            brands=brands, rate=self_supervision_rate, seed=seed, weights=weights, mode=mode,
         )
     q = pooled(sig.probs, combiner.weights)
-    feats, _ = _features(sig.probs, q, labels, parent_of)
+    feats, _ = _features(sig.probs, q, labels, parent_of, brands)
     raw = combiner.raw_score(feats)
+    brand_led = combiner.brand_led(feats)
+    if brand_led.any():  # a brand moved together: the pool learned its wrong label, brand_out did not
+        q[brand_led] = sig.probs["brand_out"][brand_led]
     unlabelled = labels < 0
     raw[unlabelled] = 1.0
     n = len(labels)
@@ -450,8 +532,17 @@ def score_products(
         suggested_leaf=suggested_leaf, suggested=leaf_ids[suggested_leaf],
         suggested_prob=q[np.arange(n), suggested_leaf], p_label=p_label, raw_score=raw,
         components=components, signal_probs=sig.probs, neighbours=sig.neighbours,
-        neighbour_sims=sig.neighbour_sims, combiner=combiner, extra={"min_cluster": min_cluster},
+        neighbour_sims=sig.neighbour_sims, combiner=combiner,
+        extra={"min_cluster": min_cluster, "brand_led": brand_led & ~unlabelled},
     )
+
+
+def _has_brands(brands) -> bool:
+    """At least two distinct non-empty brands: brand-grouped folds mean something."""
+    if brands is None:
+        return False
+    names = {str(b).strip().lower() for b in brands if b is not None and str(b).strip()}
+    return len(names) >= 2
 
 
 def copy_labels_of(noisy: np.ndarray, leaf_paths: np.ndarray) -> np.ndarray:
@@ -467,21 +558,23 @@ def fit_combiner(*, embeddings, taxonomy, codes, params: SignalParams, signals=S
     leaf_paths, labels = leaf_classes(taxonomy)
     if mode == "pooled":
         if weights is None:
-            sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals)
+            sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals, brands)
             weights = fit_pool_weights(sig.probs, labels, params.device)
         names = ["pooled:self", "pooled:parent", "pooled:margin"]
         names += [f"{s}:{kind}" for s in signals for kind in ("self", "margin")]
+        names += ["brand_out:group"] if "brand_out" in signals else []
         zeros = [0.0] * len(names)
         coef = [1.0 if n in POOLED_SCORE else 0.0 for n in names]
         return Combiner(signals=tuple(signals), weights=weights, feature_names=names, mean=zeros,
                         scale=[1.0] * len(names), coef=coef, intercept=0.0, mode="pooled")
     noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 101, embeddings=embeddings)
     copy_labels = copy_labels_of(noisy, leaf_paths)  # the copy keeps the original leaf index space
-    sig = compute_signals(embeddings, copy_labels, len(leaf_paths), codes, params, signals)
+    sig = compute_signals(embeddings, copy_labels, len(leaf_paths), codes, params, signals, brands)
     if weights is None:
         weights = fit_pool_weights(sig.probs, labels, params.device)
     q = pooled(sig.probs, weights)
-    feats, names = _features(sig.probs, q, copy_labels, parent_groups(leaf_paths))
+    feats, names = _features(sig.probs, q, copy_labels, parent_groups(leaf_paths), brands)
+    feats = np.where(np.isfinite(feats), feats, 0.0)
     keep = copy_labels >= 0
     mean, scale = feats[keep].mean(0), feats[keep].std(0) + 1e-9
     coef, intercept = _fit_nonnegative_logistic((feats[keep] - mean) / scale, injected[keep])

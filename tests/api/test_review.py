@@ -231,3 +231,17 @@ def test_queue_figures(catalog, reviewer_user):
     assert by_queue["mislabel"]["open"] == 1 and by_queue["mislabel"]["decided_today"] == 1
     assert body["second_review"] == {"reviewed": 0, "agreement": None}
     assert client.get("/api/queues/?department=Dairy").json()["queues"][0]["open"] == 1
+
+
+def test_flag_page_explains_a_brand_led_flag(catalog, reviewer_user):
+    from django.test import Client
+    from django.urls import reverse
+
+    flag = catalog.flags["parmesan"]
+    client = Client()
+    client.force_login(reviewer_user)
+    assert 'data-testid="brand-led"' not in client.get(reverse("flag", args=[flag.pk])).content.decode()
+    flag.evidence = {**flag.evidence, "brand_led": True}
+    flag.save(update_fields=["evidence"])
+    page = client.get(reverse("flag", args=[flag.pk])).content.decode()
+    assert 'data-testid="brand-led"' in page and "Whole brand line?" in page

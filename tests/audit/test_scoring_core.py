@@ -156,3 +156,46 @@ def test_taxonomy_issues_name_the_categories_the_codes_merge():
     scores = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3)
     a, b, overlap, n = taxonomy_issues(scores, signal="codes", top=3)[0]
     assert {a, b} == {100, 101} and overlap > 0 and n > 0
+
+
+def branded_catalog(seed=0, brands_per_leaf=6, per_brand=5, dim=16):
+    """``clustered_catalog`` where each leaf holds a few brands; a brand's products share a direction
+    (as a brand name in the product text does), so the brand's other products are its nearest ones."""
+    emb, taxonomy, codes = clustered_catalog(seed=seed, per_leaf=brands_per_leaf * per_brand, dim=dim)
+    rng = np.random.default_rng(seed + 1)
+    brand_index = np.arange(len(taxonomy)) // per_brand
+    emb = emb + 0.6 * rng.normal(size=(brand_index.max() + 1, dim))[brand_index] / np.sqrt(dim)
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    codes = codes.copy()
+    codes[:, 3] = brand_index % 3
+    return emb, taxonomy, codes, np.array([f"Brand {b}" for b in brand_index], dtype=object)
+
+
+def test_a_brand_moved_together_ranks_near_the_top_and_gets_its_true_leaf_only_with_brands():
+    emb, taxonomy, codes, brands = branded_catalog(brands_per_leaf=4, per_brand=10)
+    moved = np.flatnonzero(brands == "Brand 0")  # leaf 100 (department 0) -> leaf 107 (department 1)
+    noisy = taxonomy.copy()
+    noisy[moved] = taxonomy[taxonomy[:, 2] == 107][0]
+    budget = 2 * len(moved)  # 20 of 320 products
+    with_brands = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, brands=brands)
+    assert set(moved) <= set(np.argsort(-with_brands.raw_score)[:budget])
+    assert (with_brands.suggested[moved] == 100).all()  # the brand's true leaf, not the wrong one it shares
+    assert with_brands.extra["brand_led"][moved].all()
+    assert with_brands.evidence(moved[0], codes)["brand_led"] is True
+    assert with_brands.evidence(int(np.flatnonzero(brands == "Brand 5")[0]), codes)["brand_led"] is False
+    assert "brand_out" in with_brands.components
+    without = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3)
+    assert not set(moved) <= set(np.argsort(-without.raw_score)[:budget])
+    assert (without.suggested[moved] != 100).any()
+    assert "brand_out" not in without.components
+
+
+def test_a_brand_combiner_round_trips_and_needs_brands_to_rescore():
+    emb, taxonomy, codes, brands = branded_catalog(seed=1)
+    scores = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, brands=brands)
+    combiner = Combiner.from_dict(json.loads(json.dumps(scores.combiner.to_dict())))
+    rescored = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, brands=brands,
+                              combiner=combiner)
+    np.testing.assert_allclose(rescored.raw_score, scores.raw_score, atol=1e-6)
+    with pytest.raises(ValueError, match="needs brands"):
+        score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, combiner=combiner)
