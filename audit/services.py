@@ -60,7 +60,7 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
     for i, pk in enumerate(ids.tolist()):
         unlabelled = label_ids[i] < 0
         suggested = int(scores.suggested[i])
-        if not unlabelled and (confidence[i] < threshold or suggested == label_ids[i]):
+        if not unlabelled and confidence[i] < threshold:
             continue
         product = products[pk]
         evidence = _evidence(scores, i, codes, ids, products, paths)

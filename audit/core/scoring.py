@@ -402,7 +402,7 @@ class Scores:
     leaf_ids: np.ndarray  # (K,) id in each leaf's deepest present column
     labels: np.ndarray  # (N,) leaf class of the given label, -1 unlabeled
     probs: np.ndarray  # (N, K) pooled distribution over leaves
-    suggested_leaf: np.ndarray  # (N,) argmax of probs (leaf class index)
+    suggested_leaf: np.ndarray  # (N,) argmax of probs over the leaves other than the label (leaf class index)
     suggested: np.ndarray  # (N,) leaf id of the suggestion
     suggested_prob: np.ndarray  # (N,)
     p_label: np.ndarray  # (N,) pooled probability of the given label (0 when unlabeled)
@@ -422,7 +422,8 @@ class Scores:
         return np.where(self.labels >= 0, self.leaf_ids[np.maximum(self.labels, 0)], -1)
 
     def top_suggestions(self, i: int, k: int = 3) -> list:
-        order = np.argsort(-self.probs[i])[:k]
+        """The k most probable categories other than the product's own, with their probabilities."""
+        order = best_other(self.probs[i : i + 1], self.labels[i : i + 1], k=k)[0]
         return [[int(self.leaf_ids[j]), float(self.probs[i, j])] for j in order]
 
     def neighbour_evidence(self, i: int) -> list:
@@ -524,7 +525,8 @@ def score_products(
     n = len(labels)
     lab = np.maximum(labels, 0)
     p_label = np.where(unlabelled, 0.0, q[np.arange(n), lab])
-    suggested_leaf = q.argmax(1)
+    # A suggestion is a fix: the most probable category other than the product's own.
+    suggested_leaf = np.where(unlabelled, q.argmax(1), best_other(q, labels))
     components = {s: np.where(unlabelled, 1.0, 1.0 - sig.probs[s][np.arange(n), lab]) for s in signals}
     leaf_ids = _leaf_ids(leaf_paths)
     return Scores(
@@ -535,6 +537,15 @@ def score_products(
         neighbour_sims=sig.neighbour_sims, combiner=combiner,
         extra={"min_cluster": min_cluster, "brand_led": brand_led & ~unlabelled},
     )
+
+
+def best_other(probs: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
+    """(N,) (or (N, k) for k > 1) most probable classes other than each row's label (-1: none)."""
+    masked = np.array(probs, dtype=np.float64, copy=True)
+    rows = np.flatnonzero(labels >= 0)
+    masked[rows, labels[rows]] = -np.inf
+    order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+    return order[:, 0] if k == 1 else order
 
 
 def _has_brands(brands) -> bool:
