@@ -165,8 +165,13 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
 
 
 def audit_job(*, params: dict, user=None, progress=None) -> dict:
+    from catalog.jobs import JobFailed
+
     run = QuantizerRun.objects.get(pk=params["run_id"]) if params.get("run_id") else active_run(params["flavor"])
-    report = run_audit(run=run, progress=progress)
+    try:
+        report = run_audit(run=run, progress=progress)
+    except ValueError as exc:  # the catalog cannot be audited as it is (too small, one category)
+        raise JobFailed(f"audit of run #{run.pk} not possible: {exc}") from None
     return {"run": run.pk, "report": report.pk, **report.stats}
 
 

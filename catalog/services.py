@@ -142,11 +142,24 @@ def import_job(*, params: dict, user=None, progress=None) -> dict:
             f"{len(exc.errors)} bad row(s), nothing imported", {"errors": [str(e) for e in exc.errors]}
         ) from None
     result = import_rows(rows=rows, user=user, progress=progress)
-    # New and changed products get codes from the active runs right away (cold start, no retraining).
+    assigned, audits = assign_and_audit(product_ids=result.changed_ids, user=user)
+    return {**result.as_dict(), "assigned": assigned, "audit_jobs": audits, "filename": params.get("filename", "")}
+
+
+def assign_and_audit(*, product_ids: list[int], user=None) -> tuple[int, list[int]]:
+    """After an import: new and changed products get codes from the active runs right away (cold
+    start, no retraining), and each such run's audit is queued so its flags are refreshed.
+    Returns (codes assigned, ids of the queued audit jobs)."""
+    from catalog.jobs import start_job
+    from quantizer.models import QuantizerRun
     from quantizer.services import assign_products
 
-    assigned = assign_products(product_ids=result.changed_ids)
-    return {**result.as_dict(), "assigned": assigned, "filename": params.get("filename", "")}
+    assigned = assign_products(product_ids=product_ids)
+    if not assigned:
+        return 0, []
+    runs = QuantizerRun.objects.filter(is_active=True).exclude(weights=None).order_by("flavor")
+    jobs = [start_job(kind="audit", params={"run_id": run.pk}, user=user) for run in runs]
+    return assigned, [job.pk for job in jobs]
 
 
 def start_upload_import(*, upload, user=None):

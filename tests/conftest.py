@@ -31,6 +31,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "SEMID_DB_NAME": settings.DATABASES["default"]["NAME"],
         "PYTHONUNBUFFERED": "1",
+        "SEMID_TEST_CELERY_QUEUE": queue,
     }
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "celery-worker.log", "w")

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from audit.core.noise import inject_noise, leaf_classes, parent_groups
 
 SIGNALS = ("classifier", "codes", "knn", "brand_out")
+MIN_LABELLED_PER_FOLD = 4  # fewer, and an out-of-fold classifier has nothing to learn from
 POOL_SIGNALS = ("classifier", "codes", "knn")  # brand_out is kept out of the pool (see the module doc)
 EPS = 1e-6
 
@@ -505,6 +506,12 @@ def score_products(
     leaf_paths, labels = leaf_classes(taxonomy)
     if len(leaf_paths) < 2:
         raise ValueError("scoring needs at least two distinct categories among the labelled products")
+    minimum = MIN_LABELLED_PER_FOLD * params.n_folds
+    if int((labels >= 0).sum()) < minimum:
+        raise ValueError(
+            f"scoring needs at least {minimum} categorized products ({params.n_folds} folds of "
+            f"{MIN_LABELLED_PER_FOLD}); this catalog has {int((labels >= 0).sum())}"
+        )
     parent_of = parent_groups(leaf_paths)
     sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals, brands)
 

@@ -13,3 +13,6 @@ STORAGES = {
 REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/1"  # noqa: F405
 CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
 SEMID_QUANTIZER_OVERRIDES = '{"epochs": 4, "batch_size": 256, "codebook_sizes": [16, 16, 16, 16]}'
+# The session's worker listens on a queue of its own (tests/conftest.py); jobs it queues itself
+# (an import queues its audit) must go there too.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("SEMID_TEST_CELERY_QUEUE", "celery")  # noqa: F405

@@ -100,3 +100,26 @@ def test_an_unsupported_file_type_is_refused_before_any_job(admin_user, settings
     response = upload(client_for(admin_user), "catalog.xlsx", b"PK")
     assert response.status_code == 400 and "use .csv or .jsonl" in response.json()["file"][0]
     assert not (tmp_path / "uploads").exists()
+
+
+def test_an_import_with_an_active_run_codes_the_new_products_and_queues_its_audit(
+        worker, trained_run, admin_user, settings, tmp_path):
+    from catalog.models import Job
+    from quantizer.models import SemanticId
+
+    settings.SEMID_HOME = tmp_path
+    client = client_for(admin_user)
+
+    job = finished_job(client, upload(client, "new.csv", GOOD.encode()).json()["id"])
+
+    assert job["status"] == "succeeded", job
+    assert job["result"]["assigned"] == 2
+    assert SemanticId.objects.filter(run=trained_run).count() == 2
+    [audit_id] = job["result"]["audit_jobs"]
+    audit = Job.objects.get(pk=audit_id)
+    assert audit.kind == "audit" and audit.params == {"run_id": trained_run.pk}
+    finished = finished_job(client, audit_id)
+    # Two products are too few to audit: the job says so instead of writing half a result.
+    assert finished["status"] == "failed", finished
+    assert finished["message"] == (f"audit of run #{trained_run.pk} not possible: scoring needs at least 20 "
+                                   "categorized products (5 folds of 4); this catalog has 2"), finished

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from catalog.rows import CatalogFileError
-from catalog.services import import_catalog
+from catalog.services import assign_and_audit, import_catalog
 
 
 class Command(BaseCommand):
@@ -25,11 +25,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         finally:
             bar.close()
-        from quantizer.services import assign_products
-
-        assigned = assign_products(product_ids=result.changed_ids)
+        assigned, audits = assign_and_audit(product_ids=result.changed_ids)
         self.stdout.write(
             f"{result.rows} rows: {result.created} created, {result.updated} updated, "
             f"{result.unchanged} unchanged; {result.categories_created} categories created; "
             f"{assigned} semantic IDs assigned by the active run(s)"
+            + (f"; audit job(s) {', '.join(f'#{j}' for j in audits)} queued" if audits else "")
         )
