@@ -35,6 +35,10 @@ class Command(BaseCommand):
             self.stdout.write(f"queued pipeline job #{job.pk} for {', '.join(flavors)}; progress on /runs/")
         self.stdout.write(self.style.SUCCESS(f"semid at http://127.0.0.1:{port}  (Ctrl-C stops everything)"))
         children.append(subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]))
+        def interrupt(signum, frame):  # `kill`, `docker stop`: stop everything, as Ctrl-C does
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, interrupt)
         try:
             while all(child.poll() is None for child in children):
                 time.sleep(1)
