@@ -76,12 +76,18 @@ def _stratified_folds(labels: np.ndarray, n_folds: int, rng: np.random.Generator
     return folds
 
 
-def _brand_folds(labels: np.ndarray, brands, n_folds: int, rng: np.random.Generator) -> np.ndarray:
-    """Folds of whole brands (a product without a brand is a brand of its own), largest brands
-    first onto the lightest fold, so the folds stay about equal in size."""
+def _brand_keys(brands, alone: np.ndarray | None = None) -> np.ndarray:
+    """(N,) normalised brand names; a product without a brand (or marked ``alone``) gets a key of
+    its own, so it is a brand of one."""
     keys = np.asarray([("" if b is None else str(b).strip().lower()) for b in brands], dtype=object)
-    keys = np.where(keys == "", np.asarray([f"\x00{i}" for i in range(len(keys))], dtype=object), keys)
-    _, group, sizes = np.unique(keys, return_inverse=True, return_counts=True)
+    alone = (keys == "") if alone is None else (keys == "") | alone
+    return np.where(alone, np.asarray([f"\x00{i}" for i in range(len(keys))], dtype=object), keys)
+
+
+def _brand_folds(brands, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Folds of whole brands, largest brands first onto the lightest fold, so the folds stay about
+    equal in size."""
+    _, group, sizes = np.unique(_brand_keys(brands), return_inverse=True, return_counts=True)
     fold_of = np.empty(len(sizes), dtype=np.int64)
     load = np.zeros(n_folds)
     for g in np.lexsort((rng.random(len(sizes)), -sizes)):
@@ -92,9 +98,7 @@ def _brand_folds(labels: np.ndarray, brands, n_folds: int, rng: np.random.Genera
 
 def brand_groups(labels: np.ndarray, brands) -> np.ndarray:
     """(N,) id of each product's (brand, label) group; products without a brand or a label are alone."""
-    keys = np.asarray([("" if b is None else str(b).strip().lower()) for b in brands], dtype=object)
-    alone = (keys == "") | (labels < 0)
-    keys = np.where(alone, np.asarray([f"\x00{i}" for i in range(len(keys))], dtype=object), keys)
+    keys = _brand_keys(brands, alone=labels < 0)
     _, group = np.unique(np.stack([keys, labels.astype(str)], axis=1).astype(str), axis=0, return_inverse=True)
     return group.reshape(-1)
 
@@ -145,7 +149,7 @@ def classifier_probs(embeddings, labels, n_leaves, codes, params: SignalParams, 
     if brands is None:
         folds = _stratified_folds(labels[labelled], params.n_folds, rng)
     else:
-        folds = _brand_folds(labels[labelled], np.asarray(brands, dtype=object)[labelled], params.n_folds, rng)
+        folds = _brand_folds(np.asarray(brands, dtype=object)[labelled], params.n_folds, rng)
     for f in range(params.n_folds):
         train, test = labelled[folds != f], labelled[folds == f]
         xt = x_all[train]
@@ -347,12 +351,18 @@ class Combiner:
     mode: str = "stacked"
     brand_offset: float = BRAND_OFFSET
 
+    def _margins(self, features: np.ndarray) -> np.ndarray:
+        cols = [self.feature_names.index(f) for f in POOLED_SCORE if f in self.feature_names]
+        return features[:, cols].sum(1)
+
+    def _brand_score(self, features: np.ndarray) -> np.ndarray:
+        return features[:, self.feature_names.index("brand_out:group")] - self.brand_offset
+
     def log_odds(self, features: np.ndarray) -> np.ndarray:
         """Pooled mode: the summed log-margins, or the brand score less ``brand_offset`` where larger."""
-        cols = [self.feature_names.index(f) for f in POOLED_SCORE if f in self.feature_names]
-        m = features[:, cols].sum(1)
+        m = self._margins(features)
         if "brand_out:group" in self.feature_names:
-            m = np.maximum(m, features[:, self.feature_names.index("brand_out:group")] - self.brand_offset)
+            m = np.maximum(m, self._brand_score(features))
         return m
 
     def brand_led(self, features: np.ndarray) -> np.ndarray:
@@ -360,9 +370,7 @@ class Combiner:
         (log-odds above 0), so the suggestion should come from ``brand_out``."""
         if self.mode != "pooled" or "brand_out:group" not in self.feature_names:
             return np.zeros(len(features), dtype=bool)
-        cols = [self.feature_names.index(f) for f in POOLED_SCORE if f in self.feature_names]
-        group = features[:, self.feature_names.index("brand_out:group")] - self.brand_offset
-        return group > np.maximum(features[:, cols].sum(1), 0.0)
+        return self._brand_score(features) > np.maximum(self._margins(features), 0.0)
 
     def raw_score(self, features: np.ndarray) -> np.ndarray:
         if self.mode == "pooled":  # logistic of the summed log-margins (best other leaf vs the label)
@@ -533,7 +541,7 @@ def score_products(
     lab = np.maximum(labels, 0)
     p_label = np.where(unlabelled, 0.0, q[np.arange(n), lab])
     # A suggestion is a fix: the most probable category other than the product's own.
-    suggested_leaf = np.where(unlabelled, q.argmax(1), best_other(q, labels))
+    suggested_leaf = best_other(q, labels)
     components = {s: np.where(unlabelled, 1.0, 1.0 - sig.probs[s][np.arange(n), lab]) for s in signals}
     leaf_ids = _leaf_ids(leaf_paths)
     return Scores(
@@ -559,8 +567,7 @@ def _has_brands(brands) -> bool:
     """At least two distinct non-empty brands: brand-grouped folds mean something."""
     if brands is None:
         return False
-    names = {str(b).strip().lower() for b in brands if b is not None and str(b).strip()}
-    return len(names) >= 2
+    return len({k for k in _brand_keys(brands) if not k.startswith("\x00")}) >= 2
 
 
 def copy_labels_of(noisy: np.ndarray, leaf_paths: np.ndarray) -> np.ndarray:

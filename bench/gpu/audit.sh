@@ -2,8 +2,7 @@
 # usage: bench/gpu/audit.sh DATASET REGIMES   e.g. bench/gpu/audit.sh bigbasket uniform,sibling
 # A: default lambda + cleanlab, seeds 0-2; B: lambda=0, seed 0. Each process is cut at 480 s so the
 # merge into $OUT always runs (a 570-s call with all 4 BigBasket regimes x 16 processes timed out).
-python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .carry/whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:. SEMID_DATA_DIR=$PWD/.carry/data SEMID_EMBEDDING_MODEL=$PWD/.carry/minilm SEMID_HOME=/tmp/sh PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+source "$(dirname "$0")/env.sh"
 d=$1; mkdir -p /tmp/aud
 python3 -c "import sys; sys.path.insert(0,'.'); from bench.common import *; embed_dataset(load_dataset('$d'), 'precision', 'cuda')"
 for r in ${2//,/ }; do

@@ -1,7 +1,6 @@
 #!/bin/bash
 # usage: FLAVORS="precision discovery" bench/gpu/semantic_ids.sh DATASET...  one process per (dataset, flavor, method, seed), merged at the end
-python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .carry/whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:. SEMID_DATA_DIR=$PWD/.carry/data SEMID_EMBEDDING_MODEL=$PWD/.carry/minilm SEMID_HOME=/tmp/sh PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+source "$(dirname "$0")/env.sh"
 mkdir -p /tmp/runs
 for d in "$@"; do for f in ${FLAVORS:-precision discovery}; do
   python3 bench/semantic_ids.py --datasets $d --flavors $f --methods rkmeans --seeds 0 --device cuda > /tmp/runs/embed-$d-$f.log 2>&1   # embeds once (cache)

@@ -1,8 +1,7 @@
 #!/bin/bash
 # Dev-split sweep (BigBasket 50%, sample seed 100, train seed 100), one process per config.
 # usage: bench/gpu/sweep.sh CONFIGFILE  (lines: name<TAB>method<TAB>json overrides of RQVAEConfig)
-python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .carry/whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:. SEMID_DATA_DIR=$PWD/.carry/data SEMID_EMBEDDING_MODEL=$PWD/.carry/minilm SEMID_HOME=/tmp/sh PYTHONUNBUFFERED=1
+source "$(dirname "$0")/env.sh"
 ARGS="--datasets bigbasket --flavors precision --seeds 100 --limit 13777 --sample-seed 100 --device cuda"
 python3 bench/semantic_ids.py $ARGS --methods rkmeans > $OUT/rkmeans.log 2>&1
 while IFS=$'\t' read -r name method cfg; do
