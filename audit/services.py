@@ -46,12 +46,13 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
     taxonomy = taxonomy_array(ids)
     products = Product.objects.in_bulk(ids.tolist())
     brands = np.array([products[pk].brand.lower() for pk in ids.tolist()], dtype=object)
+    texts = [f"{products[pk].name} {products[pk].brand}" for pk in ids.tolist()]
     step(0.1, 1.0, "scoring")
     scores = score_products(embeddings=vectors, taxonomy=taxonomy, codes=codes, seed=run.seed, brands=brands,
-                            device=device())
+                            texts=texts, device=device())
     step(0.5, 1.0, "calibrating")
     calibrator = calibrate(embeddings=vectors, taxonomy=taxonomy, codes=codes, combiner=scores.combiner,
-                           seed=run.seed + 1, brands=brands, device=device())
+                           seed=run.seed + 1, brands=brands, texts=texts, device=device())
     confidence = calibrator.predict(scores.raw_score)
     step(0.8, 1.0, "writing flags")
     paths = dict(Category.objects.values_list("pk", "path"))

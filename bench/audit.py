@@ -174,6 +174,7 @@ def cleanlab_baseline(embeddings, labels, n_classes, seed, device) -> dict:
 def run_one(ds, embeddings, regime, seed, args) -> dict:
     """Every method's metrics for one (dataset, regime, seed)."""
     brands = ds.brands if (ds.brands != "").any() else None
+    texts = None if args.no_text else [f"{r['name']} {r['brand']}" for r in ds.records]
     noisy, injected = inject_noise(ds.taxonomy, regime, args.rate, seed, embeddings=embeddings, brands=brands)
     _, noisy_labels = leaf_classes(noisy)
     labelled = noisy_labels >= 0
@@ -188,12 +189,12 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
         codes, note = train_codes(embeddings, noisy, quantizer, seed, args.device, args.epochs)
         t1 = time.time()
         scores = score_products(
-            embeddings=embeddings, taxonomy=noisy, codes=codes, seed=seed, brands=brands, device=args.device,
-            mode=args.mode,
+            embeddings=embeddings, taxonomy=noisy, codes=codes, seed=seed, brands=brands, texts=texts,
+            device=args.device, mode=args.mode,
         )
         cal_raw, cal_injected = calibration_sample(
             embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=scores.combiner, seed=seed + 1000,
-            brands=brands, device=args.device,
+            brands=brands, texts=texts, device=args.device,
         )
         cal = fit_calibrator(cal_raw, cal_injected, correct_for_unknown_errors=args.calibration == "elkan-noto")
         t2 = time.time()
@@ -313,7 +314,8 @@ def write_report(path: Path, results: dict, args, command: str, seconds: float) 
         + (" (summed over the processes)" if args.merge else ""),
         f"- embeddings: {embedding_model_name()}, flavor `{args.flavor}`; noise rate {args.rate:g}; "
         f"seeds {', '.join(map(str, args.seeds))}" + (f"; **subset of {args.limit} products per dataset**" if args.limit else ""),
-        f"- codes: {', '.join(args.quantizers)}",
+        f"- codes: {', '.join(args.quantizers)}; classifier inputs: "
+        + ("the embeddings only (`--no-text`)" if args.no_text else "the embeddings and `text_features` (LSA of name and brand)"),
         "- metrics over labelled products: AP / AUROC of the raw score vs the injected indicator; P@k with k = "
         "number injected; R@2% = share of injected found in the top 2% of the catalog (a review budget); "
         "top1 / top3 = the suggested fix (the most probable categories other than the given label) is the true one, on injected products; ECE (10 bins) of the "
@@ -365,6 +367,8 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the RQ-VAE recipe's epochs")
     p.add_argument("--no-cleanlab", action="store_true")
     p.add_argument("--no-ablation", action="store_true", help="skip the per-signal rows")
+    p.add_argument("--no-text", action="store_true",
+                   help="classifiers on the embeddings only (before 2026-11-26), without the products' words")
     p.add_argument("--mode", default="pooled", choices=("stacked", "pooled"), help="raw score: pooled margin or stacker")
     p.add_argument("--calibration", default="elkan-noto", choices=("elkan-noto", "plain"),
                    help="calibrator for the ECE column; ECE* is the other one")

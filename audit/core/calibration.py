@@ -62,6 +62,7 @@ def calibration_sample(
     rate: float = 0.03,
     seed: int = 1,
     brands=None,
+    texts=None,
     device: str = "cpu",
     params: SignalParams | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +71,7 @@ def calibration_sample(
     noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 202, embeddings=embeddings)
     scores = score_products(
         embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=combiner, seed=seed, device=device,
-        params=params, signals=combiner.signals, brands=brands,
+        params=params, signals=combiner.signals, brands=brands, texts=texts,
     )
     labelled = scores.labels >= 0
     return scores.raw_score[labelled], injected[labelled]
@@ -85,6 +86,7 @@ def calibrate(
     rate: float = 0.03,
     seed: int = 1,
     brands=None,
+    texts=None,
     device: str = "cpu",
     params: SignalParams | None = None,
     correct_for_unknown_errors: bool = True,
@@ -96,7 +98,7 @@ def calibrate(
     """
     raw, injected = calibration_sample(
         embeddings=embeddings, taxonomy=taxonomy, codes=codes, combiner=combiner, rate=rate, seed=seed,
-        brands=brands, device=device, params=params,
+        brands=brands, texts=texts, device=device, params=params,
     )
     return fit_calibrator(raw, injected, correct_for_unknown_errors=correct_for_unknown_errors)
 

@@ -4,7 +4,8 @@ Three signals each give a distribution over leaves for every product, computed w
 product's own label (out-of-fold or leave-self-out):
 
 - ``classifier``: out-of-fold softmax regression on the embeddings (cleanlab's self-confidence
-  signal, optionally with one-hot code prefixes as extra features);
+  signal, optionally with one-hot code prefixes as extra features), and on the products' own words
+  when texts are given (``text_features``: the sentence embedding blurs "tapenade" and "pesto");
 - ``codes``: label make-up of the product's code prefixes, deepest level backed off to coarser ones;
 - ``knn``: similarity-weighted label vote of the nearest labelled neighbours.
 
@@ -34,12 +35,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.sparse import hstack
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from audit.core.noise import inject_noise, leaf_classes, parent_groups
 
 SIGNALS = ("classifier", "codes", "knn", "brand_out")
 MIN_LABELLED_PER_FOLD = 4  # fewer, and an out-of-fold classifier has nothing to learn from
 POOL_SIGNALS = ("classifier", "codes", "knn")  # brand_out is kept out of the pool (see the module doc)
+# LSA dimensions of the texts' TF-IDF appended to the classifier's inputs. BigBasket, clean labels,
+# 5-fold top-1 of the classifier: embeddings alone 0.752, + 128 dims 0.774, + 256 dims 0.783
+# (bench/classifier_inputs.py; docs/audit.md). A linear SVM on the full sparse TF-IDF reached 0.811
+# in a side experiment, but is too slow to refit in every fold of every audit.
+TEXT_DIMS = 256
 EPS = 1e-6
 
 
@@ -101,6 +110,30 @@ def brand_groups(labels: np.ndarray, brands) -> np.ndarray:
     keys = _brand_keys(brands, alone=labels < 0)
     _, group = np.unique(np.stack([keys, labels.astype(str)], axis=1).astype(str), axis=0, return_inverse=True)
     return group.reshape(-1)
+
+
+def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0) -> np.ndarray | None:
+    """(N, d <= dims) lexical features: TF-IDF of word 1-2-grams and in-word character 2-4-grams,
+    reduced by truncated SVD (LSA), rows L2-normalised. Unsupervised (no labels), deterministic for a
+    seed. None when the texts hold too few distinct terms to give two dimensions."""
+    texts = ["" if t is None else str(t) for t in texts]
+    blocks = []
+    for vectorizer in (
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True),
+    ):
+        try:
+            blocks.append(vectorizer.fit_transform(texts))
+        except ValueError:  # empty vocabulary: no term in two texts
+            continue
+    if not blocks:
+        return None
+    tfidf = hstack(blocks).tocsr()
+    k = min(dims, tfidf.shape[1] - 1, len(texts) - 1)
+    if k < 2:
+        return None
+    z = TruncatedSVD(k, random_state=seed).fit_transform(tfidf).astype(np.float32)
+    return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-9)
 
 
 def _prefix_ids(codes: np.ndarray, depth: int) -> np.ndarray:
@@ -221,13 +254,17 @@ def code_probs(codes, labels, n_leaves, prior, params: SignalParams):
     return p.astype(np.float32), size
 
 
-def compute_signals(embeddings, labels, n_leaves, codes, params: SignalParams, signals=SIGNALS, brands=None) -> Signals:
+def compute_signals(embeddings, labels, n_leaves, codes, params: SignalParams, signals=SIGNALS, brands=None,
+                    classifier_inputs=None) -> Signals:
+    """``classifier_inputs`` (default: the embeddings) feed the two classifiers; neighbours and codes
+    always come from the embeddings."""
+    x = embeddings if classifier_inputs is None else classifier_inputs
     prior = np.bincount(labels[labels >= 0], minlength=n_leaves).astype(np.float64) + 1.0
     prior /= prior.sum()
     neighbours, sims = nearest_labelled(embeddings, labels, params.knn, params.device)
     probs = {}
     if "classifier" in signals:
-        probs["classifier"] = classifier_probs(embeddings, labels, n_leaves, codes, params)
+        probs["classifier"] = classifier_probs(x, labels, n_leaves, codes, params)
     codes_p, cluster_size = code_probs(codes, labels, n_leaves, prior, params)
     if "codes" in signals:
         probs["codes"] = codes_p
@@ -236,7 +273,7 @@ def compute_signals(embeddings, labels, n_leaves, codes, params: SignalParams, s
     if "brand_out" in signals:
         if brands is None:
             raise ValueError('signal "brand_out" needs brands: pass brands= (one per product)')
-        probs["brand_out"] = classifier_probs(embeddings, labels, n_leaves, codes, params, brands=brands)
+        probs["brand_out"] = classifier_probs(x, labels, n_leaves, codes, params, brands=brands)
     return Signals(probs, neighbours, sims, cluster_size)
 
 
@@ -475,6 +512,7 @@ def score_products(
     knn: int = 10,
     signals=SIGNALS,
     brands=None,
+    texts=None,
     device: str = "cpu",
     combiner: Combiner | None = None,
     self_supervision_rate: float = 0.03,
@@ -491,7 +529,8 @@ def score_products(
     brand moved together looks like a confident, consistent label and taught the stacker to distrust
     confident labels). ``brands`` (one per product, "" unknown) adds the ``brand_out`` signal and the
     brand score, which lets the raw score find a brand moved together (see the module doc); where the
-    brand score decides, the suggestion is ``brand_out``'s. ``mode="pooled"`` (the default, no
+    brand score decides, the suggestion is ``brand_out``'s. ``texts`` (one per product, e.g. name and
+    brand) add ``text_features`` to the classifiers' inputs. ``mode="pooled"`` (the default, no
     copy needed): raw score = logistic of (pooled log-margin + classifier log-margin), the log-margin
     being log max_{k != label} p_k - log p_label; on the dev split (full BigBasket, seed 100) it
     ranked injected labels better than the stacker, the pool alone and the classifier alone.
@@ -508,6 +547,8 @@ def score_products(
             f"embeddings, taxonomy and codes must have one row per product: "
             f"got {len(embeddings)}, {len(taxonomy)}, {len(codes)}"
         )
+    if texts is not None and len(texts) != len(embeddings):
+        raise ValueError(f"texts must have one entry per product: got {len(texts)} for {len(embeddings)} products")
     if mode not in ("stacked", "pooled"):
         raise ValueError(f'unknown mode "{mode}": choose stacked or pooled')
     params = params or SignalParams(n_folds=n_folds, seed=seed, knn=knn, device=device)
@@ -521,13 +562,16 @@ def score_products(
             f"{MIN_LABELLED_PER_FOLD}); this catalog has {int((labels >= 0).sum())}"
         )
     parent_of = parent_groups(leaf_paths)
-    sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals, brands)
+    lexical = None if texts is None else text_features(texts, seed=params.seed)
+    inputs = None if lexical is None else np.hstack([embeddings, lexical])
+    sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals, brands, inputs)
 
     if combiner is None:
         weights = fit_pool_weights(sig.probs, labels, params.device)
         combiner = fit_combiner(
             embeddings=embeddings, taxonomy=taxonomy, codes=codes, params=params, signals=signals,
             brands=brands, rate=self_supervision_rate, seed=seed, weights=weights, mode=mode,
+            classifier_inputs=inputs,
         )
     q = pooled(sig.probs, combiner.weights)
     feats, _ = _features(sig.probs, q, labels, parent_of, brands)
@@ -577,13 +621,15 @@ def copy_labels_of(noisy: np.ndarray, leaf_paths: np.ndarray) -> np.ndarray:
 
 
 def fit_combiner(*, embeddings, taxonomy, codes, params: SignalParams, signals=SIGNALS, brands=None,
-                 rate=0.03, seed=0, weights: dict | None = None, mode: str = "stacked") -> Combiner:
+                 rate=0.03, seed=0, weights: dict | None = None, mode: str = "stacked",
+                 classifier_inputs=None) -> Combiner:
     """The stacked raw-score model, learned from a copy with known wrong labels (uniform, sibling and
     look-alike moves only). ``weights`` (pool weights) are fitted on the copy when not given."""
     leaf_paths, labels = leaf_classes(taxonomy)
     if mode == "pooled":
         if weights is None:
-            sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals, brands)
+            sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals, brands,
+                                  classifier_inputs)
             weights = fit_pool_weights(sig.probs, labels, params.device)
         names = ["pooled:self", "pooled:parent", "pooled:margin"]
         names += [f"{s}:{kind}" for s in signals for kind in ("self", "margin")]
@@ -594,7 +640,8 @@ def fit_combiner(*, embeddings, taxonomy, codes, params: SignalParams, signals=S
                         scale=[1.0] * len(names), coef=coef, intercept=0.0, mode="pooled")
     noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 101, embeddings=embeddings)
     copy_labels = copy_labels_of(noisy, leaf_paths)  # the copy keeps the original leaf index space
-    sig = compute_signals(embeddings, copy_labels, len(leaf_paths), codes, params, signals, brands)
+    sig = compute_signals(embeddings, copy_labels, len(leaf_paths), codes, params, signals, brands,
+                          classifier_inputs)
     if weights is None:
         weights = fit_pool_weights(sig.probs, labels, params.device)
     q = pooled(sig.probs, weights)

@@ -210,3 +210,46 @@ def test_the_suggested_fix_is_never_the_products_own_category():
     assert own not in [leaf for leaf, _ in scores.top_suggestions(0)]
     # On a clean catalog the own category is still the most probable one.
     assert (scores.probs[labelled].argmax(1) == scores.labels[labelled]).mean() > 0.9
+
+
+def worded_catalog(seed=0, per_leaf=30, dim=16):
+    """The clustered catalog's taxonomy, but embeddings and codes that say nothing about the leaf;
+    only the product names do (each leaf has its own words, with filler words shared by all)."""
+    _, taxonomy, _ = clustered_catalog(seed, per_leaf, dim)
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(len(taxonomy), dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    codes = rng.integers(0, 4, size=(len(taxonomy), 4))
+    fillers = ["fresh", "pack", "classic", "organic", "family", "value"]
+    nouns = ["olive", "basil", "cheddar", "yogurt", "lentil", "quinoa", "cocoa", "ginger"]
+    texts = [f"{rng.choice(fillers)} {nouns[leaf - 100]} {rng.choice(fillers)}" for leaf in taxonomy[:, 2]]
+    return emb, taxonomy, codes, texts
+
+
+def test_product_words_find_mislabels_the_embeddings_cannot():
+    from sklearn.metrics import average_precision_score
+
+    emb, taxonomy, codes, texts = worded_catalog()
+    noisy, planted = plant_mislabels(taxonomy, n=8)
+    truth = np.zeros(len(taxonomy), bool)
+    truth[planted] = True
+    blind = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3)
+    worded = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, texts=texts)
+    assert average_precision_score(truth, worded.raw_score) > 0.6
+    assert average_precision_score(truth, blind.raw_score) < 0.2
+    # and the suggested fix is the leaf the words name
+    assert (worded.suggested[planted] == taxonomy[planted, 2]).mean() >= 0.75
+
+
+def test_text_features_are_deterministic_unit_rows_and_none_without_words():
+    from audit.core.scoring import text_features
+
+    *_, texts = worded_catalog()
+    a, b = text_features(texts, dims=8), text_features(texts, dims=8)
+    assert a.shape == (len(texts), 8)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert text_features(["", "", ""]) is None
+    emb, taxonomy, codes, _ = worded_catalog()
+    with pytest.raises(ValueError, match="one entry per product"):
+        score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, texts=texts[:-1])
