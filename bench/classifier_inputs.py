@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # after the repository: bench/audit.py is not audit/
 import common  # noqa: E402
 
 from audit.core.scoring import SignalParams, classifier_probs, text_features  # noqa: E402

@@ -2,6 +2,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from audit.roles import ensure_roles
@@ -12,9 +13,11 @@ DEMO_USERS = (("admin", "admin", True), ("reviewer", "reviewer", False), ("revie
 
 
 class Command(BaseCommand):
-    help = "Create roles and demo users (passwords printed once) and load the generated demo catalog."
+    help = ("Apply migrations, create roles and demo users (passwords printed once) and load the generated "
+            "demo catalog.")
 
     def handle(self, *args, **options):
+        call_command("migrate", interactive=False, verbosity=0)  # a fresh SEMID_HOME has an empty database
         groups = ensure_roles()
         for username, role, staff in DEMO_USERS:
             if User.objects.filter(username=username).exists():
