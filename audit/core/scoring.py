@@ -5,7 +5,8 @@ product's own label (out-of-fold or leave-self-out):
 
 - ``classifier``: out-of-fold softmax regression on the embeddings (cleanlab's self-confidence
   signal, optionally with one-hot code prefixes as extra features), and on the products' own words
-  when texts are given (``text_features``: the sentence embedding blurs "tapenade" and "pesto");
+  when texts are given (``text_features``: words that name a category count in full, where a
+  sentence embedding blurs them with their context);
 - ``codes``: label make-up of the product's code prefixes, deepest level backed off to coarser ones;
 - ``knn``: similarity-weighted label vote of the nearest labelled neighbours.
 
