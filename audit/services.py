@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
-from audit.core import calibrate, score_products, taxonomy_issues
+from audit.core import calibrate, product_words, score_products, taxonomy_issues
 from audit.models import AuditReport, Decision, Flag, Queue, Score
 from audit.roles import is_admin
 from catalog.embeddings import product_vectors
@@ -46,7 +46,7 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
     taxonomy = taxonomy_array(ids)
     products = Product.objects.in_bulk(ids.tolist())
     brands = np.array([products[pk].brand.lower() for pk in ids.tolist()], dtype=object)
-    texts = [f"{products[pk].name} {products[pk].brand}" for pk in ids.tolist()]
+    texts = [product_words(products[pk].name, products[pk].brand) for pk in ids.tolist()]
     step(0.1, 1.0, "scoring")
     scores = score_products(embeddings=vectors, taxonomy=taxonomy, codes=codes, seed=run.seed, brands=brands,
                             texts=texts, device=device())

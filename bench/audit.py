@@ -35,6 +35,7 @@ from audit.core import (  # noqa: E402
     fit_calibrator,
     inject_noise,
     leaf_classes,
+    product_words,
     score_products,
 )
 from audit.core.calibration import calibration_sample  # noqa: E402
@@ -174,7 +175,7 @@ def cleanlab_baseline(embeddings, labels, n_classes, seed, device) -> dict:
 def run_one(ds, embeddings, regime, seed, args) -> dict:
     """Every method's metrics for one (dataset, regime, seed)."""
     brands = ds.brands if (ds.brands != "").any() else None
-    texts = None if args.no_text else [f"{r['name']} {r['brand']}" for r in ds.records]
+    texts = None if args.no_text else [product_words(r["name"], r["brand"]) for r in ds.records]
     noisy, injected = inject_noise(ds.taxonomy, regime, args.rate, seed, embeddings=embeddings, brands=brands)
     _, noisy_labels = leaf_classes(noisy)
     labelled = noisy_labels >= 0

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))  # after the repository: bench/audit.py is not audit/
 import common  # noqa: E402
 
-from audit.core.scoring import SignalParams, classifier_probs, text_features  # noqa: E402
+from audit.core.scoring import SignalParams, classifier_probs, product_words, text_features  # noqa: E402
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     ds = common.load_dataset(args.dataset)
     labels = ds.leaf.astype(np.int64)
     embeddings = common.embed_dataset(ds, args.flavor, args.device)
-    texts = [f"{r['name']} {r['brand']}" for r in ds.records]
+    texts = [product_words(r["name"], r["brand"]) for r in ds.records]
     codes = np.zeros((len(labels), 1), dtype=np.int64)  # no code prefixes in the classifier (the default)
     n_leaves = int(labels.max()) + 1
     print(f"{args.dataset}: {len(labels)} products, {n_leaves} leaves, {(labels < 0).sum()} uncategorized")

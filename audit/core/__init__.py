@@ -8,6 +8,7 @@ from audit.core.scoring import (
     Scores,
     SignalParams,
     cluster_evidence,
+    product_words,
     score_products,
     taxonomy_issues,
 )
@@ -15,5 +16,5 @@ from audit.core.scoring import (
 __all__ = [
     "REGIMES", "SIGNALS", "Calibrator", "Combiner", "Scores", "SignalParams", "calibrate",
     "cluster_evidence", "expected_calibration_error", "fit_calibrator", "inject_noise",
-    "leaf_classes", "score_products", "taxonomy_issues",
+    "leaf_classes", "product_words", "score_products", "taxonomy_issues",
 ]

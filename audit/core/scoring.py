@@ -113,6 +113,11 @@ def brand_groups(labels: np.ndarray, brands) -> np.ndarray:
     return group.reshape(-1)
 
 
+def product_words(name, brand) -> str:
+    """The text ``text_features`` reads for one product: its name and brand."""
+    return f"{name or ''} {brand or ''}".strip()
+
+
 def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0) -> np.ndarray | None:
     """(N, d <= dims) lexical features: TF-IDF of word 1-2-grams and in-word character 2-4-grams,
     reduced by truncated SVD (LSA), rows L2-normalised. Unsupervised (no labels), deterministic for a
@@ -531,7 +536,7 @@ def score_products(
     confident labels). ``brands`` (one per product, "" unknown) adds the ``brand_out`` signal and the
     brand score, which lets the raw score find a brand moved together (see the module doc); where the
     brand score decides, the suggestion is ``brand_out``'s. ``texts`` (one per product, e.g. name and
-    brand) add ``text_features`` to the classifiers' inputs. ``mode="pooled"`` (the default, no
+    brand: ``product_words``) add ``text_features`` to the classifiers' inputs. ``mode="pooled"`` (the default, no
     copy needed): raw score = logistic of (pooled log-margin + classifier log-margin), the log-margin
     being log max_{k != label} p_k - log p_label; on the dev split (full BigBasket, seed 100) it
     ranked injected labels better than the stacker, the pool alone and the classifier alone.

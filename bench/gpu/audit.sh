@@ -8,7 +8,7 @@
 # same warm machine skips them. On H200: a job with cleanlab ~190 s, one without ~67 s, two side by side.
 source "$(dirname "$0")/env.sh"
 P=${P:-2}; export OMP_NUM_THREADS=$(( 16 / P )) MKL_NUM_THREADS=$(( 16 / P )) DEADLINE=$(( $(date +%s) + ${BUDGET:-500} )) d=$1
-mkdir -p /tmp/aud/m
+mkdir -p /tmp/aud
 python3 -c "import sys; sys.path.insert(0,'.'); from bench.common import *; embed_dataset(load_dataset('$d'), 'precision', 'cuda')"
 job() {  # job KIND REGIME SEED
   local opts="--quantizers rqvae" name=$d-$1-$2-$3 left=$(( DEADLINE - $(date +%s) )) t0=$(date +%s)
@@ -20,8 +20,7 @@ job() {  # job KIND REGIME SEED
     mv /tmp/aud/$name.json.part /tmp/aud/$name.json
     echo "$name: $(( $(date +%s) - t0 )) s; $(grep -h 'codes .*s, scoring\|cleanlab (C' /tmp/aud/$name.log | tr -s ' ' | tr '\n' ';')"
     flock /tmp/aud/lock python3 -m bench.audit --device cuda --datasets $d --quantizers rqvae,rqvae:0 \
-      --merge /tmp/aud/*.json --out /tmp/aud/m/merged.md --json /tmp/aud/m/merged.json > /dev/null 2>&1 \
-      && flock /tmp/aud/lock cp /tmp/aud/m/merged.md $OUT/audit-$d.md && flock /tmp/aud/lock cp /tmp/aud/m/merged.json $OUT/audit-$d.json
+      --merge /tmp/aud/*.json --out $OUT/audit-$d.md --json $OUT/audit-$d.json > /dev/null 2>&1
   else echo "$name: rc $? after $(( $(date +%s) - t0 )) s; $(tail -n 2 /tmp/aud/$name.log | tr '\n' ' ')"; fi
 }
 export -f job
