@@ -39,7 +39,7 @@ from audit.core import (  # noqa: E402
     score_products,
 )
 from audit.core.calibration import calibration_sample  # noqa: E402
-from audit.core.scoring import best_other  # noqa: E402
+from audit.core.scoring import best_other, text_features  # noqa: E402
 from bench.common import DATASETS, embed_dataset, embedding_model_name, load_dataset  # noqa: E402
 
 REGIMES = ("uniform", "sibling", "lookalike", "brand")
@@ -183,7 +183,7 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
     budget = int(round(0.02 * labelled.sum()))
     true_ids = ds.leaf[labelled]
     rows: dict = {}
-    extra: dict = {"injected": int(inj.sum()), "labelled": int(labelled.sum())}
+    extra: dict = {"injected": int(inj.sum()), "labelled": int(labelled.sum()), "seed": seed}
 
     for quantizer in args.quantizers:
         t0 = time.time()
@@ -227,11 +227,15 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
         t0 = time.time()
         leaf_paths, _ = leaf_classes(noisy)
         class_ids = leaf_paths[:, -1]
-        cl = cleanlab_baseline(embeddings[labelled], noisy_labels[labelled], len(leaf_paths), seed, args.device)
+        inputs = embeddings
+        if args.cleanlab_text:  # the same inputs as semid's classifiers: embeddings and words
+            words = text_features([product_words(r["name"], r["brand"]) for r in ds.records], seed=seed)
+            inputs = embeddings if words is None else np.hstack([embeddings, words]).astype(np.float32)
+        cl = cleanlab_baseline(inputs[labelled], noisy_labels[labelled], len(leaf_paths), seed, args.device)
         r = ranking_metrics(cl["score"], inj, budget)
         r |= suggestion_metrics(cl["probs"], class_ids, true_ids, inj, noisy_labels[labelled])
         r["ECE"] = expected_calibration_error(cl["score"], inj)  # 1 - self-confidence, not calibrated
-        rows["cleanlab self-confidence (5-fold LR)"] = r
+        rows["cleanlab self-confidence (5-fold LR" + (", embeddings + words)" if args.cleanlab_text else ")")] = r
         extra["cleanlab_C"] = cl["C"]
         issues = cl["issues"]
         extra["cleanlab_find_label_issues"] = {
@@ -273,13 +277,13 @@ def goal_notes(results: dict) -> list[str]:
     notes = []
     for dataset, regimes in results.items():
         for regime, runs in regimes.items():
-            ours = [n for n in runs[0]["rows"] if n.startswith("semid")][:1]
+            ours = [n for run in runs for n in run["rows"] if n.startswith("semid")][:1]
             if not ours:
                 continue
             mean = lambda name, m: np.mean([run["rows"][name][m] for run in runs if name in run["rows"]])  # noqa: E731
             ap, top1, ece = mean(ours[0], "AP"), mean(ours[0], "top1"), mean(ours[0], "ECE")
             cl_name = "cleanlab self-confidence (5-fold LR)"
-            if cl_name in runs[0]["rows"] and ap <= mean(cl_name, "AP"):
+            if any(cl_name in run["rows"] for run in runs) and ap <= mean(cl_name, "AP"):
                 notes.append(f"{dataset}/{regime}: AP {ap:.3f} does not beat cleanlab's {mean(cl_name, 'AP'):.3f}.")
             if top1 < 0.85:
                 notes.append(f"{dataset}/{regime}: suggestion top-1 {top1:.3f} < 0.85.")
@@ -368,6 +372,8 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the RQ-VAE recipe's epochs")
     p.add_argument("--no-cleanlab", action="store_true")
     p.add_argument("--no-ablation", action="store_true", help="skip the per-signal rows")
+    p.add_argument("--cleanlab-text", action="store_true",
+                   help="cleanlab's classifier reads semid's classifier inputs (embeddings + text_features), not the embeddings alone")
     p.add_argument("--no-text", action="store_true",
                    help="classifiers on the embeddings only (before 2026-11-26), without the products' words")
     p.add_argument("--mode", default="pooled", choices=("stacked", "pooled"), help="raw score: pooled margin or stacker")

@@ -32,6 +32,8 @@ COLUMNS = [
     ("min_utilization", "min util.", 3),
     ("perplexity_l1", "perplexity L1", 0),
     ("collision_rate", "collisions", 3),
+    ("collision_rate_nearest", "collisions, nearest code", 3),
+    ("collision_rate_raw", "shared full code (incl. same text)", 3),
     ("reconstruction_cosine", "recon cos", 3),
     ("train_seconds", "train s", 1),
 ]
@@ -41,6 +43,7 @@ def run_one(method, x, taxonomy, seed, device, overrides):
     import torch
 
     from quantizer.core import RQVAEConfig, encode, intrinsic_metrics, residual_kmeans, train_rqvae
+    from quantizer.core.metrics import collision_rates
 
     torch.manual_seed(seed)
     config = RQVAEConfig.from_dict({**RQVAEConfig().to_dict(), "input_dim": x.shape[1], "seed": seed, **overrides})
@@ -48,17 +51,21 @@ def run_one(method, x, taxonomy, seed, device, overrides):
         config.contrastive_weight = 0.0
     started = time.perf_counter()
     if method == "rkmeans":
-        codes = residual_kmeans(x, config.codebook_sizes, seed=seed, device=device)
-        errors, epochs = None, 0
+        codes = residual_kmeans(x, config.codebook_sizes, seed=seed, device=device, spread=config.spread_last_level)
+        errors, epochs, nearest = None, 0, None
     else:
         result = train_rqvae(x, taxonomy, config, device=device)
         encoded = encode(result.model, x, device=device)
         codes, errors, epochs = encoded.codes, encoded.reconstruction_error, config.epochs
+        nearest = encoded.nearest_codes
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     metrics = intrinsic_metrics(x, codes, taxonomy, seed=seed, codebook_sizes=config.codebook_sizes,
                                 reconstruction_error=errors)
+    if nearest is None:  # residual k-means: its codes again, nearest centroid at every level (not timed)
+        nearest = residual_kmeans(x, config.codebook_sizes, seed=seed, device=device, spread=False)
+    metrics["collision_rate_nearest"] = collision_rates(x, nearest)[0]
     levels = config.levels
     metrics["min_utilization"] = min(metrics[f"utilization_l{k}"] for k in range(1, levels + 1))
     metrics["train_seconds"] = seconds

@@ -104,6 +104,8 @@ class ProductEmbedding(models.Model):
                 for flavor in Flavor.values
             ),
             models.Index(fields=["flavor", "product"], name="embedding_flavor_product"),
+            # Products with the same text (same embedding) share their semantic ID on assignment.
+            models.Index(fields=["flavor", "text_hash"], name="embedding_flavor_text"),
         ]
 
 

@@ -9,12 +9,13 @@ import numpy as np
 import torch
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.embeddings import embed_products, model_name, product_vectors
 from catalog.encoder import encode_texts, load_encoder
-from catalog.models import Category, Product
-from catalog.text import product_text
+from catalog.models import Category, Product, ProductEmbedding
+from catalog.text import product_text, text_hash
 from quantizer.core import (
     RQVAE,
     RQVAEConfig,
@@ -236,7 +237,11 @@ def run_model(run: QuantizerRun):
 
 
 def assign_products(*, product_ids: list[int], flavors=None) -> int:
-    """Code new or changed products with each flavor's active run, without retraining (cold start)."""
+    """Code new or changed products with each flavor's active run, without retraining (cold start).
+
+    The last level keeps off full codes other products hold (`held_codes`); a product whose text an
+    already-coded product of the run has (same embedding) takes that product's code, as it would
+    have in training."""
     assigned = 0
     for flavor in flavors or [r.flavor for r in QuantizerRun.objects.filter(is_active=True)]:
         run = active_run(flavor, required=False)
@@ -246,11 +251,55 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
         ids, vectors = product_vectors(flavor=flavor, product_ids=product_ids)
         if not len(ids):
             continue
-        encoded = encode(run_model(run), vectors, device=device())
-        write_codes(run=run, product_ids=ids, codes=encoded.codes, errors=encoded.reconstruction_error,
-                    gaps=encoded.gaps)
+        model = run_model(run)
+        encoded = encode(model, vectors, device=device(), occupied=held_codes(run, exclude_product_ids=ids.tolist()))
+        codes = encoded.codes.copy()
+        hashes = dict(ProductEmbedding.objects.filter(flavor=flavor, product_id__in=ids.tolist())
+                      .values_list("product_id", "text_hash"))
+        twins = twin_codes(run, hashes, exclude_product_ids=ids.tolist())
+        for i, pk in enumerate(ids.tolist()):
+            if pk in twins:
+                codes[i] = twins[pk]
+        if twins and len(twins) < len(ids):
+            # Re-spread the others without the twins contesting codes they do not keep.
+            rest = np.array([pk not in twins for pk in ids.tolist()])
+            codes[rest] = encode(model, vectors[rest], device=device(),
+                                 occupied=held_codes(run, exclude_product_ids=ids.tolist())).codes
+        write_codes(run=run, product_ids=ids, codes=codes, errors=encoded.reconstruction_error, gaps=encoded.gaps)
         assigned += len(ids)
     return assigned
+
+
+def twin_codes(run: QuantizerRun, hashes: dict, *, exclude_product_ids=()) -> dict:
+    """{key: codes} for the keys of `hashes` ({key: embedded text hash}) whose text a product already
+    coded by `run` (outside `exclude_product_ids`) has too: identical embeddings share their code."""
+    held = dict(
+        SemanticId.objects.filter(run=run, product__embeddings__flavor=run.flavor,
+                                  product__embeddings__text_hash__in=set(hashes.values()))
+        .exclude(product_id__in=exclude_product_ids)
+        .order_by("product_id")
+        .values_list("product__embeddings__text_hash", "codes")
+        .distinct()
+    )
+    return {key: held[h] for key, h in hashes.items() if h in held}
+
+
+def held_codes(run: QuantizerRun, *, exclude_product_ids=(), chunk: int = 200):
+    """For `encode(occupied=...)`: prefixes -> the full codes the run's products hold under them
+    (products in `exclude_product_ids` are being re-coded and hold nothing)."""
+
+    def lookup(prefixes) -> set[tuple[int, ...]]:
+        starts = sorted({code_string(p) + "_" for p in prefixes.tolist()})
+        held: set[tuple[int, ...]] = set()
+        for i in range(0, len(starts), chunk):
+            where = Q()
+            for start in starts[i : i + chunk]:
+                where |= Q(code__startswith=start)
+            rows = SemanticId.objects.filter(where, run=run).exclude(product_id__in=exclude_product_ids)
+            held.update(tuple(c) for c in rows.values_list("codes", flat=True))
+        return held
+
+    return lookup
 
 
 def code_for_record(*, record: dict, flavor: str) -> dict:
@@ -260,8 +309,9 @@ def code_for_record(*, record: dict, flavor: str) -> dict:
         raise ValueError(f"run #{run.pk} ({run.kind}) has no learned weights; cold start needs an RQ-VAE run")
     text = product_text(record, flavor)
     vector = encode_texts(load_encoder(run.embedding_model), [text])
-    encoded = encode(run_model(run), vector, device=device())
-    codes = encoded.codes[0].tolist()
+    encoded = encode(run_model(run), vector, device=device(), occupied=held_codes(run))
+    twin = twin_codes(run, {0: text_hash(text, run.embedding_model)}).get(0)
+    codes = list(twin) if twin is not None else encoded.codes[0].tolist()
     return {
         "run": run.pk,
         "flavor": flavor,

@@ -1,5 +1,8 @@
 #!/bin/bash
-# usage: [P=2] [BUDGET=500] bench/gpu/audit.sh DATASET REGIMES [SEEDS]   e.g. bench/gpu/audit.sh bigbasket uniform,sibling
+# usage: [P=2] [BUDGET=500] [CLEANLAB=0] [CLEANLAB_TEXT=1] bench/gpu/audit.sh DATASET REGIMES [SEEDS]
+#   e.g. bench/gpu/audit.sh bigbasket uniform,sibling
+# CLEANLAB=0: semid only (no cleanlab in the "a" jobs, no "b" jobs). CLEANLAB_TEXT=1: also, first, per regime one "c" job
+# at the first seed: cleanlab alone, its classifier reading semid's classifier inputs (embeddings + words).
 # Jobs, one process each: per regime, the first seed (default 0,1,2) with the recipe's lambda + cleanlab ("a"),
 # then (when the seeds start at 0) seed 0 with lambda=0 ("b"), then the other seeds ("a"). P run at a time: many
 # processes on one GPU time-slice it (8 side by side did not finish one job in 525 s). A job starts only while the
@@ -13,6 +16,8 @@ python3 -c "import sys; sys.path.insert(0,'.'); from bench.common import *; embe
 job() {  # job KIND REGIME SEED
   local opts="--quantizers rqvae" name=$d-$1-$2-$3 left=$(( DEADLINE - $(date +%s) )) t0=$(date +%s)
   [ "$1" = b ] && opts="--quantizers rqvae:0 --no-cleanlab --no-ablation"
+  [ "$1" = a ] && [ "${CLEANLAB:-1}" = 0 ] && opts="--quantizers rqvae --no-cleanlab"
+  [ "$1" = c ] && opts="--quantizers= --cleanlab-text --no-ablation"
   [ -f /tmp/aud/$name.json ] && return  # finished in an earlier call on this (still warm) machine
   [ $left -lt 30 ] && { echo "$name: not started (budget spent)"; return; }
   if timeout $left python3 -m bench.audit --device cuda --datasets $d --regimes $2 --seeds $3 $opts \
@@ -25,6 +30,7 @@ job() {  # job KIND REGIME SEED
 }
 export -f job
 IFS=, read -ra regimes <<< "$2"; IFS=, read -ra seeds <<< "${3:-0,1,2}"
-{ for r in "${regimes[@]}"; do echo a $r ${seeds[0]}; done
-  [ "${seeds[0]}" = 0 ] && for r in "${regimes[@]}"; do echo b $r 0; done
+{ [ "${CLEANLAB_TEXT:-0}" = 1 ] && for r in "${regimes[@]}"; do echo c $r ${seeds[0]}; done
+  for r in "${regimes[@]}"; do echo a $r ${seeds[0]}; done
+  [ "${seeds[0]}" = 0 ] && [ "${CLEANLAB:-1}" != 0 ] && for r in "${regimes[@]}"; do echo b $r 0; done
   for s in "${seeds[@]:1}"; do for r in "${regimes[@]}"; do echo a $r $s; done; done; } | xargs -P $P -L 1 bash -c 'job "$@"' _

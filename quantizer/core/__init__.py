@@ -5,6 +5,7 @@ from .config import RQVAEConfig
 from .ids import code_string, disambiguate, parse_code_string
 from .metrics import intrinsic_metrics
 from .rqvae import RQVAE, Encoded, encode, exact_float32, kmeans, load_model, save_model
+from .spread import embedding_units, spread_last_level
 from .sampling import HierarchicalBatchSampler, RandomBatchSampler
 from .training import TrainResult, pair_relations, train_rqvae
 
@@ -17,6 +18,7 @@ __all__ = [
     "TrainResult",
     "code_string",
     "disambiguate",
+    "embedding_units",
     "encode",
     "exact_float32",
     "intrinsic_metrics",
@@ -26,5 +28,6 @@ __all__ = [
     "parse_code_string",
     "residual_kmeans",
     "save_model",
+    "spread_last_level",
     "train_rqvae",
 ]

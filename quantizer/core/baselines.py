@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spread import embedding_units, spread_last_level
+
 
 def residual_kmeans(
     embeddings: np.ndarray,
@@ -12,44 +14,61 @@ def residual_kmeans(
     seed: int = 0,
     iters: int = 20,
     device="cpu",
+    spread: bool = True,
+    candidates: int = 32,
 ) -> np.ndarray:
     """(N, D) float32 -> (N, L) int64 codes: faiss k-means on the CPU, plain torch k-means on
-    CUDA (or where faiss is not installed, as on the GPU machine)."""
+    CUDA (or where faiss is not installed, as on the GPU machine). `spread`: the last level is
+    moved off collisions as the RQ-VAE's is (`spread.spread_last_level`), so both compare alike."""
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"embeddings must be a non-empty (N, D) array, got {x.shape}")
+    k = min(int(candidates), int(codebook_sizes[-1]), len(x)) if spread and len(codebook_sizes) > 1 else 1
+    codes, cand, dist = _residual_kmeans(x, codebook_sizes, seed=seed, iters=iters, device=device, k=k)
+    if k == 1:
+        return codes
+    cand[:, 0] = codes[:, -1]
+    return spread_last_level(codes, cand, dist, units=embedding_units(x))
+
+
+def _residual_kmeans(x, codebook_sizes, *, seed, iters, device, k):
+    """(codes, last level's k nearest centroids, their squared distances)."""
     try:
         import faiss  # imported here so the module loads without faiss
     except ImportError:
         faiss = None
     if faiss is None or str(device).startswith("cuda"):
-        return _residual_kmeans_torch(embeddings, codebook_sizes, seed=seed, iters=iters, device=device)
+        return _residual_kmeans_torch(x, codebook_sizes, seed=seed, iters=iters, device=device, k=k)
 
-    residual = np.ascontiguousarray(embeddings, dtype=np.float32).copy()
-    if residual.ndim != 2 or len(residual) == 0:
-        raise ValueError(f"embeddings must be a non-empty (N, D) array, got {residual.shape}")
+    residual = x.copy()
     n, d = residual.shape
     codes = np.zeros((n, len(codebook_sizes)), np.int64)
-    for level, k in enumerate(codebook_sizes):
-        k_eff = min(int(k), n)
+    for level, size in enumerate(codebook_sizes):
+        k_eff = min(int(size), n)
         km = faiss.Kmeans(d, k_eff, niter=iters, seed=seed + level, verbose=False,
                           max_points_per_centroid=max(256, n // k_eff + 1))
         km.train(residual)
-        _, assign = km.index.search(residual, 1)
+        dist, assign = km.index.search(residual, k if level == len(codebook_sizes) - 1 else 1)
         codes[:, level] = assign[:, 0]
         residual -= km.centroids[assign[:, 0]]
-    return codes
+    return codes, assign, dist
 
 
-def _residual_kmeans_torch(embeddings, codebook_sizes, *, seed: int, iters: int, device) -> np.ndarray:
+def _residual_kmeans_torch(x, codebook_sizes, *, seed: int, iters: int, device, k: int):
     import torch
 
     from .rqvae import kmeans, squared_distances
 
-    residual = torch.as_tensor(np.ascontiguousarray(embeddings, dtype=np.float32), device=device).clone()
+    residual = torch.as_tensor(x, device=device).clone()
     codes = np.zeros((len(residual), len(codebook_sizes)), np.int64)
-    for level, k in enumerate(codebook_sizes):
+    for level, size in enumerate(codebook_sizes):
         generator = torch.Generator().manual_seed(seed + level)
-        centroids = kmeans(residual, int(k), iters=iters, generator=generator)
-        assign = torch.cat([squared_distances(chunk, centroids).argmin(1)
-                            for chunk in residual.split(65536)])
-        codes[:, level] = assign.cpu().numpy()
-        residual -= centroids[assign]
-    return codes
+        centroids = kmeans(residual, int(size), iters=iters, generator=generator)
+        k_level = k if level == len(codebook_sizes) - 1 else 1
+        top = [squared_distances(chunk, centroids).topk(k_level, dim=1, largest=False)
+               for chunk in residual.split(65536)]
+        assign = torch.cat([t.indices for t in top])
+        codes[:, level] = assign[:, 0].cpu().numpy()
+        residual -= centroids[assign[:, 0]]
+    dist = torch.cat([t.values for t in top])
+    return codes, assign.cpu().numpy(), dist.cpu().numpy()

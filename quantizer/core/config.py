@@ -95,6 +95,13 @@ class RQVAEConfig:
     leaves_per_parent: int = 4
     products_per_leaf: int = 8
 
+    # -- assignment
+    # Last level per (L-1)-level prefix: a product that would share its full code with a different
+    # product takes the nearest codeword free in its prefix (quantizer/core/spread.py). Off: plain
+    # nearest codeword at every level (runs saved before this field load with it off).
+    spread_last_level: bool = True
+    spread_candidates: int = 32  # nearest last-level codewords a contested product may take
+
     extra: dict = field(default_factory=dict)  # free-form notes kept with the run
 
     @property

@@ -49,7 +49,7 @@ def _purity(labels: np.ndarray, clusters: np.ndarray) -> float:
     return float(table.max(1).sum() / len(labels))
 
 
-def _collisions(x: np.ndarray, codes: np.ndarray) -> tuple[float, float]:
+def collision_rates(x: np.ndarray, codes: np.ndarray) -> tuple[float, float]:
     """(rate, raw rate): share of products whose full code is shared with a product carrying a
     different embedding / with any other product."""
     _, code_id = np.unique(codes, axis=0, return_inverse=True)
@@ -147,7 +147,7 @@ def intrinsic_metrics(
         out[f"utilization_l{level + 1}"] = float((counts > 0).sum() / k)
         out[f"perplexity_l{level + 1}"] = float(np.exp(-(p * np.log(p)).sum()))
 
-    out["collision_rate"], out["collision_rate_raw"] = _collisions(x, codes)
+    out["collision_rate"], out["collision_rate_raw"] = collision_rates(x, codes)
     out["distinct_codes"] = int(len(np.unique(codes, axis=0)))
     if reconstruction_error is not None:
         err = np.asarray(reconstruction_error, dtype=np.float64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import RQVAEConfig
+from .spread import embedding_units, spread_last_level
 
 FORMAT_VERSION = 2
 # Config fields added after format 1, with the values that format-1 models were trained with.
@@ -276,12 +278,27 @@ class RQVAE(nn.Module):
 
 @dataclass
 class Encoded:
-    codes: np.ndarray  # (N, L) int64
+    codes: np.ndarray  # (N, L) int64, last level spread off collisions when the config says so
+    nearest_codes: np.ndarray  # (N, L) int64: nearest codeword at every level
     reconstruction_error: np.ndarray  # (N,) float32: 1 - cosine(reconstruction, embedding)
     gaps: np.ndarray  # (N, L) float32: 2nd-nearest minus nearest codeword distance (low = unsure)
 
 
-def encode(model: RQVAE, embeddings: np.ndarray, *, device="cpu", batch_size: int = 4096) -> Encoded:
+def encode(
+    model: RQVAE,
+    embeddings: np.ndarray,
+    *,
+    device="cpu",
+    batch_size: int = 4096,
+    occupied: Iterable[tuple[int, ...]] | Callable[[np.ndarray], Iterable[tuple[int, ...]]] = (),
+) -> Encoded:
+    """Codes, reconstruction error and per-level gaps of every row.
+
+    With `config.spread_last_level` the last level is assigned per prefix, off collisions, among all
+    rows encoded together and `occupied` (full codes already held by other products, or a function
+    from the rows' (N, L-1) prefixes to those codes; see `spread.spread_last_level`): the codes of a
+    row can depend on the rows encoded with it.
+    """
     x_all = np.ascontiguousarray(embeddings, dtype=np.float32)
     if x_all.ndim != 2 or x_all.shape[1] != model.config.input_dim:
         raise ValueError(
@@ -291,6 +308,10 @@ def encode(model: RQVAE, embeddings: np.ndarray, *, device="cpu", batch_size: in
     codes = np.zeros((len(x_all), levels), np.int64)
     errors = np.zeros(len(x_all), np.float32)
     gaps = np.zeros((len(x_all), levels), np.float32)
+    spread = model.config.spread_last_level and levels > 1
+    k = min(model.config.spread_candidates, model.config.codebook_sizes[-1])
+    cand = np.zeros((len(x_all), k if spread else 0), np.int64)
+    cand_dist = np.zeros(cand.shape, np.float32)
     was_training = model.training
     model.to(device).eval()
     try:
@@ -305,9 +326,18 @@ def encode(model: RQVAE, embeddings: np.ndarray, *, device="cpu", batch_size: in
                     # Euclidean (not squared) distances, so gaps are in latent units.
                     two = dist.topk(2, dim=1, largest=False).values.clamp_min(0).sqrt()  # (B, 2)
                     gaps[sl, level] = (two[:, 1] - two[:, 0]).cpu().numpy()
+                if spread:
+                    top = q.distances[-1].topk(k, dim=1, largest=False)
+                    cand[sl], cand_dist[sl] = top.indices.cpu().numpy(), top.values.cpu().numpy()
     finally:
         model.train(was_training)
-    return Encoded(codes=codes, reconstruction_error=errors, gaps=gaps)
+    nearest = codes
+    if spread:
+        cand[:, 0] = nearest[:, -1]  # ties in topk: the argmin's choice is the nearest
+        if callable(occupied):
+            occupied = occupied(np.unique(nearest[:, :-1], axis=0))
+        codes = spread_last_level(nearest, cand, cand_dist, units=embedding_units(x_all), occupied=occupied)
+    return Encoded(codes=codes, nearest_codes=nearest, reconstruction_error=errors, gaps=gaps)
 
 
 def save_model(model: RQVAE, config: RQVAEConfig | None = None) -> bytes:
@@ -328,6 +358,8 @@ def load_model(blob: bytes, *, device="cpu") -> tuple[RQVAE, RQVAEConfig]:
     if fmt == 1:
         for key, value in _LEGACY_CONFIG.items():
             saved.setdefault(key, value)
+    # Models saved before collision-aware assignment keep plain nearest-codeword codes.
+    saved.setdefault("spread_last_level", False)
     config = RQVAEConfig.from_dict(saved)
     model = RQVAE(config)
     state.setdefault("input_mean", torch.zeros(config.input_dim))

@@ -6,7 +6,7 @@ import pytest
 from audit.models import Flag, Score
 from catalog.demo import generate_demo_catalog, write_csv
 from catalog.jobs import start_job
-from catalog.models import Job, Product
+from catalog.models import Job, Product, ProductEmbedding
 from catalog.services import import_catalog
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.selectors import products_by_prefix, related, substitutes
@@ -37,6 +37,8 @@ def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_
     assert ids.count() == Product.objects.count() == 600
     full_ids = [s.full_id for s in ids]
     assert len(set(full_ids)) == len(full_ids)
+    # the last level keeps products of different texts off each other's codes
+    assert run.metrics["collision_rate"] == 0.0
 
     # prefix, substitute and related selectors agree with the stored codes
     first = ids.order_by("product_id").first()
@@ -69,4 +71,15 @@ def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_
     semantic_id = SemanticId.objects.get(run=run, product=product)
     assert len(semantic_id.codes) == len(run.config["codebook_sizes"])
     assert semantic_id.reconstruction_error is not None and len(semantic_id.gaps) == len(semantic_id.codes)
+    text = ProductEmbedding.objects.get(product=product, flavor="precision").text_hash
+    sharing = SemanticId.objects.filter(run=run, code=semantic_id.code).exclude(product=product)
+    assert not sharing.exclude(product__embeddings__text_hash=text).exists()
+    # a copy of a coded product (same text, same embedding) takes that product's code, next token
+    original = SemanticId.objects.filter(run=run).exclude(product=product).order_by("product_id").first()
+    copy = Product.objects.get(pk=original.product_id)
+    copy.pk, copy.external_id = None, "NEW-2"
+    copy.save()
+    assert assign_products(product_ids=[copy.pk], flavors=["precision"]) == 1
+    twin = SemanticId.objects.get(run=run, product=copy)
+    assert twin.code == original.code and twin.token != original.token
     assert QuantizerRun.objects.count() == runs_before

@@ -19,8 +19,10 @@ from quantizer.core import (
     pair_relations,
     residual_kmeans,
     save_model,
+    spread_last_level,
     train_rqvae,
 )
+from quantizer.core.metrics import collision_rates
 from quantizer.core.rqvae import exact_float32
 from quantizer.core.training import COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED
 
@@ -446,6 +448,119 @@ def test_residual_kmeans_gives_one_code_per_level_and_separates_clusters(catalog
     cat = tax[:, 0] >= 0
     m = intrinsic_metrics(x[cat], codes[cat], tax[cat], n_pairs=1000)
     assert m["nmi_l2"] > 0.6  # 6 clusters vs 6 parents
+
+
+# -- collision-aware last level
+
+
+def _collisions(x, codes):
+    """Products sharing their full code with a product of a different embedding."""
+    return collision_rates(x, codes)[0]
+
+
+def test_spread_moves_only_the_farther_of_two_colliders_to_its_next_free_codeword():
+    codes = np.array([[0, 0, 1], [0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 0, 3]])
+    cand = np.array([[1, 2, 3], [1, 3, 2], [1, 2, 3], [1, 3, 2], [3, 1, 2]])
+    dist = np.array([[0.1, 0.5, 0.9], [0.2, 0.3, 0.8], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3]])
+
+    out = spread_last_level(codes, cand, dist)
+
+    # Row 0 is nearer codeword 1 than row 1, so row 1 moves to its next codeword, 3; rows 2-4 have
+    # their full codes to themselves and keep them, and nothing above the last level changes.
+    assert out.tolist() == [[0, 0, 1], [0, 0, 3], [0, 1, 1], [1, 0, 1], [1, 0, 3]]
+    assert out is not codes and codes[1, 2] == 1
+
+
+def test_spread_keeps_identical_products_together_and_respects_codes_held_outside():
+    codes = np.array([[0, 1], [0, 1], [0, 1]])
+    cand = np.array([[1, 2, 3], [1, 2, 3], [1, 3, 2]])
+    dist = np.array([[0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [0.2, 0.25, 0.4]])
+
+    same_text = spread_last_level(codes, cand, dist, units=np.array([7, 7, 8]))
+    assert same_text[:, 1].tolist() == [1, 1, 3]  # the twins keep 1 together, row 2 takes 3
+
+    # 1 and 2 are held outside: codeword 3 is the only free one, and the closest pair takes it
+    # (row 2 at 0.25 before the twins at 0.3); the twins, with nothing free left, keep 1.
+    held = spread_last_level(codes, cand, dist, units=np.array([7, 7, 8]), occupied=[(0, 1), (0, 2)])
+    assert held[:, 1].tolist() == [1, 1, 3]
+
+
+def test_spread_keeps_the_nearest_codeword_when_no_candidate_is_free_and_breaks_ties_by_row():
+    codes = np.array([[0, 1], [0, 1], [0, 1]])
+    cand = np.array([[1, 2], [1, 2], [1, 2]])
+    dist = np.full((3, 2), 0.5)
+
+    out = spread_last_level(codes, cand, dist)
+
+    assert out[:, 1].tolist() == [1, 2, 1]  # equal distances: lower rows first; row 2 overflows
+    assert np.array_equal(out, spread_last_level(codes, cand, dist))
+
+
+def test_spread_rejects_candidates_that_do_not_match_the_codes():
+    with pytest.raises(ValueError, match="candidates"):
+        spread_last_level(np.zeros((3, 2), int), np.zeros((2, 4), int), np.zeros((2, 4)))
+
+
+def test_encode_spreads_collisions_and_a_config_can_turn_it_off(catalog, trained):
+    x, _ = catalog
+    encoded = encode(trained.model, x)
+    nearest = encoded.nearest_codes
+
+    assert np.array_equal(encoded.codes[:, :-1], nearest[:, :-1])
+    assert _collisions(x, nearest) > 0.05  # 236 products in 8 x 8 x 8 cells: plenty collide
+    # Every prefix now uses as many distinct last codewords as it can (8 at most).
+    prefixes, inverse = np.unique(nearest[:, :-1], axis=0, return_inverse=True)
+    for p in range(len(prefixes)):
+        rows = inverse.ravel() == p
+        units = len(np.unique(x[rows], axis=0))
+        assert len(np.unique(encoded.codes[rows, -1])) == min(units, 8)
+    assert _collisions(x, encoded.codes) < _collisions(x, nearest)
+    # A product alone on its nearest full code keeps it.
+    _, inverse, counts = np.unique(nearest, axis=0, return_inverse=True, return_counts=True)
+    alone = counts[inverse.ravel()] == 1
+    assert np.array_equal(encoded.codes[alone], nearest[alone])
+
+    trained.model.config.spread_last_level = False
+    try:
+        plain = encode(trained.model, x)
+    finally:
+        trained.model.config.spread_last_level = True
+    assert np.array_equal(plain.codes, nearest)
+
+
+def test_models_saved_before_spreading_load_with_it_off(catalog, trained):
+    import io
+
+    x, _ = catalog
+    payload = torch.load(io.BytesIO(save_model(trained.model)), weights_only=True)
+    payload["config"].pop("spread_last_level")
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    model, config = load_model(buf.getvalue())
+    assert config.spread_last_level is False
+    assert np.array_equal(encode(model, x).codes, encode(trained.model, x).nearest_codes)
+
+
+def test_encode_keeps_new_products_off_codes_held_by_others(catalog, trained):
+    x, _ = catalog
+    first = encode(trained.model, x[:1]).codes[0]
+    asked = []
+
+    def held(prefixes):
+        asked.append(prefixes.tolist())
+        return [tuple(first)]
+
+    moved = encode(trained.model, x[:1], occupied=held).codes[0]
+    assert asked == [[first[:-1].tolist()]]  # looked up by the rows' prefixes
+    assert moved[:-1].tolist() == first[:-1].tolist() and moved[-1] != first[-1]
+
+
+def test_residual_kmeans_spreads_its_last_level_too(catalog):
+    x, _ = catalog
+    plain = residual_kmeans(x, (4, 4, 4), seed=0, iters=10, spread=False)
+    spread = residual_kmeans(x, (4, 4, 4), seed=0, iters=10)
+    assert np.array_equal(plain[:, :-1], spread[:, :-1])
+    assert _collisions(x, spread) < _collisions(x, plain)
 
 
 # -- metrics
