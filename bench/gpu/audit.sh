@@ -3,6 +3,7 @@
 #   e.g. bench/gpu/audit.sh bigbasket uniform,sibling
 # CLEANLAB=0: semid only (no cleanlab in the "a" jobs, no "b" jobs). CLEANLAB_TEXT=1: also, first, per regime one "c" job
 # at the first seed: cleanlab alone, its classifier reading semid's classifier inputs (embeddings + words).
+# ONLY=ab (letters of job kinds): run only those kinds.
 # Jobs, one process each: per regime, the first seed (default 0,1,2) with the recipe's lambda + cleanlab ("a"),
 # then (when the seeds start at 0) seed 0 with lambda=0 ("b"), then the other seeds ("a"). P run at a time: many
 # processes on one GPU time-slice it (8 side by side did not finish one job in 525 s). A job starts only while the
@@ -33,4 +34,4 @@ IFS=, read -ra regimes <<< "$2"; IFS=, read -ra seeds <<< "${3:-0,1,2}"
 { [ "${CLEANLAB_TEXT:-0}" = 1 ] && for r in "${regimes[@]}"; do echo c $r ${seeds[0]}; done
   for r in "${regimes[@]}"; do echo a $r ${seeds[0]}; done
   [ "${seeds[0]}" = 0 ] && [ "${CLEANLAB:-1}" != 0 ] && for r in "${regimes[@]}"; do echo b $r 0; done
-  for s in "${seeds[@]:1}"; do for r in "${regimes[@]}"; do echo a $r $s; done; done; } | xargs -P $P -L 1 bash -c 'job "$@"' _
+  for s in "${seeds[@]:1}"; do for r in "${regimes[@]}"; do echo a $r $s; done; done; } | grep "^[${ONLY:-abc}] " | xargs -P $P -L 1 bash -c 'job "$@"' _
