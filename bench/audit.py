@@ -279,6 +279,7 @@ def goal_notes(results: dict) -> list[str]:
         for regime, runs in regimes.items():
             ours = [n for run in runs for n in run["rows"] if n.startswith("semid")][:1]
             if not ours:
+                notes.append(f"{dataset}/{regime}: no semid run, goals not assessed.")
                 continue
             mean = lambda name, m: np.mean([run["rows"][name][m] for run in runs if name in run["rows"]])  # noqa: E731
             ap, top1, ece = mean(ours[0], "AP"), mean(ours[0], "top1"), mean(ours[0], "ECE")

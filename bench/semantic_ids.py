@@ -66,6 +66,9 @@ def run_one(method, x, taxonomy, seed, device, overrides):
     if nearest is None:  # residual k-means: its codes again, nearest centroid at every level (not timed)
         nearest = residual_kmeans(x, config.codebook_sizes, seed=seed, device=device, spread=False)
     metrics["collision_rate_nearest"] = collision_rates(x, nearest)[0]
+    # What the spread last level changed: the headline figures of the same model's nearest codes.
+    plain = intrinsic_metrics(x, nearest, taxonomy, seed=seed, codebook_sizes=config.codebook_sizes)
+    metrics["nearest"] = {k: plain[k] for k in ("spearman", "high_sim_same_l1", "high_sim_same_full", "nmi_l1")}
     levels = config.levels
     metrics["min_utilization"] = min(metrics[f"utilization_l{k}"] for k in range(1, levels + 1))
     metrics["train_seconds"] = seconds
@@ -139,7 +142,8 @@ def main():
     command = "python bench/semantic_ids.py " + " ".join(sys.argv[1:])
     import torch
 
-    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu"
+    on_gpu = args.device.startswith("cuda") and torch.cuda.is_available()  # (a --merge may run elsewhere)
+    device_name = torch.cuda.get_device_name(0) if on_gpu else platform.processor() or "cpu"
     if args.out:
         Path(args.out).write_text(
             f"# Semantic IDs: intrinsic quality\n\nCommand: `{command}`  \nDevice: {args.device} ({device_name}), "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, Q, QuerySet, When
 from django.db.models.expressions import RawSQL
 
 from quantizer.models import QuantizerRun, SemanticId
@@ -25,24 +25,43 @@ def products_by_prefix(*, run: QuantizerRun, prefix: str) -> QuerySet[SemanticId
     )
 
 
+def substitute_depth(semantic_id: SemanticId) -> int:
+    """Levels a substitute shares: every level but the last where the run spreads its last level
+    (there the last level only tells products apart), else every level."""
+    levels = len(semantic_id.codes)
+    spread = bool((semantic_id.run.config or {}).get("spread_last_level"))
+    return levels - 1 if spread and levels > 1 else levels
+
+
+def _prefix(codes, depth: int) -> str:
+    return "_".join(str(c) for c in codes[:depth]) + "_"
+
+
 def substitutes(*, semantic_id: SemanticId, limit: int = 20) -> list[SemanticId]:
-    """Products with the same full code (they differ only by the disambiguation token)."""
+    """Products in the same deepest cluster: the same code but for the spread last level (see
+    `substitute_depth`); those with the very same code (identical texts) first."""
+    depth = substitute_depth(semantic_id)
+    same = SemanticId.objects.filter(run_id=semantic_id.run_id)
+    same = same.filter(code=semantic_id.code) if depth == len(semantic_id.codes) else same.filter(
+        code__startswith=_prefix(semantic_id.codes, depth))
     return list(
-        SemanticId.objects.filter(run_id=semantic_id.run_id, code=semantic_id.code)
-        .exclude(pk=semantic_id.pk)
+        same.exclude(pk=semantic_id.pk)
+        .annotate(identical=Case(When(code=semantic_id.code, then=0), default=1))
+        .order_by("identical", "code", "token")
         .select_related("product__category")[:limit]
     )
 
 
 def related(*, semantic_id: SemanticId, limit: int = 20) -> list[tuple[SemanticId, int]]:
-    """Products sharing the longest shorter prefix (levels L-1, then L-2, ...), with the depth shared."""
+    """Products sharing the longest prefix shorter than the substitutes' (then shorter ones), with the
+    depth shared."""
     out, seen = [], {semantic_id.pk}
     codes = semantic_id.codes
-    for depth in range(len(codes) - 1, 0, -1):
-        prefix = "_".join(str(c) for c in codes[:depth]) + "_"
+    for depth in range(substitute_depth(semantic_id) - 1, 0, -1):
         rows = (
-            SemanticId.objects.filter(run_id=semantic_id.run_id, code__startswith=prefix)
+            SemanticId.objects.filter(run_id=semantic_id.run_id, code__startswith=_prefix(codes, depth))
             .exclude(pk__in=seen)
+            .exclude(code__startswith=_prefix(codes, depth + 1))
             .select_related("product__category")[: limit - len(out)]
         )
         for row in rows:

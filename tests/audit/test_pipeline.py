@@ -45,8 +45,15 @@ def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_
     level1 = str(first.codes[0])
     under = products_by_prefix(run=run, prefix=level1)
     assert under.count() == ids.filter(codes__0=first.codes[0]).count()
-    assert all(s.code == first.code for s in substitutes(semantic_id=first))
-    assert all(s.codes[:d] == first.codes[:d] for s, d in related(semantic_id=first))
+    # substitutes share every level but the spread last one, identical codes first; related share fewer
+    levels = len(first.codes)
+    subs = substitutes(semantic_id=first)
+    assert all(s.codes[: levels - 1] == first.codes[: levels - 1] for s in subs)
+    assert [s.code == first.code for s in subs] == sorted((s.code == first.code for s in subs), reverse=True)
+    assert len(subs) == min(20, ids.filter(code__startswith=first.code.rsplit("_", 1)[0] + "_").count() - 1)
+    rel = related(semantic_id=first)
+    assert rel and all(s.codes[:d] == first.codes[:d] and s.codes[d] != first.codes[d] and d < levels - 1
+                       for s, d in rel)
 
     # the audit scored everyone, and the planted wrong labels rank above the rest
     scores = dict(Score.objects.filter(run=run).values_list("product__external_id", "confidence"))
