@@ -270,23 +270,24 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
     return assigned
 
 
-def twin_codes(run: QuantizerRun, hashes: dict, *, exclude_product_ids=()) -> dict:
+def twin_codes(run: QuantizerRun, hashes: dict, *, exclude_product_ids=(), chunk: int = 5000) -> dict:
     """{key: codes} for the keys of `hashes` ({key: embedded text hash}) whose text a product already
     coded by `run` (outside `exclude_product_ids`) has too: identical embeddings share their code."""
-    held = dict(
-        SemanticId.objects.filter(run=run, product__embeddings__flavor=run.flavor,
-                                  product__embeddings__text_hash__in=set(hashes.values()))
-        .exclude(product_id__in=exclude_product_ids)
-        .order_by("product_id")
-        .values_list("product__embeddings__text_hash", "codes")
-        .distinct()
-    )
+    excluded, wanted, held = set(exclude_product_ids), sorted(set(hashes.values())), {}
+    for i in range(0, len(wanted), chunk):
+        rows = (SemanticId.objects.filter(run=run, product__embeddings__flavor=run.flavor,
+                                          product__embeddings__text_hash__in=wanted[i : i + chunk])
+                .order_by("product_id").values_list("product_id", "product__embeddings__text_hash", "codes"))
+        for pk, text, codes in rows:
+            if pk not in excluded:
+                held.setdefault(text, codes)
     return {key: held[h] for key, h in hashes.items() if h in held}
 
 
 def held_codes(run: QuantizerRun, *, exclude_product_ids=(), chunk: int = 200):
     """For `encode(occupied=...)`: prefixes -> the full codes the run's products hold under them
     (products in `exclude_product_ids` are being re-coded and hold nothing)."""
+    excluded = set(exclude_product_ids)
 
     def lookup(prefixes) -> set[tuple[int, ...]]:
         starts = sorted({code_string(p) + "_" for p in prefixes.tolist()})
@@ -295,8 +296,9 @@ def held_codes(run: QuantizerRun, *, exclude_product_ids=(), chunk: int = 200):
             where = Q()
             for start in starts[i : i + chunk]:
                 where |= Q(code__startswith=start)
-            rows = SemanticId.objects.filter(where, run=run).exclude(product_id__in=exclude_product_ids)
-            held.update(tuple(c) for c in rows.values_list("codes", flat=True))
+            for pk, codes in SemanticId.objects.filter(where, run=run).values_list("product_id", "codes"):
+                if pk not in excluded:
+                    held.add(tuple(codes))
         return held
 
     return lookup
