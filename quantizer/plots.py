@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 METRIC_KEYS = ("spearman", "high_sim_same_l1", "nmi_l1", "utilization_l1", "utilization_l2", "utilization_l3",
-               "utilization_l4", "collision_rate")
+               "utilization_l4", "collision_rate", "collision_rate_nearest")
 LOSS_KEYS_PREFERRED = ("total", "loss")
 
 

@@ -28,6 +28,7 @@ from quantizer.core import (
     save_model,
     train_rqvae,
 )
+from quantizer.core.metrics import collision_rates
 from quantizer.models import QuantizerRun, SemanticId
 
 WRITE_BATCH = 5000
@@ -110,6 +111,7 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
             codes = residual_kmeans(vectors, config.codebook_sizes, seed=run.seed, device=device())
             errors = np.zeros(len(ids), np.float32)
             gaps = np.zeros(codes.shape, np.float32)
+            nearest = None
             history = []
         else:
             init_state = None
@@ -128,6 +130,7 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
             weights = save_model(result.model, config)
             encoded = encode(result.model, vectors, device=device())
             codes, errors, gaps = encoded.codes, encoded.reconstruction_error, encoded.gaps
+            nearest = encoded.nearest_codes
         seconds = time.perf_counter() - started
         _set(run, message="assigning codes", progress=0.88, config=config.to_dict(), weights=weights,
              train_seconds=seconds, n_products=len(ids))
@@ -135,6 +138,8 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
         _set(run, message="evaluating", progress=0.94)
         metrics = intrinsic_metrics(vectors, codes, taxonomy, seed=run.seed, codebook_sizes=config.codebook_sizes,
                                     reconstruction_error=errors)
+        if nearest is not None:  # what the collision-aware last level saved
+            metrics["collision_rate_nearest"] = collision_rates(vectors, nearest)[0]
         churn = code_churn(old=active, new=run) if active else {}
         _set(run, metrics=metrics, churn=churn, status=QuantizerRun.Status.SUCCEEDED, progress=1.0,
              message="done", finished_at=timezone.now())

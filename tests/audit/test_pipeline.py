@@ -38,7 +38,7 @@ def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_
     full_ids = [s.full_id for s in ids]
     assert len(set(full_ids)) == len(full_ids)
     # the last level keeps products of different texts off each other's codes
-    assert run.metrics["collision_rate"] == 0.0
+    assert run.metrics["collision_rate"] == 0.0 <= run.metrics["collision_rate_nearest"] < 1.0
 
     # prefix, substitute and related selectors agree with the stored codes
     first = ids.order_by("product_id").first()
