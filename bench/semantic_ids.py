@@ -32,7 +32,7 @@ COLUMNS = [
     ("min_utilization", "min util.", 3),
     ("perplexity_l1", "perplexity L1", 0),
     ("collision_rate", "collisions", 3),
-    ("collision_rate_nearest", "collisions, nearest code", 3),
+    ("collision_rate_nearest", "collisions, last level not spread", 3),
     ("collision_rate_raw", "shared full code (incl. same text)", 3),
     ("reconstruction_cosine", "recon cos", 3),
     ("train_seconds", "train s", 1),

@@ -165,20 +165,32 @@ def product_vectors(*, flavor: str, product_ids: list[int] | None = None) -> tup
     return ids, vectors
 
 
+def _nearest(*, vector, flavor: str, k: int, exclude_product_ids=()):
+    """The k rows of the flavor's embeddings nearest `vector` (cosine), through its HNSW index."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, 2 * k)])
+        return list(
+            ProductEmbedding.objects.filter(flavor=flavor)
+            .exclude(product_id__in=list(exclude_product_ids))
+            .annotate(distance=CosineDistance("embedding", vector))
+            .order_by("distance")
+            .select_related("product__category")[:k]
+        )
+
+
 def similar_products(*, product: Product, flavor: str, k: int = 10) -> list[tuple[Product, float]]:
     """The k nearest products by cosine similarity, through the flavor's HNSW index."""
     try:
         vector = ProductEmbedding.objects.get(product=product, flavor=flavor).embedding
     except ProductEmbedding.DoesNotExist:
         return []
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, 2 * k)])
-        rows = list(
-            ProductEmbedding.objects.filter(flavor=flavor)
-            .exclude(product_id=product.pk)
-            .annotate(distance=CosineDistance("embedding", vector))
-            .order_by("distance")
-            .select_related("product__category")[:k]
-        )
+    rows = _nearest(vector=vector, flavor=flavor, k=k, exclude_product_ids=[product.pk])
     return [(row.product, 1.0 - float(row.distance)) for row in rows]
+
+
+def neighbours_of_vector(*, vector, flavor: str, k: int = 10, exclude_product_ids=()) -> list[tuple[int, float]]:
+    """(product id, cosine) of the k products nearest an embedding that need not be stored."""
+    rows = _nearest(vector=np.asarray(vector, np.float32).tolist(), flavor=flavor, k=k,
+                    exclude_product_ids=exclude_product_ids)
+    return [(row.product_id, 1.0 - float(row.distance)) for row in rows]

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog.embeddings import embed_products, model_name, product_vectors
+from catalog.embeddings import embed_products, model_name, neighbours_of_vector, product_vectors
 from catalog.encoder import encode_texts, load_encoder
 from catalog.models import Category, Product, ProductEmbedding
 from catalog.text import product_text, text_hash
@@ -257,7 +257,9 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
         if not len(ids):
             continue
         model = run_model(run)
-        encoded = encode(model, vectors, device=device(), occupied=held_codes(run, exclude_product_ids=ids.tolist()))
+        hints = near_duplicate_hints(run, vectors, exclude_product_ids=ids.tolist())
+        encoded = encode(model, vectors, device=device(), first_code_hints=hints,
+                         occupied=held_codes(run, exclude_product_ids=ids.tolist()))
         codes = encoded.codes.copy()
         hashes = dict(ProductEmbedding.objects.filter(flavor=flavor, product_id__in=ids.tolist())
                       .values_list("product_id", "text_hash"))
@@ -269,6 +271,7 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
             # Re-spread the others without the twins contesting codes they do not keep.
             rest = np.array([pk not in twins for pk in ids.tolist()])
             codes[rest] = encode(model, vectors[rest], device=device(),
+                                 first_code_hints=None if hints is None else hints[rest],
                                  occupied=held_codes(run, exclude_product_ids=ids.tolist())).codes
         write_codes(run=run, product_ids=ids, codes=codes, errors=encoded.reconstruction_error, gaps=encoded.gaps)
         assigned += len(ids)
@@ -287,6 +290,25 @@ def twin_codes(run: QuantizerRun, hashes: dict, *, exclude_product_ids=(), chunk
             if pk not in excluded:
                 held.setdefault(text, codes)
     return {key: held[h] for key, h in hashes.items() if h in held}
+
+
+def near_duplicate_hints(run: QuantizerRun, vectors: np.ndarray, *, exclude_product_ids=()) -> np.ndarray | None:
+    """For `encode(first_code_hints=...)`: per vector, the level-1 code most of its near-duplicates
+    already coded by `run` hold (cosine >= the run's near_duplicate_threshold among its
+    near_duplicate_k nearest, by pgvector), -1 where it has none; None when the run does not group."""
+    config = run.config or {}
+    threshold, k = float(config.get("near_duplicate_threshold") or 0.0), int(config.get("near_duplicate_k") or 10)
+    if threshold <= 0:
+        return None
+    hints = np.full(len(vectors), -1, np.int64)
+    for i, vector in enumerate(vectors):
+        close = [pk for pk, sim in neighbours_of_vector(vector=vector, flavor=run.flavor, k=k,
+                                                         exclude_product_ids=exclude_product_ids) if sim >= threshold]
+        firsts = [codes[0] for codes in SemanticId.objects.filter(run=run, product_id__in=close)
+                  .values_list("codes", flat=True)]
+        if firsts:
+            hints[i] = int(np.bincount(firsts).argmax())
+    return hints
 
 
 def held_codes(run: QuantizerRun, *, exclude_product_ids=(), chunk: int = 200):
@@ -316,7 +338,8 @@ def code_for_record(*, record: dict, flavor: str) -> dict:
         raise ValueError(f"run #{run.pk} ({run.kind}) has no learned weights; cold start needs an RQ-VAE run")
     text = product_text(record, flavor)
     vector = encode_texts(load_encoder(run.embedding_model), [text])
-    encoded = encode(run_model(run), vector, device=device(), occupied=held_codes(run))
+    encoded = encode(run_model(run), vector, device=device(), occupied=held_codes(run),
+                     first_code_hints=near_duplicate_hints(run, vector))
     twin = twin_codes(run, {0: text_hash(text, run.embedding_model)}).get(0)
     codes = list(twin) if twin is not None else encoded.codes[0].tolist()
     return {

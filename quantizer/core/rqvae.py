@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import RQVAEConfig
+from .neighbours import near_duplicate_groups
 from .spread import embedding_units, spread_last_level
 
 FORMAT_VERSION = 2
@@ -140,15 +141,18 @@ class ResidualQuantizer(nn.Module):
     def idle_steps(self, level: int) -> torch.Tensor:
         return getattr(self, f"idle_steps_{level}")
 
-    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+    def forward(self, z: torch.Tensor, first_codes: torch.Tensor | None = None) -> QuantizerOutput:
+        """first_codes: (B,) level-1 codes to use instead of the nearest where >= 0."""
         residual = z
         quantized = torch.zeros_like(z)
         codes, residuals, distances = [], [], []
         codebook_loss = z.new_zeros(())
         commitment_loss = z.new_zeros(())
-        for codebook in self.codebooks:
+        for level, codebook in enumerate(self.codebooks):
             dist = squared_distances(residual, codebook)  # (B, K)
             idx = dist.argmin(1)  # (B,)
+            if level == 0 and first_codes is not None:
+                idx = torch.where(first_codes >= 0, first_codes, idx)
             e = codebook[idx]  # (B, d)
             codebook_loss = codebook_loss + (e - residual.detach()).pow(2).sum(1).mean()
             commitment_loss = commitment_loss + (residual - e.detach()).pow(2).sum(1).mean()
@@ -247,9 +251,9 @@ class RQVAE(nn.Module):
             out = out + self.decoder_skip(q)
         return out
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput]:
+    def forward(self, x: torch.Tensor, first_codes: torch.Tensor | None = None) -> tuple[torch.Tensor, QuantizerOutput]:
         z = self.latent(x)
-        q = self.quantizer(z)
+        q = self.quantizer(z, first_codes)
         return self.decode(q.quantized), q  # (B, input_dim), quantizer output
 
     @torch.no_grad()
@@ -279,7 +283,7 @@ class RQVAE(nn.Module):
 @dataclass
 class Encoded:
     codes: np.ndarray  # (N, L) int64, last level spread off collisions when the config says so
-    nearest_codes: np.ndarray  # (N, L) int64: nearest codeword at every level
+    nearest_codes: np.ndarray  # (N, L) int64: before the last level is spread (nearest codeword there)
     reconstruction_error: np.ndarray  # (N,) float32: 1 - cosine(reconstruction, embedding)
     gaps: np.ndarray  # (N, L) float32: 2nd-nearest minus nearest codeword distance (low = unsure)
 
@@ -291,8 +295,14 @@ def encode(
     device="cpu",
     batch_size: int = 4096,
     occupied: Iterable[tuple[int, ...]] | Callable[[np.ndarray], Iterable[tuple[int, ...]]] = (),
+    first_code_hints: np.ndarray | None = None,
 ) -> Encoded:
     """Codes, reconstruction error and per-level gaps of every row.
+
+    With `config.near_duplicate_threshold` the rows' near-duplicate groups (`near_duplicate_groups`)
+    each take one level-1 code: the majority of `first_code_hints` (N,) of its rows where any is >= 0
+    (level-1 codes of near-duplicates coded earlier, for new products), else the codeword nearest the
+    group's mean latent. Levels below follow from that code's residual.
 
     With `config.spread_last_level` the last level is assigned per prefix, off collisions, among all
     rows encoded together and `occupied` (full codes already held by other products, or a function
@@ -316,9 +326,11 @@ def encode(
     model.to(device).eval()
     try:
         with exact_float32(), torch.no_grad():
+            first = _group_first_codes(model, x_all, first_code_hints, device=device, batch_size=batch_size)
             for start in range(0, len(x_all), batch_size):
                 x = torch.from_numpy(x_all[start : start + batch_size]).to(device)
-                recon, q = model(x)
+                forced = None if first is None else torch.from_numpy(first[start : start + batch_size]).to(device)
+                recon, q = model(x, forced)
                 sl = slice(start, start + len(x))
                 codes[sl] = q.codes.cpu().numpy()
                 errors[sl] = (1.0 - F.cosine_similarity(recon, x, dim=1)).cpu().numpy()
@@ -340,6 +352,36 @@ def encode(
     return Encoded(codes=codes, nearest_codes=nearest, reconstruction_error=errors, gaps=gaps)
 
 
+def _group_first_codes(model: RQVAE, x_all: np.ndarray, hints: np.ndarray | None, *, device, batch_size: int):
+    """(N,) level-1 code per row from its near-duplicate group (-1: the row's own nearest), or None."""
+    config = model.config
+    if config.near_duplicate_threshold <= 0 or len(x_all) == 0:
+        return None
+    groups = near_duplicate_groups(x_all, config.near_duplicate_threshold, k=config.near_duplicate_k, device=device)
+    hints = np.full(len(x_all), -1, np.int64) if hints is None else np.asarray(hints, np.int64)
+    sizes = np.bincount(groups)
+    grouped = (sizes[groups] > 1) | (hints >= 0)
+    first = np.full(len(x_all), -1, np.int64)
+    if not grouped.any():
+        return first
+    rows = np.flatnonzero(grouped)
+    z = torch.cat([model.latent(torch.from_numpy(x_all[rows[s : s + batch_size]]).to(device))
+                   for s in range(0, len(rows), batch_size)]).double()
+    ids, inverse = np.unique(groups[rows], return_inverse=True)
+    inverse = inverse.ravel()
+    index = torch.from_numpy(inverse).to(z.device)
+    means = torch.zeros(len(ids), z.shape[1], dtype=z.dtype, device=z.device).index_add_(0, index, z)
+    means /= torch.from_numpy(np.bincount(inverse)).to(z.device, z.dtype)[:, None]
+    codebook = model.quantizer.codebooks[0].detach().to(z.dtype)
+    group_code = squared_distances(means, codebook).argmin(1).cpu().numpy()
+    row_hints = hints[rows]
+    for g in np.unique(inverse[row_hints >= 0]):  # groups with codes from earlier near-duplicates
+        votes = np.bincount(row_hints[(inverse == g) & (row_hints >= 0)])
+        group_code[g] = int(votes.argmax())  # ties: the lower code
+    first[rows] = group_code[inverse]
+    return first
+
+
 def save_model(model: RQVAE, config: RQVAEConfig | None = None) -> bytes:
     config = config or model.config
     buf = io.BytesIO()
@@ -358,8 +400,9 @@ def load_model(blob: bytes, *, device="cpu") -> tuple[RQVAE, RQVAEConfig]:
     if fmt == 1:
         for key, value in _LEGACY_CONFIG.items():
             saved.setdefault(key, value)
-    # Models saved before collision-aware assignment keep plain nearest-codeword codes.
+    # Models saved before these assignment rules keep plain nearest-codeword codes.
     saved.setdefault("spread_last_level", False)
+    saved.setdefault("near_duplicate_threshold", 0.0)
     config = RQVAEConfig.from_dict(saved)
     model = RQVAE(config)
     state.setdefault("input_mean", torch.zeros(config.input_dim))

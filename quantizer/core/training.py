@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import RQVAEConfig
+from .neighbours import input_neighbours
 from .rqvae import RQVAE, QuantizerOutput, exact_float32
 from .sampling import HierarchicalBatchSampler, RandomBatchSampler, validate_taxonomy
 
@@ -166,20 +167,6 @@ def uniqueness_loss(
     pp = soft_assignments(q_partner.distances[last][mask], config.temperature)
     share = (p * pp).sum(1).clamp(1e-6, 1 - 1e-6)
     return -torch.log1p(-share).mean()
-
-
-def input_neighbours(x: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Tensor:
-    """(N, D) -> (N, k) indices of each row's k most cosine-similar other rows."""
-    xn = F.normalize(x, dim=1)
-    k = min(k, len(x) - 1)
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(x), chunk):
-            sim = xn[s : s + chunk] @ xn.t()
-            rows = torch.arange(len(sim), device=x.device)
-            sim[rows, rows + s] = -float("inf")
-            out.append(sim.topk(k, dim=1).indices)
-    return torch.cat(out)
 
 
 def train_rqvae(

@@ -6,6 +6,7 @@ import pytest
 from audit.models import Flag, Score
 from catalog.demo import generate_demo_catalog, write_csv
 from catalog.jobs import start_job
+from catalog.embeddings import neighbours_of_vector
 from catalog.models import Job, Product, ProductEmbedding
 from catalog.services import import_catalog
 from quantizer.models import QuantizerRun, SemanticId
@@ -39,6 +40,8 @@ def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_
     assert len(set(full_ids)) == len(full_ids)
     # the last level keeps products of different texts off each other's codes
     assert run.metrics["collision_rate"] == 0.0 <= run.metrics["collision_rate_nearest"] < 1.0
+    # near-duplicates (cosine >= 0.9) share their level-1 code
+    assert run.metrics["high_sim_same_l1"] >= 0.99
 
     # prefix, substitute and related selectors agree with the stored codes
     first = ids.order_by("product_id").first()
@@ -89,4 +92,23 @@ def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_
     assert assign_products(product_ids=[copy.pk], flavors=["precision"]) == 1
     twin = SemanticId.objects.get(run=run, product=copy)
     assert twin.code == original.code and twin.token != original.token
+    # a near-duplicate of coded products (another pack of the same product) takes the level-1 code
+    # most of its near-duplicates hold
+    near = Product.objects.get(pk=original.product_id)
+    near.pk, near.external_id, near.name = None, "NEW-3", near.name + " Value Pack"
+    near.save()
+    assert assign_products(product_ids=[near.pk], flavors=["precision"]) == 1
+    vector = ProductEmbedding.objects.get(product=near, flavor="precision").embedding
+    close = [pk for pk, sim in neighbours_of_vector(vector=vector, flavor="precision", k=10,
+                                                      exclude_product_ids=[near.pk]) if sim >= 0.9]
+    firsts = list(SemanticId.objects.filter(run=run, product_id__in=close).values_list("codes__0", flat=True))
+    assert firsts, "the test needs a near-duplicate"
+    assert SemanticId.objects.get(run=run, product=near).codes[0] == np.bincount(firsts).argmax()
+    # ... and follows them, not its own nearest codeword: move them to another level-1 code and re-code it
+    moved_to = (SemanticId.objects.get(run=run, product=near).codes[0] + 1) % run.config["codebook_sizes"][0]
+    for held in SemanticId.objects.filter(run=run, product_id__in=close):
+        held.codes = [moved_to, *held.codes[1:]]
+        held.save(update_fields=["codes"])
+    assign_products(product_ids=[near.pk], flavors=["precision"])
+    assert SemanticId.objects.get(run=run, product=near).codes[0] == moved_to
     assert QuantizerRun.objects.count() == runs_before

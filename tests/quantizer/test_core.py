@@ -22,6 +22,7 @@ from quantizer.core import (
     spread_last_level,
     train_rqvae,
 )
+from quantizer.core.neighbours import near_duplicate_groups
 from quantizer.core.metrics import collision_rates
 from quantizer.core.rqvae import exact_float32
 from quantizer.core.training import COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED
@@ -534,11 +535,16 @@ def test_models_saved_before_spreading_load_with_it_off(catalog, trained):
     x, _ = catalog
     payload = torch.load(io.BytesIO(save_model(trained.model)), weights_only=True)
     payload["config"].pop("spread_last_level")
+    payload["config"].pop("near_duplicate_threshold")
     buf = io.BytesIO()
     torch.save(payload, buf)
     model, config = load_model(buf.getvalue())
-    assert config.spread_last_level is False
-    assert np.array_equal(encode(model, x).codes, encode(trained.model, x).nearest_codes)
+    assert config.spread_last_level is False and config.near_duplicate_threshold == 0.0
+    trained.model.config.near_duplicate_threshold = 0.0
+    try:
+        assert np.array_equal(encode(model, x).codes, encode(trained.model, x).nearest_codes)
+    finally:
+        trained.model.config.near_duplicate_threshold = 0.9
 
 
 def test_encode_keeps_new_products_off_codes_held_by_others(catalog, trained):
@@ -561,6 +567,61 @@ def test_residual_kmeans_spreads_its_last_level_too(catalog):
     spread = residual_kmeans(x, (4, 4, 4), seed=0, iters=10)
     assert np.array_equal(plain[:, :-1], spread[:, :-1])
     assert _collisions(x, spread) < _collisions(x, plain)
+
+
+# -- near-duplicate groups share level 1
+
+
+def test_near_duplicate_groups_join_rows_above_the_threshold_transitively():
+    base = np.eye(4, dtype=np.float32)
+    x = np.stack([base[0], base[0] + 0.3 * base[1], base[0] + 0.6 * base[1], base[2], base[3], base[3] + 0.1 * base[2]])
+    groups = near_duplicate_groups(x, 0.9, k=2)
+    # rows 0-1 and 1-2 are >= 0.9 (0-2 is not): one group by the chain; 4-5 another; 3 alone
+    assert groups[0] == groups[1] == groups[2]
+    assert groups[4] == groups[5] and len({groups[0], groups[3], groups[4]}) == 3
+
+
+def _near_pairs(x, threshold=0.9):
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    i, j = np.nonzero(np.triu(xn @ xn.T, 1) >= threshold)
+    return i, j
+
+
+def test_encode_gives_near_duplicates_one_level1_code_and_off_gives_the_nearest(catalog, trained):
+    x, _ = catalog
+    trained.model.config.near_duplicate_threshold = 0.0
+    try:
+        plain_all = encode(trained.model, x).codes
+        # a chain of small steps from a product to one in another level-1 cell: each step is a
+        # near-duplicate of the next, so the whole chain is one group
+        far = int(np.flatnonzero(plain_all[:, 0] != plain_all[0, 0])[0])
+        t = np.linspace(0, 1, 41, dtype=np.float32)[:, None]
+        chain = (1 - t) * x[0] + t * x[far]
+        chain /= np.linalg.norm(chain, axis=1, keepdims=True)
+        plain = encode(trained.model, chain).codes
+    finally:
+        trained.model.config.near_duplicate_threshold = 0.9
+    steps = (chain[:-1] * chain[1:]).sum(1)
+    assert steps.min() >= 0.9
+    assert len(set(plain[:, 0].tolist())) > 1  # nearest codewords split the chain
+    grouped = encode(trained.model, chain).codes
+    assert len(set(grouped[:, 0].tolist())) == 1
+    # the group's code is the codeword nearest its mean latent
+    with torch.no_grad():
+        mean = trained.model.latent(torch.from_numpy(chain)).double().mean(0, keepdim=True)
+        expected = torch.cdist(mean, trained.model.quantizer.codebooks[0].double()).argmin().item()
+    assert grouped[0, 0] == expected
+
+
+def test_new_rows_follow_the_level1_code_of_their_coded_near_duplicates(catalog, trained):
+    x, _ = catalog
+    hints = np.full(3, -1)
+    hints[1] = 5
+    rows = x[[0, 1, 200]]  # 0 and 1 are near-duplicates (same leaf), 200 is elsewhere
+    assert _near_pairs(rows)[0].tolist() == [0]
+    codes = encode(trained.model, rows, first_code_hints=hints).codes
+    assert codes[0, 0] == codes[1, 0] == 5
+    assert codes[2, 0] == encode(trained.model, rows[2:]).codes[0, 0]
 
 
 # -- metrics

@@ -1,0 +1,44 @@
+"""Exact cosine nearest neighbours of the inputs, and the near-duplicate groups built from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def nearest_neighbours(x: torch.Tensor, k: int, *, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, D) -> ((N, k) indices, (N, k) cosines) of each row's k most cosine-similar other rows."""
+    xn = F.normalize(x, dim=1)
+    k = min(k, len(x) - 1)
+    idx, sims = [], []
+    with torch.no_grad():
+        for s in range(0, len(x), chunk):
+            sim = xn[s : s + chunk] @ xn.t()
+            rows = torch.arange(len(sim), device=x.device)
+            sim[rows, rows + s] = -float("inf")
+            top = sim.topk(k, dim=1)
+            idx.append(top.indices)
+            sims.append(top.values)
+    return torch.cat(idx), torch.cat(sims)
+
+
+def input_neighbours(x: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Tensor:
+    """(N, D) -> (N, k) indices of each row's k most cosine-similar other rows."""
+    return nearest_neighbours(x, k, chunk=chunk)[0]
+
+
+def near_duplicate_groups(x: np.ndarray, threshold: float, *, k: int = 10, device="cpu") -> np.ndarray:
+    """(N,) group id per row: connected components of the graph joining each row to those of its k
+    nearest rows with cosine >= threshold. O(N^2 D) like the training's neighbour term."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(x)
+    if n < 2:
+        return np.zeros(n, np.int64)
+    idx, sims = nearest_neighbours(torch.as_tensor(np.ascontiguousarray(x, np.float32), device=device), k)
+    idx, sims = idx.cpu().numpy(), sims.cpu().numpy()
+    rows, cols = np.nonzero(sims >= threshold)
+    graph = coo_matrix((np.ones(len(rows)), (rows, idx[rows, cols])), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
