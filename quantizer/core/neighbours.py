@@ -42,3 +42,20 @@ def near_duplicate_groups(x: np.ndarray, threshold: float, *, k: int = 10, devic
     rows, cols = np.nonzero(sims >= threshold)
     graph = coo_matrix((np.ones(len(rows)), (rows, idx[rows, cols])), shape=(n, n))
     return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def group_nearest_codes(points: np.ndarray, groups: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """(N,) per row: the codeword nearest the mean of its group's points (which minimises the
+    group's summed squared distance to one codeword)."""
+    from scipy.sparse import coo_matrix
+
+    points = np.asarray(points, np.float64)
+    if not len(points):
+        return np.zeros(0, np.int64)
+    _, inverse = np.unique(groups, return_inverse=True)
+    inverse = inverse.ravel()
+    members = coo_matrix((np.ones(len(points)), (inverse, np.arange(len(points))))).tocsr()
+    means = (members @ points) / np.bincount(inverse)[:, None]
+    codebook = np.asarray(codebook, np.float64)
+    dist = (means**2).sum(1)[:, None] - 2.0 * means @ codebook.T + (codebook**2).sum(1)[None, :]
+    return dist.argmin(1)[inverse]

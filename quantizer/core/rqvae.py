@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import RQVAEConfig
-from .neighbours import near_duplicate_groups
+from .neighbours import group_nearest_codes, near_duplicate_groups
 from .spread import embedding_units, spread_last_level
 
 FORMAT_VERSION = 2
@@ -359,26 +359,17 @@ def _group_first_codes(model: RQVAE, x_all: np.ndarray, hints: np.ndarray | None
         return None
     groups = near_duplicate_groups(x_all, config.near_duplicate_threshold, k=config.near_duplicate_k, device=device)
     hints = np.full(len(x_all), -1, np.int64) if hints is None else np.asarray(hints, np.int64)
-    sizes = np.bincount(groups)
-    grouped = (sizes[groups] > 1) | (hints >= 0)
+    rows = np.flatnonzero((np.bincount(groups)[groups] > 1) | (hints >= 0))
     first = np.full(len(x_all), -1, np.int64)
-    if not grouped.any():
+    if not len(rows):
         return first
-    rows = np.flatnonzero(grouped)
     z = torch.cat([model.latent(torch.from_numpy(x_all[rows[s : s + batch_size]]).to(device))
-                   for s in range(0, len(rows), batch_size)]).double()
-    ids, inverse = np.unique(groups[rows], return_inverse=True)
-    inverse = inverse.ravel()
-    index = torch.from_numpy(inverse).to(z.device)
-    means = torch.zeros(len(ids), z.shape[1], dtype=z.dtype, device=z.device).index_add_(0, index, z)
-    means /= torch.from_numpy(np.bincount(inverse)).to(z.device, z.dtype)[:, None]
-    codebook = model.quantizer.codebooks[0].detach().to(z.dtype)
-    group_code = squared_distances(means, codebook).argmin(1).cpu().numpy()
-    row_hints = hints[rows]
-    for g in np.unique(inverse[row_hints >= 0]):  # groups with codes from earlier near-duplicates
-        votes = np.bincount(row_hints[(inverse == g) & (row_hints >= 0)])
-        group_code[g] = int(votes.argmax())  # ties: the lower code
-    first[rows] = group_code[inverse]
+                   for s in range(0, len(rows), batch_size)]).cpu().numpy()
+    first[rows] = group_nearest_codes(z, groups[rows], model.quantizer.codebooks[0].detach().cpu().numpy())
+    for g in np.unique(groups[rows[hints[rows] >= 0]]):  # groups with codes from earlier near-duplicates
+        members = rows[groups[rows] == g]
+        votes = np.bincount(hints[members][hints[members] >= 0])
+        first[members] = int(votes.argmax())  # ties: the lower code
     return first
 
 

@@ -567,6 +567,18 @@ def test_residual_kmeans_spreads_its_last_level_too(catalog):
     spread = residual_kmeans(x, (4, 4, 4), seed=0, iters=10)
     assert np.array_equal(plain[:, :-1], spread[:, :-1])
     assert _collisions(x, spread) < _collisions(x, plain)
+    # near-duplicate groups share their level-1 centroid, as in the RQ-VAE
+    t = np.linspace(0, 1, 41, dtype=np.float32)[:, None]
+    far = int(np.flatnonzero(plain[:, 0] != plain[0, 0])[0])
+    chain = (1 - t) * x[0] + t * x[far]
+    chain /= np.linalg.norm(chain, axis=1, keepdims=True)
+    rows = np.concatenate([x, chain])
+    grouped = residual_kmeans(rows, (4, 4, 4), seed=0, iters=10)
+    ungrouped = residual_kmeans(rows, (4, 4, 4), seed=0, iters=10, near_duplicate_threshold=0)
+    assert len(set(grouped[len(x):, 0].tolist())) == 1
+    groups = near_duplicate_groups(rows, 0.9)
+    moved = grouped[:, 0] != ungrouped[:, 0]
+    assert (np.bincount(groups)[groups[moved]] > 1).all()  # only grouped rows leave their nearest centroid
 
 
 # -- near-duplicate groups share level 1
