@@ -29,19 +29,25 @@ def input_neighbours(x: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Ten
 
 
 def near_duplicate_groups(x: np.ndarray, threshold: float, *, k: int = 10, device="cpu") -> np.ndarray:
-    """(N,) group id per row: connected components of the graph joining each row to those of its k
-    nearest rows with cosine >= threshold. O(N^2 D) like the training's neighbour term."""
+    """(N,) group id per row: connected components of the graph joining each distinct row to those of
+    its k nearest distinct rows with cosine >= threshold. O(N^2 D) like the training's neighbour term."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    n = len(x)
+    from .spread import embedding_units
+
+    x = np.ascontiguousarray(x, np.float32)
+    # Identical rows are one node: else a text listed more than k times fills its own neighbour list.
+    units = embedding_units(x) if len(x) else np.zeros(0, np.int64)
+    _, first = np.unique(units, return_index=True)
+    n = len(first)
     if n < 2:
-        return np.zeros(n, np.int64)
-    idx, sims = nearest_neighbours(torch.as_tensor(np.ascontiguousarray(x, np.float32), device=device), k)
+        return np.zeros(len(x), np.int64)
+    idx, sims = nearest_neighbours(torch.as_tensor(x[first], device=device), k)
     idx, sims = idx.cpu().numpy(), sims.cpu().numpy()
     rows, cols = np.nonzero(sims >= threshold)
     graph = coo_matrix((np.ones(len(rows)), (rows, idx[rows, cols])), shape=(n, n))
-    return connected_components(graph, directed=False)[1].astype(np.int64)
+    return connected_components(graph, directed=False)[1].astype(np.int64)[units]
 
 
 def group_nearest_codes(points: np.ndarray, groups: np.ndarray, codebook: np.ndarray) -> np.ndarray:

@@ -593,6 +593,14 @@ def test_near_duplicate_groups_join_rows_above_the_threshold_transitively():
     assert groups[4] == groups[5] and len({groups[0], groups[3], groups[4]}) == 3
 
 
+def test_near_duplicate_groups_see_past_many_identical_rows():
+    a = np.array([1.0, 0.0, 0.0], np.float32)
+    near = np.array([1.0, 0.3, 0.0], np.float32)  # cosine 0.96 with a
+    x = np.stack([a] * 12 + [near, np.array([0.0, 0.0, 1.0], np.float32)])
+    groups = near_duplicate_groups(x, 0.9, k=10)  # a's 11 copies would fill its 10 nearest rows
+    assert len(set(groups[:13].tolist())) == 1 and groups[13] != groups[0]
+
+
 def _near_pairs(x, threshold=0.9):
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     i, j = np.nonzero(np.triu(xn @ xn.T, 1) >= threshold)
