@@ -66,7 +66,8 @@ def main() -> None:
     print("|---|---|" + "---|" * len(args.lambdas))
     splits = []
     for lam in args.lambdas:
-        config = RQVAEConfig(input_dim=x.shape[1], seed=args.seed, contrastive_weight=lam)
+        # the model's own level 1: nearest codewords, near-duplicate groups off
+        config = RQVAEConfig(input_dim=x.shape[1], seed=args.seed, contrastive_weight=lam, near_duplicate_threshold=0.0)
         import torch
 
         torch.manual_seed(args.seed)
