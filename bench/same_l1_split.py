@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -68,8 +69,6 @@ def main() -> None:
     for lam in args.lambdas:
         # the model's own level 1: nearest codewords, near-duplicate groups off
         config = RQVAEConfig(input_dim=x.shape[1], seed=args.seed, contrastive_weight=lam, near_duplicate_threshold=0.0)
-        import torch
-
         torch.manual_seed(args.seed)
         codes = encode(train_rqvae(x, tax, config, device=args.device).model, x, device=args.device).codes
         splits.append(codes[i, 0] != codes[j, 0])

@@ -174,6 +174,7 @@ def _nearest(*, vector, flavor: str, k: int, exclude_product_ids=()):
             ProductEmbedding.objects.filter(flavor=flavor)
             .exclude(product_id__in=list(exclude_product_ids))
             .annotate(distance=CosineDistance("embedding", vector))
+            .defer("embedding")
             .order_by("distance")
             .select_related("product__category")[:k]
         )

@@ -12,6 +12,7 @@ from catalog.forms import ImportForm, leaf_categories
 from catalog.models import Flavor, Job, Product
 from catalog.services import start_upload_import
 from quantizer.clusters import prefix_levels
+from quantizer.core import code_string
 from quantizer.models import SemanticId
 from quantizer.selectors import related, substitute_depth, substitutes
 
@@ -23,7 +24,7 @@ def product_detail(request, pk):
     for semantic_id in SemanticId.objects.filter(product=product, run__is_active=True).select_related("run").order_by("run__flavor"):
         semantic_ids.append({
             "sid": semantic_id, "levels": prefix_levels(semantic_id.code),
-            "cluster": "_".join(str(c) for c in semantic_id.codes[: substitute_depth(semantic_id)]),
+            "cluster": code_string(semantic_id.codes[: substitute_depth(semantic_id)]),
             "substitutes": substitutes(semantic_id=semantic_id, limit=10),
             "related": related(semantic_id=semantic_id, limit=10),
         })

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Case, Count, Q, QuerySet, When
 from django.db.models.expressions import RawSQL
 
+from quantizer.core.ids import code_string
 from quantizer.models import QuantizerRun, SemanticId
 
 
@@ -34,7 +35,7 @@ def substitute_depth(semantic_id: SemanticId) -> int:
 
 
 def _prefix(codes, depth: int) -> str:
-    return "_".join(str(c) for c in codes[:depth]) + "_"
+    return code_string(codes[:depth]) + "_"
 
 
 def substitutes(*, semantic_id: SemanticId, limit: int = 20) -> list[SemanticId]:

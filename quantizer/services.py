@@ -259,23 +259,21 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
         ids, vectors = product_vectors(flavor=flavor, product_ids=product_ids)
         if not len(ids):
             continue
-        model = run_model(run)
-        hints = near_duplicate_hints(run, vectors, exclude_product_ids=ids.tolist())
-        encoded = encode(model, vectors, device=device(), first_code_hints=hints,
-                         occupied=held_codes(run, exclude_product_ids=ids.tolist()))
-        codes = encoded.codes.copy()
-        hashes = dict(ProductEmbedding.objects.filter(flavor=flavor, product_id__in=ids.tolist())
+        model, recoded = run_model(run), ids.tolist()
+        hashes = dict(ProductEmbedding.objects.filter(flavor=flavor, product_id__in=recoded)
                       .values_list("product_id", "text_hash"))
-        twins = twin_codes(run, hashes, exclude_product_ids=ids.tolist())
-        for i, pk in enumerate(ids.tolist()):
-            if pk in twins:
-                codes[i] = twins[pk]
-        if twins and len(twins) < len(ids):
-            # Re-spread the others without the twins contesting codes they do not keep.
-            rest = np.array([pk not in twins for pk in ids.tolist()])
-            codes[rest] = encode(model, vectors[rest], device=device(),
-                                 first_code_hints=None if hints is None else hints[rest],
-                                 occupied=held_codes(run, exclude_product_ids=ids.tolist())).codes
+        twins = twin_codes(run, hashes, exclude_product_ids=recoded)
+        hints = near_duplicate_hints(run, vectors, exclude_product_ids=recoded)
+        occupied = held_codes(run, exclude_product_ids=recoded)
+        encoded = encode(model, vectors, device=device(), first_code_hints=hints, occupied=occupied)
+        codes = encoded.codes
+        if twins:
+            is_twin = np.array([pk in twins for pk in recoded])
+            codes = codes.copy()
+            codes[is_twin] = [twins[pk] for pk in recoded if pk in twins]
+            if not is_twin.all():  # the others again, without the twins contesting codes they do not keep
+                codes[~is_twin] = encode(model, vectors[~is_twin], device=device(), occupied=occupied,
+                                         first_code_hints=None if hints is None else hints[~is_twin]).codes
         write_codes(run=run, product_ids=ids, codes=codes, errors=encoded.reconstruction_error, gaps=encoded.gaps)
         assigned += len(ids)
     return assigned
@@ -303,12 +301,14 @@ def near_duplicate_hints(run: QuantizerRun, vectors: np.ndarray, *, exclude_prod
     threshold, k = float(config.get("near_duplicate_threshold") or 0.0), int(config.get("near_duplicate_k") or 10)
     if threshold <= 0:
         return None
+    close = [[pk for pk, sim in neighbours_of_vector(vector=vector, flavor=run.flavor, k=k,
+                                                      exclude_product_ids=exclude_product_ids) if sim >= threshold]
+             for vector in vectors]
+    first_of = dict(SemanticId.objects.filter(run=run, product_id__in={pk for pks in close for pk in pks})
+                    .values_list("product_id", "codes__0"))
     hints = np.full(len(vectors), -1, np.int64)
-    for i, vector in enumerate(vectors):
-        close = [pk for pk, sim in neighbours_of_vector(vector=vector, flavor=run.flavor, k=k,
-                                                         exclude_product_ids=exclude_product_ids) if sim >= threshold]
-        firsts = [codes[0] for codes in SemanticId.objects.filter(run=run, product_id__in=close)
-                  .values_list("codes", flat=True)]
+    for i, pks in enumerate(close):
+        firsts = [first_of[pk] for pk in pks if pk in first_of]
         if firsts:
             hints[i] = int(np.bincount(firsts).argmax())
     return hints

@@ -28,14 +28,15 @@ def residual_kmeans(
     if x.ndim != 2 or len(x) == 0:
         raise ValueError(f"embeddings must be a non-empty (N, D) array, got {x.shape}")
     k = min(int(candidates), int(codebook_sizes[-1]), len(x)) if spread and len(codebook_sizes) > 1 else 1
+    units = embedding_units(x) if k > 1 or near_duplicate_threshold > 0 else None
     groups = None
     if near_duplicate_threshold > 0:
-        groups = near_duplicate_groups(x, near_duplicate_threshold, k=near_duplicate_k, device=device)
+        groups = near_duplicate_groups(x, near_duplicate_threshold, k=near_duplicate_k, device=device, units=units)
     codes, cand, dist = _residual_kmeans(x, codebook_sizes, seed=seed, iters=iters, device=device, k=k, groups=groups)
     if k == 1:
         return codes
     cand[:, 0] = codes[:, -1]
-    return spread_last_level(codes, cand, dist, units=embedding_units(x))
+    return spread_last_level(codes, cand, dist, units=units)
 
 
 def _first_level(assign: np.ndarray, x: np.ndarray, centroids: np.ndarray, groups) -> np.ndarray:

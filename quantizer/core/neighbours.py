@@ -6,6 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .spread import embedding_units
+
 
 def nearest_neighbours(x: torch.Tensor, k: int, *, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, D) -> ((N, k) indices, (N, k) cosines) of each row's k most cosine-similar other rows."""
@@ -28,17 +30,18 @@ def input_neighbours(x: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Ten
     return nearest_neighbours(x, k, chunk=chunk)[0]
 
 
-def near_duplicate_groups(x: np.ndarray, threshold: float, *, k: int = 10, device="cpu") -> np.ndarray:
+def near_duplicate_groups(
+    x: np.ndarray, threshold: float, *, k: int = 10, device="cpu", units: np.ndarray | None = None
+) -> np.ndarray:
     """(N,) group id per row: connected components of the graph joining each distinct row to those of
     its k nearest distinct rows with cosine >= threshold. O(N^2 D) like the training's neighbour term."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from .spread import embedding_units
-
     x = np.ascontiguousarray(x, np.float32)
     # Identical rows are one node: else a text listed more than k times fills its own neighbour list.
-    units = embedding_units(x) if len(x) else np.zeros(0, np.int64)
+    if units is None:  # (callers that already have them pass `embedding_units(x)`)
+        units = embedding_units(x) if len(x) else np.zeros(0, np.int64)
     _, first = np.unique(units, return_index=True)
     n = len(first)
     if n < 2:

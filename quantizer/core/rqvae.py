@@ -326,7 +326,8 @@ def encode(
     model.to(device).eval()
     try:
         with exact_float32(), torch.no_grad():
-            first = _group_first_codes(model, x_all, first_code_hints, device=device, batch_size=batch_size)
+            units = embedding_units(x_all) if spread or model.config.near_duplicate_threshold > 0 else None
+            first = _group_first_codes(model, x_all, first_code_hints, units, device=device, batch_size=batch_size)
             for start in range(0, len(x_all), batch_size):
                 x = torch.from_numpy(x_all[start : start + batch_size]).to(device)
                 forced = None if first is None else torch.from_numpy(first[start : start + batch_size]).to(device)
@@ -348,16 +349,18 @@ def encode(
         cand[:, 0] = nearest[:, -1]  # ties in topk: the argmin's choice is the nearest
         if callable(occupied):
             occupied = occupied(np.unique(nearest[:, :-1], axis=0))
-        codes = spread_last_level(nearest, cand, cand_dist, units=embedding_units(x_all), occupied=occupied)
+        codes = spread_last_level(nearest, cand, cand_dist, units=units, occupied=occupied)
     return Encoded(codes=codes, nearest_codes=nearest, reconstruction_error=errors, gaps=gaps)
 
 
-def _group_first_codes(model: RQVAE, x_all: np.ndarray, hints: np.ndarray | None, *, device, batch_size: int):
+def _group_first_codes(model: RQVAE, x_all: np.ndarray, hints: np.ndarray | None, units: np.ndarray | None, *,
+                       device, batch_size: int):
     """(N,) level-1 code per row from its near-duplicate group (-1: the row's own nearest), or None."""
     config = model.config
     if config.near_duplicate_threshold <= 0 or len(x_all) == 0:
         return None
-    groups = near_duplicate_groups(x_all, config.near_duplicate_threshold, k=config.near_duplicate_k, device=device)
+    groups = near_duplicate_groups(x_all, config.near_duplicate_threshold, k=config.near_duplicate_k, device=device,
+                                   units=units)
     hints = np.full(len(x_all), -1, np.int64) if hints is None else np.asarray(hints, np.int64)
     rows = np.flatnonzero((np.bincount(groups)[groups] > 1) | (hints >= 0))
     first = np.full(len(x_all), -1, np.int64)
