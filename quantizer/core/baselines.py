@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .neighbours import group_nearest_codes, near_duplicate_groups
+from .neighbours import group_nearest_codes, keep_codewords_used, near_duplicate_groups
 from .spread import embedding_units, spread_last_level
 
 
@@ -40,13 +40,14 @@ def residual_kmeans(
 
 
 def _first_level(assign: np.ndarray, x: np.ndarray, centroids: np.ndarray, groups) -> np.ndarray:
-    """Level-1 assignment with each near-duplicate group on the centroid nearest its mean."""
+    """Level-1 assignment with each near-duplicate group on the centroid nearest its mean (as the
+    RQ-VAE's: no centroid left empty where a group can keep it)."""
     if groups is None:
         return assign
     rows = np.flatnonzero(np.bincount(groups)[groups] > 1)
-    assign = assign.copy()
-    assign[rows] = group_nearest_codes(x[rows], groups[rows], centroids)
-    return assign
+    grouped = assign.copy()
+    grouped[rows] = group_nearest_codes(x[rows], groups[rows], centroids)
+    return keep_codewords_used(assign, grouped, groups)
 
 
 def _residual_kmeans(x, codebook_sizes, *, seed, iters, device, k, groups=None):

@@ -68,3 +68,41 @@ def group_nearest_codes(points: np.ndarray, groups: np.ndarray, codebook: np.nda
     codebook = np.asarray(codebook, np.float64)
     dist = (means**2).sum(1)[:, None] - 2.0 * means @ codebook.T + (codebook**2).sum(1)[None, :]
     return dist.argmin(1)[inverse]
+
+
+def keep_codewords_used(
+    nearest: np.ndarray, assigned: np.ndarray, groups: np.ndarray, *, fixed: np.ndarray | None = None
+) -> np.ndarray:
+    """(N,) level-1 codes like `assigned` (each near-duplicate group on one codeword), except that no
+    codeword some row is nearest to is left with no rows where a group can keep it: for each such
+    codeword (lowest first) the group with the most members nearest to it moves there (ties: lower
+    group id), if the codeword it leaves keeps other rows. A group moves at most once; groups with a
+    `fixed` row (codes from earlier near-duplicates) stay. Every group still shares one codeword, one
+    of its members' own nearest."""
+    nearest = np.asarray(nearest, np.int64)
+    out = np.asarray(assigned, np.int64).copy()
+    if not len(out):
+        return out
+    n_codes = int(max(nearest.max(), out.max())) + 1
+    counts = np.bincount(out, minlength=n_codes)
+    orphans = np.flatnonzero((np.bincount(nearest, minlength=n_codes) > 0) & (counts == 0))
+    if not len(orphans):
+        return out
+    groups = np.asarray(groups, np.int64)
+    settled = np.zeros(int(groups.max()) + 1, bool)
+    if fixed is not None:
+        settled[groups[np.asarray(fixed, bool)]] = True
+    size = np.bincount(groups)
+    for code in orphans:
+        votes = np.bincount(groups[(nearest == code) & (out != code)])
+        for g in np.lexsort((np.arange(len(votes)), -votes))[: int((votes > 0).sum())]:
+            members = np.flatnonzero(groups == g)
+            left = out[members[0]]
+            if settled[g] or counts[left] <= size[g]:
+                continue
+            out[members] = code
+            counts[left] -= size[g]
+            counts[code] += size[g]
+            settled[g] = True
+            break
+    return out

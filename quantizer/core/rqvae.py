@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import RQVAEConfig
-from .neighbours import group_nearest_codes, near_duplicate_groups
+from .neighbours import group_nearest_codes, keep_codewords_used, near_duplicate_groups
 from .spread import embedding_units, spread_last_level
 
 FORMAT_VERSION = 2
@@ -302,7 +302,9 @@ def encode(
     With `config.near_duplicate_threshold` the rows' near-duplicate groups (`near_duplicate_groups`)
     each take one level-1 code: the majority of `first_code_hints` (N,) of its rows where any is >= 0
     (level-1 codes of near-duplicates coded earlier, for new products), else the codeword nearest the
-    group's mean latent. Levels below follow from that code's residual.
+    group's mean latent, unless that leaves a codeword some row is nearest to with no rows: then a
+    group nearest to it takes it (`neighbours.keep_codewords_used`). Levels below follow from that
+    code's residual.
 
     With `config.spread_last_level` the last level is assigned per prefix, off collisions, among all
     rows encoded together and `occupied` (full codes already held by other products, or a function
@@ -322,26 +324,38 @@ def encode(
     k = min(model.config.spread_candidates, model.config.codebook_sizes[-1])
     cand = np.zeros((len(x_all), k if spread else 0), np.int64)
     cand_dist = np.zeros(cand.shape, np.float32)
+    own_first = np.zeros(len(x_all), np.int64)  # each row's own nearest level-1 codeword
     was_training = model.training
     model.to(device).eval()
+
+    def run(rows: np.ndarray, first: np.ndarray | None):
+        for start in range(0, len(rows), batch_size):
+            sl = rows[start : start + batch_size]
+            x = torch.from_numpy(x_all[sl]).to(device)
+            forced = None if first is None else torch.from_numpy(first[sl]).to(device)
+            recon, q = model(x, forced)
+            codes[sl] = q.codes.cpu().numpy()
+            own_first[sl] = q.distances[0].argmin(1).cpu().numpy()
+            errors[sl] = (1.0 - F.cosine_similarity(recon, x, dim=1)).cpu().numpy()
+            for level, dist in enumerate(q.distances):
+                # Euclidean (not squared) distances, so gaps are in latent units.
+                two = dist.topk(2, dim=1, largest=False).values.clamp_min(0).sqrt()  # (B, 2)
+                gaps[sl, level] = (two[:, 1] - two[:, 0]).cpu().numpy()
+            if spread:
+                top = q.distances[-1].topk(k, dim=1, largest=False)
+                cand[sl], cand_dist[sl] = top.indices.cpu().numpy(), top.values.cpu().numpy()
+
     try:
         with exact_float32(), torch.no_grad():
             units = embedding_units(x_all) if spread or model.config.near_duplicate_threshold > 0 else None
-            first = _group_first_codes(model, x_all, first_code_hints, units, device=device, batch_size=batch_size)
-            for start in range(0, len(x_all), batch_size):
-                x = torch.from_numpy(x_all[start : start + batch_size]).to(device)
-                forced = None if first is None else torch.from_numpy(first[start : start + batch_size]).to(device)
-                recon, q = model(x, forced)
-                sl = slice(start, start + len(x))
-                codes[sl] = q.codes.cpu().numpy()
-                errors[sl] = (1.0 - F.cosine_similarity(recon, x, dim=1)).cpu().numpy()
-                for level, dist in enumerate(q.distances):
-                    # Euclidean (not squared) distances, so gaps are in latent units.
-                    two = dist.topk(2, dim=1, largest=False).values.clamp_min(0).sqrt()  # (B, 2)
-                    gaps[sl, level] = (two[:, 1] - two[:, 0]).cpu().numpy()
-                if spread:
-                    top = q.distances[-1].topk(k, dim=1, largest=False)
-                    cand[sl], cand_dist[sl] = top.indices.cpu().numpy(), top.values.cpu().numpy()
+            grouping = _group_first_codes(model, x_all, first_code_hints, units, device=device, batch_size=batch_size)
+            run(np.arange(len(x_all)), None if grouping is None else grouping[0])
+            if grouping is not None:  # keep level-1 codewords that only grouped rows were nearest to
+                first, groups, fixed = grouping
+                kept = keep_codewords_used(own_first, codes[:, 0], groups, fixed=fixed)
+                moved = np.flatnonzero(kept != codes[:, 0])
+                if len(moved):
+                    run(moved, kept)
     finally:
         model.train(was_training)
     nearest = codes
@@ -355,7 +369,8 @@ def encode(
 
 def _group_first_codes(model: RQVAE, x_all: np.ndarray, hints: np.ndarray | None, units: np.ndarray | None, *,
                        device, batch_size: int):
-    """(N,) level-1 code per row from its near-duplicate group (-1: the row's own nearest), or None."""
+    """(first, groups, fixed) or None: (N,) level-1 code per row from its near-duplicate group (-1:
+    the row's own nearest), the rows' group ids, and which rows' groups follow `hints`."""
     config = model.config
     if config.near_duplicate_threshold <= 0 or len(x_all) == 0:
         return None
@@ -364,8 +379,9 @@ def _group_first_codes(model: RQVAE, x_all: np.ndarray, hints: np.ndarray | None
     hints = np.full(len(x_all), -1, np.int64) if hints is None else np.asarray(hints, np.int64)
     rows = np.flatnonzero((np.bincount(groups)[groups] > 1) | (hints >= 0))
     first = np.full(len(x_all), -1, np.int64)
+    fixed = np.zeros(len(x_all), bool)
     if not len(rows):
-        return first
+        return first, groups, fixed
     z = torch.cat([model.latent(torch.from_numpy(x_all[rows[s : s + batch_size]]).to(device))
                    for s in range(0, len(rows), batch_size)]).cpu().numpy()
     first[rows] = group_nearest_codes(z, groups[rows], model.quantizer.codebooks[0].detach().cpu().numpy())
@@ -373,7 +389,8 @@ def _group_first_codes(model: RQVAE, x_all: np.ndarray, hints: np.ndarray | None
         members = rows[groups[rows] == g]
         votes = np.bincount(hints[members][hints[members] >= 0])
         first[members] = int(votes.argmax())  # ties: the lower code
-    return first
+        fixed[members] = True
+    return first, groups, fixed
 
 
 def save_model(model: RQVAE, config: RQVAEConfig | None = None) -> bytes:

@@ -22,7 +22,7 @@ from quantizer.core import (
     spread_last_level,
     train_rqvae,
 )
-from quantizer.core.neighbours import near_duplicate_groups
+from quantizer.core.neighbours import keep_codewords_used, near_duplicate_groups
 from quantizer.core.metrics import collision_rates
 from quantizer.core.rqvae import exact_float32
 from quantizer.core.training import COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED
@@ -631,6 +631,63 @@ def test_encode_gives_near_duplicates_one_level1_code_and_off_gives_the_nearest(
         mean = trained.model.latent(torch.from_numpy(chain)).double().mean(0, keepdim=True)
         expected = torch.cdist(mean, trained.model.quantizer.codebooks[0].double()).argmin().item()
     assert grouped[0, 0] == expected
+
+
+def test_keep_codewords_used_moves_a_group_onto_a_codeword_it_would_empty():
+    # rows 0-1 alone on codeword 0; group 7 (rows 2-4) nearest 1, 1, 0 was put on 0, emptying 1
+    nearest = np.array([0, 0, 1, 1, 0, 2])
+    assigned = np.array([0, 0, 0, 0, 0, 2])
+    groups = np.array([0, 1, 7, 7, 7, 5])
+    assert keep_codewords_used(nearest, assigned, groups).tolist() == [0, 0, 1, 1, 1, 2]
+    # a group whose move would empty the codeword it leaves stays
+    assert keep_codewords_used(nearest[2:], assigned[2:], groups[2:]).tolist() == [0, 0, 0, 2]
+    # a group that follows earlier near-duplicates' codes stays
+    fixed = np.array([False, False, True, False, False, False])
+    assert keep_codewords_used(nearest, assigned, groups, fixed=fixed).tolist() == assigned.tolist()
+
+
+def test_keep_codewords_used_picks_the_group_with_most_members_nearest_the_codeword():
+    nearest = np.array([0, 0, 3, 0, 3, 3, 0])
+    assigned = np.array([0, 0, 0, 0, 0, 0, 0])
+    groups = np.array([0, 1, 2, 2, 4, 4, 4])  # group 4 has two rows nearest 3, group 2 one
+    assert keep_codewords_used(nearest, assigned, groups).tolist() == [0, 0, 0, 0, 3, 3, 3]
+
+
+def test_encode_keeps_a_level1_codeword_that_only_a_group_was_nearest_to(catalog, trained):
+    x, _ = catalog
+    model = trained.model
+    model.config.near_duplicate_threshold = 0.0
+    try:
+        plain_all = encode(model, x).codes
+        far = int(np.flatnonzero(plain_all[:, 0] != plain_all[0, 0])[0])
+        t = np.linspace(0, 1, 41, dtype=np.float32)[:, None]
+        chain = (1 - t) * x[0] + t * x[far]
+        chain /= np.linalg.norm(chain, axis=1, keepdims=True)
+        nearest = encode(model, chain).codes[:, 0]
+    finally:
+        model.config.near_duplicate_threshold = 0.9
+    assert len(set(nearest.tolist())) == 2  # the chain spans two level-1 cells
+    # alone, the chain is the only holder of both: it stays on the codeword nearest its mean
+    grouped = encode(model, chain).codes[:, 0]
+    kept = int(grouped[0])
+    other = int(next(c for c in set(nearest.tolist()) if c != kept))
+    # a product far from the chain (cosine < 0.9 to all of it) whose nearest is the group's codeword
+    rng = np.random.default_rng(0)
+    model.config.near_duplicate_threshold = 0.0
+    try:
+        for _ in range(200):
+            r = rng.standard_normal(x.shape[1]).astype(np.float32)
+            p = x[0] + 0.8 * np.linalg.norm(x[0]) * r / np.linalg.norm(r)
+            p /= np.linalg.norm(p)
+            if (chain @ p).max() < 0.85 and encode(model, p[None]).codes[0, 0] == kept:
+                break
+        else:
+            pytest.fail("no product far from the chain on its codeword")
+    finally:
+        model.config.near_duplicate_threshold = 0.9
+    codes = encode(model, np.vstack([chain, p[None]])).codes[:, 0]
+    # the codeword keeps that product; the group moves to the other one, which it alone was nearest to
+    assert codes[-1] == kept and set(codes[:-1].tolist()) == {other}
 
 
 def test_new_rows_follow_the_level1_code_of_their_coded_near_duplicates(catalog, trained):
