@@ -16,6 +16,7 @@ L_contrastive: for each level l, soft assignments p_i^l = softmax(-dist / T) giv
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -169,6 +170,20 @@ def uniqueness_loss(
     return -torch.log1p(-share).mean()
 
 
+@contextlib.contextmanager
+def deterministic_algorithms():
+    """Deterministic kernels inside the block, the caller's setting restored after. On CUDA the
+    codebooks' gradient (an index_add) and k-means' sums otherwise add floats atomically in a varying
+    order, so the same seed gave different codes from run to run (bench/reproducibility.py). An op
+    with no deterministic kernel warns instead of failing (warn_only)."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+
+
 def train_rqvae(
     embeddings: np.ndarray,
     taxonomy: np.ndarray | None,
@@ -194,7 +209,7 @@ def train_rqvae(
     started = time.perf_counter()
     device = torch.device(device)
     fork_devices = [device] if device.type == "cuda" else []
-    with exact_float32(), torch.random.fork_rng(devices=fork_devices):
+    with exact_float32(), deterministic_algorithms(), torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(config.seed)
         gen = torch.Generator().manual_seed(config.seed)  # CPU generator: same draws on any device
         model = RQVAE(config).to(device)

@@ -25,7 +25,7 @@ from quantizer.core import (
 from quantizer.core.neighbours import keep_codewords_used, near_duplicate_groups
 from quantizer.core.metrics import collision_rates
 from quantizer.core.rqvae import exact_float32
-from quantizer.core.training import COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED
+from quantizer.core.training import COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED, deterministic_algorithms
 
 DIM = 32
 
@@ -206,6 +206,10 @@ def test_training_leaves_global_rng_and_tf32_settings_alone(catalog):
             assert torch.backends.cuda.matmul.allow_tf32 is False
             assert torch.backends.cudnn.allow_tf32 is False
         assert torch.backends.cuda.matmul.allow_tf32 is True
+        assert not torch.are_deterministic_algorithms_enabled()  # training's own setting is restored
+        with deterministic_algorithms():
+            assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.are_deterministic_algorithms_enabled()
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
 
