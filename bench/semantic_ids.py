@@ -52,7 +52,8 @@ def run_one(method, x, taxonomy, seed, device, overrides):
     started = time.perf_counter()
     if method == "rkmeans":
         codes = residual_kmeans(x, config.codebook_sizes, seed=seed, device=device, spread=config.spread_last_level,
-                                near_duplicate_threshold=config.near_duplicate_threshold)
+                                near_duplicate_threshold=config.near_duplicate_threshold,
+                                near_duplicate_max_group=config.near_duplicate_max_group)
         errors, epochs, nearest = None, 0, None
     else:
         result = train_rqvae(x, taxonomy, config, device=device)
@@ -66,7 +67,8 @@ def run_one(method, x, taxonomy, seed, device, overrides):
                                 reconstruction_error=errors)
     if nearest is None:  # residual k-means: its codes again, nearest centroid at every level (not timed)
         nearest = residual_kmeans(x, config.codebook_sizes, seed=seed, device=device, spread=False,
-                                  near_duplicate_threshold=config.near_duplicate_threshold)
+                                  near_duplicate_threshold=config.near_duplicate_threshold,
+                                  near_duplicate_max_group=config.near_duplicate_max_group)
     metrics["collision_rate_nearest"] = collision_rates(x, nearest)[0]
     # What the spread last level changed: the headline figures of the same model's nearest codes.
     plain = intrinsic_metrics(x, nearest, taxonomy, seed=seed, codebook_sizes=config.codebook_sizes)

@@ -111,7 +111,8 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
             codes = residual_kmeans(vectors, config.codebook_sizes, seed=run.seed, device=device(),
                                     spread=config.spread_last_level,
                                     near_duplicate_threshold=config.near_duplicate_threshold,
-                                    near_duplicate_k=config.near_duplicate_k)
+                                    near_duplicate_k=config.near_duplicate_k,
+                                    near_duplicate_max_group=config.near_duplicate_max_group)
             errors = np.zeros(len(ids), np.float32)
             gaps = np.zeros(codes.shape, np.float32)
             nearest = None

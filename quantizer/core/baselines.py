@@ -19,6 +19,7 @@ def residual_kmeans(
     candidates: int = 32,
     near_duplicate_threshold: float = 0.9,
     near_duplicate_k: int = 10,
+    near_duplicate_max_group: int = 100,
 ) -> np.ndarray:
     """(N, D) float32 -> (N, L) int64 codes: faiss k-means on the CPU, plain torch k-means on
     CUDA (or where faiss is not installed, as on the GPU machine). `spread`: the last level is
@@ -31,7 +32,8 @@ def residual_kmeans(
     units = embedding_units(x) if k > 1 or near_duplicate_threshold > 0 else None
     groups = None
     if near_duplicate_threshold > 0:
-        groups = near_duplicate_groups(x, near_duplicate_threshold, k=near_duplicate_k, device=device, units=units)
+        groups = near_duplicate_groups(x, near_duplicate_threshold, k=near_duplicate_k, device=device, units=units,
+                                       max_size=near_duplicate_max_group)
     codes, cand, dist = _residual_kmeans(x, codebook_sizes, seed=seed, iters=iters, device=device, k=k, groups=groups)
     if k == 1:
         return codes

@@ -108,6 +108,9 @@ class RQVAEConfig:
     # 0.85 110, 0.9 at most 59.
     near_duplicate_threshold: float = 0.9
     near_duplicate_k: int = 10
+    # A group larger than this many distinct products is split at a higher threshold (0 = no limit;
+    # runs saved before load with 0): Instacart's attribute records chain 3,676 into one group at 0.9.
+    near_duplicate_max_group: int = 100
 
     extra: dict = field(default_factory=dict)  # free-form notes kept with the run
 

@@ -375,7 +375,7 @@ def _group_first_codes(model: RQVAE, x_all: np.ndarray, hints: np.ndarray | None
     if config.near_duplicate_threshold <= 0 or len(x_all) == 0:
         return None
     groups = near_duplicate_groups(x_all, config.near_duplicate_threshold, k=config.near_duplicate_k, device=device,
-                                   units=units)
+                                   units=units, max_size=config.near_duplicate_max_group)
     hints = np.full(len(x_all), -1, np.int64) if hints is None else np.asarray(hints, np.int64)
     rows = np.flatnonzero((np.bincount(groups)[groups] > 1) | (hints >= 0))
     first = np.full(len(x_all), -1, np.int64)
@@ -414,6 +414,7 @@ def load_model(blob: bytes, *, device="cpu") -> tuple[RQVAE, RQVAEConfig]:
     # Models saved before these assignment rules keep plain nearest-codeword codes.
     saved.setdefault("spread_last_level", False)
     saved.setdefault("near_duplicate_threshold", 0.0)
+    saved.setdefault("near_duplicate_max_group", 0)
     config = RQVAEConfig.from_dict(saved)
     model = RQVAE(config)
     state.setdefault("input_mean", torch.zeros(config.input_dim))

@@ -605,6 +605,18 @@ def test_near_duplicate_groups_see_past_many_identical_rows():
     assert len(set(groups[:13].tolist())) == 1 and groups[13] != groups[0]
 
 
+def test_near_duplicate_groups_larger_than_max_size_split_at_their_weakest_links():
+    # a chain on the circle whose links alternate cosine 0.99 and 0.95 (rows two apart: 0.896)
+    steps = np.arccos([0.99, 0.95, 0.99, 0.95, 0.99])
+    theta = np.concatenate([[0.0], np.cumsum(steps)])
+    x = np.stack([np.cos(theta), np.sin(theta)], 1).astype(np.float32)
+    assert len(set(near_duplicate_groups(x, 0.9, k=2).tolist())) == 1
+    assert len(set(near_duplicate_groups(x, 0.9, k=2, max_size=6).tolist())) == 1
+    split = near_duplicate_groups(x, 0.9, k=2, max_size=4)
+    assert split[0] == split[1] and split[2] == split[3] and split[4] == split[5]
+    assert len(set(split.tolist())) == 3
+
+
 def _near_pairs(x, threshold=0.9):
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     i, j = np.nonzero(np.triu(xn @ xn.T, 1) >= threshold)
