@@ -551,6 +551,18 @@ def test_models_saved_before_spreading_load_with_it_off(catalog, trained):
         trained.model.config.near_duplicate_threshold = 0.9
 
 
+def test_models_saved_before_the_group_cap_load_without_it(trained):
+    import io
+
+    payload = torch.load(io.BytesIO(save_model(trained.model)), weights_only=True)
+    assert payload["config"]["near_duplicate_max_group"] == 100
+    payload["config"].pop("near_duplicate_max_group")
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    _, config = load_model(buf.getvalue())
+    assert config.near_duplicate_max_group == 0 and config.near_duplicate_threshold == 0.9
+
+
 def test_encode_keeps_new_products_off_codes_held_by_others(catalog, trained):
     x, _ = catalog
     first = encode(trained.model, x[:1]).codes[0]
