@@ -127,7 +127,10 @@ def build_review_data(tmp_path: Path, *, n_products: int = 60, n_flags: int = 8)
             "neighbours": [{"product": products[e].pk, "external_id": e, "name": products[e].name,
                             "label": products[e].category.path, "similarity": round(0.95 - 0.02 * i, 3)}
                            for i, e in enumerate(m for m in members if m != external_id)][:6],
-            "suggestions": [[suggested.path, 0.81], [product.category.path, 0.12]],
+            # as the scorer writes them: the most probable categories other than the label
+            "suggestions": [[suggested.path, 0.81]] + [
+                [p, 0.08 - 0.02 * j] for j, p in enumerate(
+                    [leaf for leaf in leaves if leaf not in (suggested.path, product.category.path)][:2])],
             "signals": {"cluster_disagreement": 0.8, "knn_disagreement": 0.7, "margin": 0.25},
         }
         confidence = round(0.97 - 0.03 * rank, 3) if rank < 20 else round(0.4 + 0.5 * ((rank * 37) % 100) / 100, 3)

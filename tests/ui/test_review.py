@@ -103,6 +103,30 @@ def test_reviewer_works_the_mislabel_queue_with_the_keyboard(page, reviewer_user
     screenshot(page, "product")
 
 
+def test_runner_up_suggestions_reassign_in_one_key(page, reviewer_user, tmp_path):
+    from audit.models import Decision, Flag
+    from catalog.models import Product
+
+    build_review_data(tmp_path)
+    login(page, "rita", "review-pass-123")
+    page.get_by_role("button", name="Start reviewing").click()
+    page.wait_for_url(FLAG_URL)
+    flag = Flag.objects.select_related("product__category", "suggested").get(pk=flag_id(page))
+    runners_up = [path for path, _ in flag.evidence["suggestions"][1:]]
+    buttons = page.get_by_role("region", name="Decide").get_by_test_id("alternative")
+    expect(buttons).to_have_count(2)
+    for i, path in enumerate(runners_up):
+        assert buttons.nth(i).inner_text().startswith(path)
+    assert page.get_by_role("region", name="Decide").get_by_text(flag.product.category.path).count() == 0
+    # 3: the third suggestion, in one key; the next flag opens
+    page.keyboard.press("3")
+    wait_for_other_flag(page, flag.pk)
+    assert Product.objects.get(pk=flag.product_id).category.path == runners_up[1]
+    decision = Decision.objects.get(flag_id=flag.pk, action="reassign")
+    assert decision.to_category.path == runners_up[1]
+    assert Flag.objects.get(pk=flag.pk).status == "reassigned"
+
+
 def test_two_reviewers_never_get_the_same_flag(new_page, reviewer_user, tmp_path):
     from audit.models import Flag
 
