@@ -351,7 +351,7 @@ def encode(
             grouping = _group_first_codes(model, x_all, first_code_hints, units, device=device, batch_size=batch_size)
             run(np.arange(len(x_all)), None if grouping is None else grouping[0])
             if grouping is not None:  # keep level-1 codewords that only grouped rows were nearest to
-                first, groups, fixed = grouping
+                _, groups, fixed = grouping
                 kept = keep_codewords_used(own_first, codes[:, 0], groups, fixed=fixed)
                 moved = np.flatnonzero(kept != codes[:, 0])
                 if len(moved):
