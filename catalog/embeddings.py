@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from pgvector.django import CosineDistance
 
 from catalog.encoder import encode_texts, load_encoder
 from catalog.models import Flavor, Product, ProductEmbedding
@@ -165,19 +164,38 @@ def product_vectors(*, flavor: str, product_ids: list[int] | None = None) -> tup
     return ids, vectors
 
 
-def _nearest(*, vector, flavor: str, k: int, exclude_product_ids=()):
-    """The k rows of the flavor's embeddings nearest `vector` (cosine), through its HNSW index."""
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, 2 * k)])
-        return list(
-            ProductEmbedding.objects.filter(flavor=flavor)
-            .exclude(product_id__in=list(exclude_product_ids))
-            .annotate(distance=CosineDistance("embedding", vector))
-            .defer("embedding")
-            .order_by("distance")
-            .select_related("product__category")[:k]
-        )
+def neighbours_of_vectors(*, vectors, flavor: str, k: int = 10, exclude_product_ids=(), chunk: int = 256,
+                          ) -> list[list[tuple[int, float]]]:
+    """Per vector (stored or not), (product id, cosine) of the k nearest products of the flavor outside
+    `exclude_product_ids`, nearest first: one query per `chunk` vectors, each vector a LATERAL walk of the
+    flavor's HNSW index (was a query per vector with the exclusions in every one: 10 ms each at 1,000)."""
+    vectors = np.asarray(vectors, np.float32).reshape(len(vectors), -1)
+    excluded = sorted({int(pk) for pk in exclude_product_ids})
+    out: list[list[tuple[int, float]]] = [[] for _ in range(len(vectors))]
+    sql = f"""
+        SELECT q.ord, e.product_id, 1 - e.distance
+        FROM unnest(%s::text[]) WITH ORDINALITY AS q(v, ord)
+        CROSS JOIN LATERAL (
+            SELECT product_id, embedding <=> q.v::vector AS distance
+            FROM {ProductEmbedding._meta.db_table}
+            WHERE flavor = %s AND NOT (product_id = ANY(%s::bigint[]))
+            ORDER BY embedding <=> q.v::vector
+            LIMIT %s
+        ) e
+        ORDER BY q.ord, e.distance"""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, 2 * k)])
+        for start in range(0, len(vectors), chunk):
+            texts = ["[" + ",".join(f"{v:.9g}" for v in row) + "]" for row in vectors[start : start + chunk]]
+            cursor.execute(sql, [texts, flavor, excluded, k])
+            for ord_, pk, similarity in cursor.fetchall():
+                out[start + ord_ - 1].append((pk, float(similarity)))
+    return out
+
+
+def neighbours_of_vector(*, vector, flavor: str, k: int = 10, exclude_product_ids=()) -> list[tuple[int, float]]:
+    """(product id, cosine) of the k products nearest an embedding that need not be stored."""
+    return neighbours_of_vectors(vectors=[vector], flavor=flavor, k=k, exclude_product_ids=exclude_product_ids)[0]
 
 
 def similar_products(*, product: Product, flavor: str, k: int = 10) -> list[tuple[Product, float]]:
@@ -186,12 +204,6 @@ def similar_products(*, product: Product, flavor: str, k: int = 10) -> list[tupl
         vector = ProductEmbedding.objects.get(product=product, flavor=flavor).embedding
     except ProductEmbedding.DoesNotExist:
         return []
-    rows = _nearest(vector=vector, flavor=flavor, k=k, exclude_product_ids=[product.pk])
-    return [(row.product, 1.0 - float(row.distance)) for row in rows]
-
-
-def neighbours_of_vector(*, vector, flavor: str, k: int = 10, exclude_product_ids=()) -> list[tuple[int, float]]:
-    """(product id, cosine) of the k products nearest an embedding that need not be stored."""
-    rows = _nearest(vector=np.asarray(vector, np.float32).tolist(), flavor=flavor, k=k,
-                    exclude_product_ids=exclude_product_ids)
-    return [(row.product_id, 1.0 - float(row.distance)) for row in rows]
+    pairs = neighbours_of_vector(vector=vector, flavor=flavor, k=k, exclude_product_ids=[product.pk])
+    products = Product.objects.select_related("category").in_bulk([pk for pk, _ in pairs])
+    return [(products[pk], similarity) for pk, similarity in pairs if pk in products]

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog.embeddings import embed_products, model_name, neighbours_of_vector, product_vectors
+from catalog.embeddings import embed_products, model_name, neighbours_of_vectors, product_vectors
 from catalog.encoder import encode_texts, load_encoder
 from catalog.models import Category, Product, ProductEmbedding
 from catalog.text import product_text, text_hash
@@ -302,9 +302,9 @@ def near_duplicate_hints(run: QuantizerRun, vectors: np.ndarray, *, exclude_prod
     threshold, k = float(config.get("near_duplicate_threshold") or 0.0), int(config.get("near_duplicate_k") or 10)
     if threshold <= 0:
         return None
-    close = [[pk for pk, sim in neighbours_of_vector(vector=vector, flavor=run.flavor, k=k,
-                                                      exclude_product_ids=exclude_product_ids) if sim >= threshold]
-             for vector in vectors]
+    close = [[pk for pk, sim in found if sim >= threshold]
+             for found in neighbours_of_vectors(vectors=vectors, flavor=run.flavor, k=k,
+                                                exclude_product_ids=exclude_product_ids)]
     first_of = dict(SemanticId.objects.filter(run=run, product_id__in={pk for pks in close for pk in pks})
                     .values_list("product_id", "codes__0"))
     hints = np.full(len(vectors), -1, np.int64)
