@@ -116,7 +116,7 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
             errors = np.zeros(len(ids), np.float32)
             gaps = np.zeros(codes.shape, np.float32)
             nearest = None
-            history = []
+            history, train_products = [], len(ids)
         else:
             init_state = None
             if active is not None and active.weights and active.kind == run.kind:
@@ -132,6 +132,7 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
 
             result = train_rqvae(vectors, taxonomy, config, device=device(), progress=on_epoch, init_state=init_state)
             weights = save_model(result.model, config)
+            train_products = result.train_products
             encoded = encode(result.model, vectors, device=device())
             codes, errors, gaps = encoded.codes, encoded.reconstruction_error, encoded.gaps
             nearest = encoded.nearest_codes
@@ -142,6 +143,7 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
         _set(run, message="evaluating", progress=0.94)
         metrics = intrinsic_metrics(vectors, codes, taxonomy, seed=run.seed, codebook_sizes=config.codebook_sizes,
                                     reconstruction_error=errors)
+        metrics["train_products"] = train_products
         if nearest is not None:  # what the collision-aware last level saved
             metrics["collision_rate_nearest"] = collision_rates(vectors, nearest)[0]
         churn = code_churn(old=active, new=run) if active else {}

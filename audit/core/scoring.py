@@ -41,6 +41,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from audit.core.noise import inject_noise, leaf_classes, parent_groups
+from quantizer.core.neighbours import nearest_neighbours
 
 SIGNALS = ("classifier", "codes", "knn", "brand_out")
 MIN_LABELLED_PER_FOLD = 4  # fewer, and an out-of-fold classifier has nothing to learn from
@@ -211,33 +212,19 @@ def classifier_probs(embeddings, labels, n_leaves, codes, params: SignalParams, 
 
 
 def nearest_labelled(embeddings, labels, k, device, chunk=2048):
-    """Top-k cosine neighbours among labelled products, the product itself left out."""
+    """(N, k) indices and cosines of each product's nearest labelled products, itself left out
+    (exact up to `quantizer.core.neighbours.EXACT_LIMIT` products, probed cells above)."""
     x = torch.as_tensor(np.asarray(embeddings, dtype=np.float32), device=torch.device(device))
-    x = F.normalize(x, dim=1)
-    candidates = torch.as_tensor(labels >= 0, device=x.device)
-    k = min(k, int(candidates.sum()) - 1) if candidates.sum() > 1 else 0
-    n = len(labels)
-    idx = np.full((n, max(k, 1)), -1, dtype=np.int64)
-    sims = np.zeros((n, max(k, 1)), dtype=np.float32)
-    if k <= 0:
-        return idx[:, :0], sims[:, :0]
-    for start in range(0, n, chunk):
-        s = x[start:start + chunk] @ x.T  # (B, N)
-        s[:, ~candidates] = -float("inf")
-        rows = torch.arange(start, min(start + chunk, n), device=x.device)
-        s[rows - start, rows] = -float("inf")
-        top = torch.topk(s, k, dim=1)
-        idx[start:start + chunk] = top.indices.cpu().numpy()
-        sims[start:start + chunk] = top.values.cpu().numpy()
-    return idx, sims
+    idx, sims = nearest_neighbours(x, k, base=torch.as_tensor(np.asarray(labels) >= 0), chunk=chunk)
+    return idx.cpu().numpy(), sims.cpu().numpy()
 
 
 def knn_probs(neighbours, sims, labels, n_leaves, prior, params: SignalParams) -> np.ndarray:
     n = len(labels)
     weights = np.exp((sims.astype(np.float64) - 1.0) / params.knn_temperature)  # (N, k)
     votes = np.zeros((n, n_leaves), dtype=np.float64)
-    rows = np.repeat(np.arange(n), neighbours.shape[1])
-    np.add.at(votes, (rows, labels[neighbours.reshape(-1)]), weights.reshape(-1))
+    rows, cols = np.nonzero(neighbours >= 0)  # -1: padding where fewer were found
+    np.add.at(votes, (rows, labels[neighbours[rows, cols]]), weights[rows, cols])
     votes += params.knn_prior * prior
     return (votes / votes.sum(1, keepdims=True)).astype(np.float32)
 

@@ -80,7 +80,7 @@ def _residual_kmeans(x, codebook_sizes, *, seed, iters, device, k, groups=None):
 def _residual_kmeans_torch(x, codebook_sizes, *, seed: int, iters: int, device, k: int, groups=None):
     import torch
 
-    from .rqvae import kmeans, squared_distances
+    from .kmeans import kmeans, squared_distances
 
     residual = torch.as_tensor(x, device=device).clone()
     codes = np.zeros((len(residual), len(codebook_sizes)), np.int64)

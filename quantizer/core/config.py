@@ -77,6 +77,10 @@ class RQVAEConfig:
     codebook_lr_scale: float = 1.0  # codebook learning rate = lr * this (gradient codebooks)
     weight_decay: float = 0.0
     seed: int = 0
+    # Training reads at most this many products, a random sample drawn with `seed` (every product is
+    # still encoded): the cost of an epoch and of the neighbour term's exact kNN grow with it, and the
+    # codebooks need far fewer products than a catalog of millions. 0 = all.
+    max_train_products: int = 100_000
 
     # -- codebook upkeep
     kmeans_iters: int = 20
@@ -133,6 +137,8 @@ class RQVAEConfig:
                     f"{name} has {len(getattr(self, name))} entries but there are "
                     f"{self.levels} levels (codebook_sizes={self.codebook_sizes})"
                 )
+        if 0 < self.max_train_products < 2:
+            raise ValueError("max_train_products must be 0 (all) or at least 2")
         if not 0.0 <= self.hierarchical_fraction <= 1.0:
             raise ValueError("hierarchical_fraction must lie in [0, 1]")
 

@@ -16,10 +16,12 @@ def shared_prefix_levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _neighbours(
-    x: np.ndarray, anchors: np.ndarray, knn: int, *, chunk: int = 1024
+    x: np.ndarray, anchors: np.ndarray, knn: int, *, chunk: int | None = None
 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """Exact cosine kNN of `anchors` against all rows (torch matmul in chunks), plus every
-    (anchor, j) pair with cosine >= HIGH_SIM. Pairs where both ends are anchors are kept once."""
+    """Exact cosine kNN of `anchors` against all rows (torch matmul in chunks of at most 2^28
+    similarities, 1 GiB), plus every (anchor, j) pair with cosine >= HIGH_SIM. Pairs where both ends
+    are anchors are kept once."""
+    chunk = chunk or max(1, min(1024, 2**28 // max(len(x), 1)))
     xt = torch.from_numpy(x)
     is_anchor = np.zeros(len(x), bool)
     is_anchor[anchors] = True

@@ -42,6 +42,7 @@ class TrainResult:
     config: RQVAEConfig
     history: list[dict] = field(default_factory=list)  # one dict per epoch, every loss term
     seconds: float = 0.0
+    train_products: int = 0  # rows trained on (`training_sample`)
 
 
 def pair_relations(tax: torch.Tensor) -> torch.Tensor:
@@ -184,6 +185,15 @@ def deterministic_algorithms():
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
 
 
+def training_sample(n: int, config: RQVAEConfig) -> np.ndarray:
+    """Sorted indices of the products `train_rqvae` trains on: all of them, or
+    `config.max_train_products` drawn at random with `config.seed`."""
+    if config.max_train_products <= 0 or n <= config.max_train_products:
+        return np.arange(n)
+    rng = np.random.default_rng(config.seed)
+    return np.sort(rng.choice(n, config.max_train_products, replace=False))
+
+
 def train_rqvae(
     embeddings: np.ndarray,
     taxonomy: np.ndarray | None,
@@ -202,6 +212,11 @@ def train_rqvae(
     if n < 2:
         raise ValueError("need at least 2 embeddings to train")
     tax_all = validate_taxonomy(taxonomy, n) if taxonomy is not None else None
+    subset = training_sample(n, config)
+    if len(subset) < n:
+        x_all = x_all[subset]
+        tax_all = tax_all[subset] if tax_all is not None else None
+        n = len(subset)
     use_contrastive = (
         config.contrastive_weight > 0 and tax_all is not None and bool((tax_all[:, 0] >= 0).any())
     )
@@ -341,5 +356,5 @@ def train_rqvae(
                 progress(epoch + 1, config.epochs, row)
         model.eval()
     return TrainResult(
-        model=model, config=config, history=history, seconds=time.perf_counter() - started
+        model=model, config=config, history=history, seconds=time.perf_counter() - started, train_products=n
     )

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from quantizer.core import (
     HierarchicalBatchSampler,
@@ -22,10 +23,13 @@ from quantizer.core import (
     spread_last_level,
     train_rqvae,
 )
-from quantizer.core.neighbours import keep_codewords_used, near_duplicate_groups
+from quantizer.core import neighbours
+from quantizer.core.neighbours import keep_codewords_used, near_duplicate_groups, nearest_neighbours
 from quantizer.core.metrics import collision_rates
 from quantizer.core.rqvae import exact_float32
-from quantizer.core.training import COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED, deterministic_algorithms
+from quantizer.core.training import (
+    COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED, deterministic_algorithms, training_sample,
+)
 
 DIM = 32
 
@@ -189,6 +193,23 @@ def test_same_data_and_seed_give_identical_codes(catalog, trained):
     assert np.array_equal(encode(trained.model, x).codes, encode(again.model, x).codes)
     other = train_rqvae(x, tax, small_config(seed=1))
     assert not np.array_equal(encode(trained.model, x).codes, encode(other.model, x).codes)
+
+
+def test_training_reads_a_seeded_sample_of_at_most_max_train_products(catalog):
+    x, tax = catalog
+    capped = small_config(max_train_products=100, epochs=2)
+    rows = training_sample(len(x), capped)
+    assert len(rows) == 100 and len(np.unique(rows)) == 100 and np.all(np.diff(rows) > 0)
+    assert np.array_equal(rows, training_sample(len(x), capped))
+    assert not np.array_equal(rows, training_sample(len(x), small_config(max_train_products=100, seed=1)))
+    assert len(training_sample(len(x), small_config(max_train_products=0))) == len(x)
+    on_sample = train_rqvae(x, tax, capped)
+    on_subset = train_rqvae(x[rows], tax[rows], small_config(max_train_products=0, epochs=2))
+    for name, value in on_sample.model.state_dict().items():
+        assert torch.equal(value, on_subset.model.state_dict()[name]), name
+    assert len(encode(on_sample.model, x).codes) == len(x)  # every product is still encoded
+    with pytest.raises(ValueError, match="max_train_products"):
+        small_config(max_train_products=1)
 
 
 def test_training_leaves_global_rng_and_tf32_settings_alone(catalog):
@@ -627,6 +648,58 @@ def test_near_duplicate_groups_larger_than_max_size_split_at_their_weakest_links
     split = near_duplicate_groups(x, 0.9, k=2, max_size=4)
     assert split[0] == split[1] and split[2] == split[3] and split[4] == split[5]
     assert len(set(split.tolist())) == 3
+
+
+def _clustered(n_clusters=40, per=50, dim=16, spread=0.25, seed=3):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, dim))
+    x = np.repeat(centres, per, axis=0) + rng.normal(size=(n_clusters * per, dim)) * spread
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_probed_neighbours_find_nearly_all_exact_ones_without_self_or_repeats():
+    x = torch.from_numpy(_clustered())
+    _, exact_sim = nearest_neighbours(x, 10)
+    idx, sim = nearest_neighbours(x, 10, exact_limit=0)  # above the limit: probed cells
+    rows = torch.arange(len(x))[:, None]
+    assert not (idx == rows).any()
+    ordered = idx.sort(dim=1).values
+    assert not (ordered[:, 1:] == ordered[:, :-1]).any()
+    assert torch.allclose(sim, (F.normalize(x, dim=1)[rows] * F.normalize(x, dim=1)[idx]).sum(-1), atol=1e-5)
+    assert bool((sim[:, :-1] >= sim[:, 1:]).all())
+    # tie-robust recall: found neighbours at least as close as the exact 10th
+    recall = float((sim >= exact_sim[:, -1:] - 1e-6).float().mean())
+    assert 0.9 <= recall <= 1.0, recall
+    again_idx, _ = nearest_neighbours(x, 10, exact_limit=0)
+    assert torch.equal(idx, again_idx)
+
+
+@pytest.mark.parametrize("exact_limit", [None, 0])  # exact, probed
+def test_nearest_neighbours_among_base_rows_only(exact_limit):
+    x = torch.from_numpy(_clustered(n_clusters=10, per=30))
+    base = torch.arange(len(x)) % 3 == 0
+    idx, sim = nearest_neighbours(x, 5, base=base, exact_limit=exact_limit)
+    assert idx.shape == (len(x), 5) and bool((idx >= 0).all())
+    assert bool(base[idx].all()) and not (idx == torch.arange(len(x))[:, None]).any()
+    few = torch.zeros(len(x), dtype=torch.bool)
+    few[:3] = True  # three base rows: two neighbours at most (a base row is not its own)
+    idx, sim = nearest_neighbours(x, 5, base=few, exact_limit=exact_limit)
+    assert idx.shape == (len(x), 2) and set(idx.unique().tolist()) <= {0, 1, 2}
+    assert idx[0].tolist() == [1, 2] or idx[0].tolist() == [2, 1]
+
+
+def test_near_duplicate_groups_are_the_same_through_probed_neighbours(monkeypatch):
+    rng = np.random.default_rng(4)
+    base = _clustered(seed=5)
+    twins = base[rng.integers(0, len(base), 300)] + rng.normal(size=(300, base.shape[1])).astype(np.float32) * 0.03
+    x = np.concatenate([base, twins]).astype(np.float32)
+    exact = near_duplicate_groups(x, 0.9)
+    monkeypatch.setattr(neighbours, "EXACT_LIMIT", 0)
+    probed = near_duplicate_groups(x, 0.9)
+    assert len(np.unique(exact)) < len(x)  # there are groups to find
+    # the same partition (labels may be numbered differently)
+    pairs = np.unique(np.stack([exact, probed], 1), axis=0)
+    assert len(pairs) == len(np.unique(exact)) == len(np.unique(probed))
 
 
 def _near_pairs(x, threshold=0.9):

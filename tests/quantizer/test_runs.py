@@ -63,3 +63,12 @@ def test_a_new_architecture_trains_from_scratch_instead_of_warm_starting(embedde
 
     assert run.status == "succeeded" and run.is_active and run.warm_start_from_id is None
     assert run.config["latent_dim"] == 16
+
+
+def test_train_max_train_trains_on_a_sample_and_encodes_every_product(embedded_catalog):
+    call_command("train", "--flavor", "precision", "--max-train", "40", "--epochs", "3", verbosity=0)
+    run = active_run("precision")
+    assert run.config["max_train_products"] == 40 and run.metrics["train_products"] == 40
+    assert run.n_products == 80 and SemanticId.objects.filter(run=run).count() == 80
+    call_command("train", "--flavor", "precision", "--epochs", "3", verbosity=0)
+    assert active_run("precision").metrics["train_products"] == 80  # the default cap is far above 80

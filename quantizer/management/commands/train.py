@@ -5,6 +5,7 @@ from tqdm import tqdm
 
 from catalog.jobs import start_job
 from catalog.models import Flavor
+from quantizer.core import RQVAEConfig
 from quantizer.models import QuantizerRun
 from quantizer.services import create_run, train_run
 
@@ -16,14 +17,20 @@ class Command(BaseCommand):
         parser.add_argument("--flavor", choices=Flavor.values, default=Flavor.PRECISION)
         parser.add_argument("--kind", choices=QuantizerRun.Kind.values, default=QuantizerRun.Kind.RQVAE)
         parser.add_argument("--lambda", dest="contrastive_weight", type=float, default=None,
-                            help="contrastive weight (default: the recipe's 0.01; 0 = the lambda=0 baseline)")
+                            help=f"contrastive weight (default: the recipe's {RQVAEConfig.contrastive_weight}; "
+                                 "0 = the lambda=0 baseline)")
         parser.add_argument("--epochs", type=int, default=None)
+        parser.add_argument("--max-train", dest="max_train_products", type=int, default=None,
+                            help="products the RQ-VAE trains on, a random sample (default "
+                                 f"{RQVAEConfig.max_train_products:,}; 0 = all); every product is encoded")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--no-activate", action="store_true", help="keep the current active run")
         parser.add_argument("--async", dest="run_async", action="store_true", help="queue it on Celery instead")
 
-    def handle(self, *args, flavor, kind, contrastive_weight, epochs, seed, no_activate, run_async, **options):
-        overrides = {k: v for k, v in (("contrastive_weight", contrastive_weight), ("epochs", epochs)) if v is not None}
+    def handle(self, *args, flavor, kind, contrastive_weight, epochs, max_train_products, seed, no_activate, run_async,
+               **options):
+        given = {"contrastive_weight": contrastive_weight, "epochs": epochs, "max_train_products": max_train_products}
+        overrides = {k: v for k, v in given.items() if v is not None}
         run = create_run(flavor=flavor, kind=kind, seed=seed, overrides=overrides)
         if run_async:
             job = start_job(kind="train", params={"run_id": run.pk, "activate": not no_activate})

@@ -1,0 +1,159 @@
+"""Train and assign semantic IDs for a synthetic catalog of N products (default a million).
+
+    .venv/bin/python bench/scale.py [--n 1000000] [--device cuda] [--epochs 60] [--max-train N]
+                                    [--stages recall,train,encode] [--json PATH]
+    .venv/bin/python bench/scale.py --catalog bigbasket:precision --stages recall [--probes 3]
+
+The shared catalogs have 27k and 50k products; a grocery catalog has millions. The products here are
+synthetic 384-d unit vectors with a three-level tree (12 departments x 8 subcategories x 10 leaves;
+a product is its leaf's centre plus noise, so cosine within a leaf ~0.6, within a department ~0.35)
+and 10% near-duplicates of other products (cosine ~0.95). Pure quantizer core, no Django: runs on the
+GPU machine. Prints each stage's time and the peak memory (RSS; CUDA max allocated) and the codes'
+intrinsic metrics (`encode` includes them). The recall stage measures the approximate neighbours
+(`probed_neighbours`, used above 100,000 rows) against exact search; with `--catalog` it runs on a real
+catalog's embeddings, where the approximate search is otherwise not used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from quantizer.core import RQVAEConfig, encode, intrinsic_metrics, train_rqvae  # noqa: E402
+from quantizer.core.neighbours import EXACT_LIMIT, probed_neighbours  # noqa: E402
+from quantizer.core.training import training_sample  # noqa: E402
+
+
+def synthetic_catalog(n: int, *, dim: int = 384, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(N, dim) float32 unit vectors and (N, 3) taxonomy ids (department, subcategory, leaf)."""
+    rng = np.random.default_rng(seed)
+    departments, subs, leaves = 12, 8, 10
+    n_leaves = departments * subs * leaves
+
+    def unit(rows: int) -> np.ndarray:
+        v = rng.standard_normal((rows, dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    dept = np.repeat(unit(departments), subs, axis=0) * 0.6
+    sub = np.repeat(dept + unit(departments * subs) * 0.5, leaves, axis=0)
+    centres = sub + unit(n_leaves) * 0.55
+    leaf = rng.integers(0, n_leaves, n)
+    x = np.empty((n, dim), np.float32)
+    for s in range(0, n, 65536):  # chunked: keeps the temporaries small at a million rows
+        e = min(n, s + 65536)
+        x[s:e] = centres[leaf[s:e]] + rng.standard_normal((e - s, dim), dtype=np.float32) * (0.75 / np.sqrt(dim))
+    dupes = rng.choice(n, n // 10, replace=False)  # near-duplicates of other products
+    x[dupes] = x[rng.integers(0, n, len(dupes))] + rng.standard_normal((len(dupes), dim), dtype=np.float32) * (
+        0.2 / np.sqrt(dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    taxonomy = np.stack([leaf // (subs * leaves), leaf // leaves, leaf], 1).astype(np.int64)
+    return x, taxonomy
+
+
+def neighbour_recall(x: np.ndarray, device: str, *, k: int = 10, queries: int = 2000, probes: int | None = None) -> dict:
+    """Time `probed_neighbours` over all rows, and its recall against exact search for a sample of
+    rows. Ties are common (products listed with near-identical text), so recall counts similarities,
+    not ids: found neighbours at least as similar as the exact k-th, over k; and found neighbours with
+    cosine >= 0.9 over the exact ones (the near-duplicate edges `near_duplicate_groups` joins)."""
+    xt = torch.nn.functional.normalize(torch.from_numpy(x).to(device), dim=1)
+    started = time.perf_counter()
+    _, found = probed_neighbours(xt, k, **({"probes": probes} if probes else {}))
+    seconds = time.perf_counter() - started
+    rows = torch.from_numpy(np.random.default_rng(1).choice(len(x), queries, replace=False)).to(device)
+    sim = xt[rows] @ xt.t()
+    sim[torch.arange(len(rows), device=device), rows] = -float("inf")
+    exact = sim.topk(k, dim=1).values
+    found = found[rows]
+    at_k = (found >= exact[:, -1:] - 1e-6).float().mean()
+    near_exact, near_found = int((exact >= 0.9).sum()), int((found >= 0.9).sum())
+    return {"probed_s": round(seconds, 1), f"recall_at_{k}": round(float(at_k), 4),
+            "near_duplicate_edges": near_exact,
+            "near_duplicate_recall": round(near_found / near_exact, 4) if near_exact else None}
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--epochs", type=int, default=RQVAEConfig.epochs)
+    parser.add_argument("--max-train", type=int, default=RQVAEConfig.max_train_products,
+                        help="products the model trains on (0 = all)")
+    parser.add_argument("--catalog", metavar="DATASET:FLAVOR",
+                        help="a real catalog's embeddings instead of the synthetic one (e.g. bigbasket:precision; "
+                             "reads ../shared/data or SEMID_DATA_DIR)")
+    parser.add_argument("--probes", type=int, default=None, help="cells each row is filed in (recall stage)")
+    parser.add_argument("--stages", default="recall,train,encode",
+                        help="comma-separated: recall (approximate vs exact neighbours), train, encode (+ metrics)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+
+    figures: dict = {"n": args.n, "exact_limit": EXACT_LIMIT, "device": args.device, "epochs": args.epochs, "max_train": args.max_train}
+    if args.device.startswith("cuda"):
+        figures["gpu"] = torch.cuda.get_device_name()
+    started = time.perf_counter()
+    if args.catalog:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import common
+
+        dataset, _, flavor = args.catalog.partition(":")
+        data = common.load_dataset(dataset)
+        x = np.ascontiguousarray(common.embed_dataset(data, flavor or "precision"), np.float32)
+        taxonomy = data.taxonomy
+        figures.update(n=len(x), catalog=args.catalog)
+    else:
+        x, taxonomy = synthetic_catalog(args.n)
+    figures["generate_s"] = round(time.perf_counter() - started, 1)
+    print(f"{len(x):,} products ({args.catalog or 'synthetic'}) in {figures['generate_s']} s", flush=True)
+
+    stages = set(args.stages.split(","))
+    if "recall" in stages:
+        figures["neighbours"] = neighbour_recall(x, args.device, probes=args.probes,
+                                                 queries=3000 if args.catalog else 2000)
+        print(f"neighbours: {figures['neighbours']}", flush=True)
+    if not stages & {"train", "encode"}:
+        print(json.dumps(figures, indent=1))
+        return
+
+    config = RQVAEConfig(epochs=args.epochs, max_train_products=args.max_train)
+    figures["train_products"] = len(training_sample(args.n, config))
+    result = train_rqvae(x, taxonomy, config, device=args.device)
+    figures["train_s"] = round(result.seconds, 1)
+    figures["steps"] = config.epochs * int(np.ceil(figures["train_products"] / config.batch_size))
+    print(f"train on {figures['train_products']:,}: {figures['train_s']} s ({figures['steps']} steps)", flush=True)
+
+    started = time.perf_counter()
+    encoded = encode(result.model, x, device=args.device)
+    figures["encode_s"] = round(time.perf_counter() - started, 1)
+    print(f"encode {args.n:,}: {figures['encode_s']} s", flush=True)
+
+    started = time.perf_counter()
+    metrics = intrinsic_metrics(x, encoded.codes, taxonomy, codebook_sizes=config.codebook_sizes,
+                                reconstruction_error=encoded.reconstruction_error)
+    metrics["collision_rate_nearest"] = float(
+        1 - len(np.unique(encoded.nearest_codes, axis=0)) / len(x))
+    figures["metrics_s"] = round(time.perf_counter() - started, 1)
+    figures["peak_rss_mib"] = round(peak_rss_mib())
+    if args.device.startswith("cuda"):
+        figures["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    figures["metrics"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()
+                          if not isinstance(v, (list, dict))}
+    print(json.dumps(figures, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
