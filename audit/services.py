@@ -52,7 +52,7 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
                             texts=texts, device=device())
     step(0.5, 1.0, "calibrating")
     calibrator = calibrate(embeddings=vectors, taxonomy=taxonomy, codes=codes, combiner=scores.combiner,
-                           seed=run.seed + 1, brands=brands, texts=texts, device=device())
+                           seed=run.seed + 1, brands=brands, texts=texts, device=device(), reuse=scores)
     confidence = calibrator.predict(scores.raw_score)
     step(0.8, 1.0, "writing flags")
     paths = dict(Category.objects.values_list("pk", "path"))

@@ -195,7 +195,7 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
         )
         cal_raw, cal_injected = calibration_sample(
             embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=scores.combiner, seed=seed + 1000,
-            brands=brands, texts=texts, device=args.device,
+            brands=brands, texts=texts, device=args.device, reuse=scores,
         )
         cal = fit_calibrator(cal_raw, cal_injected, correct_for_unknown_errors=args.calibration == "elkan-noto")
         t2 = time.time()

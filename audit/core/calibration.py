@@ -65,13 +65,15 @@ def calibration_sample(
     texts=None,
     device: str = "cpu",
     params: SignalParams | None = None,
+    reuse=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw scores and the injected indicator of a held-out copy (uniform, sibling and look-alike
-    moves), over its labelled products: what ``calibrate`` fits."""
+    moves), over its labelled products: what ``calibrate`` fits. ``reuse``: the catalog's Scores,
+    whose text features and labelled neighbours the copy shares (``score_products``)."""
     noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 202, embeddings=embeddings)
     scores = score_products(
         embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=combiner, seed=seed, device=device,
-        params=params, signals=combiner.signals, brands=brands, texts=texts,
+        params=params, signals=combiner.signals, brands=brands, texts=texts, reuse=reuse,
     )
     labelled = scores.labels >= 0
     return scores.raw_score[labelled], injected[labelled]
@@ -90,6 +92,7 @@ def calibrate(
     device: str = "cpu",
     params: SignalParams | None = None,
     correct_for_unknown_errors: bool = True,
+    reuse=None,
 ) -> Calibrator:
     """Inject ``rate`` known wrong labels into a copy (uniform, sibling and look-alike moves), score
     the copy with the same ``combiner``, fit raw -> P(wrong).
@@ -98,7 +101,7 @@ def calibrate(
     """
     raw, injected = calibration_sample(
         embeddings=embeddings, taxonomy=taxonomy, codes=codes, combiner=combiner, rate=rate, seed=seed,
-        brands=brands, texts=texts, device=device, params=params,
+        brands=brands, texts=texts, device=device, params=params, reuse=reuse,
     )
     return fit_calibrator(raw, injected, correct_for_unknown_errors=correct_for_unknown_errors)
 

@@ -248,13 +248,14 @@ def code_probs(codes, labels, n_leaves, prior, params: SignalParams):
 
 
 def compute_signals(embeddings, labels, n_leaves, codes, params: SignalParams, signals=SIGNALS, brands=None,
-                    classifier_inputs=None) -> Signals:
+                    classifier_inputs=None, neighbours=None) -> Signals:
     """``classifier_inputs`` (default: the embeddings) feed the two classifiers; neighbours and codes
-    always come from the embeddings."""
+    always come from the embeddings. ``neighbours``: ((N, k) indices, (N, k) cosines) from
+    ``nearest_labelled`` over the same labelled products, when already computed."""
     x = embeddings if classifier_inputs is None else classifier_inputs
     prior = np.bincount(labels[labels >= 0], minlength=n_leaves).astype(np.float64) + 1.0
     prior /= prior.sum()
-    neighbours, sims = nearest_labelled(embeddings, labels, params.knn, params.device)
+    neighbours, sims = neighbours or nearest_labelled(embeddings, labels, params.knn, params.device)
     probs = {}
     if "classifier" in signals:
         probs["classifier"] = classifier_probs(x, labels, n_leaves, codes, params)
@@ -452,6 +453,7 @@ class Scores:
     neighbour_sims: np.ndarray  # (N, knn)
     combiner: Combiner
     extra: dict = field(default_factory=dict)
+    lexical: np.ndarray | None = None  # (N, d) the text features the classifiers read (None: no texts)
 
     @property
     def suggested_path(self) -> np.ndarray:
@@ -511,9 +513,14 @@ def score_products(
     self_supervision_rate: float = 0.03,
     params: SignalParams | None = None,
     mode: str = "pooled",
+    reuse: Scores | None = None,
 ) -> Scores:
     """Score every product's label against its code neighbourhood, nearest neighbours and an
     out-of-fold classifier.
+
+    ``reuse``: the Scores of the same products, embeddings and texts under other labels (the
+    calibration copy reuses the catalog's): its text features are taken as they are, and its
+    nearest labelled neighbours too where the same products are labelled.
 
     ``taxonomy`` (N, T) int64 holds the labels as they are (-1 absent). Without a ``combiner``, one
     is fitted: pool weights that best predict the given labels from the leave-self-out signals, and
@@ -555,9 +562,17 @@ def score_products(
             f"{MIN_LABELLED_PER_FOLD}); this catalog has {int((labels >= 0).sum())}"
         )
     parent_of = parent_groups(leaf_paths)
-    lexical = None if texts is None else text_features(texts, seed=params.seed)
+    lexical, known = None, None
+    if reuse is not None and len(reuse.labels) != len(labels):
+        raise ValueError(f"reuse= holds scores of {len(reuse.labels)} products, not {len(labels)}")
+    if texts is not None:
+        lexical = reuse.lexical if reuse is not None and reuse.lexical is not None else text_features(
+            texts, seed=params.seed)
+    if reuse is not None and np.array_equal(reuse.labels >= 0, labels >= 0) and reuse.neighbours.shape[1] == min(
+            params.knn, int((labels >= 0).sum()) - 1):
+        known = (reuse.neighbours, reuse.neighbour_sims)
     inputs = None if lexical is None else np.hstack([embeddings, lexical])
-    sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals, brands, inputs)
+    sig = compute_signals(embeddings, labels, len(leaf_paths), codes, params, signals, brands, inputs, known)
 
     if combiner is None:
         weights = fit_pool_weights(sig.probs, labels, params.device)
@@ -587,7 +602,7 @@ def score_products(
         suggested_prob=q[np.arange(n), suggested_leaf], p_label=p_label, raw_score=raw,
         components=components, signal_probs=sig.probs, neighbours=sig.neighbours,
         neighbour_sims=sig.neighbour_sims, combiner=combiner,
-        extra={"min_cluster": min_cluster, "brand_led": brand_led & ~unlabelled},
+        extra={"min_cluster": min_cluster, "brand_led": brand_led & ~unlabelled}, lexical=lexical,
     )
 
 

@@ -253,3 +253,24 @@ def test_text_features_are_deterministic_unit_rows_and_none_without_words():
     emb, taxonomy, codes, _ = worded_catalog()
     with pytest.raises(ValueError, match="one entry per product"):
         score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, texts=texts[:-1])
+
+
+def test_a_copy_scored_with_reuse_shares_text_features_and_neighbours_and_scores_the_same():
+    emb, taxonomy, codes, texts = worded_catalog()
+    catalog = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, texts=texts)
+    noisy, _ = plant_mislabels(taxonomy, n=8)
+    fresh = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, texts=texts,
+                           combiner=catalog.combiner)
+    reused = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, texts=texts,
+                            combiner=catalog.combiner, reuse=catalog)
+    assert reused.lexical is catalog.lexical and np.shares_memory(reused.neighbours, catalog.neighbours)
+    np.testing.assert_array_equal(reused.raw_score, fresh.raw_score)
+    np.testing.assert_array_equal(reused.suggested, fresh.suggested)
+    # an unlabelled product changes who the neighbours can be: those are searched again
+    unlabelled = noisy.copy()
+    unlabelled[0] = -1
+    again = score_products(embeddings=emb, taxonomy=unlabelled, codes=codes, n_folds=3, texts=texts,
+                           combiner=catalog.combiner, reuse=catalog)
+    assert not np.shares_memory(again.neighbours, catalog.neighbours) and 0 not in again.neighbours
+    with pytest.raises(ValueError, match="reuse= holds scores of"):
+        score_products(embeddings=emb[:-1], taxonomy=noisy[:-1], codes=codes[:-1], n_folds=3, reuse=catalog)
