@@ -3,6 +3,7 @@
     .venv/bin/python bench/scale.py [--n 1000000] [--device cuda] [--epochs 60] [--max-train N]
                                     [--stages recall,train,encode] [--json PATH]
     .venv/bin/python bench/scale.py --catalog bigbasket:precision --stages recall [--probes 3]
+    .venv/bin/python bench/scale.py --n 200000 --epochs 5 --stages train,encode,audit
 
 The shared catalogs have 27k and 50k products; a grocery catalog has millions. The products here are
 synthetic 384-d unit vectors with a three-level tree (12 departments x 8 subcategories x 10 leaves;
@@ -80,6 +81,45 @@ def neighbour_recall(x: np.ndarray, device: str, *, k: int = 10, queries: int = 
             "near_duplicate_recall": round(near_found / near_exact, 4) if near_exact else None}
 
 
+def synthetic_words(taxonomy: np.ndarray, *, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Names and brands for the synthetic products: a brand (2,000, each selling in one department), the
+    subcategory's word, the leaf's word (a sibling leaf's word in 30% of products), a filler word."""
+    rng = np.random.default_rng(seed + 1)
+    n = len(taxonomy)
+    brand = taxonomy[:, 0] * 1000 + rng.integers(0, 2000 // (taxonomy[:, 0].max() + 1), n)
+    sibling = taxonomy[:, 1] * 10 + rng.integers(0, 10, n)
+    leaf = np.where(rng.random(n) < 0.3, sibling, taxonomy[:, 2])
+    filler = rng.integers(0, 50, n)
+    brands = np.array([f"brand{b}" for b in brand], dtype=object)
+    texts = [f"{b} sub{s} leaf{lf} word{f}" for b, s, lf, f in zip(brands, taxonomy[:, 1], leaf, filler)]
+    return texts, brands
+
+
+def audit(x: np.ndarray, noisy: np.ndarray, injected: np.ndarray, codes: np.ndarray, truth: np.ndarray,
+          device: str) -> dict:
+    """Score and calibrate as `audit.services.run_audit` does; time each, and the ranking of the
+    injected labels."""
+    from sklearn.metrics import average_precision_score
+
+    from audit.core import calibrate, expected_calibration_error, score_products
+
+    texts, brands = synthetic_words(truth)
+    started = time.perf_counter()
+    scores = score_products(embeddings=x, taxonomy=noisy, codes=codes, seed=0, brands=brands, texts=texts,
+                            device=device)
+    scored = time.perf_counter() - started
+    started = time.perf_counter()
+    calibrator = calibrate(embeddings=x, taxonomy=noisy, codes=codes, combiner=scores.combiner, seed=1,
+                           brands=brands, texts=texts, device=device, reuse=scores)
+    calibrated = time.perf_counter() - started
+    confidence = calibrator.predict(scores.raw_score)
+    top1 = scores.suggested[injected] == truth[injected, -1]
+    return {"score_s": round(scored, 1), "calibrate_s": round(calibrated, 1),
+            "AP": round(float(average_precision_score(injected, scores.raw_score)), 4),
+            "top1": round(float(top1.mean()), 4),
+            "ECE": round(float(expected_calibration_error(confidence, injected)), 4)}
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -96,7 +136,8 @@ def main() -> None:
                              "reads ../shared/data or SEMID_DATA_DIR)")
     parser.add_argument("--probes", type=int, default=None, help="cells each row is filed in (recall stage)")
     parser.add_argument("--stages", default="recall,train,encode",
-                        help="comma-separated: recall (approximate vs exact neighbours), train, encode (+ metrics)")
+                        help="comma-separated: recall (approximate vs exact neighbours), train, encode (+ metrics), "
+                             "audit (3%% uniform noise injected before training; synthetic names and brands)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -123,7 +164,12 @@ def main() -> None:
         figures["neighbours"] = neighbour_recall(x, args.device, probes=args.probes,
                                                  queries=3000 if args.catalog else 2000)
         print(f"neighbours: {figures['neighbours']}", flush=True)
-    if not stages & {"train", "encode"}:
+    truth = taxonomy
+    if "audit" in stages:
+        from audit.core import inject_noise
+
+        taxonomy, injected = inject_noise(truth, "uniform", rate=0.03, seed=0)
+    if not stages & {"train", "encode", "audit"}:
         print(json.dumps(figures, indent=1))
         return
 
@@ -140,11 +186,14 @@ def main() -> None:
     print(f"encode {args.n:,}: {figures['encode_s']} s", flush=True)
 
     started = time.perf_counter()
-    metrics = intrinsic_metrics(x, encoded.codes, taxonomy, codebook_sizes=config.codebook_sizes,
+    metrics = intrinsic_metrics(x, encoded.codes, truth, codebook_sizes=config.codebook_sizes,
                                 reconstruction_error=encoded.reconstruction_error)
     metrics["collision_rate_nearest"] = float(
         1 - len(np.unique(encoded.nearest_codes, axis=0)) / len(x))
     figures["metrics_s"] = round(time.perf_counter() - started, 1)
+    if "audit" in stages:
+        figures["audit"] = audit(x, taxonomy, injected, encoded.codes, truth, args.device)
+        print(f"audit: {figures['audit']}", flush=True)
     figures["peak_rss_mib"] = round(peak_rss_mib())
     if args.device.startswith("cuda"):
         figures["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
