@@ -229,22 +229,33 @@ def knn_probs(neighbours, sims, labels, n_leaves, prior, params: SignalParams) -
     return (votes / votes.sum(1, keepdims=True)).astype(np.float32)
 
 
-def code_probs(codes, labels, n_leaves, prior, params: SignalParams):
+def code_probs(codes, labels, n_leaves, prior, params: SignalParams, chunk: int = 8192):
     """Leave-self-out label make-up of each code prefix, depth 1 backed off to the catalog prior,
-    depth d to depth d-1 (Dirichlet smoothing with ``code_prior`` pseudo-counts)."""
+    depth d to depth d-1 (Dirichlet smoothing with ``code_prior`` pseudo-counts). Prefix counts are
+    kept sparse and rows are smoothed `chunk` at a time, so memory beyond the (N, K) result stays
+    small (dense float64 (N, K) temporaries made this the audit's peak)."""
+    from scipy.sparse import coo_matrix
+
     n = len(labels)
-    labelled = labels >= 0
-    p = np.broadcast_to(prior, (n, n_leaves)).astype(np.float64)
+    labelled = np.flatnonzero(labels >= 0)
+    groups = [_prefix_ids(codes, depth) for depth in range(1, codes.shape[1] + 1)]
+    counts = [coo_matrix((np.ones(len(labelled)), (g[labelled], labels[labelled])),
+                         shape=(int(g.max()) + 1, n_leaves)).tocsr() for g in groups]
+    out = np.empty((n, n_leaves), np.float32)
     size = np.zeros(n)
-    for depth in range(1, codes.shape[1] + 1):
-        groups = _prefix_ids(codes, depth)
-        counts = np.zeros((groups.max() + 1, n_leaves))
-        np.add.at(counts, (groups[labelled], labels[labelled]), 1.0)
-        own = counts[groups]  # (N, K)
-        own[np.flatnonzero(labelled), labels[labelled]] -= 1.0  # leave the product out
-        size = own.sum(1)
-        p = (own + params.code_prior * p) / (size[:, None] + params.code_prior)
-    return p.astype(np.float32), size
+    prior = np.asarray(prior, np.float64)
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(n, start + chunk))
+        own_label = labels[rows]
+        mine = np.flatnonzero(own_label >= 0)
+        p = np.broadcast_to(prior, (len(rows), n_leaves))
+        for g, c in zip(groups, counts):
+            own = c[g[rows]].toarray()  # (chunk, K)
+            own[mine, own_label[mine]] -= 1.0  # leave the product out
+            size[rows] = own.sum(1)
+            p = (own + params.code_prior * p) / (size[rows, None] + params.code_prior)
+        out[rows] = p
+    return out, size
 
 
 def compute_signals(embeddings, labels, n_leaves, codes, params: SignalParams, signals=SIGNALS, brands=None,
@@ -608,11 +619,12 @@ def score_products(
 
 def best_other(probs: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
     """(N,) (or (N, k) for k > 1) most probable classes other than each row's label (-1: none)."""
-    masked = np.array(probs, dtype=np.float64, copy=True)
+    masked = np.array(probs, dtype=np.result_type(probs, np.float32), copy=True)  # exact copy
     rows = np.flatnonzero(labels >= 0)
     masked[rows, labels[rows]] = -np.inf
-    order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
-    return order[:, 0] if k == 1 else order
+    if k == 1:
+        return masked.argmax(1)  # the first of tied maxima, like the stable sort below
+    return np.argsort(-masked, axis=1, kind="stable")[:, :k]
 
 
 def _has_brands(brands) -> bool:

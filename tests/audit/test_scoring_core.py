@@ -274,3 +274,45 @@ def test_a_copy_scored_with_reuse_shares_text_features_and_neighbours_and_scores
     assert not np.shares_memory(again.neighbours, catalog.neighbours) and 0 not in again.neighbours
     with pytest.raises(ValueError, match="reuse= holds scores of"):
         score_products(embeddings=emb[:-1], taxonomy=noisy[:-1], codes=codes[:-1], n_folds=3, reuse=catalog)
+
+
+def _dense_code_probs(codes, labels, n_leaves, prior, code_prior):
+    """The dense formula code_probs computed before it went sparse and row-chunked (the reference)."""
+    from audit.core.scoring import _prefix_ids
+
+    n, labelled = len(labels), labels >= 0
+    p = np.broadcast_to(prior, (n, n_leaves)).astype(np.float64)
+    for depth in range(1, codes.shape[1] + 1):
+        groups = _prefix_ids(codes, depth)
+        counts = np.zeros((groups.max() + 1, n_leaves))
+        np.add.at(counts, (groups[labelled], labels[labelled]), 1.0)
+        own = counts[groups]
+        own[np.flatnonzero(labelled), labels[labelled]] -= 1.0
+        size = own.sum(1)
+        p = (own + code_prior * p) / (size[:, None] + code_prior)
+    return p.astype(np.float32), size
+
+
+def test_code_probs_in_row_chunks_equal_the_dense_formula_bit_for_bit():
+    from audit.core.scoring import SignalParams, code_probs
+
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 3, size=(500, 4))
+    labels = rng.integers(-1, 12, size=500)
+    prior = np.bincount(labels[labels >= 0], minlength=12) + 1.0
+    prior = prior / prior.sum()
+    params = SignalParams()
+    expected, expected_size = _dense_code_probs(codes, labels, 12, prior, params.code_prior)
+    for chunk in (7, 8192):
+        got, size = code_probs(codes, labels, 12, prior, params, chunk=chunk)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(size, expected_size)
+
+
+def test_best_other_skips_the_label_and_breaks_ties_by_the_lower_class():
+    from audit.core.scoring import best_other
+
+    probs = np.array([[0.4, 0.3, 0.3], [0.2, 0.4, 0.4], [0.5, 0.25, 0.25]], np.float32)
+    labels = np.array([0, 2, -1])
+    assert best_other(probs, labels).tolist() == [1, 1, 0]
+    assert best_other(probs, labels, k=2).tolist() == [[1, 2], [1, 0], [0, 1]]
