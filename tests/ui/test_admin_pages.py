@@ -29,9 +29,11 @@ def test_runs_page_shows_metrics_plots_and_activates_a_run(page, admin_user, tmp
 
     data = build_review_data(tmp_path)
     older = QuantizerRun.objects.create(flavor="precision", embedding_model="test", status="succeeded", progress=1.0,
-                                        metrics={"spearman": 0.4}, config={})
+                                        metrics={"spearman": 0.4, "train_products": 400}, config={}, n_products=1000)
     login(page, "ada", "admin-pass-123")
     page.goto("/runs/")
+    expect(page.locator(f"tr[data-run='{older.pk}']")).to_contain_text("1000 products (trained on 400)")
+    expect(page.locator(f"tr[data-run='{data['run'].pk}']")).not_to_contain_text("trained on")
     metrics = page.get_by_role("region", name="Metrics")
     spearman = metrics.get_by_role("row", name=re.compile("spearman")).inner_text()
     assert "0.400" in spearman and "0.610" in spearman  # both runs side by side
