@@ -219,14 +219,20 @@ def nearest_labelled(embeddings, labels, k, device, chunk=2048):
     return idx.cpu().numpy(), sims.cpu().numpy()
 
 
-def knn_probs(neighbours, sims, labels, n_leaves, prior, params: SignalParams) -> np.ndarray:
+def knn_probs(neighbours, sims, labels, n_leaves, prior, params: SignalParams, chunk: int = 8192) -> np.ndarray:
+    """(N, K) similarity-weighted label vote of each product's neighbours plus ``knn_prior`` times the
+    prior, normalised; `chunk` rows at a time (no float64 (N, K) temporaries)."""
     n = len(labels)
-    weights = np.exp((sims.astype(np.float64) - 1.0) / params.knn_temperature)  # (N, k)
-    votes = np.zeros((n, n_leaves), dtype=np.float64)
-    rows, cols = np.nonzero(neighbours >= 0)  # -1: padding where fewer were found
-    np.add.at(votes, (rows, labels[neighbours[rows, cols]]), weights[rows, cols])
-    votes += params.knn_prior * prior
-    return (votes / votes.sum(1, keepdims=True)).astype(np.float32)
+    out = np.empty((n, n_leaves), np.float32)
+    for start in range(0, n, chunk):
+        nb, sm = neighbours[start:start + chunk], sims[start:start + chunk]
+        weights = np.exp((sm.astype(np.float64) - 1.0) / params.knn_temperature)  # (chunk, k)
+        votes = np.zeros((len(nb), n_leaves), dtype=np.float64)
+        rows, cols = np.nonzero(nb >= 0)  # -1: padding where fewer were found
+        np.add.at(votes, (rows, labels[nb[rows, cols]]), weights[rows, cols])
+        votes += params.knn_prior * prior
+        out[start:start + chunk] = votes / votes.sum(1, keepdims=True)
+    return out
 
 
 def code_probs(codes, labels, n_leaves, prior, params: SignalParams, chunk: int = 8192):
@@ -286,12 +292,16 @@ def compute_signals(embeddings, labels, n_leaves, codes, params: SignalParams, s
 # combination
 
 
-def pooled(probs: dict, weights: dict) -> np.ndarray:
-    """Log-linear pool: q ∝ Π_s p_s ** w_s, (N, K)."""
-    logq = sum(w * np.log(probs[s] + EPS) for s, w in weights.items())
-    logq = logq - logq.max(1, keepdims=True)
-    q = np.exp(logq)
-    return (q / q.sum(1, keepdims=True)).astype(np.float32)
+def pooled(probs: dict, weights: dict, chunk: int = 8192) -> np.ndarray:
+    """Log-linear pool: q ∝ Π_s p_s ** w_s, (N, K); `chunk` rows at a time."""
+    n, k = next(iter(probs.values())).shape
+    out = np.empty((n, k), np.float32)
+    for start in range(0, n, chunk):
+        logq = sum(w * np.log(probs[s][start:start + chunk] + EPS) for s, w in weights.items())
+        logq = logq - logq.max(1, keepdims=True)
+        q = np.exp(logq)
+        out[start:start + chunk] = q / q.sum(1, keepdims=True)
+    return out
 
 
 def fit_pool_weights(probs: dict, labels: np.ndarray, device="cpu", steps=50) -> dict:

@@ -316,3 +316,29 @@ def test_best_other_skips_the_label_and_breaks_ties_by_the_lower_class():
     labels = np.array([0, 2, -1])
     assert best_other(probs, labels).tolist() == [1, 1, 0]
     assert best_other(probs, labels, k=2).tolist() == [[1, 2], [1, 0], [0, 1]]
+
+
+def test_knn_probs_and_pooled_in_row_chunks_equal_the_whole_array_formulas():
+    from audit.core.scoring import EPS, SignalParams, knn_probs, pooled
+
+    rng = np.random.default_rng(8)
+    n, k = 300, 9
+    labels = rng.integers(-1, k, n)
+    neighbours = rng.integers(0, n, (n, 5))
+    neighbours[::7, -1] = -1  # padding where fewer were found
+    sims = rng.uniform(0.2, 1.0, (n, 5)).astype(np.float32)
+    prior = np.full(k, 1.0 / k)
+    params = SignalParams()
+    weights = np.exp((sims.astype(np.float64) - 1.0) / params.knn_temperature)
+    votes = np.zeros((n, k))
+    rows, cols = np.nonzero(neighbours >= 0)
+    np.add.at(votes, (rows, labels[neighbours[rows, cols]]), weights[rows, cols])
+    votes += params.knn_prior * prior
+    expected = (votes / votes.sum(1, keepdims=True)).astype(np.float32)
+    np.testing.assert_array_equal(knn_probs(neighbours, sims, labels, k, prior, params, chunk=7), expected)
+
+    probs = {s: rng.dirichlet(np.ones(k), n).astype(np.float32) for s in ("a", "b", "c")}
+    w = {"a": 0.7, "b": 0.2, "c": np.float64(0.4)}
+    logq = sum(wt * np.log(probs[s] + EPS) for s, wt in w.items())
+    q = np.exp(logq - logq.max(1, keepdims=True))
+    np.testing.assert_array_equal(pooled(probs, w, chunk=7), (q / q.sum(1, keepdims=True)).astype(np.float32))
