@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quantizer.core import RQVAEConfig, encode, intrinsic_metrics, train_rqvae  # noqa: E402
 from quantizer.core.neighbours import EXACT_LIMIT, probed_neighbours  # noqa: E402
-from quantizer.core.training import training_sample  # noqa: E402
+from quantizer.core.metrics import collision_rates  # noqa: E402
 
 
 def synthetic_catalog(n: int, *, dim: int = 384, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -174,8 +174,8 @@ def main() -> None:
         return
 
     config = RQVAEConfig(epochs=args.epochs, max_train_products=args.max_train)
-    figures["train_products"] = len(training_sample(args.n, config))
     result = train_rqvae(x, taxonomy, config, device=args.device)
+    figures["train_products"] = result.train_products
     figures["train_s"] = round(result.seconds, 1)
     figures["steps"] = config.epochs * int(np.ceil(figures["train_products"] / config.batch_size))
     print(f"train on {figures['train_products']:,}: {figures['train_s']} s ({figures['steps']} steps)", flush=True)
@@ -183,13 +183,12 @@ def main() -> None:
     started = time.perf_counter()
     encoded = encode(result.model, x, device=args.device)
     figures["encode_s"] = round(time.perf_counter() - started, 1)
-    print(f"encode {args.n:,}: {figures['encode_s']} s", flush=True)
+    print(f"encode {len(x):,}: {figures['encode_s']} s", flush=True)
 
     started = time.perf_counter()
     metrics = intrinsic_metrics(x, encoded.codes, truth, codebook_sizes=config.codebook_sizes,
                                 reconstruction_error=encoded.reconstruction_error)
-    metrics["collision_rate_nearest"] = float(
-        1 - len(np.unique(encoded.nearest_codes, axis=0)) / len(x))
+    metrics["collision_rate_nearest"] = collision_rates(x, encoded.nearest_codes)[0]  # as train_run stores it
     figures["metrics_s"] = round(time.perf_counter() - started, 1)
     if "audit" in stages:
         figures["audit"] = audit(x, taxonomy, injected, encoded.codes, truth, args.device)

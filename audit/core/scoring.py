@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.sparse import hstack
+from scipy.sparse import coo_matrix, hstack
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -240,8 +240,6 @@ def code_probs(codes, labels, n_leaves, prior, params: SignalParams, chunk: int 
     depth d to depth d-1 (Dirichlet smoothing with ``code_prior`` pseudo-counts). Prefix counts are
     kept sparse and rows are smoothed `chunk` at a time, so memory beyond the (N, K) result stays
     small (dense float64 (N, K) temporaries made this the audit's peak)."""
-    from scipy.sparse import coo_matrix
-
     n = len(labels)
     labelled = np.flatnonzero(labels >= 0)
     groups = [_prefix_ids(codes, depth) for depth in range(1, codes.shape[1] + 1)]
