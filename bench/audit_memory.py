@@ -1,9 +1,14 @@
 """Peak memory of the audit scorer's (N, K) steps on synthetic codes and labels.
 
-    .venv/bin/python bench/audit_memory.py [--n 200000] [--leaves 960] [--step code_probs|knn_probs|pooled|best_other]
+    .venv/bin/python bench/audit_memory.py [--n 200000] [--leaves 960]
+                                           [--step code_probs|knn_probs|pooled|best_other|text_features]
+                                           [--max-fit N]
 
 One step per process (peak RSS is per process): the codes' label make-up (`code_probs`), the neighbours'
-vote (`knn_probs`), the log-linear pool of three signals (`pooled`) or the suggested category (`best_other`). Prints the step's time and the process's peak RSS above what the inputs took.
+vote (`knn_probs`), the log-linear pool of three signals (`pooled`), the suggested category (`best_other`),
+or the classifiers' text features of `bench/scale.py`'s synthetic names and brands (`text_features`, the SVD
+fitted on at most `--max-fit` of them; 0 = all). Prints the step's time and the process's peak RSS above
+what the inputs took.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audit.core.scoring import SignalParams, best_other, code_probs, knn_probs, pooled  # noqa: E402
+from audit.core.scoring import (  # noqa: E402
+    TEXT_FIT_ROWS, SignalParams, best_other, code_probs, knn_probs, pooled, text_features,
+)
 
 
 def rss_mib() -> float:
@@ -29,7 +36,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--leaves", type=int, default=960)
-    parser.add_argument("--step", default="code_probs", choices=("code_probs", "knn_probs", "pooled", "best_other"))
+    parser.add_argument("--step", default="code_probs", choices=("code_probs", "knn_probs", "pooled", "best_other", "text_features"))
+    parser.add_argument("--max-fit", type=int, default=TEXT_FIT_ROWS, help="text_features: rows the SVD is fitted on")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     labels = rng.integers(-1, args.leaves, args.n)
@@ -52,6 +60,15 @@ def main() -> None:
         before = rss_mib()
         started = time.perf_counter()
         pooled(probs, {"classifier": 0.7, "codes": 0.05, "knn": 0.35})
+    elif args.step == "text_features":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from scale import synthetic_words
+
+        leaf = rng.integers(0, args.leaves, args.n)
+        texts, _ = synthetic_words(np.stack([leaf // 80, leaf // 10, leaf], 1))
+        before = rss_mib()
+        started = time.perf_counter()
+        text_features(texts, max_fit=args.max_fit)
     else:
         probs = rng.random((args.n, args.leaves), dtype=np.float32)
         before = rss_mib()

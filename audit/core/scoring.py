@@ -51,6 +51,7 @@ POOL_SIGNALS = ("classifier", "codes", "knn")  # brand_out is kept out of the po
 # (bench/classifier_inputs.py; docs/audit.md). A linear SVM on the full sparse TF-IDF reached 0.811
 # in a side experiment, but is too slow to refit in every fold of every audit.
 TEXT_DIMS = 256
+TEXT_FIT_ROWS = 100_000  # the SVD of the text features is fitted on at most this many products (a seeded sample)
 EPS = 1e-6
 
 
@@ -119,10 +120,12 @@ def product_words(name, brand) -> str:
     return f"{name or ''} {brand or ''}".strip()
 
 
-def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0) -> np.ndarray | None:
+def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0, max_fit: int = TEXT_FIT_ROWS) -> np.ndarray | None:
     """(N, d <= dims) lexical features: TF-IDF of word 1-2-grams and in-word character 2-4-grams,
     reduced by truncated SVD (LSA), rows L2-normalised. Unsupervised (no labels), deterministic for a
-    seed. None when the texts hold too few distinct terms to give two dimensions."""
+    seed. None when the texts hold too few distinct terms to give two dimensions. Above ``max_fit``
+    texts the SVD is fitted on a seeded sample of that many and projects all of them (the SVD was more than
+    half of the scoring time at a million products); the vocabulary is always the whole catalog's."""
     texts = ["" if t is None else str(t) for t in texts]
     blocks = []
     for vectorizer in (
@@ -139,7 +142,12 @@ def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0) -> np.ndarray | N
     k = min(dims, tfidf.shape[1] - 1, len(texts) - 1)
     if k < 2:
         return None
-    z = TruncatedSVD(k, random_state=seed).fit_transform(tfidf).astype(np.float32)
+    svd = TruncatedSVD(k, random_state=seed)
+    if max_fit and tfidf.shape[0] > max_fit:
+        sample = np.sort(np.random.default_rng(seed).choice(tfidf.shape[0], max_fit, replace=False))
+        z = svd.fit(tfidf[sample]).transform(tfidf).astype(np.float32)
+    else:
+        z = svd.fit_transform(tfidf).astype(np.float32)
     return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-9)
 
 

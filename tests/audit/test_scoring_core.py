@@ -255,6 +255,27 @@ def test_text_features_are_deterministic_unit_rows_and_none_without_words():
         score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, texts=texts[:-1])
 
 
+def test_text_features_fitted_on_a_sample_project_every_text_and_keep_who_is_alike():
+    from audit.core.scoring import text_features
+
+    _, taxonomy, _, texts = worded_catalog()
+    full = text_features(texts, dims=16)
+    sampled = text_features(texts, dims=16, max_fit=len(texts) // 4)
+    assert sampled.shape == full.shape
+    np.testing.assert_array_equal(sampled, text_features(texts, dims=16, max_fit=len(texts) // 4))
+    np.testing.assert_allclose(np.linalg.norm(sampled, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(sampled, full)  # the sample's basis, not the catalog's
+    same = np.array(texts)[:, None] == np.array(texts)[None, :]
+    np.testing.assert_allclose((sampled @ sampled.T)[same], 1.0, atol=1e-5)  # equal texts, equal rows
+    # the texts that resemble each other stay those that resemble each other
+    iu = np.triu_indices(len(texts), 1)
+    assert np.corrcoef((full @ full.T)[iu], (sampled @ sampled.T)[iu])[0, 1] > 0.95
+    # and a product's nearest other text still names its leaf
+    sims = sampled @ sampled.T
+    np.fill_diagonal(sims, -np.inf)
+    assert (taxonomy[sims.argmax(1), 2] == taxonomy[:, 2]).mean() > 0.95
+
+
 def test_a_copy_scored_with_reuse_shares_text_features_and_neighbours_and_scores_the_same():
     emb, taxonomy, codes, texts = worded_catalog()
     catalog = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, texts=texts)
