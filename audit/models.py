@@ -74,7 +74,12 @@ class Flag(models.Model):
                 condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="flag_confidence_in_unit_interval"
             ),
         ]
-        indexes = [models.Index(fields=["queue", "status", "-priority"], name="flag_queue_order")]
+        indexes = [
+            models.Index(fields=["queue", "status", "-priority"], name="flag_queue_order"),
+            # second reviews are few: the queue page's agreement figure reads them without a scan
+            models.Index(fields=["second_review_agrees"], name="flag_second_reviewed",
+                         condition=models.Q(second_review_agrees__isnull=False)),
+        ]
 
     def __str__(self):
         return f"flag #{self.pk} {self.product.external_id} ({self.status})"

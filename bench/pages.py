@@ -5,10 +5,17 @@ do, no training) into a throwaway database, then times 200 requests of each page
 Django's test Client and prints median / p95 and the queries per request. Goal: p95 <= 150 ms.
 
     .venv/bin/python bench/pages.py
+    .venv/bin/python bench/pages.py --products 1000000 --requests 20
+
+With ``--products N`` the 3,000 products, their semantic IDs and flags are copied in SQL
+(``INSERT ... SELECT``, a copy of each product in the same category with a code that shares its first three
+levels) until the catalog has N products and flags on 10% of them, and the cluster tree's pages (root,
+a level-1 and a level-2 prefix) and a product page are timed as well.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -40,7 +47,56 @@ def report(name: str, millis: list[float], queries: int) -> str:
             f"{queries:2d} queries/request   ({len(millis)} requests; {verdict})")
 
 
+def copy_catalog(total: int) -> None:
+    """Grow the loaded catalog to `total` products: copies of each product (same category, name + copy
+    number), their semantic IDs (same first three levels, the copy number as last level, the copy's product
+    id as token so full IDs stay unique) and a copy of each flag on the copies. Triggers are off for the copy
+    (`session_replication_role = replica`): the history triggers would log a million creations, and every
+    copied reference points at a row that exists."""
+    from django.db import connection
+
+    from audit.models import Flag
+    from catalog.models import Product
+    from quantizer.models import SemanticId
+
+    def columns(model, skip=("id",)):
+        return [f.column for f in model._meta.concrete_fields if f.column not in skip]
+
+    base = Product.objects.count()
+    copies = -(-total // base) - 1
+    product_cols = columns(Product, ("id", "external_id", "name"))
+    sid_cols = columns(SemanticId, ("id", "product_id", "codes", "code", "token"))
+    flag_cols = columns(Flag, ("id", "product_id"))
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute(
+            f"INSERT INTO catalog_product (external_id, name, {', '.join(product_cols)}) "
+            f"SELECT p.external_id || '~' || r, p.name || ' ' || r, {', '.join('p.' + c for c in product_cols)} "
+            f"FROM catalog_product p CROSS JOIN generate_series(1, %s) r WHERE p.id <= (SELECT max(id) FROM catalog_product) "
+            f"ORDER BY r, p.id LIMIT %s", [copies, total - base])
+        cursor.execute(
+            "CREATE TEMP TABLE copy_of AS SELECT c.id AS new_id, o.id AS old_id, "
+            "split_part(c.external_id, '~', 2)::int AS r FROM catalog_product c "
+            "JOIN catalog_product o ON o.external_id = split_part(c.external_id, '~', 1) WHERE c.external_id LIKE '%~%'")
+        cursor.execute("ANALYZE copy_of")  # else the planner guesses a nested loop over a million rows
+        cursor.execute(
+            f"INSERT INTO quantizer_semanticid (product_id, codes, code, token, {', '.join(sid_cols)}) "
+            f"SELECT m.new_id, s.codes[1:3] || (m.r % 256), array_to_string(s.codes[1:3] || (m.r % 256), '_'), "
+            f"m.new_id, {', '.join('s.' + c for c in sid_cols)} "
+            f"FROM copy_of m JOIN quantizer_semanticid s ON s.product_id = m.old_id")
+        cursor.execute(
+            f"INSERT INTO audit_flag (product_id, {', '.join(flag_cols)}) "
+            f"SELECT m.new_id, {', '.join('f.' + c for c in flag_cols)} "
+            f"FROM copy_of m JOIN audit_flag f ON f.product_id = m.old_id")
+        cursor.execute("SET session_replication_role = DEFAULT")
+        cursor.execute("ANALYZE")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", type=int, default=3000, help="grow the catalog to this many products")
+    parser.add_argument("--requests", type=int, default=REQUESTS, help="requests per page")
+    args = parser.parse_args()
     fresh_database("semid_bench_pages")
     from django.conf import settings
     from django.db import connection
@@ -55,15 +111,34 @@ def main() -> None:
         started = time.perf_counter()
         data = build_review_data(Path(tmp), n_products=3000, n_flags=300)
         print(f"loaded 3000 products, {len(data['flags'])} flags in {time.perf_counter() - started:.1f} s")
+    if args.products > 3000:
+        from audit.models import Flag
+        from catalog.models import Product
+
+        started = time.perf_counter()
+        copy_catalog(args.products)
+        print(f"copied to {Product.objects.count():,} products, {Flag.objects.count():,} flags "
+              f"in {time.perf_counter() - started:.1f} s", flush=True)
     client = Client()
     client.force_login(make_reviewer("bench"))
     flags = [f.pk for f in data["flags"]]
+    n = args.requests
     pages = {
-        "queue page": ["/"] * REQUESTS,
-        "flag page": [f"/flags/{flags[i % len(flags)]}/" for i in range(REQUESTS)],
+        "queue page": ["/"] * n,
+        "flag page": [f"/flags/{flags[i % len(flags)]}/" for i in range(n)],
     }
+    if args.products > 3000:
+        from quantizer.models import SemanticId
+
+        sids = list(SemanticId.objects.filter(run=data["run"]).order_by("id").values_list("codes", "product_id")[:n])
+        pages.update({
+            "clusters /": ["/clusters/"] * n,
+            "clusters L1": [f"/clusters/?prefix={c[0]}" for c, _ in sids],
+            "clusters L2": [f"/clusters/?prefix={c[0]}_{c[1]}" for c, _ in sids],
+            "product page": [f"/products/{p}/" for _, p in sids],
+        })
     for name, urls in pages.items():
-        timed(client, urls[:10])  # warm up (templates, connections, caches)
+        timed(client, urls[: min(10, n)])  # warm up (templates, connections, caches)
         queries = []
         with connection.execute_wrapper(lambda execute, sql, *args: queries.append(sql) or execute(sql, *args)):
             client.get(urls[0])
