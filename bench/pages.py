@@ -72,8 +72,7 @@ def copy_catalog(total: int) -> None:
         cursor.execute(
             f"INSERT INTO catalog_product (external_id, name, {', '.join(product_cols)}) "
             f"SELECT p.external_id || '~' || r, p.name || ' ' || r, {', '.join('p.' + c for c in product_cols)} "
-            f"FROM catalog_product p CROSS JOIN generate_series(1, %s) r WHERE p.id <= (SELECT max(id) FROM catalog_product) "
-            f"ORDER BY r, p.id LIMIT %s", [copies, total - base])
+            f"FROM catalog_product p CROSS JOIN generate_series(1, %s) r ORDER BY r, p.id LIMIT %s", [copies, total - base])
         cursor.execute(
             "CREATE TEMP TABLE copy_of AS SELECT c.id AS new_id, o.id AS old_id, "
             "split_part(c.external_id, '~', 2)::int AS r FROM catalog_product c "
