@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 UNCATEGORIZED = {"missing"}  # Instacart's `missing > missing` is no category at all
 PATH_SEPARATOR = " > "
 CORE_COLUMNS = ("external_id", "name", "brand", "description", "category_path")
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (max RSS), in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def semid_home() -> Path:

@@ -6,13 +6,13 @@ Prints rows/s of `import_catalog` (validation + category tree + bulk writes + hi
 triggers) and the peak resident memory of the process. Goal: >= 5,000 rows/s on 2 cores.
 """
 
-import resource
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _django import fresh_database, require  # noqa: E402
+from common import peak_rss_mib  # noqa: E402
 
 
 def main():
@@ -28,8 +28,7 @@ def main():
             seconds = time.perf_counter() - started
             print(f"{path.name:<16} {result.rows:>8} {seconds:>8.2f} {result.rows / seconds:>8.0f}  {label}"
                   f" (created {result.created}, unchanged {result.unchanged})")
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory (max RSS): {peak_mib:.0f} MiB")
+    print(f"peak memory (max RSS): {peak_rss_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

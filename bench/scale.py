@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -28,10 +27,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parent))  # after the repo: bench/audit.py must not hide the audit app
 
 from quantizer.core import RQVAEConfig, encode, intrinsic_metrics, train_rqvae  # noqa: E402
 from quantizer.core.neighbours import EXACT_LIMIT, probed_neighbours  # noqa: E402
 from quantizer.core.metrics import collision_rates  # noqa: E402
+
+import common  # noqa: E402
 
 
 def synthetic_catalog(n: int, *, dim: int = 384, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -120,10 +122,6 @@ def audit(x: np.ndarray, noisy: np.ndarray, injected: np.ndarray, codes: np.ndar
             "ECE": round(float(expected_calibration_error(confidence, injected)), 4)}
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -146,9 +144,6 @@ def main() -> None:
         figures["gpu"] = torch.cuda.get_device_name()
     started = time.perf_counter()
     if args.catalog:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import common
-
         dataset, _, flavor = args.catalog.partition(":")
         data = common.load_dataset(dataset)
         x = np.ascontiguousarray(common.embed_dataset(data, flavor or "precision"), np.float32)
@@ -193,7 +188,7 @@ def main() -> None:
     if "audit" in stages:
         figures["audit"] = audit(x, taxonomy, injected, encoded.codes, truth, args.device)
         print(f"audit: {figures['audit']}", flush=True)
-    figures["peak_rss_mib"] = round(peak_rss_mib())
+    figures["peak_rss_mib"] = round(common.peak_rss_mib())
     if args.device.startswith("cuda"):
         figures["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
     figures["metrics"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()

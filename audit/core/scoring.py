@@ -42,6 +42,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from audit.core.noise import inject_noise, leaf_classes, parent_groups
 from quantizer.core.neighbours import nearest_neighbours
+from quantizer.core.sampling import row_sample
 
 SIGNALS = ("classifier", "codes", "knn", "brand_out")
 MIN_LABELLED_PER_FOLD = 4  # fewer, and an out-of-fold classifier has nothing to learn from
@@ -143,8 +144,8 @@ def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0, max_fit: int = TE
     if k < 2:
         return None
     svd = TruncatedSVD(k, random_state=seed)
-    if max_fit and tfidf.shape[0] > max_fit:
-        sample = np.sort(np.random.default_rng(seed).choice(tfidf.shape[0], max_fit, replace=False))
+    sample = row_sample(tfidf.shape[0], max_fit, np.random.default_rng(seed))
+    if len(sample) < tfidf.shape[0]:
         z = svd.fit(tfidf[sample]).transform(tfidf).astype(np.float32)
     else:
         z = svd.fit_transform(tfidf).astype(np.float32)

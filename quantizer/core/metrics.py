@@ -7,6 +7,8 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import normalized_mutual_info_score
 
+from .sampling import row_sample
+
 HIGH_SIM = 0.9
 
 
@@ -96,7 +98,7 @@ def intrinsic_metrics(
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     xn = x / np.maximum(norms, 1e-12)
 
-    anchors = np.arange(n) if n <= max_anchors else np.sort(rng.choice(n, max_anchors, replace=False))
+    anchors = row_sample(n, max_anchors, rng)
     knn_idx, hi_i, hi_j = _neighbours(xn, anchors, knn)
 
     # Spearman over random + kNN pairs.

@@ -18,6 +18,14 @@ from collections import defaultdict
 import numpy as np
 
 
+def row_sample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of `limit` of `n` rows drawn without replacement, or of all of them when
+    `limit` <= 0 or n <= limit (then `rng` is left untouched)."""
+    if limit <= 0 or n <= limit:
+        return np.arange(n)
+    return np.sort(rng.choice(n, limit, replace=False))
+
+
 def leaf_depths(taxonomy: np.ndarray) -> np.ndarray:
     """(N,) depth of each product's leaf = number of leading non-negative columns (0 = none)."""
     present = taxonomy >= 0

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .config import RQVAEConfig
 from .neighbours import input_neighbours
 from .rqvae import RQVAE, QuantizerOutput, exact_float32
-from .sampling import HierarchicalBatchSampler, RandomBatchSampler, validate_taxonomy
+from .sampling import HierarchicalBatchSampler, RandomBatchSampler, row_sample, validate_taxonomy
 
 ProgressFn = Callable[[int, int, dict], None]
 
@@ -188,10 +188,7 @@ def deterministic_algorithms():
 def training_sample(n: int, config: RQVAEConfig) -> np.ndarray:
     """Sorted indices of the products `train_rqvae` trains on: all of them, or
     `config.max_train_products` drawn at random with `config.seed`."""
-    if config.max_train_products <= 0 or n <= config.max_train_products:
-        return np.arange(n)
-    rng = np.random.default_rng(config.seed)
-    return np.sort(rng.choice(n, config.max_train_products, replace=False))
+    return row_sample(n, config.max_train_products, np.random.default_rng(config.seed))
 
 
 def train_rqvae(
