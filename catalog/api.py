@@ -82,6 +82,9 @@ class JobSerializer(serializers.ModelSerializer):
 
 class ImportSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="a catalog file: .csv or .jsonl (see the import format)")
+    overwrite = serializers.BooleanField(
+        default=False, help_text="move products whose category was changed since their last import "
+                                 "(by a reviewer, an admin or the API); otherwise such rows are listed as conflicts")
 
     def validate_file(self, file):
         if Path(file.name).suffix.lower() not in UPLOAD_EXTENSIONS:
@@ -177,6 +180,7 @@ class ImportView(APIView):
     def post(self, request):
         serializer = ImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        job = start_upload_import(upload=serializer.validated_data["file"], user=request.user)
+        job = start_upload_import(upload=serializer.validated_data["file"], user=request.user,
+                                  overwrite=serializer.validated_data["overwrite"])
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

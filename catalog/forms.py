@@ -29,6 +29,10 @@ class CategoryPathField(forms.CharField):
 class ImportForm(forms.Form):
     file = forms.FileField(label="Catalog file (CSV or JSON Lines)",
                            widget=forms.ClearableFileInput(attrs={"accept": ",".join(UPLOAD_EXTENSIONS)}))
+    overwrite = forms.BooleanField(
+        required=False, label="Overwrite category changes made since the last import",
+        help_text="Unchecked, a row that would move a product a reviewer (or an admin) has moved since is "
+                  "kept out and listed as a conflict.")
 
     def clean_file(self):
         upload = self.cleaned_data["file"]

@@ -53,7 +53,7 @@ def import_page(request):
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        job = start_upload_import(upload=upload, user=request.user)
+        job = start_upload_import(upload=upload, user=request.user, overwrite=form.cleaned_data["overwrite"])
         messages.info(request, f"Importing {upload.name}…")
         return redirect("job", pk=job.pk)
     jobs = Job.objects.filter(kind="import").select_related("created_by")[:10]

@@ -245,3 +245,30 @@ def test_flag_page_explains_a_brand_led_flag(catalog, reviewer_user):
     flag.save(update_fields=["evidence"])
     page = client.get(reverse("flag", args=[flag.pk])).content.decode()
     assert 'data-testid="brand-led"' in page and "Whole brand line?" in page
+
+
+def test_reimporting_an_older_file_keeps_an_accepted_fix_and_lists_the_conflict(catalog, reviewer_user, tmp_path):
+    from catalog.services import import_catalog
+
+    flag = catalog.flags["parmesan"]
+    client = client_for(reviewer_user)
+    assert client.post(f"/api/flags/{flag.pk}/claim/").status_code == 200
+    assert decide(client, flag, action="accept").status_code == 201
+    older = tmp_path / "older.csv"  # the file as it was before the review: Parmesan under olives
+    older.write_text("external_id,name,brand,description,category_path\n"
+                     "P1,Parmigiano Reggiano 200 g,Zanetti,,Pantry > Olives\n"
+                     "P2,Kalamata Olives 300 g,Divina,,Dairy > Cheese\n")
+
+    result = import_catalog(path=older)
+
+    parmesan = Product.objects.get(external_id="P1")
+    assert parmesan.category.path == "Dairy > Cheese"
+    assert Flag.objects.get(pk=flag.pk).status == "accepted"
+    assert [(c.row, c.external_id, c.current_path, c.file_path, c.changed_by) for c in result.conflicts] == [
+        (2, "P1", "Dairy > Cheese", "Pantry > Olives", "review:accept")]
+    assert (result.updated, result.unchanged) == (0, 1)
+
+    forced = import_catalog(path=older, overwrite=True)
+
+    assert forced.conflicts == [] and forced.updated == 1
+    assert Product.objects.get(external_id="P1").category.path == "Pantry > Olives"

@@ -1,3 +1,5 @@
+import io
+
 import pytest
 
 from catalog.models import Category, Job, Product
@@ -68,6 +70,49 @@ def test_changed_row_updates_in_place_and_category_move_is_in_history(tmp_path):
     assert product.category.path == "Pantry > Olives > Tapenade"
     events = list(product.category_events.order_by("pgh_id").values_list("pgh_label", "category__path"))
     assert events == [("created", "Pantry > Spreads > Tapenade"), ("category_changed", "Pantry > Olives > Tapenade")]
+
+
+@pytest.mark.django_db
+def test_a_file_moves_a_product_again_only_after_its_move_by_hand_is_overwritten(tmp_path):
+    from catalog.services import move_product
+
+    path = write(tmp_path, GOOD)
+    import_catalog(path=path)
+    product = Product.objects.get(external_id="P3")
+    olives = Category.objects.get(path="Pantry > Olives")
+    move_product(product=product, category=olives, source="api")
+
+    kept = import_catalog(path=path)
+    assert Product.objects.get(external_id="P3").category == olives
+    assert [str(c) for c in kept.conflicts] == [
+        "row 4: P3 is in Pantry > Olives since api; the file says Pantry > Spreads > Tapenade (kept, not imported)"]
+
+    import_catalog(path=path, overwrite=True)
+    assert Product.objects.get(external_id="P3").category.path == "Pantry > Spreads > Tapenade"
+    moved_by_file = GOOD.replace("Pantry > Spreads > Tapenade", "Pantry > Olives")
+    assert import_catalog(path=write(tmp_path, moved_by_file)).conflicts == []  # the last word was an import
+    assert Product.objects.get(external_id="P3").category == olives
+
+
+@pytest.mark.django_db
+def test_running_demo_setup_again_keeps_the_reviewed_categories(settings, tmp_path):
+    from django.core.management import call_command
+
+    from catalog.services import move_product
+
+    settings.SEMID_HOME = tmp_path
+    call_command("demo_setup", stdout=io.StringIO())
+    moved = list(Product.objects.order_by("id")[:40])
+    target = Category.objects.get(path="Household > Cleaning > Dish Soap")
+    for product in moved:
+        move_product(product=product, category=target, source="review:accept")
+
+    out = io.StringIO()
+    call_command("demo_setup", stdout=out)
+
+    assert "kept the 3000 products already loaded" in out.getvalue()
+    assert Product.objects.count() == 3000
+    assert set(Product.objects.filter(pk__in=[p.pk for p in moved]).values_list("category", flat=True)) == {target.pk}
 
 
 @pytest.mark.parametrize(

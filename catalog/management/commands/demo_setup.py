@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 
 from audit.roles import ensure_roles
 from catalog.demo import generate_demo_catalog, write_csv
+from catalog.models import Product
 from catalog.services import import_catalog
 
 DEMO_USERS = (("admin", "admin", True), ("reviewer", "reviewer", False), ("reviewer2", "reviewer", False))
@@ -27,8 +28,12 @@ class Command(BaseCommand):
             user = User.objects.create_user(username, password=password, is_staff=staff, is_superuser=staff)
             user.groups.add(groups[role])
             self.stdout.write(self.style.SUCCESS(f"created {role} login: {username} / {password}"))
+        if Product.objects.exists():
+            # Seeded once: reviewers' decisions since then belong to them, not to the generated file.
+            self.stdout.write(f"demo catalog: kept the {Product.objects.count()} products already loaded")
+            return
         path = settings.SEMID_HOME / "demo" / "demo_catalog.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_csv(generate_demo_catalog(), path)
         result = import_catalog(path=path)
-        self.stdout.write(f"demo catalog: {result.rows} rows, {result.created} created, {result.unchanged} unchanged")
+        self.stdout.write(f"demo catalog: {result.rows} rows, {result.created} created")

@@ -10,8 +10,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("path")
+        parser.add_argument(
+            "--overwrite", action="store_true",
+            help="also move products whose category was changed since their last import (by a reviewer, an "
+                 "admin or the API); without it such rows are kept out and listed as conflicts")
 
-    def handle(self, *args, path, **options):
+    def handle(self, *args, path, overwrite, **options):
         bar = tqdm(total=0, unit="rows", desc="import", disable=options["verbosity"] == 0)
 
         def progress(done, total):
@@ -20,7 +24,7 @@ class Command(BaseCommand):
             bar.refresh()
 
         try:
-            result = import_catalog(path=path, progress=progress)
+            result = import_catalog(path=path, progress=progress, overwrite=overwrite)
         except CatalogFileError as exc:
             raise CommandError(str(exc)) from None
         finally:
@@ -32,3 +36,9 @@ class Command(BaseCommand):
             f"{assigned} semantic IDs assigned by the active run(s)"
             + (f"; audit job(s) {', '.join(f'#{j}' for j in audits)} queued" if audits else "")
         )
+        if result.conflicts:
+            self.stdout.write(self.style.WARNING(
+                f"{len(result.conflicts)} row(s) kept out: their products were moved since the last import "
+                "(--overwrite to move them anyway)"))
+            for conflict in result.conflicts:
+                self.stdout.write(f"  {conflict}")
