@@ -129,6 +129,8 @@ class Score(models.Model):
     label = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     suggested = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     confidence = models.FloatField()
+    # the scorer's uncalibrated score; the confidence is strictly increasing in it (null: scored before it was kept)
+    raw_score = models.FloatField(null=True, blank=True)
     flagged = models.BooleanField(default=False)
 
     class Meta:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 from datetime import timedelta
 
@@ -89,7 +88,7 @@ def _write_scores(*, run, ids, products, scores, confidence, flagged) -> None:
     rows = [
         Score(run=run, product_id=pk, label_id=products[pk].category_id, suggested_id=int(scores.suggested[i]),
               confidence=float(min(max(confidence[i], 0.0), 1.0)) if products[pk].category_id else 1.0,
-              flagged=pk in flagged)
+              raw_score=float(scores.raw_score[i]), flagged=pk in flagged)
         for i, pk in enumerate(ids.tolist())
     ]
     Score.objects.bulk_create(rows, batch_size=5000)
@@ -117,11 +116,11 @@ def _signature(suggested: int, evidence: dict) -> str:
     return hashlib.sha256(f"{suggested}|{dominant}".encode()).hexdigest()[:16]
 
 
-def _impact(product: Product) -> float:
-    try:
-        return math.log1p(max(float(product.attributes.get("price", 0) or 0), 0.0))
-    except (TypeError, ValueError):
-        return 0.0
+def queue_priority(*, confidence: float, suggested_prob: float, unlabelled: bool) -> float:
+    """The queue's order: the calibrated confidence as it is (strictly increasing in the raw score,
+    so the queue keeps the scorer's whole ranking); for an uncategorized product, how sure its
+    suggestion is. Equal priorities (equal raw scores) keep the flags' id order."""
+    return float(suggested_prob if unlabelled else confidence)
 
 
 @transaction.atomic
@@ -143,8 +142,7 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
             "label_id": product.category_id,
             "suggested_id": suggested,
             "confidence": min(max(confidence, 0.0), 1.0),
-            # confidence first (to 2 decimals), then impact (price), then how sure the suggestion is
-            "priority": round(suggested_prob if unlabelled else confidence, 2) + 0.001 * min(_impact(product), 9.0),
+            "priority": queue_priority(confidence=confidence, suggested_prob=suggested_prob, unlabelled=unlabelled),
             "evidence": evidence,
             "evidence_signature": signature,
             "product_updated_at": product.updated_at,

@@ -199,8 +199,8 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
         )
         cal = fit_calibrator(cal_raw, cal_injected, correct_for_unknown_errors=args.calibration == "elkan-noto")
         t2 = time.time()
-        confidence = cal.predict(scores.raw_score[labelled])
-        r = ranking_metrics(scores.raw_score[labelled], inj, budget)
+        confidence = cal.predict(scores.raw_score[labelled])  # what export_audit writes and the queue follows
+        r = ranking_metrics(confidence, inj, budget)
         r |= suggestion_metrics(scores.probs[labelled], scores.leaf_ids, true_ids, inj, scores.labels[labelled])
         r["ECE"] = expected_calibration_error(confidence, inj)
         other = fit_calibrator(cal_raw, cal_injected, correct_for_unknown_errors=args.calibration != "elkan-noto")
@@ -322,7 +322,7 @@ def write_report(path: Path, results: dict, args, command: str, seconds: float) 
         f"seeds {', '.join(map(str, args.seeds))}" + (f"; **subset of {args.limit} products per dataset**" if args.limit else ""),
         f"- codes: {', '.join(args.quantizers)}; classifier inputs: "
         + ("the embeddings only (`--no-text`)" if args.no_text else "the embeddings and `text_features` (LSA of name and brand)"),
-        "- metrics over labelled products: AP / AUROC of the raw score vs the injected indicator; P@k with k = "
+        "- metrics over labelled products: AP / AUROC of the calibrated confidence (what `export_audit` writes and the queue is ordered by) vs the injected indicator; P@k with k = "
         "number injected; R@2% = share of injected found in the top 2% of the catalog (a review budget); "
         "top1 / top3 = the suggested fix (the most probable categories other than the given label) is the true one, on injected products; ECE (10 bins) of the "
         "calibrated confidence vs the injected indicator (for cleanlab: of 1 - self-confidence, uncalibrated).",

@@ -6,6 +6,11 @@ catalog with known injected wrong labels. The catalog's own, unknown mistakes si
 wrong would read ~0.5 when as many real mistakes as injected ones score there). So the curve is
 divided by c = P(injected | wrong), estimated among the top-scored products of the copy, where
 nearly every label is wrong (Elkan & Noto, 2008, learning from positive and unlabelled data).
+
+The confidence keeps the raw score's ranking (the queue is ordered by it): the curve runs through
+the centres of the isotonic steps, linear in between, and ``RANK_WEIGHT`` of the raw score is
+blended in, so two products with different raw scores never share a confidence (where the curve
+is flat, below the first step's centre, above the last, or at the 1.0 cap).
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ from sklearn.isotonic import IsotonicRegression
 from audit.core.scoring import Combiner, SignalParams, inject_mixture, score_products
 
 
+# Share of the raw score in the confidence: makes it strictly increasing; moves it by at most this.
+RANK_WEIGHT = 1e-3
+
+
 @dataclass
 class Calibrator:
     x: list  # raw-score thresholds, increasing
@@ -25,8 +34,10 @@ class Calibrator:
     injected_share: float = 1.0  # c: share of wrong labels among the top-scored that were injected
 
     def predict(self, raw) -> np.ndarray:
+        """P(label is wrong), strictly increasing in ``raw`` over [0, 1]."""
         raw = np.asarray(raw, dtype=np.float64)
-        return np.clip(np.interp(raw, self.x, self.y), 0.0, 1.0)
+        curve = np.clip(np.interp(raw, self.x, self.y), 0.0, 1.0)
+        return np.clip((1.0 - RANK_WEIGHT) * curve + RANK_WEIGHT * raw, 0.0, 1.0)
 
     def to_dict(self) -> dict:
         return {"method": "isotonic", "x": list(self.x), "y": list(self.y), "injected_share": self.injected_share}
@@ -36,12 +47,21 @@ class Calibrator:
         return cls(x=list(d["x"]), y=list(d["y"]), injected_share=float(d.get("injected_share", 1.0)))
 
 
+def _step_centres(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One point per isotonic step (x: the middle of the step's thresholds), so the interpolated
+    curve rises between steps instead of staying flat along each."""
+    starts = np.flatnonzero(np.r_[True, y[1:] != y[:-1]])
+    ends = np.r_[starts[1:], len(y)] - 1
+    return (x[starts] + x[ends]) / 2.0, y[starts]
+
+
 def fit_calibrator(raw, injected, *, correct_for_unknown_errors: bool = True) -> Calibrator:
     """Isotonic raw -> P(injected), divided by the estimated share of injected among wrong labels."""
     raw = np.asarray(raw, dtype=np.float64)
     injected = np.asarray(injected, dtype=bool)
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, injected.astype(float))
-    x, y = np.asarray(iso.X_thresholds_, dtype=np.float64), np.asarray(iso.y_thresholds_, dtype=np.float64)
+    x, y = _step_centres(np.asarray(iso.X_thresholds_, dtype=np.float64),
+                         np.asarray(iso.y_thresholds_, dtype=np.float64))
     share = 1.0
     n_injected = int(injected.sum())
     if correct_for_unknown_errors and n_injected >= 10:

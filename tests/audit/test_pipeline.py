@@ -1,7 +1,11 @@
 """The whole slice through the real worker: import -> embed -> train -> assign -> evaluate -> audit."""
 
+import csv
+import io
+
 import numpy as np
 import pytest
+from django.core.management import call_command
 
 from audit.models import Flag, Score
 from catalog.demo import generate_demo_catalog, write_csv
@@ -71,6 +75,17 @@ def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_
     assert flag.evidence["cluster"]["composition"] and flag.evidence["neighbours"]
     right = sum(f.suggested.path == demo.true_paths[f.product.external_id] for f in flagged_planted)
     assert right >= 0.7 * len(flagged_planted)
+
+    # the exported confidence keeps the scorer's whole ranking, and the queue is ordered by it
+    call_command("export_audit", str(tmp_path / "audit.csv"), stdout=io.StringIO())
+    with open(tmp_path / "audit.csv", newline="") as handle:
+        exported = {row["external_id"]: row["confidence"] for row in csv.DictReader(handle)}
+    raw = dict(Score.objects.filter(run=run).values_list("product__external_id", "raw_score"))
+    assert len(set(exported.values())) == len(set(raw.values())) > 300
+    by_raw = sorted(raw, key=raw.get)
+    assert [float(exported[e]) for e in by_raw] == sorted(float(exported[e]) for e in by_raw)
+    queue = [f.product.external_id for f in flags.order_by("-priority", "id")]
+    assert [raw[e] for e in queue] == sorted((raw[e] for e in queue), reverse=True)
 
 
     # a new product gets its code from the active run, without retraining (cold start)

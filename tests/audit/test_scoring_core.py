@@ -4,12 +4,14 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.isotonic import IsotonicRegression
 
 from audit.core import (
     Calibrator,
     Combiner,
     calibrate,
     cluster_evidence,
+    expected_calibration_error,
     inject_noise,
     leaf_classes,
     score_products,
@@ -86,6 +88,20 @@ def test_calibrator_is_monotone_in_unit_interval_and_round_trips_through_json(sc
     combiner = Combiner.from_dict(json.loads(json.dumps(scores.combiner.to_dict())))
     rescored = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, combiner=combiner)
     np.testing.assert_allclose(rescored.raw_score, scores.raw_score, atol=1e-6)
+
+
+def test_confidence_keeps_every_distinction_of_the_raw_score():
+    rng = np.random.default_rng(1)
+    raw = np.r_[rng.random(5000), 0.0, 1.0, rng.random(50)]  # plateaus of the isotonic fit, and the ends
+    injected = rng.random(len(raw)) < raw**4
+    cal = fit_calibrator(raw, injected, correct_for_unknown_errors=False)  # the indicator is the whole truth here
+    order = np.argsort(raw)
+    p = cal.predict(raw)
+    assert len(np.unique(p)) == len(np.unique(raw)) == len(raw)
+    assert (np.diff(p[order]) > 0).all()
+    plain = IsotonicRegression(out_of_bounds="clip").fit(raw, injected)
+    assert len(np.unique(plain.predict(raw))) < 100  # what a step function would have exported
+    assert expected_calibration_error(p, injected) < 0.03
 
 
 def test_calibrator_divides_out_errors_it_was_not_told_about():

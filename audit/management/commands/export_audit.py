@@ -31,6 +31,7 @@ class Command(BaseCommand):
             writer = csv.writer(handle)
             writer.writerow(["external_id", "label_path", "suggested_path", "confidence", "flagged"])
             for external_id, label, suggested, confidence, flagged in rows.iterator(chunk_size=5000):
-                writer.writerow([external_id, label or "", suggested or "", f"{confidence:.4f}", int(flagged)])
+                # repr of the float: as many distinct values as the scorer's raw score (the ranking survives)
+                writer.writerow([external_id, label or "", suggested or "", repr(confidence), int(flagged)])
                 n += 1
         self.stdout.write(f"{n} rows written to {path}")
