@@ -76,6 +76,7 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
     report = AuditReport.objects.create(
         run=run, calibration=calibrator.to_dict(), taxonomy_issues=issues,
         stats={**stats, "products": len(ids), "threshold": threshold,
+               "classifier_weight_decay": scores.combiner.classifier_weight_decay,
                "mean_confidence": float(confidence[label_ids >= 0].mean()) if (label_ids >= 0).any() else 0.0},
     )
     step(1.0, 1.0, "done")

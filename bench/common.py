@@ -70,9 +70,25 @@ def taxonomy_array(paths: list) -> np.ndarray:
     return out
 
 
+# Catalogs of other shapes built from the shared ones, for leave-one-catalog-out checks: a name is
+# "<file>[+<variant>...]", e.g. "bigbasket+2level+nodesc".
+VARIANTS = {
+    "2level": "the taxonomy cut to its first two levels",
+    "mixed": "each second-level category cut to one, two or three levels (a fixed hash of its path): "
+             "paths of mixed depth, a department also a label",
+    "nodesc": "descriptions dropped (names, brands and sizes only)",
+    "nobrand": "brands dropped",
+}
+
+
 def load_dataset(name: str, limit: int | None = None, sample_seed: int = 0) -> Dataset:
-    """Read ``DATA_DIR/<name>.csv``; ``limit`` keeps a fixed random sample of that many rows."""
-    path = DATA_DIR / f"{name}.csv"
+    """Read ``DATA_DIR/<file>.csv`` for ``name`` = "<file>[+<variant>...]" (``VARIANTS``); ``limit``
+    keeps a fixed random sample of that many rows."""
+    base, *variants = name.split("+")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown dataset variant(s) {', '.join(unknown)}: choose from {', '.join(VARIANTS)}")
+    path = DATA_DIR / f"{base}.csv"
     if not path.exists():
         shown = os.path.relpath(path, Path.cwd()) if path.is_absolute() else str(path)
         raise SystemExit(
@@ -89,6 +105,15 @@ def load_dataset(name: str, limit: int | None = None, sample_seed: int = 0) -> D
         levels = tuple(s.strip() for s in (row.get("category_path") or "").split(">") if s.strip())
         if levels and all(level.lower() in UNCATEGORIZED for level in levels):
             levels = ()
+        if "2level" in variants:
+            levels = levels[:2]
+        if "mixed" in variants and levels:
+            depth = 1 + int(hashlib.sha256(" > ".join(levels[:2]).encode()).hexdigest(), 16) % 3
+            levels = levels[:depth]
+        if "nodesc" in variants:
+            row["description"] = ""
+        if "nobrand" in variants:
+            row["brand"] = ""
         attributes = {k: v for k, v in row.items() if k not in CORE_COLUMNS and v not in (None, "")}
         records.append({
             "external_id": row["external_id"], "name": row.get("name") or "", "brand": row.get("brand") or "",

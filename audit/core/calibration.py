@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from audit.core.scoring import Combiner, SignalParams, inject_mixture, score_products
+from audit.core.scoring import Combiner, Scores, SignalParams, inject_mixture, score_products
 
 
 # Share of the raw score in the confidence: makes it strictly increasing; moves it by at most this.
@@ -73,6 +73,22 @@ def fit_calibrator(raw, injected, *, correct_for_unknown_errors: bool = True) ->
     return Calibrator(x=x.tolist(), y=y.tolist(), injected_share=share)
 
 
+def score_copy(
+    *, combiner: Combiner, embeddings, taxonomy, codes, rate: float = 0.03, seed: int = 1, brands=None, texts=None,
+    device: str = "cpu", params: SignalParams | None = None, reuse: Scores | None = None,
+) -> tuple[Scores, np.ndarray]:
+    """A held-out copy of the catalog with ``rate`` of its labels moved on purpose (uniform, sibling and
+    look-alike moves), scored with ``combiner``; ``reuse``: the catalog's Scores, whose text features and
+    labelled neighbours the copy shares (``score_products``). Returns the copy's Scores and the (N,)
+    moved-on-purpose indicator."""
+    noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 202, embeddings=embeddings)
+    copy = score_products(
+        embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=combiner, seed=seed, device=device,
+        params=params, signals=combiner.signals, brands=brands, texts=texts, reuse=reuse,
+    )
+    return copy, injected
+
+
 def calibration_sample(
     *,
     embeddings,
@@ -90,13 +106,10 @@ def calibration_sample(
     """Raw scores and the injected indicator of a held-out copy (uniform, sibling and look-alike
     moves), over its labelled products: what ``calibrate`` fits. ``reuse``: the catalog's Scores,
     whose text features and labelled neighbours the copy shares (``score_products``)."""
-    noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 202, embeddings=embeddings)
-    scores = score_products(
-        embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=combiner, seed=seed, device=device,
-        params=params, signals=combiner.signals, brands=brands, texts=texts, reuse=reuse,
-    )
-    labelled = scores.labels >= 0
-    return scores.raw_score[labelled], injected[labelled]
+    copy, injected = score_copy(combiner=combiner, embeddings=embeddings, taxonomy=taxonomy, codes=codes, rate=rate,
+                                seed=seed, brands=brands, texts=texts, device=device, params=params, reuse=reuse)
+    labelled = copy.labels >= 0
+    return copy.raw_score[labelled], injected[labelled]
 
 
 def calibrate(

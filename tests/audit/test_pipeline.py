@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from audit.core.scoring import WEIGHT_DECAY_GRID
 from audit.models import Flag, Score
 from catalog.demo import generate_demo_catalog, write_csv
 from catalog.jobs import start_job
@@ -84,6 +85,8 @@ def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_
     assert len(set(exported.values())) == len(set(raw.values())) > 300
     by_raw = sorted(raw, key=raw.get)
     assert [float(exported[e]) for e in by_raw] == sorted(float(exported[e]) for e in by_raw)
+    report = run.audit_reports.latest("created_at")  # the classifiers' L2 weight was chosen on this catalog
+    assert report.stats["classifier_weight_decay"] in WEIGHT_DECAY_GRID
     queue = [f.product.external_id for f in flags.order_by("-priority", "id")]
     assert [raw[e] for e in queue] == sorted((raw[e] for e in queue), reverse=True)
 

@@ -1,6 +1,7 @@
 """The mislabel-scoring core on tiny generated catalogs: no database, seconds to run."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from audit.core import (
     taxonomy_issues,
 )
 from audit.core.calibration import fit_calibrator
+from audit.core.scoring import WEIGHT_DECAY_GRID, SignalParams, choose_weight_decay, rescore
 
 
 def clustered_catalog(seed=0, per_leaf=30, dim=16):
@@ -102,6 +104,29 @@ def test_confidence_keeps_every_distinction_of_the_raw_score():
     plain = IsotonicRegression(out_of_bounds="clip").fit(raw, injected)
     assert len(np.unique(plain.predict(raw))) < 100  # what a step function would have exported
     assert expected_calibration_error(p, injected) < 0.03
+
+
+def test_rescore_with_another_raw_score_ranks_anew_without_refitting(scored):
+    *_, scores = scored
+    names = scores.combiner.feature_names
+    alone = rescore(scores, replace(scores.combiner, score=("classifier:margin",)))
+    margin = scores.features[:, names.index("classifier:margin")]
+    labelled = scores.labels >= 0
+    np.testing.assert_allclose(alone.raw_score[labelled], 1.0 / (1.0 + np.exp(-margin[labelled])))
+    np.testing.assert_array_equal(alone.suggested, scores.suggested)  # the score ranks; it does not move fixes
+    same = rescore(scores, scores.combiner)
+    np.testing.assert_array_equal(same.raw_score, scores.raw_score)
+
+
+def test_a_small_catalog_gets_more_regularised_classifiers_than_a_large_one():
+    chosen = {}
+    for per_leaf in (20, 600):
+        emb, taxonomy, _ = clustered_catalog(per_leaf=per_leaf, dim=64)
+        emb = emb + 0.15 * np.random.default_rng(0).normal(size=emb.shape).astype(np.float32)
+        leaf_paths, labels = leaf_classes(taxonomy)
+        chosen[per_leaf] = choose_weight_decay(emb, labels, len(leaf_paths), SignalParams(n_folds=3))
+    assert set(chosen.values()) <= set(WEIGHT_DECAY_GRID)
+    assert chosen[20] >= 8e-3 and chosen[600] <= 1e-3
 
 
 def test_calibrator_divides_out_errors_it_was_not_told_about():
