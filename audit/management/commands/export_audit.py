@@ -1,8 +1,7 @@
-import csv
-
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.models import Score
+from catalog.exports import ExportWriter
 from catalog.models import Flavor
 from quantizer.services import NoActiveRun, active_run
 
@@ -28,7 +27,7 @@ class Command(BaseCommand):
             raise CommandError(f"run #{run.pk} has not been audited: run python manage.py pipeline --flavor {flavor}")
         n = 0
         with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+            writer = ExportWriter(handle)
             writer.writerow(["external_id", "label_path", "suggested_path", "confidence", "flagged"])
             for external_id, label, suggested, confidence, flagged in rows.iterator(chunk_size=5000):
                 # repr of the float: as many distinct values as the scorer's raw score (the ranking survives)

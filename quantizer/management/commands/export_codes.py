@@ -1,7 +1,6 @@
-import csv
-
 from django.core.management.base import BaseCommand, CommandError
 
+from catalog.exports import ExportWriter
 from quantizer.models import SemanticId
 
 
@@ -21,7 +20,7 @@ class Command(BaseCommand):
             raise CommandError("no active run: run python manage.py pipeline first")
         n = 0
         with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+            writer = ExportWriter(handle)
             writer.writerow(["external_id", "flavor", "semantic_id"])
             for external_id, flavor, code, token in rows.iterator(chunk_size=5000):
                 writer.writerow([external_id, flavor, f"{code}_{token}" if token else code])
