@@ -6,8 +6,12 @@ from .base import SECRET_KEY, env_bool
 DEBUG = env_bool("DEBUG", False)
 if DEBUG:
     raise ImproperlyConfigured("DEBUG must be off in production")
-if SECRET_KEY.startswith("dev-only"):
-    raise ImproperlyConfigured("set SECRET_KEY in the environment for production")
+# Django's own bar for a key (check W009: 50 characters, 5 distinct) and no placeholder words.
+_PLACEHOLDERS = ("dev-only", "insecure", "changeme", "change-me", "change_me", "secret")
+if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or any(p in SECRET_KEY.lower() for p in _PLACEHOLDERS):
+    raise ImproperlyConfigured(
+        "set SECRET_KEY in the environment for production: at least 50 random characters, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'")
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
 STORAGES = {
