@@ -272,3 +272,13 @@ def test_reimporting_an_older_file_keeps_an_accepted_fix_and_lists_the_conflict(
 
     assert forced.conflicts == [] and forced.updated == 1
     assert Product.objects.get(external_id="P1").category.path == "Pantry > Olives"
+
+
+def test_page_size_asks_for_a_smaller_page(catalog, reviewer_user):
+    client = client_for(reviewer_user)
+
+    page = client.get("/api/flags/?page_size=1").json()
+
+    assert page["count"] == 2 and len(page["results"]) == 1 and page["next"]
+    assert len(client.get("/api/flags/").json()["results"]) == 2
+    assert len(client.get("/api/products/?page_size=100000").json()["results"]) == 3  # capped, not refused
