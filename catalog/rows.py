@@ -17,6 +17,10 @@ REQUIRED_COLUMNS = ("external_id", "name", "category_path")
 KNOWN_COLUMNS = ("external_id", "name", "brand", "description", "category_path", "size")
 EXPECTED_HEADER = "external_id,name,brand,description,category_path"
 FILE_EXTENSIONS = (".csv", ".jsonl", ".ndjson")  # CSV, or JSON Lines
+# The longest value each column may hold (catalog.models uses the same numbers for its columns).
+MAX_LENGTHS = {"external_id": 200, "name": 500, "brand": 200, "size": 100}
+MAX_LEVEL_LENGTH = 200  # one level of a category path (Category.name)
+MAX_PATH_LENGTH = 1000  # the whole path, levels joined by " > " (Category.path)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,18 @@ def _validate(row: int, values: dict, seen: dict[str, int]) -> tuple[CatalogRow 
         errors.append(RowError(row, "category_path is empty"))
     elif not all(path):
         errors.append(RowError(row, f"category_path {str(raw_path)!r} has an empty level"))
+    elif max(len(level) for level in path) > MAX_LEVEL_LENGTH:
+        errors.append(RowError(row, f"category_path has a level of over {MAX_LEVEL_LENGTH} characters"))
+    elif len(PATH_SEPARATOR.join(path)) > MAX_PATH_LENGTH:
+        errors.append(RowError(row, f"category_path is over {MAX_PATH_LENGTH} characters"))
+    for column, limit in MAX_LENGTHS.items():
+        if len(str(values.get(column) or "").strip()) > limit:
+            errors.append(RowError(row, f"{column} is over {limit} characters"))
+    for key, value in values.items():
+        # PostgreSQL text and JSON cannot hold a NUL character (in JSON Lines it arrives as \u0000)
+        if any("\x00" in text or "\\u0000" in text for text in (str(key), str(value))):
+            shown = str(key).replace("\x00", "\\x00")  # the error itself is stored as text
+            errors.append(RowError(row, f"{shown} holds a NUL character"))
     if errors:
         return None, errors
     attributes = {
@@ -131,7 +147,14 @@ def _read_csv(text: str) -> tuple[list[CatalogRow], list[RowError]]:
             problems.append("an unnamed column")
         return [], [RowError(1, f"header has {'; '.join(problems)}; expected {EXPECTED_HEADER} (+ optional columns)")]
     rows, errors, seen = [], [], {}
-    for fields in reader:
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): the rest cannot be read reliably
+            errors.append(RowError(reader.line_num, f"unreadable CSV ({exc}); nothing after this row was read"))
+            break
         number = reader.line_num
         if not fields or fields == [""]:
             continue

@@ -137,6 +137,46 @@ def test_bad_row_is_reported_with_its_number_and_nothing_is_written(tmp_path, bo
     assert Product.objects.count() == 0 and Category.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "body,expected",
+    [
+        ("P1," + "n" * 501 + ",B,,A > B,,\n", "row 2: name is over 500 characters"),
+        ("P1,Milk," + "b" * 201 + ",,A > B,,\n", "row 2: brand is over 200 characters"),
+        ("P1,Milk,B,,A > " + "c" * 201 + ",,\n", "row 2: category_path has a level of over 200 characters"),
+        ("P1,Milk,B,," + " > ".join(["c" * 150] * 7) + ",,\n", "row 2: category_path is over 1000 characters"),
+        ("P1,Mi\x00lk,B,,A > B,,\n", "row 2: name holds a NUL character"),
+        ("P1,Milk,B,,A > B,,1\x00.99\n", "row 2: price holds a NUL character"),
+        ("P1,Milk,B,,A > B,," + "9" * 200_000 + "\n",
+         "row 2: unreadable CSV (field larger than field limit (131072)); nothing after this row was read"),
+    ],
+)
+@pytest.mark.django_db
+def test_oversized_and_nul_cells_are_row_errors_not_crashes(tmp_path, body, expected):
+    with pytest.raises(CatalogFileError) as excinfo:
+        import_catalog(path=write(tmp_path, HEADER + body))
+    assert expected in [str(e) for e in excinfo.value.errors]
+    assert Product.objects.count() == 0 and Category.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_nul_in_a_json_lines_attribute_key_or_nested_value_is_a_row_error(tmp_path):
+    text = ('{"external_id": "J1", "name": "Oat milk", "category_path": "Dairy > Milk", "co\\u0000lour": "red"}\n'
+            '{"external_id": "J2", "name": "Tea", "category_path": "Drinks", "tags": ["a\\u0000b"]}\n')
+    with pytest.raises(CatalogFileError) as excinfo:
+        import_catalog(path=write(tmp_path, text, "c.jsonl"))
+    assert [str(e) for e in excinfo.value.errors] == [
+        "row 1: co\\x00lour holds a NUL character", "row 2: tags holds a NUL character"]
+
+
+def test_row_limits_match_the_database_columns():
+    from catalog.rows import MAX_LENGTHS, MAX_LEVEL_LENGTH, MAX_PATH_LENGTH
+
+    for column, limit in MAX_LENGTHS.items():
+        assert Product._meta.get_field(column).max_length == limit
+    assert Category._meta.get_field("name").max_length == MAX_LEVEL_LENGTH
+    assert Category._meta.get_field("path").max_length == MAX_PATH_LENGTH
+
+
 @pytest.mark.django_db
 def test_every_bad_row_is_reported_not_only_the_first(tmp_path):
     path = write(tmp_path, HEADER + "P1,,B,,A,,\nP2,Tea,B,,,,\nP3,Good,B,,A,,\n")
