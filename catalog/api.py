@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from audit.permissions import IsAdmin, IsReviewer
 from catalog.embeddings import similar_products
+from catalog.jobs import fail_abandoned_jobs, retry_job
 from catalog.models import PATH_SEPARATOR, Category, Flavor, Job, Product
 from catalog.rows import FILE_EXTENSIONS as UPLOAD_EXTENSIONS
 from catalog.services import start_upload_import
@@ -168,6 +169,21 @@ class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gene
     queryset = Job.objects.select_related("created_by").order_by("-created_at", "-id")
     serializer_class = JobSerializer
     filterset_fields = ["kind", "status"]
+
+    def get_queryset(self):
+        fail_abandoned_jobs()  # a job whose worker died reads as failed
+        return super().get_queryset()
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    @action(detail=True, methods=["post"], pagination_class=None)
+    def retry(self, request, pk=None):
+        """Queue a failed job again as a new job with the same parameters."""
+        job = self.get_object()
+        try:
+            again = retry_job(job=job, user=request.user)
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(JobSerializer(again).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ImportView(APIView):

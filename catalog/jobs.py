@@ -6,14 +6,24 @@ result. The task only loads the job and calls `run_job`; the work lives in servi
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.dispatch import Signal
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from catalog.models import Job
+
+# Sent once for each job found abandoned (its worker died), with the job as `job`: an app whose
+# records a job had under way (a training run) marks them failed too.
+job_abandoned = Signal()
 
 JOB_KINDS: dict[str, str] = {
     "import": "catalog.services.import_job",
@@ -44,7 +54,7 @@ class ProgressReporter:
         if now - self.last < self.interval and fraction < 1.0:
             return
         self.last = now
-        fields = {"progress": fraction}
+        fields = {"progress": fraction, "updated_at": timezone.now()}
         if message is not None:
             fields["message"] = message[:500]
         Job.objects.filter(pk=self.job.pk).update(**fields)
@@ -62,13 +72,16 @@ def start_job(*, kind: str, params: dict, user=None) -> Job:
 
 
 def run_job(*, job_id: int, progress_factory: Callable[[Job], Callable] = ProgressReporter) -> Job:
-    job = Job.objects.select_related("created_by").get(pk=job_id)
-    if job.status in (Job.Status.SUCCEEDED, Job.Status.RUNNING):
-        return job  # a redelivered message; the work is done or under way
-    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, message="started")
+    fail_abandoned_jobs()
+    with transaction.atomic():
+        job = Job.objects.select_for_update(of=("self",)).select_related("created_by").get(pk=job_id)
+        if job.status != Job.Status.QUEUED:
+            return job  # a redelivered message: done, failed (retry makes a new job) or under way elsewhere
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, message="started", updated_at=timezone.now())
     service = import_string(JOB_KINDS[job.kind])
     try:
-        result = service(params=job.params, user=job.created_by, progress=progress_factory(job))
+        with heartbeat(job):
+            result = service(params=job.params, user=job.created_by, progress=progress_factory(job))
     except JobFailed as exc:
         _finish(job, Job.Status.FAILED, str(exc), {"error": str(exc), **exc.details})
     except Exception as exc:  # a crash is reported on the job, and re-raised for the worker log
@@ -80,8 +93,57 @@ def run_job(*, job_id: int, progress_factory: Callable[[Job], Callable] = Progre
     return job
 
 
+@contextmanager
+def heartbeat(job: Job):
+    """While the block runs, a thread touches the job's `updated_at` every SEMID_JOB_HEARTBEAT_SECONDS,
+    so a job whose worker died (no heartbeat) can be told from a long step that reports no progress."""
+    stop = threading.Event()
+
+    def beat():
+        try:
+            while not stop.wait(settings.SEMID_JOB_HEARTBEAT_SECONDS):
+                Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(updated_at=timezone.now())
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"job-{job.pk}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def fail_abandoned_jobs() -> list[Job]:
+    """Mark failed every running job without a heartbeat for SEMID_JOB_STALE_SECONDS (its worker was
+    killed or ran out of memory) and send `job_abandoned` for each. Pages and workers call it, so a
+    dead job reads as failed within about a minute and can be retried."""
+    close_old_connections()
+    cutoff = timezone.now() - timedelta(seconds=settings.SEMID_JOB_STALE_SECONDS)
+    abandoned = []
+    with transaction.atomic():
+        for job in Job.objects.select_for_update(skip_locked=True).filter(status=Job.Status.RUNNING,
+                                                                          updated_at__lt=cutoff):
+            message = (f"the worker stopped during this job (no heartbeat for {settings.SEMID_JOB_STALE_SECONDS:g} s);"
+                       " retry it")
+            Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED, message=message,
+                                                 result={**job.result, "error": message}, updated_at=timezone.now())
+            abandoned.append(job)
+        for job in abandoned:
+            job_abandoned.send(sender=Job, job=job)
+    return abandoned
+
+
+def retry_job(*, job: Job, user=None) -> Job:
+    """Queue a failed job again as a new job (same kind and parameters); the failed one stays in the history."""
+    if job.status != Job.Status.FAILED:
+        raise ValueError(f"job #{job.pk} is {job.status}: only a failed job can be retried")
+    return start_job(kind=job.kind, params={**job.params, "retry_of": job.pk}, user=user or job.created_by)
+
+
 def _finish(job: Job, status: str, message: str, result: dict, progress: float | None = None) -> None:
-    fields = {"status": status, "message": message[:500], "result": result}
+    fields = {"status": status, "message": message[:500], "result": result, "updated_at": timezone.now()}
     if progress is not None:
         fields["progress"] = progress
     with transaction.atomic():

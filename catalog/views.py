@@ -9,6 +9,7 @@ from audit.models import Flag
 from audit.selectors import category_history
 from catalog.embeddings import similar_products
 from catalog.forms import ImportForm, leaf_categories
+from catalog.jobs import fail_abandoned_jobs, retry_job
 from catalog.models import Flavor, Job, Product
 from catalog.services import start_upload_import
 from quantizer.clusters import prefix_levels
@@ -60,8 +61,22 @@ def import_page(request):
     return render(request, "catalog/import.html", {"form": form, "jobs": jobs})
 
 
+@require_http_methods(["POST"])
+@admin_required
+def job_retry(request, pk):
+    job = get_object_or_404(Job, pk=pk)
+    try:
+        again = retry_job(job=job, user=request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect("job", pk=job.pk)
+    messages.info(request, f"Job #{job.pk} queued again as job #{again.pk}.")
+    return redirect("job", pk=again.pk)
+
+
 @admin_required
 def job_detail(request, pk):
+    fail_abandoned_jobs()
     job = get_object_or_404(Job.objects.select_related("created_by"), pk=pk)
     template = "catalog/_job_status.html" if request.htmx else "catalog/job.html"
     return render(request, template, {"job": job, "finished": job.status in (Job.Status.SUCCEEDED, Job.Status.FAILED)})

@@ -18,6 +18,7 @@ urlpatterns = [
     path("products/<int:pk>/", catalog_views.product_detail, name="product"),
     path("import/", catalog_views.import_page, name="import"),
     path("jobs/<int:pk>/", catalog_views.job_detail, name="job"),
+    path("jobs/<int:pk>/retry/", catalog_views.job_retry, name="job-retry"),
     path("clusters/", quantizer_views.clusters, name="clusters"),
     path("runs/", quantizer_views.runs, name="runs"),
     path("runs/pipeline/", quantizer_views.run_pipeline, name="ui-run-pipeline"),

@@ -359,6 +359,15 @@ def code_for_record(*, record: dict, flavor: str) -> dict:
     }
 
 
+def fail_runs_of_abandoned_job(*, job, **kwargs) -> int:
+    """A job's worker died: the runs it had under way (its run, or those it created) are failed. The
+    active run is never touched: activation is the last step of a run that succeeded."""
+    unfinished = QuantizerRun.objects.filter(status__in=[QuantizerRun.Status.QUEUED, QuantizerRun.Status.RUNNING])
+    runs = unfinished.filter(Q(pk=job.params.get("run_id", -1)) | Q(created_at__gte=job.created_at))
+    return runs.update(status=QuantizerRun.Status.FAILED, message=f"job #{job.pk}'s worker stopped; retry the job",
+                       finished_at=timezone.now())
+
+
 def train_job(*, params: dict, user=None, progress=None) -> dict:
     run = QuantizerRun.objects.get(pk=params["run_id"])
     train_run(run=run, progress=progress, activate=params.get("activate", True))

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from audit.decorators import admin_required, reviewer_required
 from audit.models import AuditReport
 from catalog.forms import PipelineForm
-from catalog.jobs import start_job
+from catalog.jobs import fail_abandoned_jobs, start_job
 from catalog.models import Flavor, Job
 from quantizer.clusters import cluster_children, locate_product, prefix_levels, purity_colour
 from quantizer.models import QuantizerRun
@@ -51,6 +51,7 @@ def clusters(request):
 
 
 def _runs_status_context():
+    fail_abandoned_jobs()  # a job whose worker died reads as failed, not running for ever
     runs = list(QuantizerRun.objects.defer(*RUN_FIELDS_DEFERRED).select_related("created_by")[:12])
     jobs = list(Job.objects.select_related("created_by")[:10])
     busy = any(r.status in (QuantizerRun.Status.QUEUED, QuantizerRun.Status.RUNNING) for r in runs) or any(

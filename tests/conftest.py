@@ -19,39 +19,47 @@ ARTIFACTS = ROOT / "test-artifacts"
 def celery_worker_process(django_db_setup, django_db_blocker):
     """One real worker for the session, bound to the test database and to a queue of its own,
     so a worker of another test session or of `make demo` never takes these tasks."""
-    from django.conf import settings
-
     from config.celery import app
 
     queue = f"semid-test-{os.getpid()}"
     app.conf.task_default_queue = queue  # this process (and the live server in it) sends there
-    hostname = f"test-{os.getpid()}@{os.uname().nodename}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "SEMID_DB_NAME": settings.DATABASES["default"]["NAME"],
-        "PYTHONUNBUFFERED": "1",
-        "SEMID_TEST_CELERY_QUEUE": queue,
-    }
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "celery-worker.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "-Q", queue, "--hostname", hostname],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while not app.control.ping(timeout=0.5, destination=[hostname]):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"celery worker did not start; see {ARTIFACTS / 'celery-worker.log'}")
+    proc = spawn_worker(queue, f"test-{os.getpid()}", ARTIFACTS / "celery-worker.log")
     yield proc
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+
+
+def spawn_worker(queue: str, name: str, log_path: Path, **extra_env) -> subprocess.Popen:
+    """A real Celery worker process on `queue`, bound to the test database; returns once it answers a ping."""
+    from django.conf import settings
+
+    from config.celery import app
+
+    hostname = f"{name}@{os.uname().nodename}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "SEMID_DB_NAME": settings.DATABASES["default"]["NAME"],
+        "PYTHONUNBUFFERED": "1",
+        "SEMID_TEST_CELERY_QUEUE": queue,
+        **extra_env,
+    }
+    log_path.parent.mkdir(exist_ok=True)
+    with open(log_path, "w") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
+             "--without-gossip", "--without-mingle", "-Q", queue, "--hostname", hostname],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while not app.control.ping(timeout=0.5, destination=[hostname]):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"celery worker did not start; see {log_path}")
+    return proc
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from catalog.models import Product
 from quantizer.models import QuantizerRun
@@ -123,3 +124,22 @@ def test_an_import_with_an_active_run_codes_the_new_products_and_queues_its_audi
     assert finished["status"] == "failed", finished
     assert finished["message"] == (f"audit of run #{trained_run.pk} not possible: scoring needs at least 20 "
                                    "categorized products (5 folds of 4); this catalog has 2"), finished
+
+
+def test_a_failed_job_is_retried_as_a_new_job_and_only_a_failed_one(worker, admin_user, reviewer_user):
+    from catalog.models import Job
+
+    failed = Job.objects.create(kind="import", params={"path": "/nonexistent/catalog.csv"}, status="failed",
+                                message="file not found")
+    done = Job.objects.create(kind="import", params={}, status="succeeded")
+
+    response = client_for(admin_user).post(f"/api/jobs/{failed.pk}/retry/")
+    answered = timezone.now()
+
+    assert response.status_code == 202
+    again = wait_for(lambda: Job.objects.filter(pk=response.json()["id"], status__in=["succeeded", "failed"]).first())
+    assert again.pk != failed.pk and again.params == {"path": "/nonexistent/catalog.csv", "retry_of": failed.pk}
+    assert again.status == "failed" and "file not found" in again.result["errors"][0]  # ran again, on the worker
+    assert again.updated_at > answered  # the job row says when it last changed, not when it was created
+    assert client_for(admin_user).post(f"/api/jobs/{done.pk}/retry/").status_code == 409
+    assert client_for(reviewer_user).post(f"/api/jobs/{failed.pk}/retry/").status_code == 403

@@ -21,13 +21,15 @@ class Command(BaseCommand):
         logs = settings.SEMID_HOME / "logs"
         logs.mkdir(exist_ok=True)
         worker_log = open(logs / "worker.log", "a")
-        children = [
-            subprocess.Popen(
+
+        def start_worker():
+            return subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
                  "--without-gossip", "--without-mingle"],
                 stdout=worker_log, stderr=subprocess.STDOUT,
             )
-        ]
+
+        children = [start_worker()]
         self.stdout.write(f"worker started (log: {logs / 'worker.log'})")
         flavors = missing_flavors()
         if flavors:
@@ -40,7 +42,12 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, interrupt)
         try:
-            while all(child.poll() is None for child in children):
+            while children[1].poll() is None:
+                if children[0].poll() is not None:  # killed, out of memory: the demo keeps going
+                    self.stdout.write(self.style.WARNING(
+                        f"the worker stopped (exit {children[0].returncode}); starting another. Its job is marked "
+                        "failed within a minute and can be retried from its page."))
+                    children[0] = start_worker()
                 time.sleep(1)
         except KeyboardInterrupt:
             pass

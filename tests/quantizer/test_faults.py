@@ -1,0 +1,97 @@
+"""A worker SIGKILLed mid-training and mid-audit: its job is marked failed once its heartbeat stops,
+the active run is untouched, and retrying the job succeeds (real PostgreSQL, Redis and workers)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from audit.models import AuditReport
+from catalog.demo import generate_demo_catalog, write_csv
+from catalog.embeddings import embed_products
+from catalog.jobs import fail_abandoned_jobs, retry_job
+from catalog.models import Job
+from catalog.services import import_catalog
+from catalog.tasks import run_job_task
+from quantizer.models import QuantizerRun, SemanticId
+from quantizer.services import create_run, train_run
+from tests.conftest import ARTIFACTS, spawn_worker, wait_for
+
+
+def run_on_a_worker_then_kill_it(job: Job, when, name: str) -> None:
+    """Send `job` to a worker of its own (heartbeat every 0.5 s), SIGKILL it once `when()` holds."""
+    queue = f"semid-doomed-{name}-{os.getpid()}"
+    proc = spawn_worker(queue, f"{name}-{os.getpid()}", ARTIFACTS / f"celery-{name}.log",
+                        SEMID_JOB_HEARTBEAT_SECONDS="0.5")
+    try:
+        run_job_task.apply_async((job.pk,), queue=queue)
+        wait_for(when, timeout=300, interval=0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def reap(settings, job: Job) -> Job:
+    settings.SEMID_JOB_STALE_SECONDS = 2  # the killed worker's heartbeat was every 0.5 s
+    wait_for(lambda: fail_abandoned_jobs() or Job.objects.get(pk=job.pk).status == Job.Status.FAILED, timeout=30)
+    settings.SEMID_JOB_STALE_SECONDS = 60  # the live session worker beats every 10 s
+    return Job.objects.get(pk=job.pk)
+
+
+@pytest.fixture
+def coded_catalog(tmp_path, worker):
+    write_csv(generate_demo_catalog(n_products=300, seed=4), tmp_path / "demo.csv")
+    import_catalog(path=tmp_path / "demo.csv")
+    embed_products(flavor="precision")
+    return train_run(run=create_run(flavor="precision"))
+
+
+def codes_of(run) -> dict:
+    return dict(SemanticId.objects.filter(run=run).values_list("product_id", "code"))
+
+
+def test_a_worker_killed_mid_training_fails_its_job_keeps_the_active_run_and_the_retry_succeeds(
+        coded_catalog, settings):
+    active, codes = coded_catalog, codes_of(coded_catalog)
+    run = create_run(flavor="precision")
+    job = Job.objects.create(kind="train", params={"run_id": run.pk})
+
+    run_on_a_worker_then_kill_it(
+        job, lambda: QuantizerRun.objects.filter(pk=run.pk, message__startswith="epoch").exists(), "training")
+    assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING  # nobody says otherwise yet
+    job = reap(settings, job)
+
+    assert job.status == Job.Status.FAILED and "worker stopped" in job.message
+    run.refresh_from_db()
+    assert run.status == QuantizerRun.Status.FAILED and not run.is_active
+    assert QuantizerRun.objects.get(is_active=True, flavor="precision") == active
+    assert codes_of(active) == codes
+
+    again = retry_job(job=job)
+    again = wait_for(lambda: Job.objects.filter(pk=again.pk, status__in=["succeeded", "failed"]).first(), timeout=300)
+    assert again.status == Job.Status.SUCCEEDED, again.result
+    assert again.params == {"run_id": run.pk, "retry_of": job.pk}
+    run.refresh_from_db()
+    assert run.status == QuantizerRun.Status.SUCCEEDED and run.is_active
+    assert len(codes_of(run)) == len(codes)
+
+
+def test_a_worker_killed_mid_audit_fails_its_job_and_the_retry_writes_the_report(coded_catalog, settings):
+    active = coded_catalog
+    job = Job.objects.create(kind="audit", params={"run_id": active.pk})
+
+    run_on_a_worker_then_kill_it(
+        job, lambda: Job.objects.filter(pk=job.pk, message__in=["scoring", "calibrating"]).exists(), "auditing")
+    job = reap(settings, job)
+
+    assert job.status == Job.Status.FAILED
+    assert not AuditReport.objects.filter(run=active).exists()
+    assert QuantizerRun.objects.get(pk=active.pk).is_active
+
+    again = retry_job(job=job)
+    again = wait_for(lambda: Job.objects.filter(pk=again.pk, status__in=["succeeded", "failed"]).first(), timeout=300)
+    assert again.status == Job.Status.SUCCEEDED, again.result
+    assert AuditReport.objects.filter(run=active).count() == 1
