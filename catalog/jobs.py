@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -119,7 +119,6 @@ def fail_abandoned_jobs() -> list[Job]:
     """Mark failed every running job without a heartbeat for SEMID_JOB_STALE_SECONDS (its worker was
     killed or ran out of memory) and send `job_abandoned` for each. Pages and workers call it, so a
     dead job reads as failed within about a minute and can be retried."""
-    close_old_connections()
     cutoff = timezone.now() - timedelta(seconds=settings.SEMID_JOB_STALE_SECONDS)
     abandoned = []
     with transaction.atomic():
