@@ -143,3 +143,18 @@ def test_schema_and_docs(reviewer_user):
                  "/api/imports/", "/api/token/"):
         assert path in text
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_api_docs_load_their_assets_from_this_server_not_a_cdn(reviewer_user):
+    import re
+
+    from django.conf import settings
+    from django.contrib.staticfiles import finders
+
+    html = client_for(reviewer_user).get("/api/docs/").content.decode()
+
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets), assets
+    assert not [a for a in assets if "//" in a]  # nothing from another host: the page works offline
+    for asset in assets:
+        assert finders.find(asset.removeprefix(settings.STATIC_URL)), asset
