@@ -83,6 +83,9 @@ class JobSerializer(serializers.ModelSerializer):
 
 class ImportSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="a catalog file: .csv or .jsonl (see the import format)")
+    allow_new_categories = serializers.BooleanField(
+        default=False, help_text="create the categories the file names that the taxonomy lacks (listed in the job's "
+                                 "result); otherwise an unknown path is a row error")
     overwrite = serializers.BooleanField(
         default=False, help_text="move products whose category was changed since their last import "
                                  "(by a reviewer, an admin or the API); otherwise such rows are listed as conflicts")
@@ -197,6 +200,7 @@ class ImportView(APIView):
         serializer = ImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         job = start_upload_import(upload=serializer.validated_data["file"], user=request.user,
-                                  overwrite=serializer.validated_data["overwrite"])
+                                  overwrite=serializer.validated_data["overwrite"],
+                                  allow_new_categories=serializer.validated_data["allow_new_categories"])
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -29,6 +29,10 @@ class CategoryPathField(forms.CharField):
 class ImportForm(forms.Form):
     file = forms.FileField(label="Catalog file (CSV or JSON Lines)",
                            widget=forms.ClearableFileInput(attrs={"accept": ",".join(UPLOAD_EXTENSIONS)}))
+    allow_new_categories = forms.BooleanField(
+        required=False, label="Create the categories the file names that the taxonomy lacks",
+        help_text="Unchecked, an unknown category path is a row error (with a \"did you mean\" for a near miss), "
+                  "so a typo never creates a category. Every category created is listed on the job page.")
     overwrite = forms.BooleanField(
         required=False, label="Overwrite category changes made since the last import",
         help_text="Unchecked, a row that would move a product a reviewer (or an admin) has moved since is "

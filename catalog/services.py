@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+import difflib
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pghistory
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from catalog.models import Category, Product, ProductCategoryEvent
-from catalog.rows import PATH_SEPARATOR, CatalogRow, read_catalog
+from catalog.rows import PATH_SEPARATOR, CatalogFileError, CatalogRow, RowError, read_catalog
 
 Progress = Callable[[int, int], None]
 BATCH = 2000
@@ -42,20 +44,22 @@ class ImportResult:
     categories_created: int
     changed_ids: list[int] = field(default_factory=list, repr=False)  # created or updated products
     conflicts: list[ImportConflict] = field(default_factory=list)
+    created_categories: list[str] = field(default_factory=list)  # paths of the categories this import added
 
     def as_dict(self) -> dict:
         result = {k: v for k, v in asdict(self).items() if k not in ("changed_ids", "conflicts")}
         return {**result, "conflicts": [str(c) for c in self.conflicts]}
 
 
-def ensure_categories(paths: Iterable[tuple[str, ...]]) -> tuple[dict[str, Category], int]:
-    """Return {path string: Category} for every path and prefix, creating missing nodes level by level."""
+def ensure_categories(paths: Iterable[tuple[str, ...]]) -> tuple[dict[str, Category], list[str]]:
+    """Return {path string: Category} for every path and prefix, creating missing nodes level by level,
+    and the paths created."""
     wanted: dict[str, tuple[str, ...]] = {}
     for levels in paths:
         for depth in range(1, len(levels) + 1):
             wanted.setdefault(PATH_SEPARATOR.join(levels[:depth]), levels[:depth])
     by_path = {c.path: c for c in Category.objects.filter(path__in=list(wanted))}
-    created = 0
+    created = []
     for depth in sorted({len(v) for v in wanted.values()}):
         new = [
             Category(
@@ -69,8 +73,8 @@ def ensure_categories(paths: Iterable[tuple[str, ...]]) -> tuple[dict[str, Categ
         ]
         for category in Category.objects.bulk_create(new, batch_size=BATCH):
             by_path[category.path] = category
-        created += len(new)
-    return by_path, created
+        created += [category.path for category in new]
+    return by_path, sorted(created)
 
 
 def _product_values(row: CatalogRow, category_id: int) -> dict:
@@ -82,6 +86,50 @@ def _product_values(row: CatalogRow, category_id: int) -> dict:
         "attributes": row.attributes,
         "category_id": category_id,
     }
+
+
+def check_category_paths(rows: list[CatalogRow], *, allow_new_categories: bool = False) -> list[CatalogRow]:
+    """The rows with each category path spelled as the taxonomy spells it (levels matched without
+    regard to case, so `dairy > milk` files under `Dairy > Milk`), or CatalogFileError listing every row
+    whose path the taxonomy cannot take:
+
+    - an unknown path, while the taxonomy has categories and new ones are not allowed (with a "did you
+      mean" for a near miss): a typo must not create a category silently;
+    - a path with sub-categories (in the taxonomy or in the file): products are filed on leaves;
+    - a new path under a leaf that holds products: they would be left on a non-leaf.
+    """
+    existing = dict(Category.objects.annotate(n_products=Count("products")).values_list("path", "n_products"))
+    spelled = {path.lower(): path for path in existing}
+    with_children = {path.rsplit(PATH_SEPARATOR, 1)[0] for path in existing if PATH_SEPARATOR in path}
+    resolved = []
+    for row in rows:
+        levels = []
+        for depth, level in enumerate(row.category_path, start=1):
+            known = spelled.get(PATH_SEPARATOR.join(row.category_path[:depth]).lower())
+            levels.append(known.rsplit(PATH_SEPARATOR, 1)[-1] if known else level)
+            spelled.setdefault(PATH_SEPARATOR.join(levels).lower(), PATH_SEPARATOR.join(levels))  # first spelling wins
+        resolved.append(replace(row, category_path=tuple(levels)))
+    in_file = {PATH_SEPARATOR.join(r.category_path[:d]) for r in resolved for d in range(1, len(r.category_path))}
+    leaves = sorted(p for p in existing if p not in with_children)
+    errors = []
+    for row in resolved:
+        path = PATH_SEPARATOR.join(row.category_path)
+        if path in with_children or path in in_file:
+            errors.append(RowError(row.row, f"category {path!r} has sub-categories: file the product under one of them"))
+        elif path not in existing:
+            if existing and not allow_new_categories:
+                near = difflib.get_close_matches(path, leaves, n=1, cutoff=0.8)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                errors.append(RowError(row.row, f"unknown category {path!r}{hint} (allow new categories to create it)"))
+                continue
+            ancestors = [PATH_SEPARATOR.join(row.category_path[:d]) for d in range(1, len(row.category_path))]
+            full = [a for a in ancestors if existing.get(a) and a not in with_children]
+            if full:
+                errors.append(RowError(row.row, f"category {full[-1]!r} holds products: a sub-category under it "
+                                                "would leave them on a non-leaf category"))
+    if errors:
+        raise CatalogFileError(errors)
+    return resolved
 
 
 def moved_since_import(product_ids: list[int]) -> dict[int, str]:
@@ -104,14 +152,17 @@ def moved_since_import(product_ids: list[int]) -> dict[int, str]:
 
 @transaction.atomic
 def import_rows(
-    *, rows: list[CatalogRow], user=None, progress: Progress | None = None, overwrite: bool = False
+    *, rows: list[CatalogRow], user=None, progress: Progress | None = None, overwrite: bool = False,
+    allow_new_categories: bool = False,
 ) -> ImportResult:
     """Create or update products by external id, in bulk; one transaction for the whole file.
 
     A row that would change the category of a product moved since its last import (by a reviewer,
-    an undo, the admin or the API) is kept out and listed as a conflict, unless `overwrite`."""
+    an undo, the admin or the API) is kept out and listed as a conflict, unless `overwrite`. Category
+    paths are checked first (``check_category_paths``); new ones are listed in the result."""
+    rows = check_category_paths(rows, allow_new_categories=allow_new_categories)
     with pghistory.context(user=getattr(user, "pk", None), source="import"):
-        categories, categories_created = ensure_categories(r.category_path for r in rows)
+        categories, created_paths = ensure_categories(r.category_path for r in rows)
         existing: dict[str, Product] = {}
         ids = [r.external_id for r in rows]
         for start in range(0, len(ids), 10000):
@@ -164,18 +215,21 @@ def import_rows(
         created=len(to_create),
         updated=len(to_update),
         unchanged=unchanged,
-        categories_created=categories_created,
+        categories_created=len(created_paths),
+        created_categories=created_paths,
         changed_ids=[p.pk for p in to_create] + [p.pk for p in to_update],
         conflicts=conflicts,
     )
 
 
 def import_catalog(
-    *, path: str | Path, user=None, progress: Progress | None = None, overwrite: bool = False
+    *, path: str | Path, user=None, progress: Progress | None = None, overwrite: bool = False,
+    allow_new_categories: bool = False,
 ) -> ImportResult:
     """Validate the whole file (raising CatalogFileError with every bad row), then import it."""
     rows = read_catalog(path)
-    return import_rows(rows=rows, user=user, progress=progress, overwrite=overwrite)
+    return import_rows(rows=rows, user=user, progress=progress, overwrite=overwrite,
+                       allow_new_categories=allow_new_categories)
 
 
 @transaction.atomic
@@ -190,15 +244,15 @@ def move_product(*, product: Product, category: Category | None, user=None, sour
 def import_job(*, params: dict, user=None, progress=None) -> dict:
     """Job service for uploads: validate, import, and report every bad row on failure."""
     from catalog.jobs import JobFailed
-    from catalog.rows import CatalogFileError
 
     try:
-        rows = read_catalog(params["path"])
+        result = import_catalog(path=params["path"], user=user, progress=progress,
+                                overwrite=bool(params.get("overwrite")),
+                                allow_new_categories=bool(params.get("allow_new_categories")))
     except CatalogFileError as exc:
         raise JobFailed(
             f"{len(exc.errors)} bad row(s), nothing imported", {"errors": [str(e) for e in exc.errors]}
         ) from None
-    result = import_rows(rows=rows, user=user, progress=progress, overwrite=bool(params.get("overwrite")))
     assigned, audits = assign_and_audit(product_ids=result.changed_ids, user=user)
     return {**result.as_dict(), "assigned": assigned, "audit_jobs": audits, "filename": params.get("filename", "")}
 
@@ -219,7 +273,7 @@ def assign_and_audit(*, product_ids: list[int], user=None) -> tuple[int, list[in
     return assigned, [job.pk for job in jobs]
 
 
-def start_upload_import(*, upload, user=None, overwrite: bool = False):
+def start_upload_import(*, upload, user=None, overwrite: bool = False, allow_new_categories: bool = False):
     """Save an uploaded catalog file under SEMID_HOME/uploads and queue its import job."""
     import uuid
 
@@ -233,4 +287,5 @@ def start_upload_import(*, upload, user=None, overwrite: bool = False):
     with path.open("wb") as handle:
         for chunk in upload.chunks():
             handle.write(chunk)
-    return start_job(kind="import", params={"path": str(path), "filename": upload.name, "overwrite": overwrite}, user=user)
+    return start_job(kind="import", params={"path": str(path), "filename": upload.name, "overwrite": overwrite,
+                                          "allow_new_categories": allow_new_categories}, user=user)

@@ -54,7 +54,8 @@ def import_page(request):
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        job = start_upload_import(upload=upload, user=request.user, overwrite=form.cleaned_data["overwrite"])
+        job = start_upload_import(upload=upload, user=request.user, overwrite=form.cleaned_data["overwrite"],
+                                  allow_new_categories=form.cleaned_data["allow_new_categories"])
         messages.info(request, f"Importing {upload.name}…")
         return redirect("job", pk=job.pk)
     jobs = Job.objects.filter(kind="import").select_related("created_by")[:10]

@@ -63,7 +63,7 @@ def test_changed_row_updates_in_place_and_category_move_is_in_history(tmp_path):
     import_catalog(path=write(tmp_path, GOOD))
     moved = GOOD.replace("Pantry > Spreads > Tapenade", "Pantry > Olives > Tapenade")
 
-    result = import_catalog(path=write(tmp_path, moved))
+    result = import_catalog(path=write(tmp_path, moved), allow_new_categories=True)
 
     assert (result.created, result.updated, result.unchanged) == (0, 1, 2)
     product = Product.objects.get(external_id="P3")
@@ -79,17 +79,18 @@ def test_a_file_moves_a_product_again_only_after_its_move_by_hand_is_overwritten
     path = write(tmp_path, GOOD)
     import_catalog(path=path)
     product = Product.objects.get(external_id="P3")
-    olives = Category.objects.get(path="Pantry > Olives")
+    olives = Category.objects.get(path="Pantry > Olives > Black Olives")
     move_product(product=product, category=olives, source="api")
 
     kept = import_catalog(path=path)
     assert Product.objects.get(external_id="P3").category == olives
     assert [str(c) for c in kept.conflicts] == [
-        "row 4: P3 is in Pantry > Olives since api; the file says Pantry > Spreads > Tapenade (kept, not imported)"]
+        "row 4: P3 is in Pantry > Olives > Black Olives since api; the file says Pantry > Spreads > Tapenade "
+        "(kept, not imported)"]
 
     import_catalog(path=path, overwrite=True)
     assert Product.objects.get(external_id="P3").category.path == "Pantry > Spreads > Tapenade"
-    moved_by_file = GOOD.replace("Pantry > Spreads > Tapenade", "Pantry > Olives")
+    moved_by_file = GOOD.replace("Pantry > Spreads > Tapenade", "Pantry > Olives > Black Olives")
     assert import_catalog(path=write(tmp_path, moved_by_file)).conflicts == []  # the last word was an import
     assert Product.objects.get(external_id="P3").category == olives
 
@@ -245,8 +246,72 @@ def test_imported_products_get_codes_from_the_active_run(tmp_path):
     run = train_run(run=create_run(flavor="precision"))
     assert run.is_active and SemanticId.objects.filter(run=run).count() == 80
 
-    call_command("import_catalog", str(write(tmp_path, GOOD)), verbosity=0)
+    call_command("import_catalog", str(write(tmp_path, GOOD)), "--allow-new-categories", verbosity=0)
 
     coded = SemanticId.objects.filter(run=run, product__external_id__in=["P1", "P2", "P3"])
     assert coded.count() == 3
     assert all(len(s.codes) == len(run.config["codebook_sizes"]) for s in coded)
+
+
+@pytest.mark.django_db
+def test_an_unknown_path_is_refused_with_a_did_you_mean_unless_new_categories_are_allowed(tmp_path):
+    import_catalog(path=write(tmp_path, GOOD))
+    typo = HEADER + "P9,Grana Padano,Zanetti,,Dairy > Cheese > Hard Chese,,\nP10,Rocket fuel,X,,Spaceship > Fuel,,\n"
+
+    with pytest.raises(CatalogFileError) as excinfo:
+        import_catalog(path=write(tmp_path, typo))
+
+    assert [str(e) for e in excinfo.value.errors] == [
+        "row 2: unknown category 'Dairy > Cheese > Hard Chese'; did you mean 'Dairy > Cheese > Hard Cheese'? "
+        "(allow new categories to create it)",
+        "row 3: unknown category 'Spaceship > Fuel' (allow new categories to create it)",
+    ]
+    assert not Product.objects.filter(external_id__in=["P9", "P10"]).exists()
+    assert Category.objects.count() == 8
+
+    allowed = import_catalog(path=write(tmp_path, typo), allow_new_categories=True)
+    assert allowed.created_categories == ["Dairy > Cheese > Hard Chese", "Spaceship", "Spaceship > Fuel"]
+
+
+@pytest.mark.django_db
+def test_a_case_variant_path_files_under_the_existing_category(tmp_path):
+    import_catalog(path=write(tmp_path, GOOD))
+    result = import_catalog(path=write(tmp_path, HEADER + "P9,Grana Padano,Zanetti,,dairy > CHEESE > hard cheese,,\n"))
+    assert result.created_categories == [] and Category.objects.count() == 8
+    assert Product.objects.get(external_id="P9").category.path == "Dairy > Cheese > Hard Cheese"
+
+
+@pytest.mark.parametrize(
+    "body,expected",
+    [
+        ("P9,Cheese,B,,Dairy > Cheese,,\n",
+         "row 2: category 'Dairy > Cheese' has sub-categories: file the product under one of them"),
+        ("P9,Parmesan,B,,Dairy > Cheese > Hard Cheese > Parmesan,,\n",
+         "row 2: category 'Dairy > Cheese > Hard Cheese' holds products: a sub-category under it would leave them "
+         "on a non-leaf category"),
+        ("P9,Tea,B,,Drinks > Tea,,\nP10,Green tea,B,,Drinks > Tea > Green,,\n",
+         "row 2: category 'Drinks > Tea' has sub-categories: file the product under one of them"),
+    ],
+)
+@pytest.mark.django_db
+def test_products_are_filed_on_leaves_only(tmp_path, body, expected):
+    import_catalog(path=write(tmp_path, GOOD))
+    with pytest.raises(CatalogFileError) as excinfo:
+        import_catalog(path=write(tmp_path, HEADER + body), allow_new_categories=True)
+    assert [str(e) for e in excinfo.value.errors] == [expected]
+    assert Category.objects.count() == 8 and Product.objects.count() == 3
+
+
+def test_an_upload_job_lists_the_categories_it_created(tmp_path, worker, admin_user):
+    from catalog.jobs import start_job
+
+    import_catalog(path=write(tmp_path, GOOD))
+    path = write(tmp_path, HEADER + "P9,Rocket fuel,X,,Spaceship > Fuel,,\n")
+    refused = start_job(kind="import", params={"path": str(path)}, user=admin_user)
+    allowed = start_job(kind="import", params={"path": str(path), "allow_new_categories": True}, user=admin_user)
+
+    refused, allowed = (wait_for(lambda j=j: Job.objects.filter(pk=j.pk, status__in=["succeeded", "failed"]).first())
+                        for j in (refused, allowed))
+    assert refused.status == "failed" and refused.result["errors"] == [
+        "row 2: unknown category 'Spaceship > Fuel' (allow new categories to create it)"]
+    assert allowed.status == "succeeded" and allowed.result["created_categories"] == ["Spaceship", "Spaceship > Fuel"]

@@ -14,8 +14,13 @@ class Command(BaseCommand):
             "--overwrite", action="store_true",
             help="also move products whose category was changed since their last import (by a reviewer, an "
                  "admin or the API); without it such rows are kept out and listed as conflicts")
+        parser.add_argument(
+            "--allow-new-categories", action="store_true",
+            help="create the categories the file names that the taxonomy lacks (each is listed); without it an "
+                 "unknown path is a row error, with a 'did you mean' for a near miss. A first import into an "
+                 "empty taxonomy creates its categories either way")
 
-    def handle(self, *args, path, overwrite, **options):
+    def handle(self, *args, path, overwrite, allow_new_categories, **options):
         bar = tqdm(total=0, unit="rows", desc="import", disable=options["verbosity"] == 0)
 
         def progress(done, total):
@@ -24,7 +29,8 @@ class Command(BaseCommand):
             bar.refresh()
 
         try:
-            result = import_catalog(path=path, progress=progress, overwrite=overwrite)
+            result = import_catalog(path=path, progress=progress, overwrite=overwrite,
+                                    allow_new_categories=allow_new_categories)
         except CatalogFileError as exc:
             raise CommandError(str(exc)) from None
         finally:
@@ -36,6 +42,8 @@ class Command(BaseCommand):
             f"{assigned} semantic IDs assigned by the active run(s)"
             + (f"; audit job(s) {', '.join(f'#{j}' for j in audits)} queued" if audits else "")
         )
+        for created in result.created_categories:
+            self.stdout.write(f"  new category: {created}")
         if result.conflicts:
             self.stdout.write(self.style.WARNING(
                 f"{len(result.conflicts)} row(s) kept out: their products were moved since the last import "
