@@ -1,13 +1,18 @@
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import urls as auth_urls
 from django.urls import include, path
 
 from audit import views as audit_views
 from catalog import views as catalog_views
 from quantizer import views as quantizer_views
 
+# Password reset sends mail: offered only where a mail server is configured (EMAIL_HOST).
+account_urls = [p for p in auth_urls.urlpatterns if settings.EMAIL_HOST or not p.name.startswith("password_reset")]
+
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include(account_urls)),
     path("", audit_views.home, name="home"),
     path("review/start/", audit_views.start_review, name="ui-review-start"),
     path("review/undo/", audit_views.undo, name="ui-review-undo"),

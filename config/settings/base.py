@@ -20,6 +20,10 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 SEMID_HOME = Path(os.environ.get("SEMID_HOME", BASE_DIR / ".semid")).resolve()
+# Mail (password reset) only where a server is configured; without one the reset pages are not offered.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "semid@localhost")
 SEMID_HOME.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", True)

@@ -104,3 +104,9 @@ def test_token_auth_reaches_the_api(reviewer_user, catalog):
 def test_wrong_password_gets_no_token(reviewer_user):
     response = client_for().post("/api/token/", {"username": "rita", "password": "nope"}, format="json")
     assert response.status_code == 400
+
+
+def test_password_reset_is_not_offered_without_a_mail_server(client, reviewer_user):
+    assert client.get("/accounts/password_reset/").status_code == 404
+    assert client.post("/accounts/password_reset/", {"email": "rita@example.com"}).status_code == 404
+    assert client.get("/accounts/login/").status_code == 200
