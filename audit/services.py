@@ -363,6 +363,14 @@ def undo_last_decisions(*, reviewer, count: int = 1) -> list[Decision]:
         product = Product.objects.select_for_update().get(pk=decision.product_id)
         flag = Flag.objects.select_for_update().get(pk=decision.flag_id)
         status_before = flag.status
+        # Another reviewer's second review is theirs: a confirmed decision stays, and one under review is not pulled away.
+        second = flag.decisions.filter(is_second_review=True, created_at__gte=decision.created_at).select_related(
+            "reviewer").first()
+        if second is not None:
+            raise ReviewError(f"{product.name}: {second.reviewer} has second-reviewed this decision; it can no "
+                              "longer be undone")
+        if flag.claimed_by_id not in (None, reviewer.pk) and flag.claim_expires_at and flag.claim_expires_at > timezone.now():
+            raise ReviewError(f"{product.name}: {flag.claimed_by} is second-reviewing this decision; undo it after")
         if decision.to_category_id != decision.from_category_id:
             if product.category_id != decision.to_category_id:
                 raise ReviewError(f"{product.name} was moved again since; undo that change first")

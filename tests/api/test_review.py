@@ -282,3 +282,24 @@ def test_page_size_asks_for_a_smaller_page(catalog, reviewer_user):
     assert page["count"] == 2 and len(page["results"]) == 1 and page["next"]
     assert len(client.get("/api/flags/").json()["results"]) == 2
     assert len(client.get("/api/products/?page_size=100000").json()["results"]) == 3  # capped, not refused
+
+
+def test_undo_leaves_a_second_reviewers_review_alone(catalog, reviewer_user, second_reviewer, settings):
+    settings.SEMID_SECOND_REVIEW_SHARE = 1.0  # every decision gets a second review
+    rita, rob = client_for(reviewer_user), client_for(second_reviewer)
+    flag = catalog.flags["parmesan"]
+    assert rita.post(f"/api/flags/{flag.pk}/claim/").status_code == 200
+    assert decide(rita, flag, action="accept").status_code == 201
+    assert claim(rob, queue="second").json()["id"] == flag.pk
+
+    under_review = rita.post("/api/flags/undo/", {"count": 1}, format="json")  # rob holds it for his review
+
+    assert under_review.status_code == 409 and "rob is second-reviewing" in under_review.json()["detail"]
+    assert decide(rob, flag, action="accept").status_code == 201  # his decide still goes through
+
+    after = rita.post("/api/flags/undo/", {"count": 1}, format="json")
+
+    assert after.status_code == 409 and "rob has second-reviewed this decision" in after.json()["detail"]
+    flag.refresh_from_db()
+    assert flag.status == "accepted" and flag.second_review_agrees is True and flag.needs_second_review
+    assert Product.objects.get(pk=flag.product_id).category.path == "Dairy > Cheese"
