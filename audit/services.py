@@ -233,6 +233,7 @@ def claim_next_flag(*, reviewer, queue: str = Queue.MISLABEL, filters: dict | No
 
 
 def _take(flag: Flag, reviewer) -> Flag:
+    _release_others(flag, reviewer)
     flag.claimed_by = reviewer
     flag.claim_expires_at = timezone.now() + _lease()
     if flag.status in (Flag.Status.OPEN, Flag.Status.DEFERRED):
@@ -252,6 +253,13 @@ def claim_flag(*, flag: Flag, reviewer) -> Flag:
     if flag.status not in (Flag.Status.OPEN, Flag.Status.DEFERRED, Flag.Status.CLAIMED) and not _second_review_due(flag, reviewer):
         raise ReviewError(f"flag #{flag.pk} is already {flag.status}")
     return _take(flag, reviewer)
+
+
+def _release_others(flag: Flag, reviewer) -> None:
+    """One claim per reviewer and queue: taking a flag gives back the others the reviewer holds in its queue."""
+    others = Flag.objects.filter(claimed_by=reviewer, queue=flag.queue).exclude(pk=flag.pk)
+    others.filter(status=Flag.Status.CLAIMED).update(status=Flag.Status.OPEN, claimed_by=None, claim_expires_at=None)
+    others.exclude(status=Flag.Status.CLAIMED).update(claimed_by=None, claim_expires_at=None)
 
 
 def _second_review_due(flag: Flag, reviewer) -> bool:

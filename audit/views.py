@@ -1,6 +1,7 @@
 """Review pages: the queues, the flag page and its actions. Thin: services and selectors do the work."""
 
 from django.contrib import messages
+from django.utils import timezone
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -60,14 +61,13 @@ def start_review(request):
 
 @reviewer_required
 def flag_detail(request, pk):
-    flag = get_object_or_404(Flag.objects.only("pk", "claimed_by_id", "status"), pk=pk)
-    claim_error = None
-    try:
-        claim_flag(flag=flag, reviewer=request.user)
-    except ReviewError as exc:
-        claim_error = str(exc)
+    """Viewing is not claiming: "Start reviewing", "next" and the page's Claim button lease a flag."""
     flag = get_object_or_404(
         Flag.objects.select_related("product__category", "label", "suggested", "run", "claimed_by"), pk=pk)
+    held_by_other = (flag.claimed_by_id not in (None, request.user.pk) and flag.claim_expires_at is not None
+                     and flag.claim_expires_at > timezone.now())
+    claim_error = f"flag #{flag.pk} is claimed by {flag.claimed_by} until {flag.claim_expires_at:%H:%M}" if held_by_other else None
+    mine = flag.claimed_by_id == request.user.pk and flag.claim_expires_at and flag.claim_expires_at > timezone.now()
     queue = request.GET.get("queue") or (Queue.STALE if flag.status == Flag.Status.STALE else flag.queue)
     product = flag.product
     semantic_id = SemanticId.objects.filter(run_id=flag.run_id, product_id=product.pk).first()
@@ -80,14 +80,18 @@ def flag_detail(request, pk):
          "kind": "label" if path == label_path else "suggested" if path == suggested_path else ""}
         for path, n in cluster.get("composition", [])
     ]
-    can_decide = claim_error is None and (flag.claimed_by_id == request.user.pk or is_admin(request.user))
+    can_decide = claim_error is None and bool(mine or is_admin(request.user))
+    can_claim = claim_error is None and not can_decide and (
+        flag.status in (Flag.Status.OPEN, Flag.Status.DEFERRED, Flag.Status.CLAIMED, Flag.Status.STALE)
+        or (flag.status in Flag.DECIDED_STATES and flag.needs_second_review and flag.second_review_agrees is None
+            and flag.first_reviewer_id != request.user.pk))
     suggestions = [{"path": p, "pct": 100 * prob} for p, prob in flag.evidence.get("suggestions", [])]
     # The runners-up, one click (keys 2, 3) each: the true category is among the top three about 9 times in
     # 10 where the first is right 8 times in 10 (docs/audit.md).
     alternatives = [s for s in suggestions if s["path"] not in (suggested_path, label_path)][:2]
     return render(request, "audit/flag.html", {
         "flag": flag, "product": product, "queue": queue, "queue_label": Queue(queue).label,
-        "claim_error": claim_error, "can_decide": can_decide,
+        "claim_error": claim_error, "can_decide": can_decide, "can_claim": can_claim,
         "stale": flag.status == Flag.Status.STALE or product.updated_at > flag.product_updated_at,
         "second_review": flag.status in Flag.DECIDED_STATES and flag.needs_second_review,
         "semantic_id": semantic_id, "levels": prefix_levels(semantic_id.code) if semantic_id else [],
@@ -99,6 +103,17 @@ def flag_detail(request, pk):
         "decisions": flag.decisions.select_related("reviewer", "to_category").order_by("-created_at", "-id")[:10],
         "form": DecisionForm(initial={"queue": queue}),
     })
+
+
+@require_POST
+@reviewer_required
+def flag_claim(request, pk):
+    flag = get_object_or_404(Flag, pk=pk)
+    try:
+        claim_flag(flag=flag, reviewer=request.user)
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    return redirect(_flag_url(flag, request.POST.get("queue") or flag.queue))
 
 
 @require_POST

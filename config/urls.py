@@ -17,6 +17,7 @@ urlpatterns = [
     path("review/start/", audit_views.start_review, name="ui-review-start"),
     path("review/undo/", audit_views.undo, name="ui-review-undo"),
     path("flags/<int:pk>/", audit_views.flag_detail, name="flag"),
+    path("flags/<int:pk>/claim/", audit_views.flag_claim, name="ui-flag-claim"),
     path("flags/<int:pk>/decide/", audit_views.flag_decide, name="ui-flag-decide"),
     path("flags/<int:pk>/next/", audit_views.flag_next, name="ui-flag-next"),
     path("categories/search/", catalog_views.category_search, name="ui-category-search"),

@@ -163,6 +163,8 @@ def test_stale_flag_says_so_and_refuses_accept(page, reviewer_user, tmp_path):
     login(page, "rita", "review-pass-123")
     page.goto(f"/flags/{flag.pk}/")
     assert page.get_by_test_id("stale").is_visible()
+    page.get_by_test_id("claim").click()
+    page.wait_for_load_state()
     page.keyboard.press("a")
     page.wait_for_load_state()
     page.get_by_text("changed since it was scored").first.wait_for()
@@ -179,4 +181,27 @@ def test_pages_fit_a_narrow_window(page, reviewer_user, tmp_path):
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{url} is {overflow}px wider than a 400px window"
     page.goto(f"/flags/{data['flags'][0].pk}/")
+    page.get_by_test_id("claim").click()
     assert page.get_by_role("button", name="Accept").is_visible()
+
+
+def test_viewing_flags_claims_none_and_a_reviewer_holds_one_claim_per_queue(page, reviewer_user, tmp_path):
+    from audit.models import Flag
+
+    data = build_review_data(tmp_path)
+    first, second, third = data["flags"][:3]
+    login(page, "rita", "review-pass-123")
+    for flag in (first, second, third):
+        page.goto(f"/flags/{flag.pk}/")
+    assert not Flag.objects.filter(claimed_by__username="rita").exists()  # three views, no claim
+    assert page.get_by_role("button", name="Accept").count() == 0
+
+    page.get_by_test_id("claim").click()
+    page.get_by_role("button", name="Accept").wait_for()
+    page.goto(f"/flags/{first.pk}/")
+    page.get_by_test_id("claim").click()
+    page.get_by_role("button", name="Accept").wait_for()
+
+    held = Flag.objects.filter(claimed_by__username="rita")
+    assert list(held.values_list("pk", flat=True)) == [first.pk]  # claiming the first gave back the third
+    assert Flag.objects.get(pk=third.pk).status == "open"
