@@ -2,11 +2,11 @@
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
 from audit.api import DecisionViewSet, FlagViewSet, QueuesView
+from audit.auth import ObtainExpiringToken
 from catalog.api import CategoryViewSet, ImportView, JobViewSet, ProductViewSet
 from quantizer.api import RunViewSet, SemanticIdViewSet
 
@@ -23,7 +23,7 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[IsAuthenticated]),
          name="api-docs"),
-    path("token/", obtain_auth_token, name="api-token"),
+    path("token/", ObtainExpiringToken.as_view(), name="api-token"),
     path("imports/", ImportView.as_view(), name="api-import"),
     path("queues/", QueuesView.as_view(), name="api-queues"),
     path("", include(router.urls)),

@@ -110,3 +110,53 @@ def test_password_reset_is_not_offered_without_a_mail_server(client, reviewer_us
     assert client.get("/accounts/password_reset/").status_code == 404
     assert client.post("/accounts/password_reset/", {"email": "rita@example.com"}).status_code == 404
     assert client.get("/accounts/login/").status_code == 200
+
+
+def token_for(username="rita", password="review-pass-123"):
+    return client_for().post("/api/token/", {"username": username, "password": password}, format="json")
+
+
+def with_token(key):
+    client = client_for()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+def test_a_token_expires_and_a_new_one_is_handed_out(reviewer_user, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+
+    first = token_for().json()
+    assert with_token(first["token"]).get("/api/flags/").status_code == 200
+    Token.objects.filter(key=first["token"]).update(created=timezone.now() - timedelta(hours=settings.SEMID_TOKEN_TTL_HOURS + 1))
+
+    expired = with_token(first["token"]).get("/api/flags/")
+
+    assert expired.status_code == 401 and "token expired" in expired.json()["detail"]
+    second = token_for().json()
+    assert second["token"] != first["token"] and with_token(second["token"]).get("/api/flags/").status_code == 200
+
+
+def test_logout_and_a_password_change_revoke_the_token(reviewer_user, client):
+    key = token_for().json()["token"]
+    client.force_login(reviewer_user)
+    client.post("/accounts/logout/")
+    assert with_token(key).get("/api/flags/").status_code == 401
+
+    key = token_for().json()["token"]
+    reviewer_user.set_password("a-new-pass-789")
+    reviewer_user.save()
+    assert with_token(key).get("/api/flags/").status_code == 401
+    assert token_for(password="a-new-pass-789").status_code == 200
+
+
+def test_wrong_passwords_lock_the_username_out_of_the_token_endpoint_and_the_login_page(reviewer_user, client, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        assert token_for(password="guess").status_code == 400
+
+    assert token_for().status_code in (400, 403, 429)  # the right password, refused while locked out
+    page = client.post("/accounts/login/", {"username": "rita", "password": "review-pass-123"})
+    assert page.status_code == 429 and "_auth_user_id" not in client.session
+    assert token_for(username="admin-nobody", password="x").status_code == 400  # another username is not locked
