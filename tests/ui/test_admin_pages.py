@@ -110,3 +110,14 @@ def test_good_jsonl_upload_reports_counts(page, admin_user, worker, tmp_path):
     expect(result).to_be_visible(timeout=60_000)
     assert "created" in result.inner_text()
     assert Product.objects.filter(external_id="G1").exists()
+
+
+def test_a_reviewer_on_an_admin_page_gets_a_page_with_the_way_back(page, reviewer_user):
+    login(page, "rita", "review-pass-123")
+    response = page.goto("/runs/")
+
+    assert response.status == 403
+    assert "this page is for admins" in page.get_by_test_id("forbidden").inner_text().lower()
+    page.get_by_role("link", name="Back to the review queues").click()
+    page.wait_for_url("**/")
+    assert page.get_by_role("navigation", name="Main").is_visible()
