@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import django_filters
 from django.db.models import Prefetch, Q
@@ -17,8 +16,7 @@ from audit.permissions import IsAdmin, IsReviewer
 from catalog.embeddings import similar_products
 from catalog.jobs import fail_abandoned_jobs, retry_job
 from catalog.models import PATH_SEPARATOR, Category, Flavor, Job, Product
-from catalog.rows import FILE_EXTENSIONS as UPLOAD_EXTENSIONS
-from catalog.services import start_upload_import
+from catalog.services import start_upload_import, upload_problem
 from quantizer.models import SemanticId
 
 MAX_SIMILAR = 100
@@ -91,10 +89,9 @@ class ImportSerializer(serializers.Serializer):
                                  "(by a reviewer, an admin or the API); otherwise such rows are listed as conflicts")
 
     def validate_file(self, file):
-        if Path(file.name).suffix.lower() not in UPLOAD_EXTENSIONS:
-            raise serializers.ValidationError(
-                f"unsupported file type {Path(file.name).suffix or '(none)'!r}: use .csv or .jsonl"
-            )
+        problem = upload_problem(name=file.name, size=file.size)
+        if problem:
+            raise serializers.ValidationError(problem)
         return file
 
 

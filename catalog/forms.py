@@ -1,9 +1,9 @@
-from pathlib import Path
 
 from django import forms
 
 from catalog.models import Category, Flavor
 from catalog.rows import FILE_EXTENSIONS as UPLOAD_EXTENSIONS
+from catalog.services import upload_problem
 
 
 def leaf_categories():
@@ -40,8 +40,9 @@ class ImportForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        if Path(upload.name).suffix.lower() not in UPLOAD_EXTENSIONS:
-            raise forms.ValidationError(f"{upload.name}: expected a .csv or .jsonl file")
+        problem = upload_problem(name=upload.name, size=upload.size)
+        if problem:
+            raise forms.ValidationError(problem)
         return upload
 
 

@@ -13,7 +13,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from catalog.models import Category, Product, ProductCategoryEvent
-from catalog.rows import PATH_SEPARATOR, CatalogFileError, CatalogRow, RowError, read_catalog
+from catalog.rows import FILE_EXTENSIONS, PATH_SEPARATOR, CatalogFileError, CatalogRow, RowError, read_catalog
 
 Progress = Callable[[int, int], None]
 BATCH = 2000
@@ -253,6 +253,9 @@ def import_job(*, params: dict, user=None, progress=None) -> dict:
         raise JobFailed(
             f"{len(exc.errors)} bad row(s), nothing imported", {"errors": [str(e) for e in exc.errors]}
         ) from None
+    finally:
+        if params.get("uploaded"):  # an uploaded copy is read once: it goes when its import ends
+            Path(params["path"]).unlink(missing_ok=True)
     assigned, audits = assign_and_audit(product_ids=result.changed_ids, user=user)
     return {**result.as_dict(), "assigned": assigned, "audit_jobs": audits, "filename": params.get("filename", "")}
 
@@ -273,6 +276,19 @@ def assign_and_audit(*, product_ids: list[int], user=None) -> tuple[int, list[in
     return assigned, [job.pk for job in jobs]
 
 
+def upload_problem(*, name: str, size: int) -> str | None:
+    """Why an uploaded catalog file is refused before it is stored (None: it is fine)."""
+    from django.conf import settings
+
+    if Path(name).suffix.lower() not in FILE_EXTENSIONS:
+        return f"{name}: unsupported file type {Path(name).suffix or '(none)'!r}: use .csv or .jsonl"
+    limit = settings.SEMID_MAX_UPLOAD_MB * 1024 * 1024
+    if size > limit:
+        return (f"{name} is {size / 1024 / 1024:.0f} MB; uploads are limited to {settings.SEMID_MAX_UPLOAD_MB:g} MB "
+                "(SEMID_MAX_UPLOAD_MB), or import it with manage.py import_catalog")
+    return None
+
+
 def start_upload_import(*, upload, user=None, overwrite: bool = False, allow_new_categories: bool = False):
     """Save an uploaded catalog file under SEMID_HOME/uploads and queue its import job."""
     import uuid
@@ -287,5 +303,5 @@ def start_upload_import(*, upload, user=None, overwrite: bool = False, allow_new
     with path.open("wb") as handle:
         for chunk in upload.chunks():
             handle.write(chunk)
-    return start_job(kind="import", params={"path": str(path), "filename": upload.name, "overwrite": overwrite,
+    return start_job(kind="import", params={"path": str(path), "filename": upload.name, "uploaded": True, "overwrite": overwrite,
                                           "allow_new_categories": allow_new_categories}, user=user)

@@ -157,6 +157,7 @@ SEMID_EMBEDDING_BATCH_SIZE = int(os.environ.get("SEMID_EMBEDDING_BATCH_SIZE", "2
 SEMID_CLAIM_LEASE_SECONDS = int(os.environ.get("SEMID_CLAIM_LEASE_SECONDS", "900"))
 SEMID_SECOND_REVIEW_SHARE = float(os.environ.get("SEMID_SECOND_REVIEW_SHARE", "0.05"))
 SEMID_FLAG_THRESHOLD = float(os.environ.get("SEMID_FLAG_THRESHOLD", "0.5"))
+SEMID_MAX_UPLOAD_MB = float(os.environ.get("SEMID_MAX_UPLOAD_MB", "100"))  # a catalog file's largest size
 # A running job's worker touches it every HEARTBEAT seconds; one silent for STALE seconds has lost
 # its worker (killed, out of memory) and is marked failed, ready to retry.
 SEMID_JOB_HEARTBEAT_SECONDS = float(os.environ.get("SEMID_JOB_HEARTBEAT_SECONDS", "10"))

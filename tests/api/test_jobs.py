@@ -81,6 +81,7 @@ def test_import_runs_on_the_worker_and_creates_products(worker, admin_user, sett
     assert job["status"] == "succeeded", job
     assert job["result"]["created"] == 2 and job["result"]["filename"] == "my catalog.csv"
     assert Product.objects.get(external_id="P1").category.path == "Dairy > Cheese > Hard Cheese"
+    assert not saved.exists()  # the uploaded copy goes once imported
 
 
 def test_a_bad_file_fails_its_job_with_the_row_errors(worker, admin_user, settings, tmp_path):
@@ -94,6 +95,15 @@ def test_a_bad_file_fails_its_job_with_the_row_errors(worker, admin_user, settin
     assert job["message"] == "2 bad row(s), nothing imported"
     assert job["result"]["errors"] == ["row 4: name is empty", "row 5: category_path is empty"]
     assert not Product.objects.exists()
+    assert not list((tmp_path / "uploads").iterdir())  # refused files do not pile up either
+
+
+def test_a_file_over_the_upload_limit_is_refused_before_it_is_stored(admin_user, settings, tmp_path):
+    settings.SEMID_HOME, settings.SEMID_MAX_UPLOAD_MB = tmp_path, 0.001  # 1 KB
+    response = upload(client_for(admin_user), "big.csv", GOOD.encode() * 20)
+    assert response.status_code == 400
+    assert "uploads are limited to 0.001 MB (SEMID_MAX_UPLOAD_MB)" in response.json()["file"][0]
+    assert not (tmp_path / "uploads").exists()
 
 
 def test_an_unsupported_file_type_is_refused_before_any_job(admin_user, settings, tmp_path):
