@@ -22,6 +22,10 @@ from quantizer.models import QuantizerRun, SemanticId
 from quantizer.services import active_run, device, taxonomy_array
 
 
+# A flag that may still be decided: a product has at most one of these.
+LIVE_STATES = (Flag.Status.OPEN, Flag.Status.CLAIMED, Flag.Status.DEFERRED, Flag.Status.STALE)
+
+
 class ReviewError(Exception):
     """A review action that cannot be done as asked; the message is for the reviewer."""
 
@@ -126,17 +130,32 @@ def queue_priority(*, confidence: float, suggested_prob: float, unlabelled: bool
 
 @transaction.atomic
 def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
+    """Create or refresh the run's flags. One flag per product: where another run (the other flavor)
+    already holds an undecided flag on the product, this run's view joins that flag's evidence
+    (``evidence["flavors"]``) instead of raising a second flag."""
     existing = {f.product_id: f for f in Flag.objects.filter(run=run).select_for_update()}
+    elsewhere = {
+        f.product_id: f for f in Flag.objects.filter(status__in=LIVE_STATES, product_id__in=[f[0].pk for f in flagged])
+        .exclude(run=run).select_for_update(of=("self",))
+    }
     rejected = {
         (f.product_id, f.label_id): f.evidence_signature
         for f in Flag.objects.filter(status=Flag.Status.REJECTED).only("product_id", "label_id", "evidence_signature")
     }
-    created = refreshed = suppressed = 0
+    created = refreshed = suppressed = merged = 0
     raised = set()
+    paths = dict(Category.objects.values_list("pk", "path"))
     for product, suggested, confidence, evidence, unlabelled, suggested_prob in flagged:
         signature = _signature(suggested, evidence)
         if rejected.get((product.pk, product.category_id)) == signature:
             suppressed += 1  # a reviewer said no, and nothing material changed since
+            continue
+        twin = elsewhere.get(product.pk)
+        if twin is not None and existing.get(product.pk) is None:
+            view = {"suggested": paths.get(suggested, ""), "confidence": round(min(max(confidence, 0.0), 1.0), 4)}
+            twin.evidence = {**twin.evidence, "flavors": {**twin.evidence.get("flavors", {}), run.flavor: view}}
+            Flag.objects.filter(pk=twin.pk).update(evidence=twin.evidence)
+            merged += 1
             continue
         values = {
             "queue": Queue.UNCATEGORIZED if unlabelled else Queue.MISLABEL,
@@ -161,7 +180,7 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
     withdrawn = Flag.objects.filter(run=run, status=Flag.Status.OPEN).exclude(product_id__in=raised)
     withdrawn = withdrawn.filter(decisions__isnull=True).delete()[0]
     return {"created": created, "refreshed": refreshed, "suppressed": suppressed, "withdrawn": withdrawn,
-            "flagged": len(raised)}
+            "merged": merged, "flagged": len(raised)}
 
 
 def audit_job(*, params: dict, user=None, progress=None) -> dict:
@@ -189,10 +208,13 @@ def release_expired_claims() -> int:
 
 
 def mark_stale_flags() -> int:
-    """Open flags whose product changed since it was scored are stale."""
+    """Open flags whose product moved to another category since it was scored are stale; a stale flag
+    whose product is back in the category it was scored under (an undo) is open again."""
+    Flag.objects.filter(status=Flag.Status.STALE, product__category=F("label"), decisions__isnull=True).update(
+        status=Flag.Status.OPEN)
     return Flag.objects.filter(
         status__in=[Flag.Status.OPEN, Flag.Status.DEFERRED], product__updated_at__gt=F("product_updated_at")
-    ).update(status=Flag.Status.STALE)
+    ).exclude(product__category=F("label")).update(status=Flag.Status.STALE)
 
 
 def claimable(*, queue: str, reviewer, filters: dict | None = None):
@@ -302,7 +324,7 @@ def _decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None
         return _second_review(flag, product, reviewer, action, category, note)
     if flag.status not in (Flag.Status.CLAIMED, Flag.Status.OPEN, Flag.Status.DEFERRED, Flag.Status.STALE):
         raise ReviewError(f"flag #{flag.pk} is already {flag.status}")
-    if flag.status == Flag.Status.STALE or (product.updated_at > flag.product_updated_at and product.category_id != flag.label_id):
+    if product.category_id != flag.label_id:  # the label the flag argues with is no longer the product's
         if action in (Decision.Action.ACCEPT,):
             flag.status = Flag.Status.STALE
             flag.save(update_fields=["status", "updated_at"])
@@ -331,6 +353,7 @@ def _decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None
     if flag.status in Flag.DECIDED_STATES:
         flag.first_reviewer = reviewer
         flag.needs_second_review = random.random() < settings.SEMID_SECOND_REVIEW_SHARE
+        _close_twins(flag)
     flag.claimed_by, flag.claim_expires_at = None, None
     flag.product_updated_at = product.updated_at  # move_product's save refreshed it
     flag.save()
@@ -338,6 +361,14 @@ def _decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None
         flag=flag, product=product, reviewer=reviewer, action=action, note=note, from_category=from_category,
         to_category=to_category, flag_status_before=status_before,
     )
+
+
+def _close_twins(flag: Flag) -> None:
+    """The product is decided: its other undecided flags (another run's, raised before flags were merged)
+    go, so the queue never shows the product again under an out-of-date label."""
+    twins = Flag.objects.filter(product_id=flag.product_id, status__in=LIVE_STATES).exclude(pk=flag.pk)
+    twins.filter(decisions__isnull=True).delete()
+    twins.update(status=Flag.Status.STALE, claimed_by=None, claim_expires_at=None)  # with history (a deferral)
 
 
 def _second_review(flag, product, reviewer, action, category, note) -> Decision:

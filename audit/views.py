@@ -92,7 +92,7 @@ def flag_detail(request, pk):
     return render(request, "audit/flag.html", {
         "flag": flag, "product": product, "queue": queue, "queue_label": Queue(queue).label,
         "claim_error": claim_error, "can_decide": can_decide, "can_claim": can_claim,
-        "stale": flag.status == Flag.Status.STALE or product.updated_at > flag.product_updated_at,
+        "stale": flag.status == Flag.Status.STALE or product.category_id != flag.label_id,
         "second_review": flag.status in Flag.DECIDED_STATES and flag.needs_second_review,
         "semantic_id": semantic_id, "levels": prefix_levels(semantic_id.code) if semantic_id else [],
         "cluster": cluster, "composition": composition,

@@ -303,3 +303,40 @@ def test_undo_leaves_a_second_reviewers_review_alone(catalog, reviewer_user, sec
     flag.refresh_from_db()
     assert flag.status == "accepted" and flag.second_review_agrees is True and flag.needs_second_review
     assert Product.objects.get(pk=flag.product_id).category.path == "Dairy > Cheese"
+
+
+def second_flavor_run():
+    from quantizer.models import QuantizerRun
+
+    return QuantizerRun.objects.create(flavor="discovery", embedding_model="m", status="succeeded", is_active=True)
+
+
+def test_both_flavors_flagging_a_product_make_one_flag_with_both_views(catalog):
+    parmesan, cheese = catalog.products["parmesan"], catalog.categories["Dairy > Cheese"]
+    discovery = second_flavor_run()
+
+    stats = _write_flags(run=discovery, flagged=[(parmesan, cheese.pk, 0.7, evidence_for(cheese.path), False, 0.8)])
+
+    assert stats["created"] == 0 and stats["merged"] == 1
+    [flag] = Flag.objects.filter(product=parmesan)
+    assert flag.pk == catalog.flags["parmesan"].pk
+    assert flag.evidence["flavors"] == {"discovery": {"suggested": "Dairy > Cheese", "confidence": 0.7}}
+
+
+def test_a_decision_closes_the_products_other_flag_and_undo_leaves_one_decidable_flag(catalog, reviewer_user):
+    parmesan, cheese = catalog.products["parmesan"], catalog.categories["Dairy > Cheese"]
+    first = catalog.flags["parmesan"]
+    twin = Flag.objects.create(  # raised by the other flavor before flags were merged
+        product=parmesan, run=second_flavor_run(), label=parmesan.category, suggested=cheese, confidence=0.6,
+        priority=0.6, evidence=evidence_for(cheese.path), product_updated_at=parmesan.updated_at)
+    client = client_for(reviewer_user)
+    assert client.post(f"/api/flags/{first.pk}/claim/").status_code == 200
+
+    assert decide(client, first, action="accept").status_code == 201
+
+    assert not Flag.objects.filter(pk=twin.pk).exists()  # no stale twin left in the queue
+    assert client.post("/api/flags/undo/", {"count": 1}, format="json").status_code == 200
+    [flag] = Flag.objects.filter(product=parmesan)
+    assert flag.pk == first.pk and flag.status == "claimed"
+    assert Product.objects.get(pk=parmesan.pk).category == flag.label
+    assert decide(client, flag, action="accept").status_code == 201  # decidable again, not "stale"
