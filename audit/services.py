@@ -173,8 +173,10 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
             Flag.objects.create(product=product, run=run, **values)
             created += 1
         elif flag.status in (Flag.Status.OPEN, Flag.Status.STALE, Flag.Status.DEFERRED, Flag.Status.REJECTED):
-            # a rejected flag gets here only when its evidence changed materially since the rejection
-            Flag.objects.filter(pk=flag.pk).update(status=Flag.Status.OPEN, **values)
+            # a rejected flag gets here only when its evidence changed materially since the rejection;
+            # a deferred one stays deferred: a reviewer put it aside, a new audit does not undo that
+            status = Flag.Status.DEFERRED if flag.status == Flag.Status.DEFERRED else Flag.Status.OPEN
+            Flag.objects.filter(pk=flag.pk).update(status=status, **values)
             refreshed += 1
     # open flags no longer raised and never decided are withdrawn
     withdrawn = Flag.objects.filter(run=run, status=Flag.Status.OPEN).exclude(product_id__in=raised)

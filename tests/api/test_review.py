@@ -340,3 +340,16 @@ def test_a_decision_closes_the_products_other_flag_and_undo_leaves_one_decidable
     assert flag.pk == first.pk and flag.status == "claimed"
     assert Product.objects.get(pk=parmesan.pk).category == flag.label
     assert decide(client, flag, action="accept").status_code == 201  # decidable again, not "stale"
+
+
+def test_a_deferred_flag_stays_deferred_through_the_next_audit(catalog, reviewer_user):
+    flag, cheese = catalog.flags["parmesan"], catalog.categories["Dairy > Cheese"]
+    client = client_for(reviewer_user)
+    assert client.post(f"/api/flags/{flag.pk}/claim/").status_code == 200
+    assert decide(client, flag, action="defer", note="ask the buyer").status_code == 201
+
+    stats = _write_flags(run=catalog.run, flagged=[(flag.product, cheese.pk, 0.93, evidence_for(cheese.path), False, 0.9)])
+
+    assert stats["refreshed"] == 1
+    flag.refresh_from_db()
+    assert flag.status == "deferred" and flag.confidence == 0.93
