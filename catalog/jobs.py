@@ -34,6 +34,18 @@ JOB_KINDS: dict[str, str] = {
 }
 
 
+# Short, user-facing jobs run on a queue of their own ("<default queue>-short", its own worker), so an
+# import never waits behind a training run or an audit.
+SHORT_KINDS = {"import"}
+
+
+def queue_for(kind: str) -> str:
+    from config.celery import app
+
+    default = app.conf.task_default_queue
+    return f"{default}-short" if kind in SHORT_KINDS else default
+
+
 class JobFailed(Exception):
     """A job failed for a reason the user can act on; `details` go into the job's result."""
 
@@ -67,7 +79,8 @@ def start_job(*, kind: str, params: dict, user=None) -> Job:
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
     job = Job.objects.create(kind=kind, params=params, created_by=user)
-    run_job_task.delay_on_commit(job.pk)
+    queue = queue_for(kind)
+    transaction.on_commit(lambda: run_job_task.apply_async((job.pk,), queue=queue))
     return job
 
 

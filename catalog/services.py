@@ -271,8 +271,13 @@ def assign_and_audit(*, product_ids: list[int], user=None) -> tuple[int, list[in
     assigned = assign_products(product_ids=product_ids)
     if not assigned:
         return 0, []
+    from catalog.models import Job
+
     runs = QuantizerRun.objects.filter(is_active=True).exclude(weights=None).order_by("flavor")
-    jobs = [start_job(kind="audit", params={"run_id": run.pk}, user=user) for run in runs]
+    jobs = []
+    for run in runs:  # one pending audit per run: imports in a row share it instead of queueing one each
+        pending = Job.objects.filter(kind="audit", status=Job.Status.QUEUED, params__run_id=run.pk).first()
+        jobs.append(pending or start_job(kind="audit", params={"run_id": run.pk}, user=user))
     return assigned, [job.pk for job in jobs]
 
 

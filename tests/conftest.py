@@ -32,8 +32,10 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         proc.kill()
 
 
-def spawn_worker(queue: str, name: str, log_path: Path, **extra_env) -> subprocess.Popen:
-    """A real Celery worker process on `queue`, bound to the test database; returns once it answers a ping."""
+def spawn_worker(queue: str, name: str, log_path: Path, queues: list[str] | None = None,
+                 **extra_env) -> subprocess.Popen:
+    """A real Celery worker process on `queue` and its short-job queue (or on `queues`), bound to the test
+    database; returns once it answers a ping."""
     from django.conf import settings
 
     from config.celery import app
@@ -51,7 +53,8 @@ def spawn_worker(queue: str, name: str, log_path: Path, **extra_env) -> subproce
     with open(log_path, "w") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "-Q", queue, "--hostname", hostname],
+             "--without-gossip", "--without-mingle", "-Q", ",".join(queues or [queue, f"{queue}-short"]),
+             "--hostname", hostname],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60

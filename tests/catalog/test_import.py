@@ -251,6 +251,12 @@ def test_imported_products_get_codes_from_the_active_run(tmp_path):
     coded = SemanticId.objects.filter(run=run, product__external_id__in=["P1", "P2", "P3"])
     assert coded.count() == 3
     assert all(len(s.codes) == len(run.config["codebook_sizes"]) for s in coded)
+    # a second small import before that audit ran shares it instead of queueing another
+    audits = Job.objects.filter(kind="audit", status="queued")
+    assert audits.count() == 1
+    more = GOOD.replace("Parmigiano Reggiano 200 g", "Parmigiano Reggiano 400 g")
+    call_command("import_catalog", str(write(tmp_path, more, "more.csv")), verbosity=0)
+    assert audits.count() == 1
 
 
 @pytest.mark.django_db

@@ -95,3 +95,39 @@ def test_a_worker_killed_mid_audit_fails_its_job_and_the_retry_writes_the_report
     again = wait_for(lambda: Job.objects.filter(pk=again.pk, status__in=["succeeded", "failed"]).first(), timeout=300)
     assert again.status == Job.Status.SUCCEEDED, again.result
     assert AuditReport.objects.filter(run=active).count() == 1
+
+
+def test_an_import_runs_while_a_training_job_holds_the_heavy_worker(coded_catalog, settings, tmp_path):
+    """Imports have a queue and a worker of their own: a long training never makes them wait."""
+    from config.celery import app
+    from catalog.jobs import start_job
+
+    queue = f"semid-busy-{os.getpid()}"
+    heavy = spawn_worker(queue, f"heavy-{os.getpid()}", ARTIFACTS / "celery-heavy.log", queues=[queue])
+    short = spawn_worker(queue, f"short-{os.getpid()}", ARTIFACTS / "celery-short.log", queues=[f"{queue}-short"])
+    default, app.conf.task_default_queue = app.conf.task_default_queue, queue
+    try:
+        run = create_run(flavor="precision", overrides={"epochs": 5000})  # minutes of training
+        training = start_job(kind="train", params={"run_id": run.pk, "activate": False})
+        wait_for(lambda: QuantizerRun.objects.filter(pk=run.pk, message__startswith="epoch").exists(), timeout=120)
+        path = tmp_path / "more.csv"
+        path.write_text("external_id,name,brand,description,category_path\n"
+                        f"NEW-1,Oat milk 1 l,Oatly,,{coded_catalog_path()}\n")
+        importing = start_job(kind="import", params={"path": str(path)})
+
+        done = wait_for(lambda: Job.objects.filter(pk=importing.pk, status__in=["succeeded", "failed"]).first(),
+                        timeout=60)
+
+        assert done.status == "succeeded", done.result
+        assert Job.objects.get(pk=training.pk).status == "running"  # the import did not wait for it
+    finally:
+        app.conf.task_default_queue = default
+        for proc in (heavy, short):
+            proc.kill()
+            proc.wait()
+
+
+def coded_catalog_path() -> str:
+    from catalog.models import Category
+
+    return Category.objects.filter(children__isnull=True, products__isnull=False).first().path

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from audit.pipeline import missing_flavors
-from catalog.jobs import start_job
+from catalog.jobs import queue_for, start_job
 
 
 class Command(BaseCommand):
@@ -22,45 +22,50 @@ class Command(BaseCommand):
         logs.mkdir(exist_ok=True)
         worker_log = open(logs / "worker.log", "a")
 
-        def start_worker():
+        # Two workers: one for the heavy jobs (embed, train, audit, pipeline), one for the short ones
+        # (imports), so an import never waits behind a training run.
+        queues = {"heavy": queue_for("pipeline"), "short": queue_for("import")}
+
+        def start_worker(name):
             return subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-                 "--without-gossip", "--without-mingle"],
+                 "--without-gossip", "--without-mingle", "-Q", queues[name], "-n", f"{name}@%h"],
                 stdout=worker_log, stderr=subprocess.STDOUT,
             )
 
-        children = [start_worker()]
-        self.stdout.write(f"worker started (log: {logs / 'worker.log'})")
+        workers = {name: start_worker(name) for name in queues}
+        self.stdout.write(f"workers started (log: {logs / 'worker.log'})")
         flavors = missing_flavors()
         if flavors:
             job = start_job(kind="pipeline", params={"flavors": flavors, "seed": 0})
             self.stdout.write(f"queued pipeline job #{job.pk} for {', '.join(flavors)}; progress on /runs/")
         self.stdout.write(self.style.SUCCESS(f"semid at http://127.0.0.1:{port}  (Ctrl-C stops everything)"))
-        children.append(subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]))
+        server = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"])
         def interrupt(signum, frame):  # `kill`, `docker stop`: stop everything, as Ctrl-C does
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, interrupt)
         try:
-            while children[1].poll() is None:
-                if children[0].poll() is not None:  # killed, out of memory: the demo keeps going
-                    self.stdout.write(self.style.WARNING(
-                        f"the worker stopped (exit {children[0].returncode}); starting another. Its job is marked "
-                        "failed within a minute and can be retried from its page."))
-                    children[0] = start_worker()
+            while server.poll() is None:
+                for name, worker in workers.items():
+                    if worker.poll() is not None:  # killed, out of memory: the demo keeps going
+                        self.stdout.write(self.style.WARNING(
+                            f"the {name} worker stopped (exit {worker.returncode}); starting another. Its job is "
+                            "marked failed within a minute and can be retried from its page."))
+                        workers[name] = start_worker(name)
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
         finally:
             self.stdout.write("stopping the web server, the worker and the embedded services...")
-            worker, server = children
             if server.poll() is None:
                 server.terminate()
-            if worker.poll() is None:
-                # Cold shutdown: stop now rather than after the running task. A pipeline cut short
-                # leaves the active runs as they were; the next start queues it again (--if-missing).
-                worker.send_signal(signal.SIGQUIT)
-            for child in children:
+            for worker in workers.values():
+                if worker.poll() is None:
+                    # Cold shutdown: stop now rather than after the running task. A pipeline cut short
+                    # leaves the active runs as they were; the next start queues it again (--if-missing).
+                    worker.send_signal(signal.SIGQUIT)
+            for child in [server, *workers.values()]:
                 try:
                     child.wait(timeout=30)
                 except subprocess.TimeoutExpired:
