@@ -13,6 +13,7 @@ from audit.navigation import skip_to_next
 from audit.roles import is_admin
 from audit.selectors import queue_flags, queue_stats, second_review_agreement
 from audit.services import ReviewError, claim_flag, claim_next_flag, decide_flag, undo_last_decisions
+from audit.templatetags.review import neighbour_summary
 from quantizer.clusters import prefix_levels
 from quantizer.models import SemanticId
 
@@ -59,6 +60,9 @@ def start_review(request):
     return _go_next(request, queue, claim_next_flag(reviewer=request.user, queue=queue, filters=form.filters()))
 
 
+ALTERNATIVE_FLOOR = 0.05
+
+
 @reviewer_required
 def flag_detail(request, pk):
     """Viewing is not claiming: "Start reviewing", "next" and the page's Claim button lease a flag."""
@@ -88,7 +92,9 @@ def flag_detail(request, pk):
     suggestions = [{"path": p, "pct": 100 * prob} for p, prob in flag.evidence.get("suggestions", [])]
     # The runners-up, one click (keys 2, 3) each: the true category is among the top three about 9 times in
     # 10 where the first is right 8 times in 10 (docs/audit.md).
-    alternatives = [s for s in suggestions if s["path"] not in (suggested_path, label_path)][:2]
+    # below ALTERNATIVE_FLOOR a runner-up is a guess, not a one-click fix (the picker still reaches it)
+    alternatives = [s for s in suggestions
+                    if s["path"] not in (suggested_path, label_path) and s["pct"] >= 100 * ALTERNATIVE_FLOOR][:2]
     return render(request, "audit/flag.html", {
         "flag": flag, "product": product, "queue": queue, "queue_label": Queue(queue).label,
         "claim_error": claim_error, "can_decide": can_decide, "can_claim": can_claim,
@@ -97,6 +103,7 @@ def flag_detail(request, pk):
         "semantic_id": semantic_id, "levels": prefix_levels(semantic_id.code) if semantic_id else [],
         "cluster": cluster, "composition": composition,
         "neighbours": flag.evidence.get("neighbours", []),
+        "neighbour_summary": neighbour_summary(flag.evidence.get("neighbours", []), suggested_path, label_path),
         "suggestions": suggestions, "alternatives": alternatives,
         "signals": flag.evidence.get("signals", {}),
         "brand_led": flag.evidence.get("brand_led", False),

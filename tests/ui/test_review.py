@@ -46,7 +46,9 @@ def test_reviewer_works_the_mislabel_queue_with_the_keyboard(page, reviewer_user
     first = Flag.objects.select_related("product", "suggested").get(pk=flag_id(page))
     assert first.pk == data["flags"][0].pk  # the highest priority comes first
     assert page.get_by_test_id("suggested").inner_text() == first.suggested.path
-    assert page.get_by_test_id("confidence").inner_text().startswith("97%")
+    assert page.get_by_test_id("confidence").inner_text() == "The label is very likely wrong (about 97%)"
+    words = page.get_by_test_id("evidence-words").inner_text()
+    assert re.fullmatch(r"\d of the \d most similar products are in .+; \d (is|are) in .+, where this one is filed", words), words
     neighbours = page.get_by_role("region", name="Nearest neighbours")
     assert neighbours.get_by_text(first.evidence["neighbours"][0]["name"]).count() >= 1
     screenshot(page, "flag")
@@ -205,3 +207,20 @@ def test_viewing_flags_claims_none_and_a_reviewer_holds_one_claim_per_queue(page
     held = Flag.objects.filter(claimed_by__username="rita")
     assert list(held.values_list("pk", flat=True)) == [first.pk]  # claiming the first gave back the third
     assert Flag.objects.get(pk=third.pk).status == "open"
+
+
+def test_a_runner_up_under_five_percent_is_not_a_one_click_fix(page, reviewer_user, tmp_path):
+    from audit.models import Flag
+
+    flag = build_review_data(tmp_path)["flags"][0]
+    first, second, third = flag.evidence["suggestions"]
+    Flag.objects.filter(pk=flag.pk).update(confidence=1.0,
+                                           evidence={**flag.evidence, "suggestions": [first, second, [third[0], 0.03]]})
+    login(page, "rita", "review-pass-123")
+    page.goto(f"/flags/{flag.pk}/")
+    page.get_by_test_id("claim").click()
+
+    buttons = page.get_by_role("region", name="Decide").get_by_test_id("alternative")
+    expect(buttons).to_have_count(1)
+    assert buttons.nth(0).inner_text().startswith(second[0])
+    assert page.get_by_test_id("confidence").inner_text() == "The label is very likely wrong (about 99%)"  # never 100%
