@@ -266,11 +266,20 @@ def _take(flag: Flag, reviewer) -> Flag:
     return flag
 
 
+def lease_running(flag: Flag) -> bool:
+    return flag.claim_expires_at is not None and flag.claim_expires_at > timezone.now()
+
+
+def held_by_other(flag: Flag, reviewer) -> bool:
+    """Another reviewer's lease on the flag is running."""
+    return flag.claimed_by_id not in (None, reviewer.pk) and lease_running(flag)
+
+
 @transaction.atomic
 def claim_flag(*, flag: Flag, reviewer) -> Flag:
     """Lease one given flag (opened from a link); refused while another reviewer's lease runs."""
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
-    if flag.claimed_by_id not in (None, reviewer.pk) and flag.claim_expires_at and flag.claim_expires_at > timezone.now():
+    if held_by_other(flag, reviewer):
         raise ReviewError(f"flag #{flag.pk} is claimed by {flag.claimed_by} until {flag.claim_expires_at:%H:%M}")
     if flag.status == Flag.Status.STALE:
         return _take(flag, reviewer)
@@ -410,7 +419,7 @@ def undo_last_decisions(*, reviewer, count: int = 1) -> list[Decision]:
         if second is not None:
             raise ReviewError(f"{product.name}: {second.reviewer} has second-reviewed this decision; it can no "
                               "longer be undone")
-        if flag.claimed_by_id not in (None, reviewer.pk) and flag.claim_expires_at and flag.claim_expires_at > timezone.now():
+        if held_by_other(flag, reviewer):
             raise ReviewError(f"{product.name}: {flag.claimed_by} is second-reviewing this decision; undo it after")
         if decision.to_category_id != decision.from_category_id:
             if product.category_id != decision.to_category_id:

@@ -1,7 +1,6 @@
 """Review pages: the queues, the flag page and its actions. Thin: services and selectors do the work."""
 
 from django.contrib import messages
-from django.utils import timezone
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -12,7 +11,15 @@ from audit.models import Flag, Queue
 from audit.navigation import skip_to_next
 from audit.roles import is_admin
 from audit.selectors import queue_flags, queue_stats, second_review_agreement
-from audit.services import ReviewError, claim_flag, claim_next_flag, decide_flag, undo_last_decisions
+from audit.services import (
+    ReviewError,
+    claim_flag,
+    claim_next_flag,
+    decide_flag,
+    held_by_other,
+    lease_running,
+    undo_last_decisions,
+)
 from audit.templatetags.review import neighbour_summary
 from quantizer.clusters import prefix_levels
 from quantizer.models import SemanticId
@@ -68,10 +75,9 @@ def flag_detail(request, pk):
     """Viewing is not claiming: "Start reviewing", "next" and the page's Claim button lease a flag."""
     flag = get_object_or_404(
         Flag.objects.select_related("product__category", "label", "suggested", "run", "claimed_by"), pk=pk)
-    held_by_other = (flag.claimed_by_id not in (None, request.user.pk) and flag.claim_expires_at is not None
-                     and flag.claim_expires_at > timezone.now())
-    claim_error = f"flag #{flag.pk} is claimed by {flag.claimed_by} until {flag.claim_expires_at:%H:%M}" if held_by_other else None
-    mine = flag.claimed_by_id == request.user.pk and flag.claim_expires_at and flag.claim_expires_at > timezone.now()
+    claim_error = (f"flag #{flag.pk} is claimed by {flag.claimed_by} until {flag.claim_expires_at:%H:%M}"
+                   if held_by_other(flag, request.user) else None)
+    mine = flag.claimed_by_id == request.user.pk and lease_running(flag)
     queue = request.GET.get("queue") or (Queue.STALE if flag.status == Flag.Status.STALE else flag.queue)
     product = flag.product
     semantic_id = SemanticId.objects.filter(run_id=flag.run_id, product_id=product.pk).first()
