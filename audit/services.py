@@ -144,7 +144,7 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
     }
     created = refreshed = suppressed = merged = 0
     raised = set()
-    paths = dict(Category.objects.values_list("pk", "path"))
+    paths = dict(Category.objects.values_list("pk", "path")) if elsewhere else {}  # for merged views only
     for product, suggested, confidence, evidence, unlabelled, suggested_prob in flagged:
         signature = _signature(suggested, evidence)
         if rejected.get((product.pk, product.category_id)) == signature:
@@ -283,7 +283,7 @@ def claim_flag(*, flag: Flag, reviewer) -> Flag:
         raise ReviewError(f"flag #{flag.pk} is claimed by {flag.claimed_by} until {flag.claim_expires_at:%H:%M}")
     if flag.status == Flag.Status.STALE:
         return _take(flag, reviewer)
-    if flag.status not in (Flag.Status.OPEN, Flag.Status.DEFERRED, Flag.Status.CLAIMED) and not _second_review_due(flag, reviewer):
+    if flag.status not in (Flag.Status.OPEN, Flag.Status.DEFERRED, Flag.Status.CLAIMED) and not second_review_due(flag, reviewer):
         raise ReviewError(f"flag #{flag.pk} is already {flag.status}")
     return _take(flag, reviewer)
 
@@ -295,7 +295,7 @@ def _release_others(flag: Flag, reviewer) -> None:
     others.exclude(status=Flag.Status.CLAIMED).update(claimed_by=None, claim_expires_at=None)
 
 
-def _second_review_due(flag: Flag, reviewer) -> bool:
+def second_review_due(flag: Flag, reviewer) -> bool:
     return (flag.status in Flag.DECIDED_STATES and flag.needs_second_review and flag.second_review_agrees is None
             and flag.first_reviewer_id != reviewer.pk)
 
@@ -331,7 +331,7 @@ def _decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None
         return Decision.objects.create(flag=flag, product=product, reviewer=reviewer, action=action, note=note,
                                        from_category_id=product.category_id, to_category_id=product.category_id,
                                        flag_status_before=status_before)
-    if _second_review_due(flag, reviewer):
+    if second_review_due(flag, reviewer):
         return _second_review(flag, product, reviewer, action, category, note)
     if flag.status not in (Flag.Status.CLAIMED, Flag.Status.OPEN, Flag.Status.DEFERRED, Flag.Status.STALE):
         raise ReviewError(f"flag #{flag.pk} is already {flag.status}")

@@ -12,12 +12,14 @@ from audit.navigation import skip_to_next
 from audit.roles import is_admin
 from audit.selectors import queue_flags, queue_stats, second_review_agreement
 from audit.services import (
+    LIVE_STATES,
     ReviewError,
     claim_flag,
     claim_next_flag,
     decide_flag,
     held_by_other,
     lease_running,
+    second_review_due,
     undo_last_decisions,
 )
 from audit.templatetags.review import neighbour_summary
@@ -92,9 +94,7 @@ def flag_detail(request, pk):
     ]
     can_decide = claim_error is None and bool(mine or is_admin(request.user))
     can_claim = claim_error is None and not can_decide and (
-        flag.status in (Flag.Status.OPEN, Flag.Status.DEFERRED, Flag.Status.CLAIMED, Flag.Status.STALE)
-        or (flag.status in Flag.DECIDED_STATES and flag.needs_second_review and flag.second_review_agrees is None
-            and flag.first_reviewer_id != request.user.pk))
+        flag.status in LIVE_STATES or second_review_due(flag, request.user))
     suggestions = [{"path": p, "pct": 100 * prob} for p, prob in flag.evidence.get("suggestions", [])]
     # The runners-up, one click (keys 2, 3) each: the true category is among the top three about 9 times in
     # 10 where the first is right 8 times in 10 (docs/audit.md).

@@ -225,10 +225,9 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
         )
         score_ap, chosen = choose_score(copy, copy_injected) if args.choose_score else ({}, POOLED_SCORE)
         t2 = time.time()
-        # the score as shipped, then (--choose-score) the candidate its own copy ranked best
-        for label, score in (("", POOLED_SCORE), (" score chosen on the copy", chosen)):
-            if label and not args.choose_score:
-                continue
+
+        def semid_row(score):
+            """Metrics of one raw score, calibrated on the copy as the app does."""
             combiner = replace(scores.combiner, score=score)
             these, this_copy = rescore(scores, combiner), rescore(copy, combiner)
             keep = this_copy.labels >= 0
@@ -240,10 +239,12 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
             r["ECE"] = expected_calibration_error(confidence, inj)
             other = fit_calibrator(cal_raw, cal_injected, correct_for_unknown_errors=args.calibration != "elkan-noto")
             r["ECE*"] = expected_calibration_error(other.predict(these.raw_score[labelled]), inj)
-            rows[f"semid ({note}){label}"] = r
-            if not label:
-                shipped = (r, cal, confidence)
-        r, cal, confidence = shipped
+            return r, cal, confidence
+
+        r, cal, confidence = semid_row(POOLED_SCORE)  # as shipped
+        rows[f"semid ({note})"] = r
+        if args.choose_score:  # the candidate the catalog's own copy ranked best
+            rows[f"semid ({note}) score chosen on the copy"] = semid_row(chosen)[0]
         extra[quantizer] = {
             "train_s": round(t1 - t0, 1), "score_s": round(t2 - t1, 1),
             "classifier_weight_decay": scores.combiner.classifier_weight_decay,

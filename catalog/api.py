@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import django_filters
 from django.db.models import Prefetch, Q
 from drf_spectacular.utils import extend_schema, extend_schema_field

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pghistory
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from catalog.models import Category, Product, ProductCategoryEvent
@@ -41,14 +41,17 @@ class ImportResult:
     created: int
     updated: int
     unchanged: int
-    categories_created: int
+    created_categories: list[str] = field(default_factory=list)  # paths of the categories this import added
     changed_ids: list[int] = field(default_factory=list, repr=False)  # created or updated products
     conflicts: list[ImportConflict] = field(default_factory=list)
-    created_categories: list[str] = field(default_factory=list)  # paths of the categories this import added
+
+    @property
+    def categories_created(self) -> int:
+        return len(self.created_categories)
 
     def as_dict(self) -> dict:
         result = {k: v for k, v in asdict(self).items() if k not in ("changed_ids", "conflicts")}
-        return {**result, "conflicts": [str(c) for c in self.conflicts]}
+        return {**result, "categories_created": self.categories_created, "conflicts": [str(c) for c in self.conflicts]}
 
 
 def ensure_categories(paths: Iterable[tuple[str, ...]]) -> tuple[dict[str, Category], list[str]]:
@@ -98,7 +101,7 @@ def check_category_paths(rows: list[CatalogRow], *, allow_new_categories: bool =
     - a path with sub-categories (in the taxonomy or in the file): products are filed on leaves;
     - a new path under a leaf that holds products: they would be left on a non-leaf.
     """
-    existing = dict(Category.objects.annotate(n_products=Count("products")).values_list("path", "n_products"))
+    existing = set(Category.objects.values_list("path", flat=True))
     spelled = {path.lower(): path for path in existing}
     with_children = {path.rsplit(PATH_SEPARATOR, 1)[0] for path in existing if PATH_SEPARATOR in path}
     resolved = []
@@ -111,6 +114,9 @@ def check_category_paths(rows: list[CatalogRow], *, allow_new_categories: bool =
         resolved.append(replace(row, category_path=tuple(levels)))
     in_file = {PATH_SEPARATOR.join(r.category_path[:d]) for r in resolved for d in range(1, len(r.category_path))}
     leaves = sorted(p for p in existing if p not in with_children)
+    # existing leaves the file would put a new category under: do they hold products? (one query, those only)
+    under = {a for a in in_file if a in existing and a not in with_children}
+    holding = set(Product.objects.filter(category__path__in=under).values_list("category__path", flat=True).distinct())
     errors = []
     for row in resolved:
         path = PATH_SEPARATOR.join(row.category_path)
@@ -123,7 +129,7 @@ def check_category_paths(rows: list[CatalogRow], *, allow_new_categories: bool =
                 errors.append(RowError(row.row, f"unknown category {path!r}{hint} (allow new categories to create it)"))
                 continue
             ancestors = [PATH_SEPARATOR.join(row.category_path[:d]) for d in range(1, len(row.category_path))]
-            full = [a for a in ancestors if existing.get(a) and a not in with_children]
+            full = [a for a in ancestors if a in holding]
             if full:
                 errors.append(RowError(row.row, f"category {full[-1]!r} holds products: a sub-category under it "
                                                 "would leave them on a non-leaf category"))
@@ -170,15 +176,15 @@ def import_rows(
                 "category"
             ):
                 existing[product.external_id] = product
+        category_of = {row.external_id: categories[PATH_SEPARATOR.join(row.category_path)].pk for row in rows}
         would_move = [
             product.pk for row in rows
-            if (product := existing.get(row.external_id)) is not None
-            and product.category_id != categories[PATH_SEPARATOR.join(row.category_path)].pk
+            if (product := existing.get(row.external_id)) is not None and product.category_id != category_of[row.external_id]
         ]
         moved = {} if overwrite else moved_since_import(would_move)
         to_create, to_update, unchanged, conflicts = [], [], 0, []
         for row in rows:
-            values = _product_values(row, categories[PATH_SEPARATOR.join(row.category_path)].pk)
+            values = _product_values(row, category_of[row.external_id])
             product = existing.get(row.external_id)
             if product is None:
                 to_create.append(Product(external_id=row.external_id, **values))
@@ -215,7 +221,6 @@ def import_rows(
         created=len(to_create),
         updated=len(to_update),
         unchanged=unchanged,
-        categories_created=len(created_paths),
         created_categories=created_paths,
         changed_ids=[p.pk for p in to_create] + [p.pk for p in to_update],
         conflicts=conflicts,
@@ -283,8 +288,6 @@ def assign_and_audit(*, product_ids: list[int], user=None) -> tuple[int, list[in
 
 def upload_problem(*, name: str, size: int) -> str | None:
     """Why an uploaded catalog file is refused before it is stored (None: it is fine)."""
-    from django.conf import settings
-
     if Path(name).suffix.lower() not in FILE_EXTENSIONS:
         return f"{name}: unsupported file type {Path(name).suffix or '(none)'!r}: use .csv or .jsonl"
     limit = settings.SEMID_MAX_UPLOAD_MB * 1024 * 1024
@@ -297,8 +300,6 @@ def upload_problem(*, name: str, size: int) -> str | None:
 def start_upload_import(*, upload, user=None, overwrite: bool = False, allow_new_categories: bool = False):
     """Save an uploaded catalog file under SEMID_HOME/uploads and queue its import job."""
     import uuid
-
-    from django.conf import settings
 
     from catalog.jobs import start_job
 
