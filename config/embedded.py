@@ -83,12 +83,12 @@ def _ensure_database(server, database: str) -> None:
         server.psql(f'CREATE DATABASE "{database}";')
 
 
-def _terminate(pidfile: Path) -> bool:
-    """SIGTERM the server whose pid is the first word of `pidfile`; wait up to 10 s for it to go."""
+def _terminate(pidfile: Path, sig: int = signal.SIGTERM) -> bool:
+    """Signal the server whose pid is the first word of `pidfile`; wait up to 10 s for it to go."""
     pid = _read_pid(pidfile)
     if pid is None or not _pid_alive(pid):
         return False
-    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, sig)
     for _ in range(100):
         if not _pid_alive(pid):
             break
@@ -96,8 +96,15 @@ def _terminate(pidfile: Path) -> bool:
     return True
 
 
+def postgres_running(home: Path) -> bool:
+    pid = _read_pid(home / "postgres" / "postmaster.pid")
+    return pid is not None and _pid_alive(pid)
+
+
 def stop_postgres(home: Path) -> bool:
-    return _terminate(home / "postgres" / "postmaster.pid")
+    """Fast shutdown (SIGINT): open sessions are ended, where SIGTERM would wait for every persistent
+    connection of a running web server or worker to close."""
+    return _terminate(home / "postgres" / "postmaster.pid", signal.SIGINT)
 
 
 # --- Redis ------------------------------------------------------------------------------

@@ -33,12 +33,16 @@ ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost
 # The database name can be overridden so a test worker process shares the test database.
 _DB_NAME = os.environ.get("SEMID_DB_NAME", "semid")
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
     if os.environ.get("SEMID_DB_NAME"):
         DATABASES["default"]["NAME"] = _DB_NAME
 else:
     DATABASES = {"default": embedded.postgres_settings(SEMID_HOME, "semid")}
     DATABASES["default"]["NAME"] = _DB_NAME
+# Persistent connections, checked before reuse: the first request after PostgreSQL restarts reconnects
+# (one that meets the outage answers 503 "try again": config.middleware).
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("SEMID_DB_CONN_MAX_AGE", "60"))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 REDIS_URL = os.environ.get("REDIS_URL") or embedded.redis_url(SEMID_HOME)
 
@@ -66,6 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.DatabaseUnavailableMiddleware",  # first: sees every layer's response
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -1,3 +1,4 @@
+import os
 import signal
 import subprocess
 import sys
@@ -6,6 +7,8 @@ import time
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+from config import embedded
 
 from audit.pipeline import missing_flavors
 from catalog.jobs import queue_for, start_job
@@ -53,6 +56,10 @@ class Command(BaseCommand):
                             f"the {name} worker stopped (exit {worker.returncode}); starting another. Its job is "
                             "marked failed within a minute and can be retried from its page."))
                         workers[name] = start_worker(name)
+                if not os.environ.get("DATABASE_URL") and not embedded.postgres_running(settings.SEMID_HOME):
+                    self.stdout.write(self.style.WARNING(
+                        "the embedded PostgreSQL stopped; starting it again (requests meanwhile answer 503)"))
+                    embedded.postgres_settings(settings.SEMID_HOME)
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
