@@ -10,13 +10,13 @@ CONFIDENCE_BANDS = {
     "medium": {"min_confidence": 0.7, "max_confidence": 0.9},
     "low": {"max_confidence": 0.7},
 }
+CONFIDENCE_CHOICES = [("high", "High (≥ 90%)"), ("medium", "Medium (70–90%)"), ("low", "Low (< 70%)")]
 
 
 class QueueFilterForm(forms.Form):
     queue = forms.ChoiceField(label="Queue", choices=Queue.choices, required=False)
     department = forms.ChoiceField(label="Department", required=False)
-    confidence = forms.ChoiceField(label="Confidence", required=False, choices=[
-        ("", "Any"), ("high", "High (≥ 90%)"), ("medium", "Medium (70–90%)"), ("low", "Low (< 70%)")])
+    confidence = forms.ChoiceField(label="Confidence", required=False, choices=[("", "Any"), *CONFIDENCE_CHOICES])
     flavor = forms.ChoiceField(label="Flavor", required=False, choices=[("", "Any"), *Flavor.choices])
     run = forms.ChoiceField(label="Run", required=False)
 
@@ -61,3 +61,24 @@ class DecisionForm(forms.Form):
         if data.get("action") == Decision.Action.REASSIGN and not data.get("category") and "category" not in self.errors:
             self.add_error("category", "pick the category to reassign to")
         return data
+
+
+class FlagIdsField(forms.Field):
+    """The ids of the flags ticked in the grid (checkboxes, or hidden inputs on the confirmation)."""
+
+    widget = forms.MultipleHiddenInput
+    default_error_messages = {"required": "tick at least one flag", "invalid": "bad flag ids"}
+
+    def to_python(self, value):
+        try:
+            return [int(v) for v in value or []]
+        except (TypeError, ValueError):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class BulkDecisionForm(forms.Form):
+    action = forms.ChoiceField(choices=[(Decision.Action.ACCEPT, "Accept"), (Decision.Action.REJECT, "Reject")])
+    flags = FlagIdsField()
+    note = forms.CharField(label="Comment on every decision (optional)", required=False,
+                           widget=forms.Textarea(attrs={"rows": 2}))
+    back = forms.CharField(required=False, widget=forms.HiddenInput)  # the grid's query string, to return to

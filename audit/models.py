@@ -112,6 +112,8 @@ class Decision(models.Model):
     reverts = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reverted_by"
     )
+    # the decisions of one bulk accept / reject share it, so one undo reverts them together
+    batch = models.UUIDField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

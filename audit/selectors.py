@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from audit.models import Decision, Flag, Queue
 from catalog.models import PATH_SEPARATOR
+from quantizer.models import SemanticId
 
 
 def filter_flags(queryset, filters: dict):
@@ -40,6 +41,12 @@ def queue_flags(*, queue: str, filters: dict | None = None):
     return filter_flags(qs, filters or {}).order_by("-priority", "id")
 
 
+def grid_flags(*, queue: str):
+    """The queue's flags for the grid, each with its product's code in the flag's run."""
+    code = SemanticId.objects.filter(run_id=OuterRef("run_id"), product_id=OuterRef("product_id")).values("code")[:1]
+    return queue_flags(queue=queue).annotate(code=Subquery(code))
+
+
 def queue_stats(*, filters: dict | None = None) -> list[dict]:
     """Open count per queue and the decisions made today."""
     today = timezone.localdate()
@@ -65,6 +72,18 @@ def second_review_agreement() -> dict:
         total=Count("id"), agree=Count("id", filter=Q(second_review_agrees=True)))
     total = counts["total"]
     return {"reviewed": total, "agreement": counts["agree"] / total if total else None}
+
+
+def last_batch(*, reviewer) -> dict | None:
+    """The reviewer's latest bulk batch with decisions still standing (undone batches give way to the one
+    before): id, action, how many stand, when."""
+    standing = Decision.objects.filter(reviewer=reviewer, batch__isnull=False, reverted_by__isnull=True).exclude(
+        action__in=[Decision.Action.COMMENT, Decision.Action.UNDO])
+    latest = standing.order_by("-created_at", "-id").first()
+    if latest is None:
+        return None
+    return {"batch": latest.batch, "action": latest.action, "n": standing.filter(batch=latest.batch).count(),
+            "at": latest.created_at}
 
 
 def category_history(product) -> list[dict]:

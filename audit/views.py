@@ -1,25 +1,33 @@
 """Review pages: the queues, the flag page and its actions. Thin: services and selectors do the work."""
 
+import uuid
+
 from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from audit.decorators import reviewer_required
-from audit.forms import DecisionForm, QueueFilterForm
+from audit.decorators import admin_required, reviewer_required
+from audit.filters import FlagGridFilter
+from audit.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from audit.models import Flag, Queue
 from audit.navigation import skip_to_next
 from audit.roles import is_admin
-from audit.selectors import queue_flags, queue_stats, second_review_agreement
+from audit.selectors import grid_flags, last_batch, queue_flags, queue_stats, second_review_agreement
 from audit.services import (
     LIVE_STATES,
+    BatchResult,
     ReviewError,
     claim_flag,
     claim_next_flag,
+    decide_batch,
     decide_flag,
     held_by_other,
     lease_running,
     second_review_due,
+    undo_batch,
     undo_last_decisions,
 )
 from audit.templatetags.review import neighbour_summary
@@ -177,3 +185,98 @@ def undo(request):
     decision = undone[0]
     messages.success(request, f"Undid your last decision on {decision.product.name}.")
     return redirect(_flag_url(decision.flag, request.POST.get("queue") or decision.flag.queue))
+
+
+# --- the grid and bulk decisions ------------------------------------------------------------------
+
+GRID_PAGE_SIZE = 50
+
+
+def _grid_url(query: str) -> str:
+    """The grid with a query string carried through a form (re-encoded: it only ever becomes a query)."""
+    query = QueryDict(query or "").urlencode()
+    return f"{reverse('flag-grid')}?{query}" if query else reverse("flag-grid")
+
+
+@reviewer_required
+def flag_grid(request):
+    """A queue's flags with search and filters; admins tick flags to accept or reject them together."""
+    queue = request.GET.get("queue") if request.GET.get("queue") in Queue.values else Queue.MISLABEL
+    grid = FlagGridFilter(request.GET or None, queryset=grid_flags(queue=queue))
+    page = Paginator(grid.qs, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    can_bulk = is_admin(request.user)
+    return render(request, "audit/grid.html", {
+        "grid": grid, "page": page, "queue": queue, "queues": Queue.choices, "query": query.urlencode(),
+        "can_bulk": can_bulk, "last_batch": last_batch(reviewer=request.user) if can_bulk else None,
+    })
+
+
+def _form_errors(request, form) -> None:
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, error)
+
+
+@require_POST
+@admin_required
+def bulk_confirm(request):
+    """The confirmation step: the ticked flags and what the action will do to them."""
+    form = BulkDecisionForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect(_grid_url(request.POST.get("back", "")))
+    flags = (Flag.objects.filter(pk__in=form.cleaned_data["flags"])
+             .select_related("product", "label", "suggested", "claimed_by", "run").order_by("-priority", "id"))
+    for flag in flags:
+        flag.held_by_other = held_by_other(flag, request.user)
+    return render(request, "audit/bulk_confirm.html", {
+        "form": form, "action": form.cleaned_data["action"], "flags": flags,
+        "grid_url": _grid_url(form.cleaned_data["back"]),
+    })
+
+
+def _report(request, result: BatchResult, done: str) -> None:
+    if result.decisions:
+        messages.success(request, done)
+    for skipped in result.skipped:
+        messages.warning(request, f"Skipped {skipped.product or 'a flag'} (flag #{skipped.flag_id}): {skipped.reason}.")
+
+
+@require_POST
+@admin_required
+def bulk_apply(request):
+    form = BulkDecisionForm(request.POST)
+    back = _grid_url(request.POST.get("back", ""))
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect(back)
+    data = form.cleaned_data
+    try:
+        result = decide_batch(flag_ids=data["flags"], reviewer=request.user, action=data["action"], note=data["note"])
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    n = len(result.decisions)
+    _report(request, result, f"{DONE[data['action']]} {n} flag{'s' if n != 1 else ''}. Undo this batch below.")
+    if not result.decisions:
+        messages.info(request, "Nothing was decided.")
+    return redirect(back)
+
+
+@require_POST
+@admin_required
+def bulk_undo(request):
+    back = _grid_url(request.POST.get("back", ""))
+    try:
+        batch = uuid.UUID(request.POST.get("batch", ""))
+    except ValueError:
+        messages.error(request, "No such batch.")
+        return redirect(back)
+    result = undo_batch(reviewer=request.user, batch=batch)
+    n = len(result.decisions)
+    _report(request, result, f"Undid {n} decision{'s' if n != 1 else ''} of the batch; the flags are back in the queue.")
+    if not result.decisions and not result.skipped:
+        messages.info(request, "Nothing to undo.")
+    return redirect(back)

@@ -138,3 +138,36 @@ def build_review_data(tmp_path: Path, *, n_products: int = 60, n_flags: int = 8)
             product=product, run=run, label=product.category, suggested=suggested, confidence=confidence,
             priority=confidence, evidence=evidence, product_updated_at=product.updated_at))
     return {"run": run, "flags": flags, "demo": demo, "categories": categories}
+
+
+def add_discovery_flags(data: dict, *, twins: int = 3, alone: int = 3) -> list:
+    """An active discovery run (codes shifted at level 1) and its flags: on the first `twins` products the
+    precision run flagged too (two live flags on one product, as audits raised them before flags were
+    merged), and on `alone` products only the discovery codes flag."""
+    from audit.models import Flag
+    from quantizer.models import QuantizerRun, SemanticId
+
+    precision = data["run"]
+    run = QuantizerRun.objects.create(
+        flavor="discovery", embedding_model="test", status=QuantizerRun.Status.SUCCEEDED, is_active=True,
+        progress=1.0, message="done", n_products=precision.n_products, config=precision.config, metrics=precision.metrics)
+    SemanticId.objects.bulk_create(
+        SemanticId(run=run, product_id=sid.product_id, codes=[(sid.codes[0] + 5) % 16, *sid.codes[1:]],
+                   code="_".join(map(str, [(sid.codes[0] + 5) % 16, *sid.codes[1:]])), token=sid.token)
+        for sid in SemanticId.objects.filter(run=precision))
+    flagged = {f.product_id for f in data["flags"]}
+    leaves = sorted((c for c in data["categories"].values() if not c.children.exists()), key=lambda c: c.path)
+    products = [f.product for f in data["flags"][:twins]] + [
+        sid.product for sid in SemanticId.objects.filter(run=precision).exclude(product_id__in=flagged)
+        .select_related("product__category").order_by("id")[:alone]]
+    flags = []
+    for rank, product in enumerate(products):
+        label = product.category
+        suggested = next(c for c in leaves if c.pk != label.pk and c.path.split(" > ")[0] == label.path.split(" > ")[0])
+        evidence = {"cluster": {"prefix": "", "level": 2, "size": 1, "composition": [[suggested.path, 1]]},
+                    "neighbours": [], "suggestions": [[suggested.path, 0.7]], "signals": {}}
+        confidence = round(0.93 - 0.02 * rank, 3)
+        flags.append(Flag.objects.create(
+            product=product, run=run, label=label, suggested=suggested, confidence=confidence, priority=confidence,
+            evidence=evidence, product_updated_at=product.updated_at))
+    return flags

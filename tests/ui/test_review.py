@@ -178,7 +178,7 @@ def test_pages_fit_a_narrow_window(page, reviewer_user, tmp_path):
     data = build_review_data(tmp_path)
     page.set_viewport_size({"width": 400, "height": 800})
     login(page, "rita", "review-pass-123")
-    for url in ("/", f"/flags/{data['flags'][0].pk}/", "/clusters/?flavor=precision"):
+    for url in ("/", f"/flags/{data['flags'][0].pk}/", "/clusters/?flavor=precision", "/review/grid/"):
         page.goto(url)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{url} is {overflow}px wider than a 400px window"

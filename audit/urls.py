@@ -1,0 +1,12 @@
+"""Review pages beyond the single flag: the bulk grid."""
+
+from django.urls import path
+
+from audit import views
+
+urlpatterns = [
+    path("review/grid/", views.flag_grid, name="flag-grid"),
+    path("review/bulk/confirm/", views.bulk_confirm, name="ui-bulk-confirm"),
+    path("review/bulk/decide/", views.bulk_apply, name="ui-bulk-decide"),
+    path("review/bulk/undo/", views.bulk_undo, name="ui-bulk-undo"),
+]
