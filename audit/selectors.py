@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+
+from django.contrib.auth import get_user_model
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from audit.models import Decision, Flag, Queue
@@ -86,6 +90,75 @@ def last_batch(*, reviewer) -> dict | None:
             "at": latest.created_at}
 
 
+# what a reviewer's work counts: decisions that stand (an undone one is not work done), comments and undos aside
+def _work():
+    return Decision.objects.filter(reverted_by__isnull=True).exclude(
+        action__in=[Decision.Action.COMMENT, Decision.Action.UNDO])
+
+
+def _start_of(day) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def reviewer_activity(*, today=None) -> list[dict]:
+    """Per reviewer: decisions today and this week (from Monday), second reviews done this week, and how
+    often second reviewers agreed with the reviewer's own decisions. Busiest first."""
+    today = today or timezone.localdate()
+    day, week = _start_of(today), _start_of(today - timedelta(days=today.weekday()))
+    rows = {
+        r["reviewer"]: r for r in _work().values("reviewer").annotate(
+            today=Count("id", filter=Q(created_at__gte=day, is_second_review=False)),
+            week=Count("id", filter=Q(created_at__gte=week, is_second_review=False)),
+            second_week=Count("id", filter=Q(created_at__gte=week, is_second_review=True)),
+        ).filter(Q(week__gt=0) | Q(second_week__gt=0))
+    }
+    checked = {
+        r["first_reviewer"]: r for r in Flag.objects.filter(second_review_agrees__isnull=False)
+        .values("first_reviewer").annotate(total=Count("id"), agree=Count("id", filter=Q(second_review_agrees=True)))
+    }
+    names = dict(get_user_model().objects.filter(pk__in=set(rows) | set(checked)).values_list("pk", "username"))
+    out = []
+    for pk in set(rows) | set(checked):
+        row, check = rows.get(pk, {}), checked.get(pk, {})
+        total = check.get("total", 0)
+        out.append({"reviewer": names.get(pk, "?"), "today": row.get("today", 0), "week": row.get("week", 0),
+                    "second_week": row.get("second_week", 0), "checked": total,
+                    "agreement": check.get("agree", 0) / total if total else None})
+    return sorted(out, key=lambda r: (-r["week"], -r["today"], r["reviewer"]))
+
+
+BURNDOWN_QUEUES = (Queue.MISLABEL, Queue.UNCATEGORIZED)
+
+
+def queue_burndown(*, queue: str, days: int = 14, today=None) -> list[dict]:
+    """Open flags of the queue at the end of each of the last `days` days, walked back from today's count
+    through the decision timestamps: a decision that closed an open flag adds one back before it, an undo
+    of one takes one away, a flag raised later takes one away. Flags an audit withdrew or merged leave no
+    trace, so an earlier day can read a little low."""
+    today = today or timezone.localdate()
+    first = today - timedelta(days=days - 1)
+    since = _start_of(first)
+    closing = [Decision.Action.ACCEPT, Decision.Action.REJECT, Decision.Action.REASSIGN]
+    open_before = [Flag.Status.OPEN, Flag.Status.CLAIMED, Flag.Status.DEFERRED]
+
+    def per_day(queryset) -> dict:
+        return dict(queryset.filter(created_at__gte=since).annotate(day=TruncDate("created_at"))
+                    .values_list("day").annotate(n=Count("id")))
+
+    decisions = Decision.objects.filter(flag__queue=queue, is_second_review=False)
+    closed = per_day(decisions.filter(action__in=closing, flag_status_before__in=open_before))
+    reopened = per_day(decisions.filter(action=Decision.Action.UNDO, reverts__action__in=closing,
+                                        reverts__flag_status_before__in=open_before))
+    raised = per_day(Flag.objects.filter(queue=queue))
+    n = queue_flags(queue=queue).count()
+    out = []
+    for offset in range(days):  # today back to the first day; each row is the count at the day's end
+        day = today - timedelta(days=offset)
+        out.append({"day": day, "open": max(n, 0)})
+        n += closed.get(day, 0) - reopened.get(day, 0) - raised.get(day, 0)
+    return out[::-1]
+
+
 def category_history(product) -> list[dict]:
     """Every category change of a product: who, when, from, to (from pghistory events)."""
     events = list(
@@ -93,8 +166,6 @@ def category_history(product) -> list[dict]:
             "pgh_created_at", "pgh_label", "category__path", "pgh_context__metadata"
         )
     )
-    from django.contrib.auth import get_user_model
-
     users = {u.pk: u.username for u in get_user_model().objects.filter(
         pk__in=[(e["pgh_context__metadata"] or {}).get("user") for e in events if e["pgh_context__metadata"]])}
     out, previous = [], None

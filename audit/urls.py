@@ -1,4 +1,4 @@
-"""Review pages beyond the single flag: the bulk grid."""
+"""Review pages beyond the single flag: the bulk grid, the team view and its CSV exports."""
 
 from django.urls import path
 
@@ -9,4 +9,7 @@ urlpatterns = [
     path("review/bulk/confirm/", views.bulk_confirm, name="ui-bulk-confirm"),
     path("review/bulk/decide/", views.bulk_apply, name="ui-bulk-decide"),
     path("review/bulk/undo/", views.bulk_undo, name="ui-bulk-undo"),
+    path("team/", views.team, name="team"),
+    path("team/export/audit/<int:run_id>.csv", views.export_audit, name="team-export-audit"),
+    path("team/export/decisions.csv", views.export_decisions, name="team-export-decisions"),
 ]

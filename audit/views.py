@@ -4,18 +4,29 @@ import uuid
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import QueryDict
+from django.http import QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from audit.decorators import admin_required, reviewer_required
+from audit.exports import AUDIT_HEADER, DECISION_HEADER, audit_rows, decision_rows
 from audit.filters import FlagGridFilter
 from audit.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
-from audit.models import Flag, Queue
+from audit.models import Flag, Queue, Score
 from audit.navigation import skip_to_next
 from audit.roles import is_admin
-from audit.selectors import grid_flags, last_batch, queue_flags, queue_stats, second_review_agreement
+from audit.selectors import (
+    BURNDOWN_QUEUES,
+    grid_flags,
+    last_batch,
+    queue_burndown,
+    queue_flags,
+    queue_stats,
+    reviewer_activity,
+    second_review_agreement,
+)
 from audit.services import (
     LIVE_STATES,
     BatchResult,
@@ -31,8 +42,10 @@ from audit.services import (
     undo_last_decisions,
 )
 from audit.templatetags.review import neighbour_summary
+from catalog.exports import csv_chunks
 from quantizer.clusters import prefix_levels
-from quantizer.models import SemanticId
+from quantizer.models import QuantizerRun, SemanticId
+from quantizer.plots import bar_chart
 
 SESSION_FILTERS = "review_filters"
 DONE = {"accept": "Accepted", "reject": "Rejected", "reassign": "Reassigned", "defer": "Deferred"}
@@ -280,3 +293,42 @@ def bulk_undo(request):
     if not result.decisions and not result.skipped:
         messages.info(request, "Nothing to undo.")
     return redirect(back)
+
+
+# --- the team view and its exports ----------------------------------------------------------------
+
+
+@admin_required
+def team(request):
+    """Who decided what today and this week, second-review agreement, a queue's burn-down, CSV exports."""
+    queue = request.GET.get("queue") if request.GET.get("queue") in BURNDOWN_QUEUES else Queue.MISLABEL
+    burndown = queue_burndown(queue=queue)
+    return render(request, "audit/team.html", {
+        "activity": reviewer_activity(), "agreement": second_review_agreement(),
+        "queue": queue, "queues": [(q.value, q.label) for q in BURNDOWN_QUEUES], "burndown": burndown,
+        "chart": bar_chart([row["open"] for row in burndown], [f"{row['day']:%b} {row['day'].day}" for row in burndown],
+                           width=1000, height=220),
+        "audited_runs": QuantizerRun.objects.filter(is_active=True, scores__isnull=False).distinct().order_by("flavor"),
+    })
+
+
+def _csv_download(header: list[str], rows, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(csv_chunks(header, rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@admin_required
+def export_audit(request, run_id):
+    """The run's audit, one row per scored product: what `manage.py export_audit` writes."""
+    run = get_object_or_404(QuantizerRun, pk=run_id)
+    if not Score.objects.filter(run=run).exists():
+        messages.error(request, f"Run #{run.pk} has not been audited.")
+        return redirect("team")
+    return _csv_download(AUDIT_HEADER, audit_rows(run=run), f"semid-audit-{run.flavor}-run{run.pk}.csv")
+
+
+@admin_required
+def export_decisions(request):
+    """Every review decision (undos included, as rows of their own)."""
+    return _csv_download(DECISION_HEADER, decision_rows(), f"semid-decisions-{timezone.localdate():%Y-%m-%d}.csv")

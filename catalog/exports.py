@@ -5,6 +5,8 @@ advice against CSV injection). Every export of the project writes through ``Expo
 from __future__ import annotations
 
 import csv
+import io
+from collections.abc import Iterable, Iterator
 from typing import IO
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -25,3 +27,18 @@ class ExportWriter:
 
     def writerow(self, row) -> None:
         self._writer.writerow([spreadsheet_safe(v) for v in row])
+
+
+def csv_chunks(header: list[str], rows: Iterable, rows_per_chunk: int = 2000) -> Iterator[str]:
+    """The CSV text of `header` and `rows` (through ``ExportWriter``), a few thousand rows at a time: a
+    download streams without holding the whole file."""
+    buffer = io.StringIO()
+    writer = ExportWriter(buffer)
+    writer.writerow(header)
+    for n, row in enumerate(rows, start=1):
+        writer.writerow(row)
+        if n % rows_per_chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -47,3 +47,19 @@ def level_bars(metrics: dict, *, levels: int = 4, width: int = 460, height: int 
                      "w": round(slot * 0.7, 1), "y": round(height - pad - h, 1), "h": round(h, 1),
                      "cx": round(pad + (level - 0.5) * slot, 1)})
     return bars
+
+
+def bar_chart(values: list[float], labels: list[str], *, width: int = 640, height: int = 180, pad: int = 30) -> dict:
+    """Bars from zero for `values` (one per label), scaled to the largest."""
+    if not values:
+        return {}
+    high = max(max(values), 1)
+    slot = (width - 2 * pad) / len(values)
+    bars = []
+    for i, (value, label) in enumerate(zip(values, labels)):
+        h = max(0.0, value) / high * (height - 2 * pad)
+        bars.append({"value": value, "label": label, "x": round(pad + i * slot + slot * 0.12, 1),
+                     "w": round(slot * 0.76, 1), "y": round(height - pad - h, 1), "h": round(h, 1),
+                     "cx": round(pad + (i + 0.5) * slot, 1)})
+    return {"width": width, "height": height, "pad": pad, "bottom": height - pad, "right": width - pad,
+            "high": high, "bars": bars}
