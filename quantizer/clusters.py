@@ -8,11 +8,10 @@ import re
 from collections import Counter
 
 from django.core.cache import cache
-from django.db.models import Count, F, Q, Window
+from django.db.models import Case, Count, F, Q, Value, When, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 
-from catalog.models import Product
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.selectors import normalize_prefix, prefix_children
 
@@ -127,14 +126,43 @@ def purity_colour(purity: float) -> str:
     return f"hsl({round(120 * max(0.0, min(purity, 1.0)))} 62% 76%)"
 
 
-def locate_product(*, run: QuantizerRun, query: str) -> SemanticId | None:
-    """The semantic ID of the product whose external id is `query`, else the first whose name contains it."""
+def _basis(share: float, floor: float) -> float:
+    """A tile's flex-basis in percent of its row: big ones take a row, small ones stay readable."""
+    return round(min(100.0, max(floor, 300 * share)), 1)
+
+
+def treemap_groups(children: list[dict], *, by_department: bool) -> list[dict]:
+    """The treemap's tiles (colour = purity, size = products) in groups. `by_department` (level 1): one group
+    per department, holding the clusters most of whose products are filed there, biggest group first, so
+    the catalog reads at a glance; else one group without a heading."""
+    total = sum(c["n"] for c in children) or 1
+    groups: dict[str, dict] = {}
+    for child in children:
+        department = (child["categories"][0]["path"] if child["categories"] else "(uncategorized)") if by_department else ""
+        group = groups.setdefault(department, {"department": department, "n": 0, "children": []})
+        group["n"] += child["n"]
+        group["children"].append(child)
+    out = sorted(groups.values(), key=lambda g: (-g["n"], g["department"]))
+    for group in out:
+        group["share"] = group["n"] / total
+        group["basis"] = _basis(group["share"], 22.0)
+        for child in group["children"]:
+            child["colour"] = purity_colour(child["purity"])
+            child["basis"] = _basis(child["n"] / group["n"], 14.0 if not by_department else 30.0)
+    return out
+
+
+def product_matches(*, run: QuantizerRun, query: str):
+    """The run's semantic IDs of the products matching `query`: its external id exactly (first), else a
+    name or brand containing it; by name."""
     query = query.strip()
     if not query:
-        return None
-    ids = SemanticId.objects.filter(run=run).select_related("product")
-    found = ids.filter(product__external_id=query).first()
-    if found is None:
-        product = Product.objects.filter(name__icontains=query, semantic_ids__run=run).order_by("id").first()
-        found = ids.filter(product=product).first() if product else None
-    return found
+        return SemanticId.objects.none()
+    exact = Case(When(product__external_id__iexact=query, then=Value(0)), default=Value(1))
+    return (
+        SemanticId.objects.filter(run=run)
+        .filter(Q(product__external_id__iexact=query) | Q(product__name__icontains=query)
+                | Q(product__brand__icontains=query))
+        .select_related("product__category")
+        .order_by(exact, "product__name", "product_id")
+    )

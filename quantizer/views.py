@@ -3,7 +3,6 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from audit.decorators import admin_required, reviewer_required
@@ -11,7 +10,7 @@ from audit.models import AuditReport
 from catalog.forms import PipelineForm
 from catalog.jobs import fail_abandoned_jobs, start_job
 from catalog.models import Flavor, Job
-from quantizer.clusters import cluster_children, locate_product, prefix_levels, purity_colour
+from quantizer.clusters import cluster_children, prefix_levels, product_matches, treemap_groups
 from quantizer.models import QuantizerRun
 from quantizer.plots import METRIC_KEYS, level_bars, line_chart, loss_series
 from quantizer.selectors import normalize_prefix, products_by_prefix
@@ -20,32 +19,29 @@ from quantizer.services import active_run, activate_run
 RUN_FIELDS_DEFERRED = ("weights",)
 
 
+SEARCH_LIMIT = 50
+
+
 @reviewer_required
 def clusters(request):
     flavor = request.GET.get("flavor") if request.GET.get("flavor") in Flavor.values else Flavor.PRECISION
     run = active_run(flavor, required=False)
-    context = {"flavor": flavor, "flavors": Flavor.choices, "run": run, "query": request.GET.get("q", "")}
+    context = {"flavor": flavor, "flavors": Flavor.choices, "run": run, "query": request.GET.get("q", "").strip()}
     if run is None:
         return render(request, "quantizer/clusters.html", context)
-    if context["query"]:
-        found = locate_product(run=run, query=context["query"])
-        if found is None:
-            messages.warning(request, f"No product matches {context['query']!r} in the {flavor} run.")
-        else:
-            return redirect(f"{reverse('clusters')}?flavor={flavor}&prefix={found.code}&product={found.product_id}")
     try:
         prefix = normalize_prefix(request.GET["prefix"]) if request.GET.get("prefix") else ""
     except ValueError as exc:
         messages.error(request, str(exc))
         prefix = ""
     children = cluster_children(run=run, prefix=prefix)
-    for child in children:
-        child["colour"] = purity_colour(child["purity"])
-        child["basis"] = round(min(100.0, max(14.0, 300 * child["share"])), 1)  # big clusters take a row
     products = Paginator(products_by_prefix(run=run, prefix=prefix), 25).get_page(request.GET.get("page")) if prefix else None
+    matches = list(product_matches(run=run, query=context["query"])[:SEARCH_LIMIT + 1]) if context["query"] else []
     context.update({
-        "prefix": prefix, "levels": prefix_levels(prefix), "children": children, "products": products,
+        "prefix": prefix, "levels": prefix_levels(prefix), "products": products,
+        "groups": treemap_groups(children, by_department=not prefix),
         "depth": len(prefix.split("_")) if prefix else 0, "highlight": request.GET.get("product", ""),
+        "matches": matches[:SEARCH_LIMIT], "more_matches": len(matches) > SEARCH_LIMIT,
     })
     return render(request, "quantizer/clusters.html", context)
 
