@@ -9,8 +9,9 @@ The shared catalogs have 27k and 50k products; a grocery catalog has millions. T
 synthetic 384-d unit vectors with a three-level tree (12 departments x 8 subcategories x 10 leaves;
 a product is its leaf's centre plus noise, so cosine within a leaf ~0.6, within a department ~0.35)
 and 10% near-duplicates of other products (cosine ~0.95). Pure quantizer core, no Django: runs on the
-GPU machine. Prints each stage's time and the peak memory (RSS; CUDA max allocated) and the codes'
-intrinsic metrics (`encode` includes them). The recall stage measures the approximate neighbours
+GPU machine. Prints each stage's time (training: also the median time a step, from the epochs after the
+first), the peak memory (RSS; CUDA max allocated), a hash of the codes (same seed and data, same hash: a
+run-to-run check), and the codes' intrinsic metrics (`encode` includes them). The recall stage measures the approximate neighbours
 (`probed_neighbours`, used above 100,000 rows) against exact search; with `--catalog` it runs on a real
 catalog's embeddings, where the approximate search is otherwise not used.
 """
@@ -18,6 +19,7 @@ catalog's embeddings, where the approximate search is otherwise not used.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -169,15 +171,22 @@ def main() -> None:
         return
 
     config = RQVAEConfig(epochs=args.epochs, max_train_products=args.max_train)
-    result = train_rqvae(x, taxonomy, config, device=args.device)
+    epoch_ends: list[float] = []
+    result = train_rqvae(x, taxonomy, config, device=args.device,
+                         progress=lambda *_: epoch_ends.append(time.perf_counter()))
     figures["train_products"] = result.train_products
     figures["train_s"] = round(result.seconds, 1)
-    figures["steps"] = config.epochs * int(np.ceil(figures["train_products"] / config.batch_size))
-    print(f"train on {figures['train_products']:,}: {figures['train_s']} s ({figures['steps']} steps)", flush=True)
+    steps_per_epoch = int(np.ceil(figures["train_products"] / config.batch_size))
+    figures["steps"] = config.epochs * steps_per_epoch
+    if len(epoch_ends) > 2:  # the first epoch holds the set-up (and on CUDA the graph capture)
+        figures["step_ms_median"] = round(float(np.median(np.diff(epoch_ends))) / steps_per_epoch * 1000, 2)
+    print(f"train on {figures['train_products']:,}: {figures['train_s']} s ({figures['steps']} steps, "
+          f"{figures.get('step_ms_median')} ms a step after the first epoch)", flush=True)
 
     started = time.perf_counter()
     encoded = encode(result.model, x, device=args.device)
     figures["encode_s"] = round(time.perf_counter() - started, 1)
+    figures["codes_sha256"] = hashlib.sha256(np.ascontiguousarray(encoded.codes, np.int64).tobytes()).hexdigest()[:16]
     print(f"encode {len(x):,}: {figures['encode_s']} s", flush=True)
 
     started = time.perf_counter()

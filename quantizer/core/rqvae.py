@@ -145,11 +145,36 @@ class ResidualQuantizer(nn.Module):
     ) -> list[int]:
         """Count a step for every codeword; those idle for `threshold` steps are replaced by
         random residuals of the current batch (Adam moments of the replaced rows are zeroed)."""
+        self.count_idle_steps(out.codes)
+        return self.reseed_idle_codes(out, threshold=threshold, generator=generator, optimizer=optimizer)
+
+    @torch.no_grad()
+    def count_idle_steps(self, codes: torch.Tensor) -> None:
+        """One more idle step for every codeword, 0 for those that `codes` (B, L) chose. No host
+        sync (it runs inside a CUDA graph)."""
+        for level in range(self.levels):
+            idle = self.idle_steps(level)
+            idle += 1
+            idle.index_fill_(0, codes[:, level], 0)
+
+    @torch.no_grad()
+    def has_dead_codes(self, threshold: int) -> torch.Tensor:
+        """0-dim bool on the codebooks' device: some codeword has been idle for `threshold` steps."""
+        return torch.stack([(self.idle_steps(level) >= threshold).any() for level in range(self.levels)]).any()
+
+    @torch.no_grad()
+    def reseed_idle_codes(
+        self,
+        out: QuantizerOutput,
+        *,
+        threshold: int,
+        generator: torch.Generator,
+        optimizer: torch.optim.Optimizer | None = None,
+    ) -> list[int]:
+        """Replace the codewords idle for `threshold` steps (`count_idle_steps`); per level, how many."""
         reseeded = []
         for level, codebook in enumerate(self.codebooks):
             idle = self.idle_steps(level)
-            idle += 1
-            idle[out.codes[:, level].unique()] = 0
             dead = (idle >= threshold).nonzero().squeeze(1)
             reseeded.append(int(len(dead)))
             if len(dead) == 0:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -108,12 +109,19 @@ class HierarchicalBatchSampler:
         hier = self._hierarchical_part(rng, int(round(b * self.hierarchical_fraction)))
         taken = np.zeros(self.n, bool)
         taken[hier] = True
+        # A permutation of all the other rows (O(N)) for b - len(hier) of them: ~1 ms at 100,000 rows.
+        # Kept, since a cheaper draw would change every run's batches; training draws the next
+        # epoch's batches while the GPU runs this one's steps (`iter_batches`).
         rest = rng.permutation(np.flatnonzero(~taken))[: b - len(hier)]
         return np.concatenate([np.asarray(hier, np.int64), rest.astype(np.int64)])
 
-    def batches(self, epoch: int) -> list[np.ndarray]:
+    def iter_batches(self, epoch: int) -> Iterator[np.ndarray]:
+        """`batches(epoch)` one at a time, drawn as they are asked for."""
         rng = np.random.default_rng([self.seed, int(epoch)])
-        return [self.batch(rng) for _ in range(len(self))]
+        return (self.batch(rng) for _ in range(len(self)))
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        return list(self.iter_batches(epoch))
 
 
 class RandomBatchSampler:
@@ -124,6 +132,9 @@ class RandomBatchSampler:
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
+
+    def iter_batches(self, epoch: int) -> Iterator[np.ndarray]:
+        return iter(self.batches(epoch))
 
     def batches(self, epoch: int) -> list[np.ndarray]:
         perm = np.random.default_rng([self.seed, int(epoch)]).permutation(self.n)

@@ -12,12 +12,20 @@ L_contrastive: for each level l, soft assignments p_i^l = softmax(-dist / T) giv
   P(i, j share code l) = <p_i^l, p_j^l>; a class-balanced binary cross-entropy pushes it to a
   target graded by where i and j sit in the taxonomy (see `relation_targets`), levels
   weighted by `level_weights`. Only pairs within a batch where both products are categorized.
+
+A training step (`loss_terms`, backward, optimizer) never reads the GPU from the host: the losses
+use masked sums instead of boolean indexing, and the per-epoch figures add up on the device. On
+CUDA the step is captured once as a CUDA graph and replayed (`CudaGraphSteps`), and the sampler
+draws the next epoch's batches while the GPU runs this one's. On the CPU the arithmetic is the same
+as with boolean indexing (bench/gpu/train_speed.sh, docs/performance.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -34,6 +42,11 @@ ProgressFn = Callable[[int, int, dict], None]
 
 # Pair relations, most specific first.
 SAME_LEAF, SIBLING, COUSIN, UNRELATED, UNKNOWN = 0, 1, 2, 3, 4
+# The loss terms `loss_terms` returns, in the history's order.
+TERMS = ("reconstruction", "rq", "codebook", "commitment", "contrastive", "similarity", "neighbour", "unique", "total")
+# CUDA: eager steps of each batch shape before its step is captured as a CUDA graph (lazily made
+# state: the optimizer's moments, cuBLAS workspaces).
+GRAPH_WARMUP_STEPS = 3
 
 
 @dataclass
@@ -58,12 +71,11 @@ def pair_relations(tax: torch.Tensor) -> torch.Tensor:
     shared = equal.long().cumprod(2).sum(2)  # (B, B)
     di, dj = depth[:, None], depth[None, :]
     deeper = torch.maximum(di, dj)
-    rel = torch.full_like(shared, UNRELATED)
-    rel[shared >= 1] = COUSIN
-    rel[(shared >= 1) & (shared == deeper - 1)] = SIBLING
-    rel[(shared == di) & (shared == dj) & (shared >= 1)] = SAME_LEAF
-    unknown = (di == 0) | (dj == 0)
-    rel[unknown] = UNKNOWN
+    # torch.where, not rel[mask] = ...: a boolean-mask assignment can read the mask on the host.
+    rel = torch.where(shared >= 1, COUSIN, UNRELATED)
+    rel = torch.where((shared >= 1) & (shared == deeper - 1), SIBLING, rel)
+    rel = torch.where((shared == di) & (shared == dj) & (shared >= 1), SAME_LEAF, rel)
+    rel = torch.where((di == 0) | (dj == 0), UNKNOWN, rel)
     rel.fill_diagonal_(UNKNOWN)
     return rel
 
@@ -87,26 +99,33 @@ def soft_assignments(dist: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def contrastive_loss(
-    q: QuantizerOutput, relations: torch.Tensor, config: RQVAEConfig
+    q: QuantizerOutput, relations: torch.Tensor, config: RQVAEConfig, targets: torch.Tensor | None = None
 ) -> torch.Tensor:
+    """targets: `relation_targets(config, device)`, when the caller keeps them (one copy a run)."""
     known = relations != UNKNOWN  # (B, B)
-    if not bool(known.any()):
-        return q.distances[0].new_zeros(())
-    targets_by_level = relation_targets(config, relations.device)  # (L, 5)
+    targets_by_level = relation_targets(config, relations.device) if targets is None else targets  # (L, 5)
     total = q.distances[0].new_zeros(())
     for level, dist in enumerate(q.distances):
         target = targets_by_level[level][relations]  # (B, B)
         positive = known & (target > 0)
         negative = known & (target <= 0)
-        # Negatives outnumber positives ~100:1 in a batch: each group gets half the weight.
-        n_pos, n_neg = int(positive.sum()), int(negative.sum())
-        groups = (n_pos > 0) + (n_neg > 0)
-        weight = (positive.float() / max(n_pos, 1) + negative.float() / max(n_neg, 1)) / groups
+        # Negatives outnumber positives ~100:1 in a batch: each group gets half the weight. Counts
+        # stay on the device (no host sync); with no known pair every weight is 0.
+        n_pos, n_neg = positive.sum(), negative.sum()
+        groups = ((n_pos > 0).long() + (n_neg > 0).long()).clamp_min(1)
+        weight = (positive.float() / n_pos.clamp_min(1) + negative.float() / n_neg.clamp_min(1)) / groups
         p = soft_assignments(dist, config.temperature)  # (B, K)
         share = (p @ p.t()).clamp(1e-6, 1 - 1e-6)  # (B, B) P(share code at this level)
         level_loss = F.binary_cross_entropy(share, target, weight=weight, reduction="sum")
         total = total + config.level_weights[level] * level_loss
     return total
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean of `values` where `mask`, count): `values[mask].mean()` without the host sync that
+    boolean indexing needs; the gradient is the same. An empty mask gives (0, 0)."""
+    count = mask.sum()
+    return (values * mask).sum() / count.clamp_min(1), count
 
 
 def similarity_loss(z: torch.Tensor, x: torch.Tensor, input_mean: torch.Tensor) -> torch.Tensor:
@@ -118,7 +137,7 @@ def similarity_loss(z: torch.Tensor, x: torch.Tensor, input_mean: torch.Tensor) 
     xn = F.normalize(x - input_mean, dim=1)
     diff = zn @ zn.t() - xn @ xn.t()
     off = ~torch.eye(len(z), dtype=torch.bool, device=z.device)
-    return diff[off].pow(2).mean()
+    return _masked_mean(diff.pow(2), off)[0]
 
 
 def neighbour_loss(
@@ -131,7 +150,8 @@ def neighbour_loss(
     contrastive term). Positives (target 1): batch pairs whose raw input cosine is >=
     neighbour_threshold, and each row with its sampled input-space nearest neighbour
     (`partner_distances`: (B, K) level-1 squared distances of the partners, row-aligned).
-    Negatives (target 0): batch pairs with cosine < neighbour_threshold - neighbour_margin."""
+    Negatives (target 0): batch pairs with cosine < neighbour_threshold - neighbour_margin.
+    0 when either group is empty."""
     xn = F.normalize(x, dim=1)
     cos = xn @ xn.t()
     off = ~torch.eye(len(x), dtype=torch.bool, device=x.device)
@@ -139,15 +159,16 @@ def neighbour_loss(
     negative = off & (cos < config.neighbour_threshold - config.neighbour_margin)
     p = soft_assignments(q.distances[0], config.temperature)
     share = (p @ p.t()).clamp(1e-6, 1 - 1e-6)
-    pos_terms = [-torch.log(share[positive])]
+    # Masked sums, not share[positive]: no host sync; the gradient is that of the gathered means.
+    n_pos = positive.sum()
+    pos_sum = (-torch.log(share) * positive).sum()
     if partner_distances is not None:
         pp = soft_assignments(partner_distances, config.temperature)
-        pos_terms.append(-torch.log((p * pp).sum(1).clamp(1e-6, 1 - 1e-6)))
-    pos = torch.cat(pos_terms)
-    neg = -torch.log1p(-share[negative])
-    if len(pos) == 0 or len(neg) == 0:
-        return q.distances[0].new_zeros(())
-    return (pos.mean() + neg.mean()) / 2
+        pos_sum = pos_sum + (-torch.log((p * pp).sum(1).clamp(1e-6, 1 - 1e-6))).sum()
+        n_pos = n_pos + len(pp)
+    neg, n_neg = _masked_mean(-torch.log1p(-share), negative)
+    loss = (pos_sum / n_pos.clamp_min(1) + neg) / 2
+    return torch.where((n_pos > 0) & (n_neg > 0), loss, 0.0)
 
 
 def uniqueness_loss(
@@ -163,12 +184,10 @@ def uniqueness_loss(
     same_prefix = (q.codes[:, :last] == q_partner.codes[:, :last]).all(1)
     distinct = (x != x_partner).any(1)
     mask = same_prefix & distinct
-    if not bool(mask.any()):
-        return q.distances[0].new_zeros(())
-    p = soft_assignments(q.distances[last][mask], config.temperature)
-    pp = soft_assignments(q_partner.distances[last][mask], config.temperature)
+    p = soft_assignments(q.distances[last], config.temperature)
+    pp = soft_assignments(q_partner.distances[last], config.temperature)
     share = (p * pp).sum(1).clamp(1e-6, 1 - 1e-6)
-    return -torch.log1p(-share).mean()
+    return _masked_mean(-torch.log1p(-share), mask)[0]
 
 
 @contextlib.contextmanager
@@ -189,6 +208,112 @@ def training_sample(n: int, config: RQVAEConfig) -> np.ndarray:
     """Sorted indices of the products `train_rqvae` trains on: all of them, or
     `config.max_train_products` drawn at random with `config.seed`."""
     return row_sample(n, config.max_train_products, np.random.default_rng(config.seed))
+
+
+def lr_factor(step: int, total_steps: int) -> float:
+    """The learning rate after `step` steps, as a share of the configured one: cosine from 1 to 0.1."""
+    return 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(step, total_steps) / total_steps))
+
+
+def loss_terms(
+    model: RQVAE,
+    config: RQVAEConfig,
+    x: torch.Tensor,
+    idx: torch.Tensor,
+    *,
+    tax: torch.Tensor | None = None,
+    targets: torch.Tensor | None = None,
+    knn: torch.Tensor | None = None,
+    partner_cols: torch.Tensor | None = None,
+    near_cols: torch.Tensor | None = None,
+) -> tuple[dict[str, torch.Tensor], QuantizerOutput]:
+    """Every loss term (`TERMS`) of the batch x[idx] (B,), and its quantizer output. tax: (N, T)
+    taxonomy for the contrastive term (None: off). knn: (N, k) input neighbours; partner_cols /
+    near_cols: (rows,) the column of each head row's partner for the neighbour / uniqueness term
+    (None: without partners / off). No host sync: it runs inside a CUDA graph."""
+    xb = x[idx]
+    z = model.latent(xb)
+    q = model.quantizer(z)
+    recon = model.decode(q.quantized)
+    reconstruction = (recon - xb).pow(2).sum(1).mean()
+    zero = reconstruction.new_zeros(())
+    rows = config.contrastive_rows or len(idx)
+    head = idx[:rows]
+    rq = q.codebook_loss + config.commitment_weight * q.commitment_loss
+    contrastive = (
+        contrastive_loss(q.head(rows), pair_relations(tax[head]), config, targets) if tax is not None else zero
+    )
+    similarity = (
+        similarity_loss(z[:rows], xb[:rows], model.input_mean) if config.similarity_weight > 0 else zero
+    )
+    neighbour = zero
+    if config.neighbour_weight > 0:
+        partner_distances = None
+        if partner_cols is not None:
+            q_partner = model.quantizer(model.latent(x[knn[head, partner_cols]]))
+            partner_distances = q_partner.distances[0]
+        neighbour = neighbour_loss(q.head(rows), xb[:rows], config, partner_distances)
+    unique = zero
+    if near_cols is not None:
+        near = knn[head, near_cols]
+        q_near = model.quantizer(model.latent(x[near]))
+        unique = uniqueness_loss(q.head(rows), q_near, xb[:rows], x[near], config)
+    total = (
+        reconstruction + rq + config.contrastive_weight * contrastive
+        + config.similarity_weight * similarity + config.neighbour_weight * neighbour
+        + config.unique_weight * unique
+    )
+    terms = {
+        "reconstruction": reconstruction,
+        "rq": rq,
+        "codebook": q.codebook_loss,
+        "commitment": q.commitment_loss,
+        "contrastive": contrastive,
+        "similarity": similarity,
+        "neighbour": neighbour,
+        "unique": unique,
+        "total": total,
+    }
+    return terms, q
+
+
+class CudaGraphSteps:
+    """Runs `step(*tensors, **flags)` on CUDA, one launch a step: eagerly (on a side stream) for the
+    first `GRAPH_WARMUP_STEPS` calls with given input shapes and flags, then captured once as a CUDA
+    graph that every later call with those shapes and flags replays, its inputs copied into the
+    graph's own. A training step is hundreds of small kernels; launched one by one from Python, the
+    GPU waited on the launches. `step` must not read the GPU from the host, and its outputs are
+    overwritten by the next replay."""
+
+    def __init__(self, step: Callable):
+        self.step = step
+        self.side = torch.cuda.Stream()
+        self.calls: dict = defaultdict(int)
+        self.graphs: dict = {}
+
+    def __call__(self, *inputs: torch.Tensor | None, **flags):
+        key = (tuple(None if t is None else tuple(t.shape) for t in inputs), tuple(sorted(flags.items())))
+        if key in self.graphs:
+            graph, buffers, out = self.graphs[key]
+            for buffer, t in zip(buffers, inputs):
+                if buffer is not None:
+                    buffer.copy_(t)
+            graph.replay()
+            return out
+        self.calls[key] += 1
+        if self.calls[key] <= GRAPH_WARMUP_STEPS:
+            self.side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side):
+                out = self.step(*inputs, **flags)
+            torch.cuda.current_stream().wait_stream(self.side)
+            return out
+        buffers = [None if t is None else t.clone() for t in inputs]
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = self.step(*buffers, **flags)
+        self.graphs[key] = (graph, buffers, out)
+        graph.replay()
+        return out
 
 
 def train_rqvae(
@@ -220,13 +345,19 @@ def train_rqvae(
 
     started = time.perf_counter()
     device = torch.device(device)
-    fork_devices = [device] if device.type == "cuda" else []
+    cuda = device.type == "cuda"
+    fork_devices = [device] if cuda else []
+
+    def to_device(t: torch.Tensor) -> torch.Tensor:  # from pinned memory: the host does not wait
+        return t.pin_memory().to(device, non_blocking=True) if cuda else t
+
     with exact_float32(), deterministic_algorithms(), torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(config.seed)
         gen = torch.Generator().manual_seed(config.seed)  # CPU generator: same draws on any device
         model = RQVAE(config).to(device)
         x = torch.from_numpy(x_all).to(device)
-        tax = torch.from_numpy(tax_all).to(device) if tax_all is not None else None
+        tax = torch.from_numpy(tax_all).to(device) if use_contrastive else None
+        targets = relation_targets(config, device)
 
         if init_state is not None:
             model.load_state_dict(init_state)
@@ -248,109 +379,102 @@ def train_rqvae(
             else RandomBatchSampler(n, config.batch_size, seed=config.seed)
         )
         codebook_ids = {id(p) for p in model.quantizer.codebooks}
+        base_lrs = [config.lr, config.lr * config.codebook_lr_scale]
+        # On CUDA the learning rates are tensors that the captured optimizer step reads.
+        lrs = [torch.tensor(lr, device=device) for lr in base_lrs] if cuda else base_lrs
         groups = [
-            {"params": [p for p in model.parameters() if id(p) not in codebook_ids]},
-            {"params": list(model.quantizer.codebooks), "lr": config.lr * config.codebook_lr_scale},
+            {"params": [p for p in model.parameters() if id(p) not in codebook_ids], "lr": lrs[0]},
+            {"params": list(model.quantizer.codebooks), "lr": lrs[1]},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay, capturable=cuda)
         total_steps = max(1, config.epochs * len(sampler))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(s, total_steps) / total_steps))
-        )
+
+        def set_lr(step: int) -> float:
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                lr = base * lr_factor(step, total_steps)
+                if cuda:
+                    group["lr"].fill_(lr)
+                else:
+                    group["lr"] = lr
+            return float(base_lrs[0] * lr_factor(step, total_steps))
+
+        last_lr = set_lr(0)
         reseed_until = int(config.reseed_until_fraction * total_steps)
         knn = (
             input_neighbours(x, config.neighbour_k)
             if config.neighbour_weight > 0 and config.neighbour_k > 0 and n > 1
             else None
         )
+        partnered = knn is not None
+        unique = config.unique_weight > 0 and knn is not None and config.levels > 1
+        # Per epoch, on the device: loss sums (float64, as the host summed them) and codewords used.
+        sums = torch.zeros(len(TERMS), dtype=torch.float64, device=device)
+        used = [torch.zeros(k, dtype=torch.bool, device=device) for k in config.codebook_sizes]
+
+        def step_fn(idx, partner_cols, near_cols, *, reseed: bool):
+            terms, q = loss_terms(
+                model, config, x, idx, tax=tax, targets=targets, knn=knn,
+                partner_cols=partner_cols, near_cols=near_cols,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimizer.step()
+            with torch.no_grad():
+                sums.add_(torch.stack([terms[k].detach() for k in TERMS]).double())
+                for level, u in enumerate(used):
+                    u.index_fill_(0, q.codes[:, level], True)
+                dead = None
+                if reseed:
+                    model.quantizer.count_idle_steps(q.codes)
+                    dead = model.quantizer.has_dead_codes(config.dead_code_threshold)
+            return dead, q
+
+        run = CudaGraphSteps(step_fn) if cuda else step_fn
 
         history: list[dict] = []
         step = 0
         model.train()
+        batches = sampler.batches(0) if config.epochs else []
         for epoch in range(config.epochs):
-            sums: dict[str, float] = {}
-            used = [torch.zeros(k, dtype=torch.bool, device=device) for k in config.codebook_sizes]
+            rows_all = to_device(torch.from_numpy(np.concatenate(batches)))  # the epoch's batches, one copy
+            bounds = np.cumsum([0] + [len(b) for b in batches]).tolist()
+            upcoming = sampler.iter_batches(epoch + 1) if epoch + 1 < config.epochs else iter(())
+            following: list[np.ndarray] = []
+            sums.zero_()
+            for u in used:
+                u.zero_()
             reseeded = [0] * config.levels
-            batches = sampler.batches(epoch)
-            for idx in batches:
-                idx_t = torch.from_numpy(idx).to(device)
-                xb = x[idx_t]
-                z = model.latent(xb)
-                q = model.quantizer(z)
-                recon = model.decode(q.quantized)
-                reconstruction = (recon - xb).pow(2).sum(1).mean()
-                rq = q.codebook_loss + config.commitment_weight * q.commitment_loss
-                if use_contrastive:
-                    rows = config.contrastive_rows or len(idx)
-                    contrastive = contrastive_loss(
-                        q.head(rows), pair_relations(tax[idx_t[:rows]]), config
-                    )
-                else:
-                    contrastive = reconstruction.new_zeros(())
-                if config.similarity_weight > 0:
-                    rows = config.contrastive_rows or len(idx)
-                    similarity = similarity_loss(z[:rows], xb[:rows], model.input_mean)
-                else:
-                    similarity = reconstruction.new_zeros(())
-                if config.neighbour_weight > 0:
-                    rows = config.contrastive_rows or len(idx)
-                    partner_distances = None
-                    if knn is not None:
-                        head = idx_t[:rows]
-                        col = torch.randint(0, knn.shape[1], (len(head),), generator=gen)
-                        partners = knn[head, col.to(device)]
-                        q_partner = model.quantizer(model.latent(x[partners]))
-                        partner_distances = q_partner.distances[0]
-                    neighbour = neighbour_loss(q.head(rows), xb[:rows], config, partner_distances)
-                else:
-                    neighbour = reconstruction.new_zeros(())
-                if config.unique_weight > 0 and knn is not None and config.levels > 1:
-                    # Collisions are between the very nearest products: partners from the
-                    # 2 nearest neighbours.
-                    col = torch.randint(0, min(2, knn.shape[1]), (len(head),), generator=gen)
-                    near = knn[head, col.to(device)]
-                    q_near = model.quantizer(model.latent(x[near]))
-                    unique = uniqueness_loss(q.head(rows), q_near, xb[:rows], x[near], config)
-                else:
-                    unique = reconstruction.new_zeros(())
-                total = (
-                    reconstruction + rq + config.contrastive_weight * contrastive
-                    + config.similarity_weight * similarity + config.neighbour_weight * neighbour
-                    + config.unique_weight * unique
+            for b in range(len(batches)):
+                idx = rows_all[bounds[b] : bounds[b + 1]]
+                head = min(len(idx), config.contrastive_rows or len(idx))
+                partner_cols = (
+                    to_device(torch.randint(0, knn.shape[1], (head,), generator=gen)) if partnered else None
                 )
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                optimizer.step()
-                schedule.step()
+                # Collisions are between the very nearest products: partners from the 2 nearest.
+                near_cols = (
+                    to_device(torch.randint(0, min(2, knn.shape[1]), (head,), generator=gen)) if unique else None
+                )
+                reseed = step + 1 <= reseed_until and len(idx) > 1
+                dead, q = run(idx, partner_cols, near_cols, reseed=reseed)
                 step += 1
-                if step <= reseed_until and len(idx) > 1:
-                    counts = model.quantizer.reseed_dead_codes(
+                last_lr = set_lr(step)
+                following.extend(itertools.islice(upcoming, 1))  # while the GPU runs the step
+                if dead is not None and bool(dead):
+                    counts = model.quantizer.reseed_idle_codes(
                         q, threshold=config.dead_code_threshold, generator=gen, optimizer=optimizer
                     )
-                    reseeded = [a + b for a, b in zip(reseeded, counts)]
-                for level in range(config.levels):
-                    used[level][q.codes[:, level]] = True
-                terms = {
-                    "reconstruction": reconstruction,
-                    "rq": rq,
-                    "codebook": q.codebook_loss,
-                    "commitment": q.commitment_loss,
-                    "contrastive": contrastive,
-                    "similarity": similarity,
-                    "neighbour": neighbour,
-                    "unique": unique,
-                    "total": total,
-                }
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-            row = {"epoch": epoch + 1, **{k: v / len(batches) for k, v in sums.items()}}
+                    reseeded = [a + c for a, c in zip(reseeded, counts)]
+            following.extend(upcoming)
+            row = {"epoch": epoch + 1, **{k: v / len(batches) for k, v in zip(TERMS, sums.tolist())}}
             for level in range(config.levels):
                 row[f"utilization_l{level + 1}"] = float(used[level].float().mean())
                 row[f"reseeded_l{level + 1}"] = reseeded[level]
-            row["lr"] = float(schedule.get_last_lr()[0])
+            row["lr"] = last_lr
             history.append(row)
             if progress is not None:
                 progress(epoch + 1, config.epochs, row)
+            batches = following
+        optimizer.zero_grad(set_to_none=True)  # (on CUDA the gradients live in the graphs' memory)
         model.eval()
     return TrainResult(
         model=model, config=config, history=history, seconds=time.perf_counter() - started, train_products=n

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from quantizer.core import (
     HierarchicalBatchSampler,
+    RandomBatchSampler,
     RQVAEConfig,
     code_string,
     disambiguate,
@@ -338,6 +339,49 @@ def test_similarity_and_neighbour_losses_on_known_inputs():
     assert float(neighbour_loss(out(same), x, cfg)) < float(neighbour_loss(out(split), x, cfg))
 
 
+def test_neighbour_loss_has_the_gradient_of_the_means_over_the_selected_pairs():
+    """The loss sums over masks (no host sync); its gradient is bit for bit that of the plain
+    means over share[positive] / share[negative] it replaced, so CPU runs keep their codes."""
+    from quantizer.core.rqvae import QuantizerOutput
+    from quantizer.core.training import neighbour_loss, soft_assignments
+
+    g = torch.Generator().manual_seed(0)
+    x = F.normalize(torch.randn(40, 8, generator=g) + 2 * torch.randn(4, 8, generator=g).repeat(10, 1), dim=1)
+    dist = torch.rand(40, 16, generator=g)
+    partner = torch.rand(40, 16, generator=g)
+    cfg = small_config(neighbour_threshold=0.8, neighbour_margin=0.3)
+
+    def grad(loss_fn):
+        d = dist.clone().requires_grad_(True)
+        loss = loss_fn(d)
+        loss.backward()
+        return loss.detach(), d.grad
+
+    def gathered(d):
+        xn = F.normalize(x, dim=1)
+        cos = xn @ xn.t()
+        off = ~torch.eye(len(x), dtype=torch.bool)
+        p = soft_assignments(d, cfg.temperature)
+        share = (p @ p.t()).clamp(1e-6, 1 - 1e-6)
+        pp = soft_assignments(partner, cfg.temperature)
+        pos = torch.cat([-torch.log(share[off & (cos >= 0.8)]), -torch.log((p * pp).sum(1).clamp(1e-6, 1 - 1e-6))])
+        neg = -torch.log1p(-share[off & (cos < 0.5)])
+        return (pos.mean() + neg.mean()) / 2
+
+    def masked(d):
+        out = QuantizerOutput(x, torch.zeros(40, 1, dtype=torch.long), [x], [d], x.sum(), x.sum())
+        return neighbour_loss(out, x, cfg, partner)
+
+    expected, expected_grad = grad(gathered)
+    loss, loss_grad = grad(masked)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    assert torch.equal(loss_grad, expected_grad)
+    # No negative pair: exactly 0, and no gradient.
+    cfg.neighbour_margin = 2.0
+    loss, loss_grad = grad(masked)
+    assert float(loss) == 0.0 and not loss_grad.any()
+
+
 def test_uniqueness_loss_only_counts_distinct_pairs_that_share_the_prefix():
     from quantizer.core.rqvae import QuantizerOutput
     from quantizer.core.training import uniqueness_loss
@@ -453,6 +497,15 @@ def test_hierarchical_batches_are_deterministic_given_the_seed(catalog):
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not all(np.array_equal(x, y) for x, y in zip(a, c))
     assert not all(np.array_equal(x, y) for x, y in zip(a, d))
+
+
+def test_an_epoch_drawn_one_batch_at_a_time_is_the_epoch_drawn_at_once(catalog):
+    _, tax = catalog
+    for sampler in (HierarchicalBatchSampler(tax, 64, seed=3), RandomBatchSampler(len(tax), 50, seed=3)):
+        at_once = sampler.batches(epoch=2)
+        one_by_one = list(sampler.iter_batches(epoch=2))
+        assert len(one_by_one) == len(at_once) == len(sampler)
+        assert all(np.array_equal(a, b) for a, b in zip(at_once, one_by_one))
 
 
 def test_sampler_with_a_flat_taxonomy_uses_the_root_as_parent():
