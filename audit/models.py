@@ -35,6 +35,7 @@ class Flag(models.Model):
         REASSIGNED = "reassigned"
         DEFERRED = "deferred"
         STALE = "stale"
+        SUPERSEDED = "superseded"  # its product was decided on its other flag (the other flavor's)
 
     OPEN_STATES = (Status.OPEN, Status.CLAIMED, Status.DEFERRED)
     DECIDED_STATES = (Status.ACCEPTED, Status.REJECTED, Status.REASSIGNED)

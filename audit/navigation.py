@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from audit.models import Flag
-from audit.services import claim_flag, claim_next_flag, claimable
+from audit.services import claim_next_flag
 
 
 def release_claim(*, flag: Flag, reviewer) -> None:
@@ -21,11 +21,6 @@ def release_claim(*, flag: Flag, reviewer) -> None:
 @transaction.atomic
 def skip_to_next(*, flag: Flag | None, reviewer, queue: str, filters: dict | None = None) -> Flag | None:
     """Release `flag` (if held) and lease the next flag of the queue other than it."""
-    if flag is None:
-        return claim_next_flag(reviewer=reviewer, queue=queue, filters=filters)
-    release_claim(flag=flag, reviewer=reviewer)
-    candidate = (
-        claimable(queue=queue, reviewer=reviewer, filters=filters).exclude(pk=flag.pk)
-        .select_for_update(skip_locked=True, of=("self",)).first()
-    )
-    return claim_flag(flag=candidate, reviewer=reviewer) if candidate else None
+    if flag is not None:
+        release_claim(flag=flag, reviewer=reviewer)
+    return claim_next_flag(reviewer=reviewer, queue=queue, filters=filters, skip=flag.pk if flag else None)

@@ -11,7 +11,7 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from audit.core import calibrate, product_words, score_products, taxonomy_issues
@@ -237,25 +237,36 @@ def claimable(*, queue: str, reviewer, filters: dict | None = None):
             | Q(status=Flag.Status.CLAIMED, claim_expires_at__lt=now)
         )
     qs = qs.filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lt=now) | Q(claimed_by=reviewer))
+    # a product another reviewer is reviewing on its other flag (the other flavor's) is theirs
+    held_elsewhere = _leased(Flag.objects.filter(product_id=OuterRef("product_id")).exclude(pk=OuterRef("pk")),
+                             reviewer, now)
+    qs = qs.exclude(Exists(held_elsewhere))
     qs = filter_flags(qs, filters or {})
     deferred_last = Case(When(status=Flag.Status.DEFERRED, then=Value(1)), default=Value(0), output_field=IntegerField())
     return qs.order_by(deferred_last, "-priority", "id")
 
 
-def claim_next_flag(*, reviewer, queue: str = Queue.MISLABEL, filters: dict | None = None) -> Flag | None:
-    """Lease the highest-priority flag of the queue. SKIP LOCKED: two reviewers never get the same one."""
+def claim_next_flag(*, reviewer, queue: str = Queue.MISLABEL, filters: dict | None = None,
+                    skip: int | None = None) -> Flag | None:
+    """Lease the highest-priority flag of the queue (other than `skip`). SKIP LOCKED, on the flag and on its
+    product: two reviewers never get the same flag, nor two flags of one product."""
     mark_stale_flags()
     with transaction.atomic():
         mine = Flag.objects.filter(claimed_by=reviewer, status=Flag.Status.CLAIMED, claim_expires_at__gt=timezone.now())
         if queue != Queue.SECOND_REVIEW:
             mine = mine.filter(queue=queue)
-        held = mine.order_by("-priority").first()
+        held = mine.exclude(pk=skip).order_by("-priority").first()
         if held:
             return held
-        flag = claimable(queue=queue, reviewer=reviewer, filters=filters).select_for_update(skip_locked=True, of=("self",)).first()
-        if flag is None:
-            return None
-        return _take(flag, reviewer)
+        passed = [skip] if skip else []
+        while True:
+            flag = (claimable(queue=queue, reviewer=reviewer, filters=filters).exclude(pk__in=passed)
+                    .select_for_update(skip_locked=True, of=("self",)).first())
+            if flag is None:
+                return None
+            if _lock_product(flag) and held_elsewhere(flag, reviewer) is None:
+                return _take(flag, reviewer)
+            passed.append(flag.pk)  # its product is being decided or claimed right now
 
 
 def _take(flag: Flag, reviewer) -> Flag:
@@ -277,12 +288,47 @@ def held_by_other(flag: Flag, reviewer) -> bool:
     return flag.claimed_by_id not in (None, reviewer.pk) and lease_running(flag)
 
 
+def _leased(flags, reviewer, now):
+    return flags.filter(claimed_by__isnull=False, claim_expires_at__gt=now).exclude(claimed_by=reviewer)
+
+
+def held_elsewhere(flag: Flag, reviewer) -> Flag | None:
+    """The product's other flag (the other flavor's, raised before flags were merged) that another reviewer
+    holds a running lease on: the product is theirs until they decide or let go."""
+    others = Flag.objects.filter(product_id=flag.product_id).exclude(pk=flag.pk)
+    return _leased(others, reviewer, timezone.now()).select_related("claimed_by").first()
+
+
+def _refuse_held_elsewhere(flag: Flag, reviewer) -> None:
+    other = held_elsewhere(flag, reviewer)
+    if other is not None:
+        raise ReviewError(f"{other.claimed_by} is reviewing this product on flag #{other.pk}")
+
+
+def _locked_flag(pk: int, *related) -> Flag:
+    try:
+        return Flag.objects.select_for_update(of=("self",)).select_related(*related).get(pk=pk)
+    except Flag.DoesNotExist:
+        raise ReviewError(f"flag #{pk} no longer exists: its product was decided on its other flag, or an audit "
+                          "withdrew it") from None
+
+
+def _lock_product(flag: Flag) -> bool:
+    """Lock the flag's product row unless another transaction holds it (a decision or a claim on the product
+    in flight); never waits, so a claim can not deadlock with a decision closing the product's other flag."""
+    return bool(list(Product.objects.select_for_update(skip_locked=True).filter(pk=flag.product_id)
+                     .values_list("pk", flat=True)))
+
+
 @transaction.atomic
 def claim_flag(*, flag: Flag, reviewer) -> Flag:
     """Lease one given flag (opened from a link); refused while another reviewer's lease runs."""
-    flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    flag = _locked_flag(flag.pk, "product")
     if held_by_other(flag, reviewer):
         raise ReviewError(f"flag #{flag.pk} is claimed by {flag.claimed_by} until {flag.claim_expires_at:%H:%M}")
+    if not _lock_product(flag):
+        raise ReviewError(f"another reviewer is deciding {flag.product.name} right now")
+    _refuse_held_elsewhere(flag, reviewer)
     if flag.status == Flag.Status.STALE:
         return _take(flag, reviewer)
     if flag.status not in (Flag.Status.OPEN, Flag.Status.DEFERRED, Flag.Status.CLAIMED) and not second_review_due(flag, reviewer):
@@ -322,11 +368,12 @@ def decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None 
 @transaction.atomic
 def _decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None, note: str,
                  batch: uuid.UUID | None = None) -> Decision:
-    flag = Flag.objects.select_for_update().select_related("product").get(pk=flag.pk)
+    flag = _locked_flag(flag.pk, "product")
     product = Product.objects.select_for_update().get(pk=flag.product_id)
     if action not in Decision.Action.values or action == Decision.Action.UNDO:
         raise ReviewError(f"unknown action {action!r}")
     _check_claim(flag, reviewer)
+    _refuse_held_elsewhere(flag, reviewer)  # deciding would close the other reviewer's flag under them
     status_before = flag.status
     if action == Decision.Action.COMMENT:
         if not note.strip():
@@ -379,10 +426,11 @@ def _decide_flag(*, flag: Flag, reviewer, action: str, category: Category | None
 
 def _close_twins(flag: Flag) -> None:
     """The product is decided: its other undecided flags (another run's, raised before flags were merged)
-    go, so the queue never shows the product again under an out-of-date label."""
+    go, so no queue shows the product again under an out-of-date label. One with a history (a deferral, a
+    comment) is kept, superseded: out of every queue, never decided."""
     twins = Flag.objects.filter(product_id=flag.product_id, status__in=LIVE_STATES).exclude(pk=flag.pk)
     twins.filter(decisions__isnull=True).delete()
-    twins.update(status=Flag.Status.STALE, claimed_by=None, claim_expires_at=None)  # with history (a deferral)
+    twins.update(status=Flag.Status.SUPERSEDED, claimed_by=None, claim_expires_at=None)
 
 
 def _second_review(flag, product, reviewer, action, category, note, batch=None) -> Decision:

@@ -36,6 +36,7 @@ from audit.services import (
     decide_batch,
     decide_flag,
     held_by_other,
+    held_elsewhere,
     lease_running,
     second_review_due,
     undo_batch,
@@ -93,13 +94,24 @@ def start_review(request):
 ALTERNATIVE_FLOOR = 0.05
 
 
+def _gone(request, pk: int):
+    """A flag that no longer exists (its product was decided on its other flag, or an audit withdrew it)."""
+    messages.warning(request, f"Flag #{pk} no longer exists: its product was decided on its other flag, or an "
+                              "audit withdrew it.")
+    queue = request.POST.get("queue") or request.GET.get("queue")
+    return redirect(f"{reverse('home')}?queue={queue}" if queue in Queue.values else reverse("home"))
+
+
 @reviewer_required
 def flag_detail(request, pk):
     """Viewing is not claiming: "Start reviewing", "next" and the page's Claim button lease a flag."""
-    flag = get_object_or_404(
-        Flag.objects.select_related("product__category", "label", "suggested", "run", "claimed_by"), pk=pk)
+    flag = Flag.objects.select_related("product__category", "label", "suggested", "run", "claimed_by").filter(pk=pk).first()
+    if flag is None:
+        return _gone(request, pk)
+    other = held_elsewhere(flag, request.user)
     claim_error = (f"flag #{flag.pk} is claimed by {flag.claimed_by} until {flag.claim_expires_at:%H:%M}"
-                   if held_by_other(flag, request.user) else None)
+                   if held_by_other(flag, request.user) else
+                   f"{other.claimed_by} is reviewing this product on flag #{other.pk}" if other else None)
     mine = flag.claimed_by_id == request.user.pk and lease_running(flag)
     queue = request.GET.get("queue") or (Queue.STALE if flag.status == Flag.Status.STALE else flag.queue)
     product = flag.product
@@ -142,7 +154,9 @@ def flag_detail(request, pk):
 @require_POST
 @reviewer_required
 def flag_claim(request, pk):
-    flag = get_object_or_404(Flag, pk=pk)
+    flag = Flag.objects.filter(pk=pk).first()
+    if flag is None:
+        return _gone(request, pk)
     try:
         claim_flag(flag=flag, reviewer=request.user)
     except ReviewError as exc:
@@ -153,7 +167,9 @@ def flag_claim(request, pk):
 @require_POST
 @reviewer_required
 def flag_decide(request, pk):
-    flag = get_object_or_404(Flag, pk=pk)
+    flag = Flag.objects.select_related("product").filter(pk=pk).first()
+    if flag is None:
+        return _gone(request, pk)
     form = DecisionForm(request.POST)
     queue = request.POST.get("queue") or flag.queue
     if not form.is_valid():
@@ -167,7 +183,7 @@ def flag_decide(request, pk):
                     note=form.cleaned_data["note"])
     except ReviewError as exc:
         messages.error(request, str(exc))
-        return redirect(_flag_url(flag, queue))
+        return redirect(_flag_url(flag, queue))  # a flag gone meanwhile: its page says so
     if action == "comment":
         messages.success(request, "Comment saved.")
         return redirect(_flag_url(flag, queue))
@@ -178,8 +194,8 @@ def flag_decide(request, pk):
 @require_POST
 @reviewer_required
 def flag_next(request, pk):
-    flag = get_object_or_404(Flag, pk=pk)
-    queue = request.POST.get("queue") or flag.queue
+    flag = Flag.objects.filter(pk=pk).first()
+    queue = request.POST.get("queue") or (flag.queue if flag else Queue.MISLABEL)
     return _go_next(request, queue, skip_to_next(flag=flag, reviewer=request.user, queue=queue,
                                                  filters=_review_filters(request)))
 
