@@ -237,7 +237,8 @@ def flag_grid(request):
     query.pop("page", None)
     can_bulk = is_admin(request.user)
     return render(request, "audit/grid.html", {
-        "grid": grid, "page": page, "queue": queue, "queues": Queue.choices, "query": query.urlencode(),
+        "grid": grid, "page": page, "queue": queue, "queue_label": Queue(queue).label, "queues": Queue.choices,
+        "query": query.urlencode(),
         "can_bulk": can_bulk, "last_batch": last_batch(reviewer=request.user) if can_bulk else None,
     })
 

@@ -25,7 +25,6 @@ def test_admin_accepts_a_filtered_selection_after_confirming_and_undoes_the_batc
     page.wait_for_url("**/review/grid/")
     grid = page.get_by_test_id("grid")
     expect(grid.locator("tbody tr[data-flag]")).to_have_count(len(flags))
-    screenshot(page, "bulk")
 
     page.get_by_label("Search (name or brand)").fill("chocolate")
     page.get_by_role("button", name="Filter").click()
@@ -50,6 +49,8 @@ def test_admin_accepts_a_filtered_selection_after_confirming_and_undoes_the_batc
     page.goto("/review/grid/")
     grid.locator(f"tr[data-flag='{held.pk}'] input[name=flags]").check()
     grid.locator(f"tr[data-flag='{flags[1].pk}'] input[name=flags]").check()
+    assert page.locator("#selected-count").inner_text() == "2 selected"
+    screenshot(page, "bulk")
     page.get_by_role("button", name="Reject selected…").click()
     assert "claimed by rob: will be skipped" in page.get_by_test_id("confirm-list").inner_text()
     page.get_by_label("Comment on every decision (optional)").fill("labels checked against the packs")
