@@ -6,6 +6,7 @@ import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,6 +15,8 @@ from audit.permissions import IsAdmin, IsReviewer
 from audit.selectors import filter_flags, queue_stats, second_review_agreement
 from audit.services import ReviewError, bulk_decide, claim_flag, claim_next_flag, decide_flag, undo_last_decisions
 from catalog.models import Category, Flavor
+from config.fields import NumberField, TextField
+from config.filters import FilterSet, FractionFilter, IdFilter
 
 MAX_UNDO = 50
 REVIEW_ACTIONS = [a for a in Decision.Action.values if a != Decision.Action.UNDO]
@@ -50,7 +53,7 @@ class FlagSerializer(serializers.ModelSerializer):
     flavor = serializers.CharField(source="run.flavor", read_only=True)
     label = CategoryRefSerializer(read_only=True, help_text="the product's category when it was scored")
     suggested = CategoryRefSerializer(read_only=True)
-    claimed_by = serializers.CharField(source="claimed_by.username", default=None, read_only=True)
+    claimed_by = serializers.CharField(source="claimed_by.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = Flag
@@ -74,9 +77,9 @@ class DecisionSerializer(serializers.ModelSerializer):
 
 
 class FlagFiltersSerializer(serializers.Serializer):
-    department = serializers.CharField(required=False, allow_blank=True, help_text="top-level category name")
-    min_confidence = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
-    max_confidence = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    department = TextField(required=False, allow_blank=True, help_text="top-level category name")
+    min_confidence = NumberField(required=False, min_value=0.0, max_value=1.0)
+    max_confidence = NumberField(required=False, min_value=0.0, max_value=1.0)
     flavor = serializers.ChoiceField(choices=Flavor.choices, required=False)
     run = serializers.IntegerField(required=False)
 
@@ -90,7 +93,7 @@ class DecideSerializer(serializers.Serializer):
     category = serializers.PrimaryKeyRelatedField(
         queryset=Category.objects.all(), required=False, allow_null=True, help_text="the new category (reassign)"
     )
-    note = serializers.CharField(required=False, allow_blank=True, default="")
+    note = TextField(required=False, allow_blank=True, default="")
 
     def validate(self, data):
         if data["action"] == Decision.Action.REASSIGN and not data.get("category"):
@@ -105,29 +108,21 @@ class UndoSerializer(serializers.Serializer):
 class BulkSerializer(serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=5000)
     action = serializers.ChoiceField(choices=[Decision.Action.ACCEPT, Decision.Action.REJECT])
-    note = serializers.CharField(required=False, allow_blank=True, default="")
+    note = TextField(required=False, allow_blank=True, default="")
 
     def validate_ids(self, ids):
-        ids = list(dict.fromkeys(ids))
-        found = set(Flag.objects.filter(pk__in=ids).values_list("pk", flat=True))
-        missing = [pk for pk in ids if pk not in found]
-        if missing:
-            raise serializers.ValidationError(f"unknown flag id(s): {', '.join(map(str, missing))}")
-        return ids
+        return list(dict.fromkeys(ids))
 
-    def validate(self, data):
-        # Refuse the whole batch up front rather than stop half-way through it.
-        flags = Flag.objects.filter(pk__in=data["ids"])
-        decided = flags.exclude(status__in=[*Flag.OPEN_STATES, Flag.Status.STALE]).values_list("pk", flat=True)
-        if decided:
-            raise serializers.ValidationError(
-                {"ids": [f"already decided: flag(s) {', '.join(map(str, sorted(decided)))}"]})
-        if data["action"] == Decision.Action.ACCEPT:
-            unsuggested = flags.filter(suggested__isnull=True).values_list("pk", flat=True)
-            if unsuggested:
-                raise serializers.ValidationError(
-                    {"ids": [f"no suggested category to accept: flag(s) {', '.join(map(str, sorted(unsuggested)))}"]})
-        return data
+
+def _bulk_refusal(flags: list[Flag], action: str) -> str | None:
+    """Why the whole batch is refused up front (rather than stopped half-way through), or None."""
+    decided = sorted(f.pk for f in flags if f.status not in {*Flag.OPEN_STATES, Flag.Status.STALE})
+    if decided:
+        return f"already decided: flag(s) {', '.join(map(str, decided))}"
+    unsuggested = sorted(f.pk for f in flags if action == Decision.Action.ACCEPT and f.suggested_id is None)
+    if unsuggested:
+        return f"no suggested category to accept: flag(s) {', '.join(map(str, unsuggested))}"
+    return None
 
 
 class BulkResultSerializer(serializers.Serializer):
@@ -156,16 +151,16 @@ class QueuesSerializer(serializers.Serializer):
 # --- filters -------------------------------------------------------------------------------------
 
 
-class FlagFilter(django_filters.FilterSet):
+class FlagFilter(FilterSet):
     """queue and status here; department, confidence, flavor and run through audit.selectors.filter_flags."""
 
     queue = django_filters.ChoiceFilter(choices=Queue.choices, method="in_queue")
     status = django_filters.MultipleChoiceFilter(choices=Flag.Status.choices)
     department = django_filters.CharFilter(method="by_selector", help_text="top-level category name")
-    min_confidence = django_filters.NumberFilter(method="by_selector")
-    max_confidence = django_filters.NumberFilter(method="by_selector")
+    min_confidence = FractionFilter(method="by_selector")
+    max_confidence = FractionFilter(method="by_selector")
     flavor = django_filters.ChoiceFilter(choices=Flavor.choices, method="by_selector")
-    run = django_filters.NumberFilter(method="by_selector")
+    run = IdFilter(method="by_selector")
 
     class Meta:
         model = Flag
@@ -186,7 +181,7 @@ class FlagFilter(django_filters.FilterSet):
         return filter_flags(super().filter_queryset(queryset), self.form.cleaned_data)
 
 
-class DecisionFilter(django_filters.FilterSet):
+class DecisionFilter(FilterSet):
     class Meta:
         model = Decision
         fields = ["product", "reviewer", "flag", "action"]
@@ -267,13 +262,20 @@ class FlagViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(DecisionSerializer(undone, many=True).data)
 
     @extend_schema(request=BulkSerializer, responses={200: BulkResultSerializer, 409: CONFLICT},
-                   description="Admins accept or reject many flags; stale flags are skipped.")
+                   description="Admins accept or reject many flags; stale flags are skipped. Unknown ids: 404; "
+                               "a decided flag, or accepting one without a suggestion, refuses the batch: 409.")
     @action(detail=False, methods=["post"], filterset_class=None, pagination_class=None)
     def bulk(self, request):
         serializer = BulkSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         flags = list(Flag.objects.filter(pk__in=data["ids"]).order_by("id"))
+        missing = sorted(set(data["ids"]) - {f.pk for f in flags})
+        if missing:
+            raise NotFound(f"unknown flag id(s): {', '.join(map(str, missing))}")
+        refusal = _bulk_refusal(flags, data["action"])
+        if refusal:
+            return _conflict(refusal)
         try:
             decisions = bulk_decide(flags=flags, reviewer=request.user, action=data["action"], note=data["note"])
         except ReviewError as exc:
@@ -301,7 +303,7 @@ class QueuesView(APIView):
 
     @extend_schema(parameters=[FlagFiltersSerializer], responses=QueuesSerializer)
     def get(self, request):
-        filters = FlagFiltersSerializer(data=request.query_params)
+        filters = FlagFiltersSerializer(data=request.query_params.dict())  # a plain dict: "?flavor=" is refused, not dropped
         filters.is_valid(raise_exception=True)
         return Response(QueuesSerializer({
             "queues": queue_stats(filters=filters.validated_data),

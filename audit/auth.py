@@ -10,7 +10,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import pre_save
 from django.dispatch import receiver
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
@@ -22,11 +22,20 @@ from audit.authentication import token_expires_at
 class ObtainExpiringToken(ObtainAuthToken):
     """The user's token, a new one when the old has expired; answers with when it expires."""
 
-    @extend_schema(responses={200: inline_serializer("TokenResponse", {
-        "token": serializers.CharField(), "expires_at": serializers.DateTimeField()})})
+    @extend_schema(responses={
+        200: inline_serializer("TokenResponse", {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()}),
+        401: OpenApiResponse(description="wrong username or password"),
+        429: OpenApiResponse(description="locked out after too many wrong passwords (django-axes)"),
+    })
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            if getattr(request, "axes_locked_out", False):  # set by django-axes while it refuses this username
+                return Response({"detail": "too many wrong passwords: try again later"}, status=429)
+            wrong = "non_field_errors" in serializer.errors  # both fields given: the credentials are wrong
+            if wrong:
+                return Response(serializer.errors, status=401, headers={"WWW-Authenticate": "Token"})
+            return Response(serializer.errors, status=400)
         user = serializer.validated_data["user"]
         Token.objects.filter(user=user, created__lte=timezone.now() - timedelta(hours=settings.SEMID_TOKEN_TTL_HOURS)).delete()
         token, _ = Token.objects.get_or_create(user=user)

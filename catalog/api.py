@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.permissions import IsAdmin, IsReviewer
+from config.filters import FilterSet, IdFilter, IntegerFilter
 from catalog.embeddings import similar_products
 from catalog.jobs import fail_abandoned_jobs, retry_job
 from catalog.models import PATH_SEPARATOR, Category, Flavor, Job, Product
@@ -71,7 +72,7 @@ class SimilarQuerySerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = Job
@@ -97,10 +98,8 @@ class ImportSerializer(serializers.Serializer):
 # --- filters -------------------------------------------------------------------------------------
 
 
-class ProductFilter(django_filters.FilterSet):
-    category = django_filters.ModelChoiceFilter(
-        queryset=Category.objects.all(), method="in_category", help_text="category id; includes its subcategories"
-    )
+class ProductFilter(FilterSet):
+    category = IdFilter(method="in_category", help_text="category id; includes its subcategories")
     brand = django_filters.CharFilter(lookup_expr="iexact")
     search = django_filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="part of the name")
 
@@ -108,12 +107,17 @@ class ProductFilter(django_filters.FilterSet):
         model = Product
         fields = ["category", "brand", "search"]
 
-    def in_category(self, queryset, name, category):
+    def in_category(self, queryset, name, category_id):
+        category = Category.objects.filter(pk=category_id).first()
+        if category is None:
+            return queryset.none()
         return queryset.filter(Q(category=category) | Q(category__path__startswith=category.path + PATH_SEPARATOR))
 
 
-class CategoryFilter(django_filters.FilterSet):
+class CategoryFilter(FilterSet):
     q = django_filters.CharFilter(field_name="path", lookup_expr="icontains", help_text="part of the path")
+    depth = IntegerFilter()
+    parent = IdFilter(help_text="the parent category's id")
 
     class Meta:
         model = Category
@@ -147,7 +151,7 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def similar(self, request, pk=None):
         product = self.get_object()
-        query = SimilarQuerySerializer(data=request.query_params)
+        query = SimilarQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         pairs = similar_products(product=product, **query.validated_data)
         data = [{"product": other, "similarity": similarity} for other, similarity in pairs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -12,7 +13,9 @@ from rest_framework.response import Response
 from audit.permissions import IsAdmin, IsReviewer
 from catalog.api import JobSerializer
 from catalog.jobs import start_job
-from catalog.models import Flavor, Product
+from catalog.models import Flavor
+from config.fields import NumberField, TextField
+from config.filters import MAX_ID
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.selectors import products_by_prefix
 from quantizer.services import NoActiveRun, activate_run, active_run, code_for_record, create_run
@@ -34,25 +37,21 @@ class SemanticIdSerializer(serializers.ModelSerializer):
 
 
 class SemanticIdQuerySerializer(serializers.Serializer):
-    product = serializers.PrimaryKeyRelatedField(
-        queryset=Product.objects.all(), required=False, help_text="the product's semantic IDs (one per active run)"
-    )
-    prefix = serializers.CharField(required=False, help_text="products under a code prefix, e.g. 6_19")
+    product = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                       help_text="the product's semantic IDs (one per active run)")
+    prefix = TextField(required=False, help_text="products under a code prefix, e.g. 6_19",
+                       validators=[RegexValidator(r"^\s*_*[0-9]+(_+[0-9]+)*_*\s*$",
+                                                  "bad prefix: expected numbers joined by '_', e.g. 6_19")])
     flavor = serializers.ChoiceField(
         choices=Flavor.choices, required=False,
         help_text="whose active run to read; with prefix it defaults to precision",
     )
 
-    def validate(self, data):
-        if ("product" in data) == ("prefix" in data):
-            raise ValidationError("give either product=<id> or prefix=<code prefix>")
-        return data
-
 
 class AssignSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=500)
-    brand = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    name = TextField(max_length=500, validators=[RegexValidator(r"\S", "a name, not only spaces")])
+    brand = TextField(max_length=200, required=False, allow_blank=True, default="")
+    description = TextField(required=False, allow_blank=True, default="")
     attributes = serializers.DictField(required=False, default=dict)
     flavor = serializers.ChoiceField(choices=Flavor.choices, default=Flavor.PRECISION)
 
@@ -68,7 +67,7 @@ class AssignResultSerializer(serializers.Serializer):
 
 
 class RunSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = QuantizerRun
@@ -81,9 +80,9 @@ class RunSerializer(serializers.ModelSerializer):
 
 class RunCreateSerializer(serializers.Serializer):
     flavor = serializers.ChoiceField(choices=Flavor.choices)
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
     kind = serializers.ChoiceField(choices=QuantizerRun.Kind.choices, default=QuantizerRun.Kind.RQVAE)
-    contrastive_weight = serializers.FloatField(
+    contrastive_weight = NumberField(
         required=False, min_value=0.0, help_text="lambda of the contrastive term; 0 = the lambda=0 baseline"
     )
 
@@ -104,7 +103,7 @@ def _active_run(flavor: str) -> QuantizerRun:
 
 
 class SemanticIdViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Semantic IDs of the active runs: a product's IDs, or the products under a code prefix."""
+    """Semantic IDs of the active runs: all of them, a product's, or the products under a code prefix."""
 
     permission_classes = [IsReviewer]
     serializer_class = SemanticIdSerializer
@@ -112,18 +111,22 @@ class SemanticIdViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return SemanticId.objects.none()
-        query = SemanticIdQuerySerializer(data=self.request.query_params)
+        query = SemanticIdQuerySerializer(data=self.request.query_params.dict())
         query.is_valid(raise_exception=True)
-        flavor = query.validated_data.get("flavor")
-        if "product" in query.validated_data:
-            queryset = SemanticId.objects.filter(product=query.validated_data["product"])
-            queryset = queryset.filter(run=_active_run(flavor)) if flavor else queryset.filter(run__is_active=True)
-            return queryset.select_related("run", "product__category").order_by("run__flavor")
-        run = _active_run(flavor or Flavor.PRECISION)
-        try:
-            return products_by_prefix(run=run, prefix=query.validated_data["prefix"]).select_related("run")
-        except ValueError as exc:
-            raise ValidationError({"prefix": [str(exc)]}) from None
+        data = query.validated_data
+        flavor = data.get("flavor")
+        if "prefix" in data:
+            try:
+                queryset = products_by_prefix(run=_active_run(flavor or Flavor.PRECISION), prefix=data["prefix"])
+            except ValueError as exc:
+                raise ValidationError({"prefix": [str(exc)]}) from None
+        else:
+            queryset = SemanticId.objects.filter(run=_active_run(flavor)) if flavor else SemanticId.objects.filter(
+                run__is_active=True)
+            queryset = queryset.select_related("product__category").order_by("product_id", "run__flavor")
+        if "product" in data:
+            queryset = queryset.filter(product_id=data["product"])
+        return queryset.select_related("run")
 
     @extend_schema(parameters=[SemanticIdQuerySerializer],
                    responses={200: SemanticIdSerializer(many=True), 404: OpenApiResponse(description="no active run")})
@@ -132,7 +135,8 @@ class SemanticIdViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         request=AssignSerializer,
-        responses={200: AssignResultSerializer, 404: OpenApiResponse(description="no active run")},
+        responses={200: AssignResultSerializer, 404: OpenApiResponse(description="no active run"),
+                   409: OpenApiResponse(description="the active run has no learned weights (residual k-means)")},
         description="Cold start: the code the flavor's active run gives a product that is not in the catalog. "
                     "Nothing is written.",
     )
@@ -144,9 +148,8 @@ class SemanticIdViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         flavor = record.pop("flavor")
         run = _active_run(flavor)
         if not run.weights:
-            raise ValidationError(
-                f"the active {flavor} run #{run.pk} ({run.kind}) has no learned weights; cold start needs an RQ-VAE run"
-            )
+            return Response({"detail": f"the active {flavor} run #{run.pk} ({run.kind}) has no learned weights; cold "
+                                       "start needs an RQ-VAE run"}, status=status.HTTP_409_CONFLICT)
         return Response(AssignResultSerializer(code_for_record(record=record, flavor=flavor)).data)
 
 

@@ -19,7 +19,7 @@ ENDPOINTS = [
     ("get", "/api/categories/{cheese}/", None, REVIEWER, 200),
     ("get", "/api/semantic-ids/?product={parmesan}", None, REVIEWER, 200),
     ("get", "/api/semantic-ids/?prefix=6_19", None, REVIEWER, 200),
-    ("post", "/api/semantic-ids/assign/", {"name": "Feta"}, REVIEWER, 400),  # the fixture run has no weights
+    ("post", "/api/semantic-ids/assign/", {"name": "Feta"}, REVIEWER, 409),  # the fixture run has no weights
     ("get", "/api/flags/", None, REVIEWER, 200),
     ("get", "/api/flags/{flag}/", None, REVIEWER, 200),
     ("post", "/api/flags/claim/", {}, REVIEWER, 200),
@@ -103,7 +103,9 @@ def test_token_auth_reaches_the_api(reviewer_user, catalog):
 
 def test_wrong_password_gets_no_token(reviewer_user):
     response = client_for().post("/api/token/", {"username": "rita", "password": "nope"}, format="json")
-    assert response.status_code == 400
+    missing = client_for().post("/api/token/", {"username": "rita"}, format="json")
+    assert response.status_code == 401 and "token" not in response.json()  # the credentials are wrong
+    assert missing.status_code == 400 and "password" in missing.json()  # the request is
 
 
 def test_password_reset_is_not_offered_without_a_mail_server(client, reviewer_user):
@@ -153,10 +155,11 @@ def test_logout_and_a_password_change_revoke_the_token(reviewer_user, client):
 
 
 def test_wrong_passwords_lock_the_username_out_of_the_token_endpoint_and_the_login_page(reviewer_user, client, settings):
-    for _ in range(settings.AXES_FAILURE_LIMIT):
-        assert token_for(password="guess").status_code == 400
+    statuses = [token_for(password="guess").status_code for _ in range(settings.AXES_FAILURE_LIMIT)]
+    assert statuses == [401] * (settings.AXES_FAILURE_LIMIT - 1) + [429]  # the last wrong one locks the name out
 
-    assert token_for().status_code in (400, 403, 429)  # the right password, refused while locked out
+    locked = token_for()  # the right password, refused while locked out
+    assert locked.status_code == 429 and "token" not in locked.json()
     page = client.post("/accounts/login/", {"username": "rita", "password": "review-pass-123"})
     assert page.status_code == 429 and "_auth_user_id" not in client.session
-    assert token_for(username="admin-nobody", password="x").status_code == 400  # another username is not locked
+    assert token_for(username="admin-nobody", password="x").status_code == 401  # another username is not locked

@@ -150,8 +150,8 @@ def test_bulk_refuses_decided_and_unknown_flags_without_changing_anything(catalo
     unknown = client.post("/api/flags/bulk/", {"ids": [999999], "action": "accept"}, format="json")
     bad_action = client.post("/api/flags/bulk/", {"ids": ids, "action": "reassign"}, format="json")
 
-    assert decided.status_code == 400 and "already decided" in str(decided.json())
-    assert unknown.status_code == 400 and "999999" in str(unknown.json())
+    assert decided.status_code == 409 and "already decided" in str(decided.json())
+    assert unknown.status_code == 404 and "999999" in str(unknown.json())
     assert bad_action.status_code == 400
     assert not Decision.objects.exists()
     assert Flag.objects.get(pk=catalog.flags["parmesan"].pk).status == "open"
