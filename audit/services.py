@@ -10,8 +10,9 @@ from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Value, When
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from audit.core import calibrate, product_words, score_products, taxonomy_issues
@@ -206,6 +207,7 @@ def _lease() -> timedelta:
 
 
 def release_expired_claims() -> int:
+    """Claims whose lease ran out go back to the queue (open), so the queue's order serves them again."""
     return Flag.objects.filter(status=Flag.Status.CLAIMED, claim_expires_at__lt=timezone.now()).update(
         status=Flag.Status.OPEN, claimed_by=None, claim_expires_at=None
     )
@@ -221,36 +223,50 @@ def mark_stale_flags() -> int:
     ).exclude(product__category=F("label")).update(status=Flag.Status.STALE)
 
 
-def claimable(*, queue: str, reviewer, filters: dict | None = None):
+def _sweep_stale_flags() -> None:
+    """mark_stale_flags reads every open flag: at most once per SEMID_STALE_SWEEP_SECONDS per process. A claim
+    checks its own candidate anyway (`_moved_since_scored`), so this only keeps the stale queue filled."""
+    seconds = settings.SEMID_STALE_SWEEP_SECONDS
+    if seconds <= 0 or cache.add("semid:stale-sweep", True, timeout=seconds):
+        mark_stale_flags()
+
+
+def _moved_since_scored(flag: Flag) -> bool:
+    product = flag.product
+    return product.updated_at > flag.product_updated_at and product.category_id != flag.label_id
+
+
+def claimable(*, queue: str, reviewer, filters: dict | None = None) -> list:
+    """The flags of a queue a reviewer may claim, as tiers taken in turn (open flags, then deferred ones),
+    each best first. Each tier is one status of one queue, so its order comes from the flag_queue_order
+    index and the first claimable flag is found without sorting the queue."""
     from audit.selectors import filter_flags
 
     now = timezone.now()
     if queue == Queue.SECOND_REVIEW:
-        qs = Flag.objects.filter(
+        tiers = [Flag.objects.filter(
             status__in=Flag.DECIDED_STATES, needs_second_review=True, second_review_agrees__isnull=True
-        ).exclude(first_reviewer=reviewer)
+        ).exclude(first_reviewer=reviewer)]
     elif queue == Queue.STALE:
-        qs = Flag.objects.filter(status=Flag.Status.STALE)
+        tiers = [Flag.objects.filter(status=Flag.Status.STALE)]
     else:
-        qs = Flag.objects.filter(queue=queue).filter(
-            Q(status__in=[Flag.Status.OPEN, Flag.Status.DEFERRED])
-            | Q(status=Flag.Status.CLAIMED, claim_expires_at__lt=now)
-        )
-    qs = qs.filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lt=now) | Q(claimed_by=reviewer))
+        tiers = [Flag.objects.filter(queue=queue, status=status) for status in (Flag.Status.OPEN, Flag.Status.DEFERRED)]
     # a product another reviewer is reviewing on its other flag (the other flavor's) is theirs
     held_elsewhere = _leased(Flag.objects.filter(product_id=OuterRef("product_id")).exclude(pk=OuterRef("pk")),
                              reviewer, now)
-    qs = qs.exclude(Exists(held_elsewhere))
-    qs = filter_flags(qs, filters or {})
-    deferred_last = Case(When(status=Flag.Status.DEFERRED, then=Value(1)), default=Value(0), output_field=IntegerField())
-    return qs.order_by(deferred_last, "-priority", "id")
+    return [
+        filter_flags(tier.filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lt=now) | Q(claimed_by=reviewer))
+                     .exclude(Exists(held_elsewhere)), filters or {}).order_by("-priority", "id")
+        for tier in tiers
+    ]
 
 
 def claim_next_flag(*, reviewer, queue: str = Queue.MISLABEL, filters: dict | None = None,
                     skip: int | None = None) -> Flag | None:
     """Lease the highest-priority flag of the queue (other than `skip`). SKIP LOCKED, on the flag and on its
     product: two reviewers never get the same flag, nor two flags of one product."""
-    mark_stale_flags()
+    _sweep_stale_flags()
+    release_expired_claims()
     with transaction.atomic():
         mine = Flag.objects.filter(claimed_by=reviewer, status=Flag.Status.CLAIMED, claim_expires_at__gt=timezone.now())
         if queue != Queue.SECOND_REVIEW:
@@ -259,14 +275,19 @@ def claim_next_flag(*, reviewer, queue: str = Queue.MISLABEL, filters: dict | No
         if held:
             return held
         passed = [skip] if skip else []
-        while True:
-            flag = (claimable(queue=queue, reviewer=reviewer, filters=filters).exclude(pk__in=passed)
-                    .select_for_update(skip_locked=True, of=("self",)).first())
-            if flag is None:
-                return None
-            if _lock_product(flag) and held_elsewhere(flag, reviewer) is None:
-                return _take(flag, reviewer)
-            passed.append(flag.pk)  # its product is being decided or claimed right now
+        for tier in claimable(queue=queue, reviewer=reviewer, filters=filters):
+            while True:
+                flag = (tier.exclude(pk__in=passed).select_related("product")
+                        .select_for_update(skip_locked=True, of=("self",)).first())
+                if flag is None:
+                    break
+                passed.append(flag.pk)
+                if flag.status in (Flag.Status.OPEN, Flag.Status.DEFERRED) and _moved_since_scored(flag):
+                    Flag.objects.filter(pk=flag.pk).update(status=Flag.Status.STALE)  # moved by an import or an admin
+                elif _lock_product(flag) and held_elsewhere(flag, reviewer) is None:
+                    return _take(flag, reviewer)
+                # else its product is being decided or claimed right now
+        return None
 
 
 def _take(flag: Flag, reviewer) -> Flag:

@@ -77,26 +77,29 @@ def server(tmp_path):
         subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    manage("migrate", "--noinput")
-    manage("createsuperuser", "--noinput", "--username", "lead", "--email", "lead@example.com")
-    port = free_port()
-    log = open(tmp_path / "gunicorn.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "4"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while not answers(base):
-        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
-        time.sleep(0.5)
-    yield base, home, env
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
-    embedded.stop_postgres(home)
-    embedded.stop_redis(home)
+    proc, log = None, open(tmp_path / "gunicorn.log", "w")
+    try:
+        manage("migrate", "--noinput")
+        manage("createsuperuser", "--noinput", "--username", "lead", "--email", "lead@example.com")
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+             "--workers", "1", "--threads", "4"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while not answers(base):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
+            time.sleep(0.5)
+        yield base, home, env
+    finally:  # the server and this home's services go, whatever happened
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=20)
+        log.close()
+        embedded.stop_postgres(home)
+        embedded.stop_redis(home)
 
 
 def start_postgres(home: Path, env: dict) -> None:

