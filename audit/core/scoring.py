@@ -49,7 +49,7 @@ MIN_LABELLED_PER_FOLD = 4  # fewer, and an out-of-fold classifier has nothing to
 POOL_SIGNALS = ("classifier", "codes", "knn")  # brand_out is kept out of the pool (see the module doc)
 # LSA dimensions of the texts' TF-IDF appended to the classifier's inputs. BigBasket, clean labels,
 # 5-fold top-1 of the classifier: embeddings alone 0.752, + 128 dims 0.774, + 256 dims 0.783
-# (bench/classifier_inputs.py; docs/audit.md). A linear SVM on the full sparse TF-IDF reached 0.811
+# (bench/studies/classifier_inputs.py; docs/audit.md). A linear SVM on the full sparse TF-IDF reached 0.811
 # in a side experiment, but is too slow to refit in every fold of every audit.
 TEXT_DIMS = 256
 TEXT_FIT_ROWS = 100_000  # the SVD of the text features is fitted on at most this many products (a seeded sample)

@@ -1,6 +1,6 @@
 """Which near-duplicate pairs the codes split at level 1, by how the taxonomy relates them.
 
-    SEMID_DATA_DIR=../shared/data .venv/bin/python bench/same_l1_split.py [--limit 13777 --sample-seed 100]
+    SEMID_DATA_DIR=../shared/data .venv/bin/python bench/studies/same_l1_split.py [--limit 13777 --sample-seed 100]
         [--seed 100] [--lambdas 0 0.3] [--device cpu]
 
 For every pair of products with cosine >= 0.9 (the pairs of the same-level-1 goal), the share whose
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, first
 import common  # noqa: E402
 
 from quantizer.core import RQVAEConfig, encode, train_rqvae  # noqa: E402

@@ -1,6 +1,6 @@
 """How well the audit's classifier names a product's category from its inputs, on clean labels.
 
-    .venv/bin/python bench/classifier_inputs.py [--dataset bigbasket] [--dims 0,128,256] [--device cpu]
+    .venv/bin/python bench/studies/classifier_inputs.py [--dataset bigbasket] [--dims 0,128,256] [--device cpu]
         [--sparse-decay 1e-5]
 
 Out-of-fold (5 folds) top-1 / top-3 of ``audit.core.scoring.classifier_probs`` with the embeddings
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.append(str(Path(__file__).resolve().parent))  # after the repository: bench/audit.py is not audit/
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
+# bench/ (common.py) after the repository: bench/audit.py is not the audit app
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
 from audit.core.scoring import (  # noqa: E402

@@ -1,6 +1,6 @@
 """Cost of the collision-aware last level at a million products (synthetic codes, no model).
 
-    .venv/bin/python bench/spread_scale.py [N]
+    .venv/bin/python bench/studies/spread_scale.py [N]
 
 Codes are drawn so that most products collide (heavier than the real catalogs: ~70% vs 27%), to
 bound the cost of `embedding_units` (grouping identical rows) and `spread_last_level`.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
 
 from quantizer.core.spread import embedding_units, spread_last_level  # noqa: E402
 

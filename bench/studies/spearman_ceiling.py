@@ -1,6 +1,6 @@
 """The best Spearman any code could reach given how many pairs share 0..L levels.
 
-    .venv/bin/python bench/spearman_ceiling.py [--dataset bigbasket] [--flavor precision]
+    .venv/bin/python bench/studies/spearman_ceiling.py [--dataset bigbasket] [--flavor precision]
 
 Samples the pairs exactly as ``intrinsic_metrics`` does (seed 0: half random pairs, half pairs among
 each product's 20 nearest neighbours), codes them with residual k-means 4 x 256, and compares the
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py
 import common  # noqa: E402
 
 from quantizer.core import residual_kmeans  # noqa: E402
