@@ -140,27 +140,21 @@ class ResidualQuantizer(nn.Module):
         out: QuantizerOutput,
         *,
         threshold: int,
-        generator: torch.Generator,
+        generator: torch.Generator | None = None,
         optimizer: torch.optim.Optimizer | None = None,
-    ) -> list[int]:
-        """Count a step for every codeword; those idle for `threshold` steps are replaced by
-        random residuals of the current batch (Adam moments of the replaced rows are zeroed)."""
+    ) -> torch.Tensor:
+        """Count a step for every codeword (`count_idle_steps`), then re-seed those idle for
+        `threshold` steps (`reseed_idle_codes`). (L,) how many per level."""
         self.count_idle_steps(out.codes)
         return self.reseed_idle_codes(out, threshold=threshold, generator=generator, optimizer=optimizer)
 
     @torch.no_grad()
     def count_idle_steps(self, codes: torch.Tensor) -> None:
-        """One more idle step for every codeword, 0 for those that `codes` (B, L) chose. No host
-        sync (it runs inside a CUDA graph)."""
+        """One more idle step for every codeword, 0 for those that `codes` (B, L) chose."""
         for level in range(self.levels):
             idle = self.idle_steps(level)
             idle += 1
             idle.index_fill_(0, codes[:, level], 0)
-
-    @torch.no_grad()
-    def has_dead_codes(self, threshold: int) -> torch.Tensor:
-        """0-dim bool on the codebooks' device: some codeword has been idle for `threshold` steps."""
-        return torch.stack([(self.idle_steps(level) >= threshold).any() for level in range(self.levels)]).any()
 
     @torch.no_grad()
     def reseed_idle_codes(
@@ -168,34 +162,34 @@ class ResidualQuantizer(nn.Module):
         out: QuantizerOutput,
         *,
         threshold: int,
-        generator: torch.Generator,
+        generator: torch.Generator | None = None,
         optimizer: torch.optim.Optimizer | None = None,
-    ) -> list[int]:
-        """Replace the codewords idle for `threshold` steps (`count_idle_steps`); per level, how many."""
-        reseeded = []
+    ) -> torch.Tensor:
+        """Replace the codewords idle for `threshold` steps by residuals of the current batch (Adam
+        moments of the replaced rows are zeroed). (L,) how many per level, on the device.
+
+        Like k-means++: residuals that their codeword serves worst are the likeliest seeds, so a
+        re-seeded codeword takes over a region that needs it and survives. Fixed shapes and no host
+        read (it runs inside the training step's CUDA graph): every codeword draws a seed, the idle
+        ones take theirs. `generator` is on the codebooks' device (None: that device's default)."""
+        counts = []
         for level, codebook in enumerate(self.codebooks):
             idle = self.idle_steps(level)
-            dead = (idle >= threshold).nonzero().squeeze(1)
-            reseeded.append(int(len(dead)))
-            if len(dead) == 0:
-                continue
-            residual = out.residuals[level].detach()
-            # Like k-means++: residuals that their codeword serves worst are the likeliest
-            # seeds, so a re-seeded codeword takes over a region that needs it and survives.
-            error = out.distances[level].detach().gather(1, out.codes[:, level : level + 1])
-            weights = error.squeeze(1).double().cpu().clamp_min(0)
-            if float(weights.sum()) > 0:
-                pick = torch.multinomial(weights, len(dead), replacement=True, generator=generator)
-            else:
-                pick = torch.randint(0, residual.shape[0], (len(dead),), generator=generator)
-            codebook.data[dead] = residual[pick.to(residual.device)]
-            idle[dead] = 0
+            dead = idle >= threshold  # (K,)
+            residual = out.residuals[level].detach()  # (B, d)
+            error = out.distances[level].detach().gather(1, out.codes[:, level : level + 1]).squeeze(1)  # (B,)
+            weights = error.double().clamp_min(0)
+            weights = torch.where(weights.sum() > 0, weights, 1.0)  # every residual on its codeword: uniform
+            pick = torch.multinomial(weights, len(dead), replacement=True, generator=generator)  # (K,)
+            codebook.data.copy_(torch.where(dead[:, None], residual[pick], codebook.data))
+            idle.masked_fill_(dead, 0)
             if optimizer is not None:
                 state = optimizer.state.get(codebook, {})
                 for key in ("exp_avg", "exp_avg_sq"):
                     if key in state:
-                        state[key][dead] = 0.0
-        return reseeded
+                        state[key].masked_fill_(dead[:, None], 0.0)
+            counts.append(dead.sum())
+        return torch.stack(counts)
 
 
 class RQVAE(nn.Module):

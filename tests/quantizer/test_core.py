@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from quantizer.core import (
     HierarchicalBatchSampler,
@@ -173,6 +174,51 @@ def test_dead_codes_are_reseeded_from_current_residuals(catalog):
     reseeded = quantizer.codebooks[0].detach()[3]
     residuals = out.residuals[0].detach()
     assert torch.isclose(residuals, reseeded[None]).all(1).any()
+
+
+class HostReads(TorchDispatchMode):
+    """Records the ops that make the host wait for the device on CUDA: reading a value (item, bool,
+    int, float) or making a tensor whose size depends on the data (nonzero, boolean-mask indexing,
+    unique). A CUDA graph cannot hold them."""
+
+    SIZED_BY_DATA = {"aten::nonzero", "aten::masked_select", "aten::_unique2", "aten::unique_dim",
+                     "aten::unique_consecutive"}
+
+    def __init__(self):
+        super().__init__()
+        self.reads: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func._schema.name
+        indices = args[1] if len(args) > 1 and isinstance(args[1], (list, tuple)) else ()
+        if (name == "aten::_local_scalar_dense" or name in self.SIZED_BY_DATA
+                or any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in indices)):
+            self.reads.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_training_step_never_reads_the_device_from_the_host(catalog):
+    """What runs inside the CUDA graph of a step: every loss term, the backward pass, counting idle
+    codewords and re-seeding them (the optimizer is torch's capturable AdamW)."""
+    from quantizer.core.neighbours import input_neighbours
+    from quantizer.core.training import loss_terms, relation_targets
+
+    x, tax = catalog
+    cfg = small_config(similarity_weight=0.5, neighbour_weight=0.5, unique_weight=1.0, neighbour_k=5,
+                       contrastive_rows=32, dead_code_threshold=1)
+    model = train_rqvae(x, tax, small_config(epochs=0)).model
+    xt, taxt = torch.from_numpy(x), torch.from_numpy(tax)
+    knn = input_neighbours(xt, cfg.neighbour_k)
+    idx = torch.arange(0, len(x), 3)[:64]
+    cols = torch.zeros(32, dtype=torch.long)
+    with HostReads() as mode:
+        terms, q = loss_terms(model, cfg, xt, idx, tax=taxt, targets=relation_targets(cfg, "cpu"), knn=knn,
+                              partner_cols=cols, near_cols=cols)
+        terms["total"].backward()
+        counts = model.quantizer.reseed_dead_codes(q, threshold=cfg.dead_code_threshold)
+    assert mode.reads == []
+    assert all(float(terms[k].detach()) > 0 for k in ("contrastive", "similarity", "neighbour", "total"))
+    assert counts.tolist() == [k - len(q.codes[:, level].unique()) for level, k in enumerate(cfg.codebook_sizes)]
 
 
 def test_no_codebook_collapse_on_clustered_data():
