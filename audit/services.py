@@ -19,10 +19,11 @@ from audit.core import calibrate, product_words, score_products, taxonomy_issues
 from audit.models import AuditReport, Decision, Flag, Queue, Score
 from audit.roles import is_admin
 from catalog.embeddings import product_vectors
+from catalog.encoder import default_device
 from catalog.models import Category, Product
 from catalog.services import move_product
 from quantizer.models import QuantizerRun, SemanticId
-from quantizer.services import active_run, device, taxonomy_array
+from quantizer.services import active_run, taxonomy_array
 
 
 # A flag that may still be decided: a product has at most one of these.
@@ -55,10 +56,10 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
     texts = [product_words(products[pk].name, products[pk].brand) for pk in ids.tolist()]
     step(0.1, 1.0, "scoring")
     scores = score_products(embeddings=vectors, taxonomy=taxonomy, codes=codes, seed=run.seed, brands=brands,
-                            texts=texts, device=device())
+                            texts=texts, device=default_device())
     step(0.5, 1.0, "calibrating")
     calibrator = calibrate(embeddings=vectors, taxonomy=taxonomy, codes=codes, combiner=scores.combiner,
-                           seed=run.seed + 1, brands=brands, texts=texts, device=device(), reuse=scores)
+                           seed=run.seed + 1, brands=brands, texts=texts, device=default_device(), reuse=scores)
     confidence = calibrator.predict(scores.raw_score)
     step(0.8, 1.0, "writing flags")
     paths = dict(Category.objects.values_list("pk", "path"))

@@ -14,8 +14,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from catalog.rows import PATH_SEPARATOR
+
 COLUMNS = ("external_id", "name", "brand", "description", "category_path", "size", "price")
-PATH_SEPARATOR = " > "
 
 # Leaf spec: "nouns ; varieties ; sizes ; key ingredients/claims for descriptions ; price range".
 # Alternatives are "|"-separated. Every leaf sits at depth 3 (department > aisle > leaf).

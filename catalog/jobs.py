@@ -72,6 +72,19 @@ class ProgressReporter:
         Job.objects.filter(pk=self.job.pk).update(**fields)
 
 
+class BarProgress:
+    """The same progress signature drawn on a tqdm bar of total 100: a command's view of a job's service."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def __call__(self, done: float, total: float = 1.0, message: str | None = None) -> None:
+        self.bar.n = int(100 * done / total)
+        if message:
+            self.bar.set_postfix_str(message)
+        self.bar.refresh()
+
+
 def start_job(*, kind: str, params: dict, user=None) -> Job:
     """Create a job and queue it once the surrounding transaction commits."""
     from catalog.tasks import run_job_task

@@ -6,7 +6,8 @@ from django.db import models
 from pgvector.django import HnswIndex, VectorField
 from tree_queries.models import TreeNode
 
-PATH_SEPARATOR = " > "
+from catalog.rows import PATH_SEPARATOR
+
 EMBEDDING_DIM = int(os.environ.get("SEMID_EMBEDDING_DIM", "384"))
 
 

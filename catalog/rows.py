@@ -34,12 +34,6 @@ class CatalogRow:
     category_path: tuple[str, ...]
     attributes: dict = field(default_factory=dict)
 
-    def as_record(self) -> dict:
-        attributes = dict(self.attributes)
-        if self.size:
-            attributes.setdefault("size", self.size)
-        return {"name": self.name, "brand": self.brand, "description": self.description, "attributes": attributes}
-
 
 @dataclass(frozen=True)
 class RowError:

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.embeddings import embed_products, model_name, neighbours_of_vectors, product_vectors
-from catalog.encoder import encode_texts, load_encoder
+from catalog.encoder import default_device, encode_texts, load_encoder
 from catalog.models import Category, Product, ProductEmbedding
 from catalog.text import product_text, text_hash
 from quantizer.core import (
@@ -39,10 +39,6 @@ class NoActiveRun(Exception):
         super().__init__(
             f'no active run for flavor "{flavor}": train one with python manage.py pipeline --flavor {flavor}'
         )
-
-
-def device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def taxonomy_array(product_ids: np.ndarray) -> np.ndarray:
@@ -108,7 +104,7 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
         started = time.perf_counter()
         weights = None
         if run.kind == QuantizerRun.Kind.RESIDUAL_KMEANS:
-            codes = residual_kmeans(vectors, config.codebook_sizes, seed=run.seed, device=device(),
+            codes = residual_kmeans(vectors, config.codebook_sizes, seed=run.seed, device=default_device(),
                                     spread=config.spread_last_level,
                                     near_duplicate_threshold=config.near_duplicate_threshold,
                                     near_duplicate_k=config.near_duplicate_k,
@@ -130,10 +126,11 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
                 if progress:
                     progress(0.85 * epoch / total, 1.0, f"epoch {epoch}/{total}")
 
-            result = train_rqvae(vectors, taxonomy, config, device=device(), progress=on_epoch, init_state=init_state)
+            result = train_rqvae(vectors, taxonomy, config, device=default_device(), progress=on_epoch,
+                                 init_state=init_state)
             weights = save_model(result.model, config)
             train_products = result.train_products
-            encoded = encode(result.model, vectors, device=device())
+            encoded = encode(result.model, vectors, device=default_device())
             codes, errors, gaps = encoded.codes, encoded.reconstruction_error, encoded.gaps
             nearest = encoded.nearest_codes
         seconds = time.perf_counter() - started
@@ -243,7 +240,7 @@ def run_model(run: QuantizerRun):
     if run.pk not in _MODELS:
         if len(_MODELS) >= 4:
             _MODELS.pop(next(iter(_MODELS)))
-        _MODELS[run.pk] = load_model(bytes(run.weights), device=device())[0]
+        _MODELS[run.pk] = load_model(bytes(run.weights), device=default_device())[0]
     return _MODELS[run.pk]
 
 
@@ -268,14 +265,14 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
         twins = twin_codes(run, hashes, exclude_product_ids=recoded)
         hints = near_duplicate_hints(run, vectors, exclude_product_ids=recoded)
         occupied = held_codes(run, exclude_product_ids=recoded)
-        encoded = encode(model, vectors, device=device(), first_code_hints=hints, occupied=occupied)
+        encoded = encode(model, vectors, device=default_device(), first_code_hints=hints, occupied=occupied)
         codes = encoded.codes
         if twins:
             is_twin = np.array([pk in twins for pk in recoded])
             codes = codes.copy()
             codes[is_twin] = [twins[pk] for pk in recoded if pk in twins]
             if not is_twin.all():  # the others again, without the twins contesting codes they do not keep
-                codes[~is_twin] = encode(model, vectors[~is_twin], device=device(), occupied=occupied,
+                codes[~is_twin] = encode(model, vectors[~is_twin], device=default_device(), occupied=occupied,
                                          first_code_hints=None if hints is None else hints[~is_twin]).codes
         write_codes(run=run, product_ids=ids, codes=codes, errors=encoded.reconstruction_error, gaps=encoded.gaps)
         assigned += len(ids)
@@ -344,7 +341,7 @@ def code_for_record(*, record: dict, flavor: str) -> dict:
         raise ValueError(f"run #{run.pk} ({run.kind}) has no learned weights; cold start needs an RQ-VAE run")
     text = product_text(record, flavor)
     vector = encode_texts(load_encoder(run.embedding_model), [text])
-    encoded = encode(run_model(run), vector, device=device(), occupied=held_codes(run),
+    encoded = encode(run_model(run), vector, device=default_device(), occupied=held_codes(run),
                      first_code_hints=near_duplicate_hints(run, vector))
     twin = twin_codes(run, {0: text_hash(text, run.embedding_model)}).get(0)
     codes = list(twin) if twin is not None else encoded.codes[0].tolist()

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from audit.pipeline import missing_flavors, run_pipeline
-from catalog.jobs import start_job
+from catalog.jobs import BarProgress, start_job
 from catalog.models import Flavor
 
 
@@ -29,13 +29,6 @@ class Command(BaseCommand):
             self.stdout.write(f"queued pipeline job #{job.pk} for {', '.join(flavors)}; progress on /runs/")
             return
         bar = tqdm(total=100, desc="pipeline", unit="%")
-
-        def progress(done, total=1.0, message=None):
-            bar.n = int(100 * done / total)
-            if message:
-                bar.set_postfix_str(message)
-            bar.refresh()
-
-        report = run_pipeline(flavors=flavors, seed=seed, progress=progress)
+        report = run_pipeline(flavors=flavors, seed=seed, progress=BarProgress(bar))
         bar.close()
         self.stdout.write(json.dumps(report, indent=2))

@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from catalog.jobs import start_job
+from catalog.jobs import BarProgress, start_job
 from catalog.models import Flavor
 from quantizer.core import RQVAEConfig
 from quantizer.models import QuantizerRun
@@ -37,15 +37,8 @@ class Command(BaseCommand):
             self.stdout.write(f"queued run #{run.pk} as job #{job.pk}; progress on /runs/")
             return
         bar = tqdm(total=100, desc=f"train #{run.pk}", unit="%")
-
-        def progress(done, total=1.0, message=None):
-            bar.n = int(100 * done / total)
-            if message:
-                bar.set_postfix_str(message)
-            bar.refresh()
-
         try:
-            train_run(run=run, progress=progress, activate=not no_activate)
+            train_run(run=run, progress=BarProgress(bar), activate=not no_activate)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         finally:
