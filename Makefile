@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export SEMID_HOME ?= $(CURDIR)/.semid
 
-.PHONY: demo test install install-test chromium services-stop bench clean
+.PHONY: demo test install chromium services-stop clean
 
 # torch first, pinned: the CPU wheel lies on this machine's disk; an unpinned torch
 # would pull a multi-GB CUDA build.

@@ -2,7 +2,7 @@
 
 from .baselines import residual_kmeans
 from .config import RQVAEConfig
-from .ids import code_string, disambiguate, parse_code_string
+from .ids import code_string, disambiguate
 from .metrics import intrinsic_metrics
 from .rqvae import RQVAE, Encoded, encode, exact_float32, kmeans, load_model, save_model
 from .spread import embedding_units, spread_last_level
@@ -25,7 +25,6 @@ __all__ = [
     "kmeans",
     "load_model",
     "pair_relations",
-    "parse_code_string",
     "residual_kmeans",
     "save_model",
     "spread_last_level",

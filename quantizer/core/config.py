@@ -156,16 +156,3 @@ class RQVAEConfig:
         if unknown:
             raise ValueError(f"unknown RQVAEConfig fields: {sorted(unknown)}")
         return cls(**d)
-
-    @classmethod
-    def for_levels(cls, codebook_sizes: tuple[int, ...], **kw) -> "RQVAEConfig":
-        """A config with per-level tuples stretched/truncated to len(codebook_sizes)."""
-        n = len(codebook_sizes)
-        base = cls()
-
-        def fit(t: tuple[float, ...]) -> tuple[float, ...]:
-            return tuple(t[i] if i < len(t) else t[-1] for i in range(n))
-
-        kw.setdefault("level_weights", fit(base.level_weights))
-        kw.setdefault("level_target_scales", fit(base.level_target_scales))
-        return cls(codebook_sizes=tuple(codebook_sizes), **kw)

@@ -11,13 +11,6 @@ def code_string(codes_row: Sequence[int]) -> str:
     return "_".join(str(int(c)) for c in codes_row)
 
 
-def parse_code_string(s: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in s.split("_"))
-    except ValueError:
-        raise ValueError(f"not a semantic id: {s!r} (expected integers joined by '_')") from None
-
-
 def disambiguate(
     keys: Sequence[Hashable], existing: dict[int, int] | None = None
 ) -> list[int]:
