@@ -1,4 +1,5 @@
-"""How the flag pages put the evidence into words: the confidence as a band, the neighbours as a sentence."""
+"""How the flag pages put the evidence into words: the confidence as a band, the neighbours as a sentence,
+each scoring signal by name with what it measures, attribute values as text."""
 
 from django import template
 
@@ -31,3 +32,41 @@ def neighbour_summary(neighbours: list, suggested: str, label: str) -> str:
     if label:
         parts.append(f"{in_label} {'is' if in_label == 1 else 'are'} in {here}, where this one is filed")
     return "; ".join(parts)
+
+
+# The audit's signals (audit.core.scoring.SIGNALS): each says how strongly the current category looks wrong
+SIGNAL_HELP = {
+    "classifier": ("Text classifier", "a model trained on the rest of the catalog (never on this product) reads "
+                   "the name, brand and description and finds the current category unlikely"),
+    "codes": ("Semantic-ID cluster", "the products that share this product's semantic-ID prefix are mostly filed "
+              "under other categories"),
+    "knn": ("Nearest neighbours", "the products whose text is most similar to this one's are mostly filed under "
+            "other categories"),
+    "brand_out": ("Brand", "the brand's other products are filed under other categories (kept out of the "
+                  "confidence; shown so a whole brand line filed elsewhere can be spotted)"),
+}
+
+
+@register.filter
+def signal_rows(signals) -> list[dict]:
+    """[{name, explanation, pct}] for a flag's signals, known ones first, in the scorer's order."""
+    signals = signals or {}
+    known = [k for k in SIGNAL_HELP if k in signals] + [k for k in signals if k not in SIGNAL_HELP]
+    return [{"name": SIGNAL_HELP.get(k, (k.replace("_", " ").capitalize(), ""))[0],
+             "explanation": SIGNAL_HELP.get(k, ("", ""))[1],
+             "pct": max(0.0, min(100.0, 100.0 * float(signals[k])))} for k in known]
+
+
+@register.simple_tag
+def signal_help() -> list[tuple[str, str]]:
+    return list(SIGNAL_HELP.values())
+
+
+@register.filter
+def as_text(value) -> str:
+    """An attribute value as a person writes it: a list as "a, b", not "['a', 'b']"."""
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(as_text(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {as_text(v)}" for k, v in value.items())
+    return "" if value is None else str(value)

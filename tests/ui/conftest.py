@@ -131,7 +131,7 @@ def build_review_data(tmp_path: Path, *, n_products: int = 60, n_flags: int = 8)
             "suggestions": [[suggested.path, 0.81]] + [
                 [p, 0.08 - 0.02 * j] for j, p in enumerate(
                     [leaf for leaf in leaves if leaf not in (suggested.path, product.category.path)][:2])],
-            "signals": {"cluster_disagreement": 0.8, "knn_disagreement": 0.7, "margin": 0.25},
+            "signals": {"classifier": 0.91, "codes": 0.8, "knn": 0.7},  # as audit.core.scoring writes them
         }
         confidence = round(0.97 - 0.03 * rank, 3) if rank < 20 else round(0.4 + 0.5 * ((rank * 37) % 100) / 100, 3)
         flags.append(Flag.objects.create(

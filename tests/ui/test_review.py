@@ -40,6 +40,7 @@ def test_reviewer_works_the_mislabel_queue_with_the_keyboard(page, reviewer_user
     from catalog.models import Product
 
     data = build_review_data(tmp_path)
+    Product.objects.filter(pk=data["flags"][0].product_id).update(attributes={"labels": ["organic", "vegan"]})
     login(page, "rita", "review-pass-123")
     page.get_by_role("button", name="Start reviewing").click()
     page.wait_for_url(FLAG_URL)
@@ -53,8 +54,15 @@ def test_reviewer_works_the_mislabel_queue_with_the_keyboard(page, reviewer_user
     assert neighbours.get_by_text(first.evidence["neighbours"][0]["name"]).count() >= 1
     screenshot(page, "flag")
 
+    assert page.get_by_test_id("attributes").inner_text().strip() == "labels: organic, vegan"  # not a Python list
+    signals = page.get_by_test_id("signals").inner_text()
+    assert all(name in signals for name in ("Text classifier", "Semantic-ID cluster", "Nearest neighbours"))
+    assert "91%" in signals and "knn" not in signals
+
     page.keyboard.press("?")
     assert page.get_by_role("dialog", name="Keyboard shortcuts").is_visible()
+    explained = page.get_by_test_id("signal-help").inner_text()
+    assert all(name in explained for name in ("Text classifier", "Semantic-ID cluster", "Nearest neighbours", "Brand"))
     page.keyboard.press("?")
     assert not page.get_by_role("dialog", name="Keyboard shortcuts").is_visible()
 
