@@ -9,6 +9,7 @@ urlpatterns = [
     path("review/bulk/confirm/", views.bulk_confirm, name="ui-bulk-confirm"),
     path("review/bulk/decide/", views.bulk_apply, name="ui-bulk-decide"),
     path("review/bulk/undo/", views.bulk_undo, name="ui-bulk-undo"),
+    path("review/building/", views.building_status, name="building-status"),
     path("team/", views.team, name="team"),
     path("team/export/audit/<int:run_id>.csv", views.export_audit, name="team-export-audit"),
     path("team/export/decisions.csv", views.export_decisions, name="team-export-decisions"),

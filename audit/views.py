@@ -4,12 +4,13 @@ import uuid
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import QueryDict, StreamingHttpResponse
+from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from audit.context_processors import building_job
 from audit.decorators import admin_required, reviewer_required
 from audit.exports import AUDIT_HEADER, DECISION_HEADER, audit_rows, decision_rows
 from audit.filters import FlagGridFilter
@@ -65,6 +66,15 @@ def _go_next(request, queue: str, flag: Flag | None):
         messages.info(request, f"The {Queue(queue).label.lower()} queue is empty for these filters. Well done.")
         return redirect(f"{reverse('home')}?queue={queue}")
     return redirect(_flag_url(flag, queue))
+
+
+@reviewer_required
+def building_status(request):
+    """The "queues are being built" note, polled by htmx; once the job is done the page reloads itself."""
+    job = building_job()
+    if job is None:
+        return HttpResponse(headers={"HX-Refresh": "true"})
+    return render(request, "audit/_building.html", {"building_job": job})
 
 
 @reviewer_required

@@ -12,9 +12,9 @@ import logging
 import sys
 
 from django.db import InterfaceError, OperationalError, connections
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.template import loader
 from django.core.signals import got_request_exception
-from django.template.response import TemplateResponse
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,10 @@ def unavailable_response(request):
         response = JsonResponse({"detail": UNAVAILABLE}, status=503)
     else:
         safe = request.method in ("GET", "HEAD")
-        response = TemplateResponse(
-            request, "503.html", {"message": UNAVAILABLE, "reload": safe, "retry_after": RETRY_AFTER_SECONDS},
-            status=503,
-        ).render()
+        # rendered without the request: the context processors would query the database that is down
+        page = loader.render_to_string("503.html", {"message": UNAVAILABLE, "reload": safe,
+                                                    "retry_after": RETRY_AFTER_SECONDS})
+        response = HttpResponse(page, status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
