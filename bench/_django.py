@@ -16,6 +16,16 @@ def require(*names: str) -> list[Path]:
     return paths
 
 
+def use_database(name: str) -> None:
+    """Point Django at database `name` as it is."""
+    sys.path.insert(0, str(ROOT))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
+    os.environ["SEMID_DB_NAME"] = name
+    import django
+
+    django.setup()
+
+
 def fresh_database(name: str) -> None:
     """Point Django at database `name`, empty it and migrate."""
     sys.path.insert(0, str(ROOT))

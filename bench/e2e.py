@@ -1,0 +1,147 @@
+"""A synthetic catalog of N products through the application, stage by stage: each stage's time and the
+peak resident memory of this process while it ran.
+
+    .venv/bin/python bench/e2e.py --n 10000 [--flavor precision] [--json PATH]
+    .venv/bin/python bench/e2e.py --pages-only     # the pages again, on the last run's database
+
+The catalog is the demo's generator scaled (`catalog.demo.generate_demo_catalog`: names, brands, sizes,
+descriptions, a three-level grocery tree, 3% of labels moved; deterministic for a seed), written to CSV
+and then: import (`import_catalog`), embed (`embed_products`), train + assign + evaluate (`train_run`,
+which writes every product's code; the training part alone is the run's `train_seconds`), audit
+(`run_audit`), and the pages a reviewer opens (queue, flag, product, cluster tree root and a level-1
+prefix; median of 10 requests through Django's test client). Database `semid_bench_e2e` (emptied first)
+on the embedded PostgreSQL unless DATABASE_URL. Memory is this process's resident size, sampled every
+0.1 s (PostgreSQL's own is not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _django  # noqa: E402
+
+
+class Stage:
+    """Times a block and samples the process's resident memory while it runs."""
+
+    def __init__(self, name: str, rows: list):
+        self.name, self.rows = name, rows
+        self.process = psutil.Process()
+
+    def __enter__(self):
+        self.peak = self.process.memory_info().rss
+        self.running = True
+        self.sampler = threading.Thread(target=self._sample, daemon=True)
+        self.sampler.start()
+        self.started = time.perf_counter()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.1)
+
+    def __exit__(self, *exc):
+        seconds = time.perf_counter() - self.started
+        self.running = False
+        self.sampler.join()
+        self.rows.append({"stage": self.name, "seconds": round(seconds, 1), "peak_rss_mib": round(self.peak / 2**20)})
+        print(f"{self.name:<28} {seconds:8.1f} s   peak {self.peak / 2**20:7.0f} MiB", flush=True)
+
+
+def page_times(paths: list[str], user, requests: int = 10) -> dict[str, float]:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    out = {}
+    for path in paths:
+        client.get(path)  # warm
+        times = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.get(path)
+            times.append(time.perf_counter() - started)
+            assert response.status_code == 200, (path, response.status_code)
+        out[path] = round(1000 * statistics.median(times), 1)
+    return out
+
+
+def pages_of_last_run(rows: list) -> dict:
+    from django.contrib.auth.models import User
+
+    from audit.models import Flag
+    from catalog.models import Product
+    from quantizer.models import SemanticId
+
+    flag = Flag.objects.order_by("-priority", "id").first()
+    prefix = SemanticId.objects.filter(run=flag.run).values_list("codes", flat=True).first()[0]
+    paths = ["/", f"/flags/{flag.pk}/", f"/products/{Product.objects.order_by('id').first().pk}/",
+             "/clusters/", f"/clusters/?prefix={prefix}"]
+    with Stage("pages (5 x 11 requests)", rows):
+        pages = page_times(paths, User.objects.get(username="e2e-admin"))
+    for path, ms in pages.items():
+        print(f"  {path:<26} median {ms} ms")
+    return pages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--flavor", default="precision", choices=["precision", "discovery"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--pages-only", action="store_true", help="time the pages of the last run's database")
+    args = parser.parse_args()
+
+    rows: list[dict] = []
+    if args.pages_only:
+        _django.use_database("semid_bench_e2e")
+        return pages_of_last_run(rows)
+    _django.fresh_database("semid_bench_e2e")
+    from audit.services import run_audit
+    from catalog.demo import generate_demo_catalog, write_csv
+    from catalog.embeddings import embed_products
+    from catalog.services import import_catalog
+    from quantizer.services import create_run, train_run
+    from tests.conftest import make_user
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "catalog.csv"
+        with Stage("generate", rows):
+            write_csv(generate_demo_catalog(n_products=args.n, seed=args.seed), path)
+        with Stage("import", rows):
+            result = import_catalog(path=path)
+    assert result.created == args.n, result
+    with Stage("embed", rows):
+        embed_products(flavor=args.flavor)
+    run = create_run(flavor=args.flavor, seed=args.seed)
+    with Stage("train + assign + evaluate", rows):
+        train_run(run=run)
+    run.refresh_from_db()
+    rows[-1]["train_seconds"] = round(run.train_seconds or 0.0, 1)
+    with Stage("audit", rows):
+        report = run_audit(run=run)
+
+    make_user("e2e-admin", "admin", "e2e-pass-123")
+    pages = pages_of_last_run(rows)
+
+    figures = {"n": args.n, "flavor": args.flavor, "stages": rows, "pages_median_ms": pages,
+               "flagged": report.stats.get("flagged"), "spearman": run.metrics.get("spearman")}
+    print(json.dumps({k: v for k, v in figures.items() if k != "stages"}))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
