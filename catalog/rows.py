@@ -7,6 +7,8 @@ Every row is validated before anything is written; errors carry the file's line 
 from __future__ import annotations
 
 import csv
+import functools
+import gc
 import io
 import json
 from dataclasses import dataclass, field
@@ -57,7 +59,7 @@ class CatalogFileError(Exception):
 def split_path(value) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         return tuple(str(v).strip() for v in value)
-    return tuple(level.strip() for level in str(value or "").split(">"))
+    return tuple([level.strip() for level in str(value or "").split(">")])
 
 
 def _decode(raw: bytes) -> tuple[str | None, list[RowError]]:
@@ -73,12 +75,34 @@ def _decode(raw: bytes) -> tuple[str | None, list[RowError]]:
         return None, errors
 
 
-def _validate(row: int, values: dict, seen: dict[str, int]) -> tuple[CatalogRow | None, list[RowError]]:
+def _checked_path(raw) -> tuple[tuple[str, ...], str | None]:
+    """The levels of a category_path cell, and what is wrong with them (None: nothing)."""
+    path = split_path(raw)
+    if not any(path):
+        return path, "category_path is empty"
+    if not all(path):
+        return path, f"category_path {str(raw)!r} has an empty level"
+    if max(len(level) for level in path) > MAX_LEVEL_LENGTH:
+        return path, f"category_path has a level of over {MAX_LEVEL_LENGTH} characters"
+    if len(PATH_SEPARATOR.join(path)) > MAX_PATH_LENGTH:
+        return path, f"category_path is over {MAX_PATH_LENGTH} characters"
+    return path, None
+
+
+# A catalog names a few thousand paths over and over: each cell text is split and checked once.
+_checked_text_path = functools.lru_cache(maxsize=8192)(_checked_path)
+
+
+def _validate(
+    row: int, values: dict, seen: dict[str, int], check_nul: bool = True
+) -> tuple[CatalogRow | None, list[RowError]]:
     errors = []
     external_id = str(values.get("external_id") or "").strip()
     name = str(values.get("name") or "").strip()
+    brand = str(values.get("brand") or "").strip()
+    size = str(values.get("size") or "").strip()
     raw_path = values.get("category_path")
-    path = split_path(raw_path)
+    path, path_problem = (_checked_text_path if isinstance(raw_path, str) else _checked_path)(raw_path)
     if not external_id:
         errors.append(RowError(row, "external_id is empty"))
     elif external_id in seen:
@@ -87,22 +111,18 @@ def _validate(row: int, values: dict, seen: dict[str, int]) -> tuple[CatalogRow 
         seen[external_id] = row
     if not name:
         errors.append(RowError(row, "name is empty"))
-    if not any(path):
-        errors.append(RowError(row, "category_path is empty"))
-    elif not all(path):
-        errors.append(RowError(row, f"category_path {str(raw_path)!r} has an empty level"))
-    elif max(len(level) for level in path) > MAX_LEVEL_LENGTH:
-        errors.append(RowError(row, f"category_path has a level of over {MAX_LEVEL_LENGTH} characters"))
-    elif len(PATH_SEPARATOR.join(path)) > MAX_PATH_LENGTH:
-        errors.append(RowError(row, f"category_path is over {MAX_PATH_LENGTH} characters"))
+    if path_problem:
+        errors.append(RowError(row, path_problem))
+    stripped = {"external_id": external_id, "name": name, "brand": brand, "size": size}
     for column, limit in MAX_LENGTHS.items():
-        if len(str(values.get(column) or "").strip()) > limit:
+        if len(stripped[column]) > limit:
             errors.append(RowError(row, f"{column} is over {limit} characters"))
-    for key, value in values.items():
-        # PostgreSQL text and JSON cannot hold a NUL character (in JSON Lines it arrives as \u0000)
-        if any("\x00" in text or "\\u0000" in text for text in (str(key), str(value))):
-            shown = str(key).replace("\x00", "\\x00")  # the error itself is stored as text
-            errors.append(RowError(row, f"{shown} holds a NUL character"))
+    if check_nul:
+        for key, value in values.items():
+            # PostgreSQL text and JSON cannot hold a NUL character (in JSON Lines it arrives as \u0000)
+            if any("\x00" in text or "\\u0000" in text for text in (str(key), str(value))):
+                shown = str(key).replace("\x00", "\\x00")  # the error itself is stored as text
+                errors.append(RowError(row, f"{shown} holds a NUL character"))
     if errors:
         return None, errors
     attributes = {
@@ -113,9 +133,9 @@ def _validate(row: int, values: dict, seen: dict[str, int]) -> tuple[CatalogRow 
             row=row,
             external_id=external_id,
             name=name,
-            brand=str(values.get("brand") or "").strip(),
+            brand=brand,
             description=str(values.get("description") or "").strip(),
-            size=str(values.get("size") or "").strip(),
+            size=size,
             category_path=path,
             attributes=attributes,
         ),
@@ -141,6 +161,9 @@ def _read_csv(text: str) -> tuple[list[CatalogRow], list[RowError]]:
             problems.append("an unnamed column")
         return [], [RowError(1, f"header has {'; '.join(problems)}; expected {EXPECTED_HEADER} (+ optional columns)")]
     rows, errors, seen = [], [], {}
+    # A cell is a stretch of the file less some quote characters: when the file, quotes dropped, holds
+    # no NUL and no literal \u0000, no cell does, and the per-cell check is skipped.
+    check_nul = "\x00" in text or "\\u0000" in text.replace('"', "")
     while True:
         try:
             fields = next(reader)
@@ -155,7 +178,7 @@ def _read_csv(text: str) -> tuple[list[CatalogRow], list[RowError]]:
         if len(fields) != len(header):
             errors.append(RowError(number, f"expected {len(header)} fields, found {len(fields)}"))
             continue
-        parsed, row_errors = _validate(number, dict(zip(header, fields)), seen)
+        parsed, row_errors = _validate(number, dict(zip(header, fields)), seen, check_nul)
         errors.extend(row_errors)
         if parsed:
             rows.append(parsed)
@@ -164,6 +187,8 @@ def _read_csv(text: str) -> tuple[list[CatalogRow], list[RowError]]:
 
 def _read_jsonl(text: str) -> tuple[list[CatalogRow], list[RowError]]:
     rows, errors, seen = [], [], {}
+    # Only an escape can put a NUL, or the backslash of a literal \u0000, into a decoded value.
+    check_nul = "\\" in text or "\x00" in text
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -180,7 +205,7 @@ def _read_jsonl(text: str) -> tuple[list[CatalogRow], list[RowError]]:
             errors.append(RowError(number, f"missing key(s) {', '.join(missing)}"))
             continue
         values = {k: (json.dumps(v) if isinstance(v, (dict, list)) and k != "category_path" else v) for k, v in values.items()}
-        parsed, row_errors = _validate(number, values, seen)
+        parsed, row_errors = _validate(number, values, seen, check_nul)
         errors.extend(row_errors)
         if parsed:
             rows.append(parsed)
@@ -201,7 +226,15 @@ def read_catalog(path: str | Path, *, raw: bytes | None = None) -> list[CatalogR
     text, errors = _decode(raw)
     if errors:
         raise CatalogFileError(errors)
-    rows, errors = _read_csv(text) if suffix == ".csv" else _read_jsonl(text)
+    # The rows hold no reference cycles, but each one stays alive: with the collector on, the file
+    # sets off full collections over every object of the process (a worker's torch modules included).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        rows, errors = _read_csv(text) if suffix == ".csv" else _read_jsonl(text)
+    finally:
+        if collecting:
+            gc.enable()
     if errors:
         raise CatalogFileError(errors)
     if not rows:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pghistory
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.models import Category, Product, ProductCategoryEvent
@@ -17,7 +18,6 @@ from catalog.rows import FILE_EXTENSIONS, PATH_SEPARATOR, CatalogFileError, Cata
 
 Progress = Callable[[int, int], None]
 BATCH = 2000
-PRODUCT_FIELDS = ("name", "brand", "description", "size", "attributes", "category_id")
 
 
 @dataclass(frozen=True)
@@ -80,15 +80,10 @@ def ensure_categories(paths: Iterable[tuple[str, ...]]) -> tuple[dict[str, Categ
     return by_path, sorted(created)
 
 
-def _product_values(row: CatalogRow, category_id: int) -> dict:
-    return {
-        "name": row.name,
-        "brand": row.brand,
-        "description": row.description,
-        "size": row.size,
-        "attributes": row.attributes,
-        "category_id": category_id,
-    }
+def _staging_values(row: CatalogRow, category_id: int) -> tuple:
+    """One row of the staging table, in STAGING_COLUMNS order."""
+    attributes = json.dumps(row.attributes) if row.attributes else "{}"
+    return (row.row, row.external_id, row.name, row.brand, row.description, row.size, attributes, category_id)
 
 
 def check_category_paths(rows: list[CatalogRow], *, allow_new_categories: bool = False) -> list[CatalogRow]:
@@ -104,35 +99,42 @@ def check_category_paths(rows: list[CatalogRow], *, allow_new_categories: bool =
     existing = set(Category.objects.values_list("path", flat=True))
     spelled = {path.lower(): path for path in existing}
     with_children = {path.rsplit(PATH_SEPARATOR, 1)[0] for path in existing if PATH_SEPARATOR in path}
-    resolved = []
-    for row in rows:
+    # Each distinct path once, in file order: a path resolves the same way at every later row.
+    spelling: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for written in dict.fromkeys(row.category_path for row in rows):
         levels = []
-        for depth, level in enumerate(row.category_path, start=1):
-            known = spelled.get(PATH_SEPARATOR.join(row.category_path[:depth]).lower())
+        for depth, level in enumerate(written, start=1):
+            known = spelled.get(PATH_SEPARATOR.join(written[:depth]).lower())
             levels.append(known.rsplit(PATH_SEPARATOR, 1)[-1] if known else level)
             spelled.setdefault(PATH_SEPARATOR.join(levels).lower(), PATH_SEPARATOR.join(levels))  # first spelling wins
-        resolved.append(replace(row, category_path=tuple(levels)))
-    in_file = {PATH_SEPARATOR.join(r.category_path[:d]) for r in resolved for d in range(1, len(r.category_path))}
+        spelling[written] = tuple(levels)
+    resolved = [row if spelling[row.category_path] == row.category_path
+                else replace(row, category_path=spelling[row.category_path]) for row in rows]
+    paths = set(spelling.values())
+    in_file = {PATH_SEPARATOR.join(levels[:d]) for levels in paths for d in range(1, len(levels))}
     leaves = sorted(p for p in existing if p not in with_children)
     # existing leaves the file would put a new category under: do they hold products? (one query, those only)
     under = {a for a in in_file if a in existing and a not in with_children}
     holding = set(Product.objects.filter(category__path__in=under).values_list("category__path", flat=True).distinct())
-    errors = []
-    for row in resolved:
-        path = PATH_SEPARATOR.join(row.category_path)
+
+    def problem(levels: tuple[str, ...]) -> str | None:
+        path = PATH_SEPARATOR.join(levels)
         if path in with_children or path in in_file:
-            errors.append(RowError(row.row, f"category {path!r} has sub-categories: file the product under one of them"))
-        elif path not in existing:
+            return f"category {path!r} has sub-categories: file the product under one of them"
+        if path not in existing:
             if existing and not allow_new_categories:
                 near = difflib.get_close_matches(path, leaves, n=1, cutoff=0.8)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
-                errors.append(RowError(row.row, f"unknown category {path!r}{hint} (allow new categories to create it)"))
-                continue
-            ancestors = [PATH_SEPARATOR.join(row.category_path[:d]) for d in range(1, len(row.category_path))]
+                return f"unknown category {path!r}{hint} (allow new categories to create it)"
+            ancestors = [PATH_SEPARATOR.join(levels[:d]) for d in range(1, len(levels))]
             full = [a for a in ancestors if a in holding]
             if full:
-                errors.append(RowError(row.row, f"category {full[-1]!r} holds products: a sub-category under it "
-                                                "would leave them on a non-leaf category"))
+                return (f"category {full[-1]!r} holds products: a sub-category under it "
+                        "would leave them on a non-leaf category")
+        return None
+
+    problems = {levels: problem(levels) for levels in paths}
+    errors = [RowError(row.row, problems[row.category_path]) for row in resolved if problems[row.category_path]]
     if errors:
         raise CatalogFileError(errors)
     return resolved
@@ -156,73 +158,106 @@ def moved_since_import(product_ids: list[int]) -> dict[int, str]:
     return latest
 
 
+# The file's valid rows are streamed into this table with COPY, then written to catalog_product by
+# two set-based statements; the history triggers fire on those statements as on any other write.
+STAGING_TABLE = "product_import"
+STAGING_COLUMNS = {"line": "integer", "external_id": "text", "name": "text", "brand": "text", "description": "text",
+                   "size": "text", "attributes": "jsonb", "category_id": "bigint"}
+# Products the file would move to another category: the candidates for a conflict.
+WOULD_MOVE_SQL = f"""
+    SELECT s.line, s.external_id, p.id, current.path, wanted.path
+    FROM {STAGING_TABLE} s
+    JOIN catalog_product p ON p.external_id = s.external_id
+    JOIN catalog_category wanted ON wanted.id = s.category_id
+    LEFT JOIN catalog_category current ON current.id = p.category_id
+    WHERE p.category_id IS DISTINCT FROM s.category_id
+"""
+# New products, in file order (ids and history rows follow it). No ON CONFLICT: every proposed row
+# would draw an id from the sequence, and a re-import would burn one per existing product.
+INSERT_SQL = f"""
+    INSERT INTO catalog_product
+        (external_id, name, brand, description, size, attributes, extracted, category_id, created_at, updated_at)
+    SELECT s.external_id, s.name, s.brand, s.description, s.size, s.attributes, '{{}}'::jsonb, s.category_id,
+           %s, %s
+    FROM {STAGING_TABLE} s
+    WHERE NOT EXISTS (SELECT 1 FROM catalog_product p WHERE p.external_id = s.external_id)
+    ORDER BY s.line
+    RETURNING id
+"""
+# The history triggers first ask pgtrigger whether to skip themselves. With its setting unset, that
+# check raises and catches an error in every row, and each caught error scans the transaction's queue
+# of deferred foreign-key checks (one per row written so far): the cost of a row grows with the file
+# (49,688 new products: 11 to 16 s, and 2.9 s with the setting). An empty list skips no trigger.
+IGNORE_NO_TRIGGER_SQL = "SELECT set_config('pgtrigger.ignore', '{}', true)"
+# Existing products whose file row differs; updated_at marks them as changed (stale flags).
+UPDATE_SQL = f"""
+    UPDATE catalog_product p
+    SET name = s.name, brand = s.brand, description = s.description, size = s.size,
+        attributes = s.attributes, category_id = s.category_id, updated_at = %s
+    FROM {STAGING_TABLE} s
+    WHERE p.external_id = s.external_id
+      AND (p.name, p.brand, p.description, p.size, p.attributes, p.category_id)
+          IS DISTINCT FROM (s.name, s.brand, s.description, s.size, s.attributes, s.category_id)
+    RETURNING s.line, p.id
+"""
+
+
 @transaction.atomic
 def import_rows(
     *, rows: list[CatalogRow], user=None, progress: Progress | None = None, overwrite: bool = False,
     allow_new_categories: bool = False,
 ) -> ImportResult:
-    """Create or update products by external id, in bulk; one transaction for the whole file.
+    """Create or update products by external id, set-based; one transaction for the whole file.
 
-    A row that would change the category of a product moved since its last import (by a reviewer,
-    an undo, the admin or the API) is kept out and listed as a conflict, unless `overwrite`. Category
-    paths are checked first (``check_category_paths``); new ones are listed in the result."""
+    The rows are copied (COPY) into a temporary table; one INSERT adds the new products and one UPDATE
+    changes those whose values differ, so the history triggers record each creation and category move
+    under this import's context. A row that would change the category of a product moved since its
+    last import (by a reviewer, an undo, the admin or the API) is kept out and listed as a conflict,
+    unless `overwrite`. Category paths are checked first (``check_category_paths``); new ones are
+    listed in the result."""
     rows = check_category_paths(rows, allow_new_categories=allow_new_categories)
     with pghistory.context(user=getattr(user, "pk", None), source="import"):
-        categories, created_paths = ensure_categories(r.category_path for r in rows)
-        existing: dict[str, Product] = {}
-        ids = [r.external_id for r in rows]
-        for start in range(0, len(ids), 10000):
-            for product in Product.objects.filter(external_id__in=ids[start : start + 10000]).select_related(
-                "category"
-            ):
-                existing[product.external_id] = product
-        category_of = {row.external_id: categories[PATH_SEPARATOR.join(row.category_path)].pk for row in rows}
-        would_move = [
-            product.pk for row in rows
-            if (product := existing.get(row.external_id)) is not None and product.category_id != category_of[row.external_id]
-        ]
-        moved = {} if overwrite else moved_since_import(would_move)
-        to_create, to_update, unchanged, conflicts = [], [], 0, []
-        for row in rows:
-            values = _product_values(row, category_of[row.external_id])
-            product = existing.get(row.external_id)
-            if product is None:
-                to_create.append(Product(external_id=row.external_id, **values))
-            elif product.pk in moved and product.category_id != values["category_id"]:
-                conflicts.append(ImportConflict(
-                    row=row.row, external_id=row.external_id,
-                    current_path=product.category.path if product.category else None,
-                    file_path=PATH_SEPARATOR.join(row.category_path), changed_by=moved[product.pk],
-                ))
-            elif any(getattr(product, k) != v for k, v in values.items()):
-                for k, v in values.items():
-                    setattr(product, k, v)
-                to_update.append(product)
-            else:
-                unchanged += 1
-        total, done = len(to_create) + len(to_update), 0
-        for start in range(0, len(to_create), BATCH):
-            Product.objects.bulk_create(to_create[start : start + BATCH])
-            done += len(to_create[start : start + BATCH])
-            if progress:
-                progress(done, total)
-        for start in range(0, len(to_update), BATCH):
-            # bulk_update skips auto_now; updated_at marks the product as changed (stale flags).
-            batch = to_update[start : start + BATCH]
-            now = timezone.now()
-            for product in batch:
-                product.updated_at = now
-            Product.objects.bulk_update(batch, [*PRODUCT_FIELDS, "updated_at"])
-            done += len(batch)
-            if progress:
-                progress(done, total)
+        paths = list(dict.fromkeys(r.category_path for r in rows))  # distinct, in file order
+        categories, created_paths = ensure_categories(paths)
+        category_id = {levels: categories[PATH_SEPARATOR.join(levels)].pk for levels in paths}
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            columns = ", ".join(f"{name} {kind}" for name, kind in STAGING_COLUMNS.items())
+            cursor.execute(f"CREATE TEMPORARY TABLE {STAGING_TABLE} ({columns}) ON COMMIT DROP")
+            with cursor.copy(f"COPY {STAGING_TABLE} ({', '.join(STAGING_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(_staging_values(row, category_id[row.category_path]))
+            # row count and join-key statistics, so a small file meets a large catalog through its index
+            cursor.execute(f"ANALYZE {STAGING_TABLE} (external_id)")
+            cursor.execute(IGNORE_NO_TRIGGER_SQL)
+            cursor.execute(WOULD_MOVE_SQL)
+            would_move = cursor.fetchall()
+            moved = {} if overwrite else moved_since_import([product_id for _, _, product_id, _, _ in would_move])
+            conflicts = sorted(
+                (ImportConflict(row=row, external_id=external_id, current_path=current_path, file_path=file_path,
+                                changed_by=moved[product_id])
+                 for row, external_id, product_id, current_path, file_path in would_move if product_id in moved),
+                key=lambda conflict: conflict.row,
+            )
+            if conflicts:
+                cursor.execute(f"DELETE FROM {STAGING_TABLE} WHERE line = ANY(%s)", [[c.row for c in conflicts]])
+            staged = len(rows) - len(conflicts)
+            cursor.execute(INSERT_SQL, [now, now])
+            created_ids = sorted(product_id for (product_id,) in cursor.fetchall())  # ids follow file order
+            if progress and staged:
+                progress(len(created_ids), staged)
+            cursor.execute(UPDATE_SQL, [now])
+            updated_ids = [product_id for _, product_id in sorted(cursor.fetchall())]  # in file order
+            if progress and staged:
+                progress(staged, staged)
+            cursor.execute(f"DROP TABLE {STAGING_TABLE}")
     return ImportResult(
         rows=len(rows),
-        created=len(to_create),
-        updated=len(to_update),
-        unchanged=unchanged,
+        created=len(created_ids),
+        updated=len(updated_ids),
+        unchanged=len(rows) - len(created_ids) - len(updated_ids) - len(conflicts),
         created_categories=created_paths,
-        changed_ids=[p.pk for p in to_create] + [p.pk for p in to_update],
+        changed_ids=created_ids + updated_ids,
         conflicts=conflicts,
     )
 

@@ -2,7 +2,7 @@ import io
 
 import pytest
 
-from catalog.models import Category, Job, Product
+from catalog.models import Category, Job, Product, ProductCategoryEvent
 from catalog.rows import CatalogFileError
 from catalog.services import import_catalog
 from tests.conftest import wait_for
@@ -70,6 +70,45 @@ def test_changed_row_updates_in_place_and_category_move_is_in_history(tmp_path):
     assert product.category.path == "Pantry > Olives > Tapenade"
     events = list(product.category_events.order_by("pgh_id").values_list("pgh_label", "category__path"))
     assert events == [("created", "Pantry > Spreads > Tapenade"), ("category_changed", "Pantry > Olives > Tapenade")]
+
+
+@pytest.mark.django_db
+def test_a_fresh_import_writes_one_created_history_row_per_product_under_the_import_context(tmp_path, admin_user):
+    result = import_catalog(path=write(tmp_path, GOOD), user=admin_user)
+
+    products = list(Product.objects.order_by("id"))
+    assert [p.external_id for p in products] == ["P1", "P2", "P3"]  # ids follow the file
+    assert result.changed_ids == [p.pk for p in products]
+    assert (products[2].name, products[2].brand, products[2].description) == ("Tapenade, black olive", "Divina", "")
+    events = list(ProductCategoryEvent.objects.order_by("pgh_id").select_related("pgh_context"))
+    assert [(e.pgh_obj_id, e.pgh_label, e.category_id) for e in events] == [
+        (p.pk, "created", p.category_id) for p in products]
+    assert {e.pgh_context_id for e in events} == {events[0].pgh_context_id}
+    assert events[0].pgh_context.metadata == {"user": admin_user.pk, "source": "import"}
+
+
+@pytest.mark.django_db
+def test_a_reimport_that_moves_one_product_writes_exactly_one_history_row_with_the_import_source(tmp_path, admin_user):
+    import_catalog(path=write(tmp_path, GOOD))
+    before = set(ProductCategoryEvent.objects.values_list("pgh_id", flat=True))
+    stamps = dict(Product.objects.values_list("external_id", "updated_at"))
+    changed = (GOOD.replace("Pantry > Spreads > Tapenade", "Pantry > Olives > Black Olives")
+               .replace("Kalamata Olives 300 g", "Kalamata Olives 350 g"))
+
+    result = import_catalog(path=write(tmp_path, changed), user=admin_user)
+
+    assert (result.created, result.updated, result.unchanged, result.conflicts) == (0, 2, 1, [])
+    p2, p3 = Product.objects.get(external_id="P2"), Product.objects.get(external_id="P3")
+    assert result.changed_ids == [p2.pk, p3.pk]
+    assert p2.name == "Kalamata Olives 350 g" and p3.category.path == "Pantry > Olives > Black Olives"
+    new = ProductCategoryEvent.objects.exclude(pgh_id__in=before).select_related("pgh_context")
+    assert [(e.pgh_obj_id, e.pgh_label, e.category_id, e.pgh_context.metadata) for e in new] == [
+        (p3.pk, "category_changed", p3.category_id, {"user": admin_user.pk, "source": "import"})]
+    assert [k for k, v in Product.objects.values_list("external_id", "updated_at") if v != stamps[k]] in (
+        ["P2", "P3"], ["P3", "P2"])
+    # re-imports drew no ids: the next new product takes the next one
+    import_catalog(path=write(tmp_path, changed + "P4,Capers,Divina,,Pantry > Olives > Black Olives,,\n"))
+    assert Product.objects.get(external_id="P4").pk == p3.pk + 1
 
 
 @pytest.mark.django_db
