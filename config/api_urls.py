@@ -1,12 +1,13 @@
 """The REST API, included under `api/` by config.urls. Schema at schema/, Swagger UI at docs/."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
 from audit.api import DecisionViewSet, FlagViewSet, QueuesView
 from audit.auth import ObtainExpiringToken
+from baskets.api import ComplementsView
 from catalog.api import CategoryViewSet, ImportView, JobViewSet, ProductViewSet
 from quantizer.api import RunViewSet, SemanticIdViewSet
 
@@ -26,5 +27,6 @@ urlpatterns = [
     path("token/", ObtainExpiringToken.as_view(), name="api-token"),
     path("imports/", ImportView.as_view(), name="api-import"),
     path("queues/", QueuesView.as_view(), name="api-queues"),
+    re_path(r"^products/(?P<pk>[^/.]+)/complements/$", ComplementsView.as_view(), name="api-product-complements"),
     path("", include(router.urls)),
 ]

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "catalog",
     "quantizer",
     "audit",
+    "baskets",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,60 @@
+"""REST API of the baskets app: a product's complements (GET /api/products/{id}/complements/)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from audit.permissions import IsReviewer
+from baskets.selectors import PANEL_SIZE, complements
+from baskets.services import MIN_PAIR_SUPPORT
+from catalog.api import ProductSerializer
+from catalog.models import Product
+
+MAX_COMPLEMENTS = 100
+
+
+class ComplementQuerySerializer(serializers.Serializer):
+    k = serializers.IntegerField(min_value=1, max_value=MAX_COMPLEMENTS, default=PANEL_SIZE)
+    min_support = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, default=1,
+        help_text=f"fewest orders the two share; the stored pairs already hold {MIN_PAIR_SUPPORT} and up")
+
+
+class SharedPrefixSerializer(serializers.Serializer):
+    flavor = serializers.CharField()
+    prefix = serializers.CharField(allow_blank=True, help_text="the longest shared semantic-ID prefix; empty: none")
+    levels = serializers.IntegerField()
+
+
+class ComplementSerializer(serializers.Serializer):
+    product = ProductSerializer()
+    orders = serializers.IntegerField(help_text="orders holding both products")
+    lift = serializers.FloatField(help_text="orders together / the orders expected if bought independently")
+    pmi = serializers.FloatField(help_text="log2(lift)")
+    other_department = serializers.BooleanField(help_text="its top-level category differs from the product's")
+    shared = SharedPrefixSerializer(many=True, help_text="one per flavor whose active run codes both products")
+
+
+class ComplementsView(GenericAPIView):
+    permission_classes = [IsReviewer]
+    queryset = Product.objects.select_related("category")
+    serializer_class = ComplementSerializer
+    pagination_class = None
+    filter_backends: list = []
+
+    @extend_schema(
+        parameters=[ComplementQuerySerializer],
+        responses=ComplementSerializer(many=True),
+        description="Products bought with this one far more often than chance (highest lift first, lift above 1), "
+                    "from the co-purchase pairs of the imported baskets (manage.py import_baskets); empty when "
+                    "none.",
+    )
+    def get(self, request, pk=None):
+        product = self.get_object()
+        query = ComplementQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        rows = complements(product=product, **query.validated_data)
+        return Response(ComplementSerializer(rows, many=True).data)

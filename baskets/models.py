@@ -1,0 +1,57 @@
+"""Orders (baskets) as lines, and the co-purchase pairs computed from them in bulk."""
+
+from django.db import models
+from django.db.models import F, Q
+
+from catalog.models import Product
+
+
+class BasketLine(models.Model):
+    """One product in one order, as `import_baskets` reads it. An order is the set of its lines.
+
+    The key (order, product) is also the index of the self-join by order (baskets.services.COPURCHASE_SQL)
+    and of the import's upsert: a product is in an order once (its quantity is not part of the data).
+    Positions are unique within an order too; the import checks that (an index of its own would slow every
+    load for a query nobody runs)."""
+
+    pk = models.CompositePrimaryKey("order_id", "product")
+    order_id = models.BigIntegerField()  # the shop's order number, not a row of ours
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="basket_lines")
+    add_to_cart_order = models.PositiveIntegerField()  # 1 = first product put in the cart
+    reordered = models.BooleanField(null=True)  # None: the file had no reordered column
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(add_to_cart_order__gte=1), name="basket_line_position_from_1"),
+        ]
+
+    def __str__(self):
+        return f"order {self.order_id} #{self.add_to_cart_order}: product {self.product_id}"
+
+
+class CoPurchase(models.Model):
+    """Two products bought in the same orders, stored once (product_a < product_b), for pairs seen in at
+    least MIN_PAIR_SUPPORT orders. Rewritten whole by `baskets.services.compute_copurchase`.
+
+    lift = P(a and b) / (P(a) P(b)) = orders · N / (orders with a · orders with b), N = all orders:
+    1 is chance, 3 is three times as often as chance. pmi = log2(lift)."""
+
+    # A product's partners: as product_a through the key, as product_b through its own index. No foreign
+    # key constraints: the pairs are derived from basket lines (whose products are checked) and rewritten
+    # whole; checking them cost 5.9 s of an import (2 x 382,907 references). Deleting a product through
+    # Django still deletes its pairs (on_delete).
+    pk = models.CompositePrimaryKey("product_a", "product_b")
+    product_a = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_index=False,
+                                  db_constraint=False)
+    product_b = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    orders = models.PositiveIntegerField()  # orders holding both (the support)
+    lift = models.FloatField()
+    pmi = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(product_a__lt=F("product_b")), name="copurchase_ordered_pair"),
+        ]
+
+    def __str__(self):
+        return f"{self.product_a_id} + {self.product_b_id}: {self.orders} orders, lift {self.lift:.2f}"
