@@ -9,8 +9,9 @@ Django's test Client and prints median / p95 and the queries per request. Goal: 
 
 With ``--products N`` the 3,000 products, their semantic IDs and flags are copied in SQL
 (``INSERT ... SELECT``, a copy of each product in the same category with a code that shares its first three
-levels) until the catalog has N products and flags on 10% of them, and the cluster tree's pages (root,
-a level-1 and a level-2 prefix) and a product page are timed as well.
+levels) until the catalog has N products and flags on 10% of them, the run's cluster summaries are rebuilt
+(timed), and the cluster tree's pages (root, a level-1 and a level-2 prefix) and a product page are timed as
+well.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def copy_catalog(total: int) -> None:
     number), their semantic IDs (same first three levels, the copy number as last level, the copy's product
     id as token so full IDs stay unique) and a copy of each flag on the copies. Triggers are off for the copy
     (`session_replication_role = replica`): the history triggers would log a million creations, and every
-    copied reference points at a row that exists."""
+    copied reference points at a row that exists; the caller rebuilds the cluster summaries after it."""
     from django.db import connection
 
     from audit.models import Flag
@@ -113,11 +114,17 @@ def main() -> None:
     if args.products > 3000:
         from audit.models import Flag
         from catalog.models import Product
+        from quantizer.clusters import rebuild_cluster_summaries
+        from quantizer.models import ClusterSummary
 
         started = time.perf_counter()
         copy_catalog(args.products)
         print(f"copied to {Product.objects.count():,} products, {Flag.objects.count():,} flags "
               f"in {time.perf_counter() - started:.1f} s", flush=True)
+        started = time.perf_counter()
+        rebuild_cluster_summaries(run=data["run"])  # the copy ran with triggers off
+        print(f"cluster summaries rebuilt ({ClusterSummary.objects.filter(run=data['run']).count():,} clusters, "
+              f"words included) in {time.perf_counter() - started:.1f} s", flush=True)
     client = Client()
     client.force_login(make_reviewer("bench"))
     flags = [f.pk for f in data["flags"]]

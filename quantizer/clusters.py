@@ -1,22 +1,31 @@
-"""Reads for the cluster tree: each child prefix's size, label make-up, purity and a name made of
-its most characteristic words. Counts come from SQL aggregation; names from a sample of names."""
+"""The cluster tree: each cluster's size, label make-up, purity and a name made of its most characteristic
+words, read from the run's cluster summaries (`ClusterSummary`, one row per prefix at every level), so a page
+reads one level's children by index whatever the catalog's size.
+
+Sizes and label make-up are kept current by PostgreSQL triggers (quantizer migration 0003) on every write of
+semantic IDs, product categories and category paths; `rebuild_cluster_summaries` recomputes a run's from its
+semantic IDs, set-based. Words come from a sample of each cluster's names, written with the
+codes (`fill_words`) and, for a cluster created since, on first view."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
 
 from django.core.cache import cache
-from django.db.models import Case, Count, F, Q, Value, When, Window
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import RowNumber
+from django.core.paginator import Page, Paginator
+from django.db import connection
+from django.db.models import Case, Max, Q, Value, When
 
-from quantizer.models import QuantizerRun, SemanticId
-from quantizer.selectors import normalize_prefix, prefix_children
+from quantizer.models import ClusterSummary, QuantizerRun, SemanticId
+from quantizer.selectors import normalize_prefix
 
 NAME_SAMPLE_PER_CHILD = 60
 CATALOG_SAMPLE = 4000
+FEW_CLUSTERS = 500  # up to this many clusters to name, each reads its own sample; more, one pass per level
+WORDS_BATCH = 10000
 TOKEN = re.compile(r"[a-z][a-z'-]{2,}")
 STOPWORDS = frozenset(
     "and the with for from pack count free made our per each new classic original fresh value".split()
@@ -33,13 +42,6 @@ def prefix_levels(prefix: str) -> list[dict]:
         return []
     parts = normalize_prefix(prefix).split("_")
     return [{"code": p, "prefix": "_".join(parts[: i + 1])} for i, p in enumerate(parts)]
-
-
-def _under(run: QuantizerRun, prefix: str):
-    queryset = SemanticId.objects.filter(run=run)
-    if prefix:
-        queryset = queryset.filter(Q(code__startswith=prefix + "_") | Q(code=prefix))
-    return queryset
 
 
 def _catalog_frequencies(run: QuantizerRun) -> tuple[Counter, int]:
@@ -76,49 +78,130 @@ def characteristic_words(names: list[str], frequencies: Counter, total: int, k: 
     return [token for _, token in scored[:k]]
 
 
+def _sample_names(run: QuantizerRun, level: int, prefixes: list[str]) -> dict[str, list[str]]:
+    """{prefix: the names of its first products (by semantic-ID id)} for level-`level` prefixes."""
+    names: dict[str, list[str]] = {}
+    if len(prefixes) <= FEW_CLUSTERS:
+        deepest = level == ClusterSummary.objects.filter(run=run).aggregate(deepest=Max("level"))["deepest"]
+        for prefix in prefixes:
+            under = Q(code=prefix) if deepest else Q(code__startswith=prefix + "_")  # one condition: the index's
+            names[prefix] = list(SemanticId.objects.filter(under, run=run).order_by("id")
+                                 .values_list("product__name", flat=True)[:NAME_SAMPLE_PER_CHILD])
+        return names
+    wanted = set(prefixes)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT prefix, name FROM (SELECT array_to_string(s.codes[1:%s], '_') AS prefix, p.name, "
+            "row_number() OVER (PARTITION BY s.codes[1:%s] ORDER BY s.id) AS rank "
+            "FROM quantizer_semanticid s JOIN catalog_product p ON p.id = s.product_id "
+            "WHERE s.run_id = %s AND cardinality(s.codes) >= %s) AS sample WHERE rank <= %s",
+            [level, level, run.pk, level, NAME_SAMPLE_PER_CHILD])
+        for prefix, name in cursor:
+            if prefix in wanted:
+                names.setdefault(prefix, []).append(name)
+    return names
+
+
+def fill_words(*, run: QuantizerRun, prefixes: list[str] | None = None) -> dict[str, list[str]]:
+    """Name the run's clusters that have no words yet (all of them after its codes are written; a few created
+    by a later cold start or an admin's edit), or only those of `prefixes`. Returns {prefix: words}."""
+    missing = ClusterSummary.objects.filter(run=run, words__isnull=True)
+    if prefixes is not None:
+        missing = missing.filter(prefix__in=prefixes)
+    by_level: dict[int, dict[str, int]] = {}
+    for pk, level, prefix in missing.values_list("pk", "level", "prefix").iterator(chunk_size=WORDS_BATCH):
+        by_level.setdefault(level, {})[prefix] = pk
+    if not by_level:
+        return {}
+    frequencies, total = _catalog_frequencies(run)
+    named: dict[str, list[str]] = {}
+    for level, ids in sorted(by_level.items()):
+        names = _sample_names(run, level, list(ids))
+        words = {prefix: characteristic_words(names.get(prefix, []), frequencies, total) for prefix in ids}
+        named.update(words)
+        rows = [(ids[prefix], w) for prefix, w in words.items()]
+        with connection.cursor() as cursor:
+            for start in range(0, len(rows), WORDS_BATCH):
+                batch = rows[start : start + WORDS_BATCH]
+                cursor.execute(
+                    "UPDATE quantizer_clustersummary AS s SET words = w.words::jsonb "
+                    "FROM unnest(%s::bigint[], %s::text[]) AS w(id, words) WHERE s.id = w.id",
+                    [[pk for pk, _ in batch], [json.dumps(w) for _, w in batch]])
+    return named
+
+
+def rebuild_cluster_summaries(*, run: QuantizerRun) -> int:
+    """Recompute the run's clusters from its semantic IDs (set-based, one statement per level) and name them.
+    The triggers keep them current after that; this is for codes written with triggers off (a bulk copy)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT quantizer_rebuild_cluster_summaries(%s)", [run.pk])
+        written = cursor.fetchone()[0]
+    fill_words(run=run)
+    return written
+
+
 def cluster_children(*, run: QuantizerRun, prefix: str = "") -> list[dict]:
-    """The next-level clusters under `prefix`: code, prefix, size, share, purity, top categories, words."""
+    """The next-level clusters under `prefix`: code, prefix, size, share, purity, top categories, words.
+    Purity is judged at the taxonomy depth of the child's level: departments at level 1, aisles at 2, ..."""
     prefix = normalize_prefix(prefix) if prefix else ""
     depth = len(prefix.split("_")) if prefix else 0
-    levels = len(run.config.get("codebook_sizes") or []) or 4
-    if depth >= levels:
-        return []
-    children = prefix_children(run=run, prefix=prefix)
-    if not children:
-        return []
-    child = RawSQL("codes[%s]", (depth + 1,))
-    # Purity is judged at the taxonomy depth of the child's level: departments at level 1, aisles at 2, ...
-    make_up: dict[int, Counter] = {}
-    rows = _under(run, prefix).annotate(child=child).values("child", "product__category__path").annotate(n=Count("id"))
-    for row in rows:
-        path = row["product__category__path"]
-        path = " > ".join(path.split(" > ")[: depth + 1]) if path else "(uncategorized)"
-        make_up.setdefault(row["child"], Counter())[path] += row["n"]
-    sample = (
-        _under(run, prefix).annotate(
-            child=child,
-            rank=Window(RowNumber(), partition_by=[child], order_by=F("id").asc()),
-        ).filter(rank__lte=NAME_SAMPLE_PER_CHILD).values_list("child", "product__name")
-    )
-    names: dict[int, list[str]] = {}
-    for code, name in sample:
-        names.setdefault(code, []).append(name)
-    frequencies, total = _catalog_frequencies(run)
-    size = sum(c["n"] for c in children) or 1
+    children = list(ClusterSummary.objects.filter(run=run, level=depth + 1, parent=prefix).order_by("-size", "code"))
+    unnamed = [c.prefix for c in children if c.words is None]
+    named = fill_words(run=run, prefixes=unnamed) if unnamed else {}
+    size = sum(c.size for c in children) or 1
     out = []
     for c in children:
-        categories = make_up.get(c["code"], Counter()).most_common()
+        categories = sorted(c.labels.items(), key=lambda item: (-item[1], item[0]))
         top = categories[0][1] if categories else 0
         out.append({
-            "code": c["code"],
-            "prefix": f"{prefix}_{c['code']}" if prefix else str(c["code"]),
-            "n": c["n"],
-            "share": c["n"] / size,
-            "purity": top / c["n"] if c["n"] else 0.0,
+            "code": c.code,
+            "prefix": c.prefix,
+            "n": c.size,
+            "share": c.size / size,
+            "purity": top / c.size if c.size else 0.0,
             "categories": [{"path": p, "name": p.rsplit(" > ", 1)[-1], "n": n} for p, n in categories[:3]],
-            "words": characteristic_words(names.get(c["code"], []), frequencies, total),
+            "words": c.words if c.words is not None else named.get(c.prefix, []),
         })
     return out
+
+
+class ClusterProducts:
+    """The products under a prefix, by code then token, as a sequence a Paginator takes: a page is read from
+    the (run, code varchar_pattern_ops) index in that index's order (`USING ~<~`, byte order: code order for
+    codes of digits and underscores) instead of being filtered out of the whole run and sorted; its length is
+    the cluster's size from the summaries, not a count."""
+
+    def __init__(self, *, run: QuantizerRun, prefix: str, size: int, deepest: bool):
+        self.run, self.size = run, size
+        # a whole code is matched exactly; else the prefix and an underscore (escaped: `_` is LIKE's wildcard)
+        self.condition = ("code = %s", prefix) if deepest else ("code LIKE %s", prefix.replace("_", "\\_") + "\\_%")
+
+    def __len__(self) -> int:
+        return self.size
+
+    def count(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: slice) -> list[SemanticId]:
+        start, stop, _ = index.indices(self.size)
+        where, value = self.condition
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM quantizer_semanticid WHERE run_id = %s AND {where} "
+                           "ORDER BY code USING ~<~, token LIMIT %s OFFSET %s", [self.run.pk, value, stop - start, start])
+            ids = [pk for (pk,) in cursor]
+        rows = SemanticId.objects.select_related("product__category").in_bulk(ids)
+        return [rows[pk] for pk in ids]
+
+
+def cluster_products_page(*, run: QuantizerRun, prefix: str, children: list[dict], number, per_page: int = 25) -> Page:
+    """One page of the products under `prefix`, given its `children` (`cluster_children`): none means the prefix
+    is a whole code (the deepest level); else their sizes add up to the prefix's."""
+    prefix = normalize_prefix(prefix)
+    if children:
+        size, deepest = sum(c["n"] for c in children), False
+    else:
+        size, deepest = SemanticId.objects.filter(run=run, code=prefix).count(), True
+    return Paginator(ClusterProducts(run=run, prefix=prefix, size=size, deepest=deepest), per_page).get_page(number)
 
 
 def purity_colour(purity: float) -> str:

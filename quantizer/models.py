@@ -99,3 +99,36 @@ class SemanticId(models.Model):
 
     def __str__(self):
         return self.full_id
+
+
+class ClusterSummary(models.Model):
+    """One cluster of a run: the products whose codes start with `prefix`, at every level. What the cluster
+    tree shows, so that a page reads a level's children by index instead of grouping the semantic IDs.
+
+    Sizes and label make-up are kept by PostgreSQL triggers (migration 0003) on every write that can
+    change them, whatever path it takes: semantic IDs written, moved or deleted (training, cold start,
+    the admin), a product's category changed (a decision, an undo, an import, the admin, the API) and a
+    category's path renamed. `words` are written with the codes (quantizer.clusters.fill_words) and filled
+    on first view for a cluster created later; they do not follow decisions."""
+
+    run = models.ForeignKey(QuantizerRun, on_delete=models.CASCADE, related_name="cluster_summaries")
+    level = models.PositiveSmallIntegerField()  # 1 = the first code
+    parent = models.CharField(max_length=100, blank=True)  # the prefix one level up, "" at level 1
+    prefix = models.CharField(max_length=100)  # "6_19"
+    code = models.IntegerField()  # the prefix's last code
+    size = models.IntegerField()  # products
+    # {category path cut to `level` levels (departments at 1, aisles at 2, ...) or "(uncategorized)": products}
+    labels = models.JSONField(default=dict)
+    words = models.JSONField(null=True, blank=True)  # most characteristic name words; None: not computed yet
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "prefix"], name="cluster_summary_unique_prefix"),
+        ]
+        indexes = [
+            models.Index(fields=["run", "level", "parent"], name="cluster_summary_children"),
+            models.Index(fields=["run"], condition=Q(words__isnull=True), name="cluster_summary_unnamed"),
+        ]
+
+    def __str__(self):
+        return f"{self.prefix} ({self.size}) in run #{self.run_id}"

@@ -17,6 +17,7 @@ from catalog.embeddings import embed_products, model_name, neighbours_of_vectors
 from catalog.encoder import default_device, encode_texts, load_encoder
 from catalog.models import Category, Product, ProductEmbedding
 from catalog.text import product_text, text_hash
+from quantizer.clusters import fill_words
 from quantizer.core import (
     RQVAE,
     RQVAEConfig,
@@ -169,7 +170,8 @@ def _compatible_state(weights: bytes, config: RQVAEConfig) -> dict | None:
 
 def write_codes(*, run: QuantizerRun, product_ids: np.ndarray, codes: np.ndarray, errors: np.ndarray,
                 gaps: np.ndarray) -> None:
-    """Upsert the run's SemanticIds; existing products keep their disambiguation token."""
+    """Upsert the run's SemanticIds; existing products keep their disambiguation token. The run's cluster
+    summaries follow (quantizer.clusters)."""
     order = np.argsort(product_ids, kind="stable")
     product_ids, codes, errors, gaps = product_ids[order], codes[order], errors[order], gaps[order]
     strings = [code_string(row) for row in codes.tolist()]
@@ -197,6 +199,7 @@ def write_codes(*, run: QuantizerRun, product_ids: np.ndarray, codes: np.ndarray
                 rows[start : start + WRITE_BATCH], update_conflicts=True, unique_fields=["run", "product"],
                 update_fields=["codes", "code", "token", "reconstruction_error", "gaps"],
             )
+    fill_words(run=run)  # the triggers keep the clusters' sizes and labels; new clusters get their words here
 
 
 @transaction.atomic

@@ -1,7 +1,6 @@
 """Cluster tree and runs pages. Reads come from quantizer.selectors / quantizer.clusters."""
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -10,10 +9,16 @@ from audit.models import AuditReport
 from catalog.forms import PipelineForm
 from catalog.jobs import fail_abandoned_jobs, start_job
 from catalog.models import Flavor, Job
-from quantizer.clusters import cluster_children, prefix_levels, product_matches, treemap_groups
+from quantizer.clusters import (
+    cluster_children,
+    cluster_products_page,
+    prefix_levels,
+    product_matches,
+    treemap_groups,
+)
 from quantizer.models import QuantizerRun
 from quantizer.plots import METRIC_KEYS, level_bars, line_chart, loss_series
-from quantizer.selectors import normalize_prefix, products_by_prefix
+from quantizer.selectors import normalize_prefix
 from quantizer.services import active_run, activate_run
 
 SEARCH_LIMIT = 50
@@ -32,7 +37,8 @@ def clusters(request):
         messages.error(request, str(exc))
         prefix = ""
     children = cluster_children(run=run, prefix=prefix)
-    products = Paginator(products_by_prefix(run=run, prefix=prefix), 25).get_page(request.GET.get("page")) if prefix else None
+    products = cluster_products_page(run=run, prefix=prefix, children=children,
+                                     number=request.GET.get("page")) if prefix else None
     matches = list(product_matches(run=run, query=context["query"])[:SEARCH_LIMIT + 1]) if context["query"] else []
     context.update({
         "prefix": prefix, "levels": prefix_levels(prefix), "products": products,

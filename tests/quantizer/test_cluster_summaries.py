@@ -1,0 +1,174 @@
+"""The cluster tree's summaries (one row per prefix: size, label make-up, words) equal what the semantic IDs
+say, computed here directly, after every kind of write: training, a decision that moves a product, its undo,
+an import that moves products, a cold start, an admin's edit of a code, a category renamed."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from audit.models import Flag
+from audit.services import claim_flag, decide_flag, undo_last_decisions
+from catalog.demo import generate_demo_catalog, write_csv
+from catalog.embeddings import embed_products
+from catalog.models import Category, Product
+from catalog.services import import_catalog, move_product
+from quantizer.clusters import cluster_children, rebuild_cluster_summaries
+from quantizer.models import ClusterSummary, QuantizerRun, SemanticId
+from quantizer.services import active_run, assign_products
+from tests.conftest import make_user
+
+
+@pytest.fixture(autouse=True)
+def no_random_second_reviews(settings):
+    settings.SEMID_SECOND_REVIEW_SHARE = 0.0
+
+
+def from_semantic_ids(run: QuantizerRun) -> dict:
+    """{prefix: (level, parent, size, {path cut to the level: products})}, straight from the semantic IDs."""
+    sizes: Counter = Counter()
+    labels: dict[str, Counter] = {}
+    for codes, path in SemanticId.objects.filter(run=run).values_list("codes", "product__category__path"):
+        for level in range(1, len(codes) + 1):
+            prefix = "_".join(map(str, codes[:level]))
+            sizes[prefix] += 1
+            label = " > ".join(path.split(" > ")[:level]) if path else "(uncategorized)"
+            labels.setdefault(prefix, Counter())[label] += 1
+    return {p: (p.count("_") + 1, p.rsplit("_", 1)[0] if "_" in p else "", n, dict(labels[p])) for p, n in sizes.items()}
+
+
+def stored(run: QuantizerRun) -> dict:
+    return {s.prefix: (s.level, s.parent, s.size, s.labels) for s in ClusterSummary.objects.filter(run=run)}
+
+
+def assert_current(run: QuantizerRun) -> None:
+    expected = from_semantic_ids(run)
+    assert expected and stored(run) == expected
+
+
+@pytest.fixture
+def trained(tmp_path, db):
+    write_csv(generate_demo_catalog(n_products=80, seed=2), tmp_path / "c.csv")
+    import_catalog(path=tmp_path / "c.csv")
+    embed_products(flavor="precision")
+    call_command("train", "--flavor", "precision", "--epochs", "3", verbosity=0)
+    return active_run("precision")
+
+
+def other_leaf(product: Product) -> Category:
+    department = product.category.path.split(" > ")[0]
+    leaves = Category.objects.filter(children__isnull=True).exclude(path__startswith=department + " > ")
+    return leaves.order_by("path").first()
+
+
+def test_summaries_equal_the_semantic_ids_after_training_a_decision_and_its_undo(trained, reviewer_user):
+    run = trained
+    assert_current(run)
+    assert not ClusterSummary.objects.filter(run=run, words__isnull=True).exists()  # named with the codes
+    assert ClusterSummary.objects.filter(run=run, level=1).exclude(words=[]).exists()
+
+    product = Product.objects.select_related("category").order_by("id").first()
+    target = other_leaf(product)
+    flag = Flag.objects.create(product=product, run=run, label=product.category, suggested=target, confidence=0.9,
+                               priority=0.9, evidence={}, product_updated_at=product.updated_at)
+    before = stored(run)
+    claim_flag(flag=flag, reviewer=reviewer_user)
+    decide_flag(flag=flag, reviewer=reviewer_user, action="accept")
+
+    product.refresh_from_db()
+    assert product.category_id == target.pk
+    assert_current(run)
+    level_1 = str(SemanticId.objects.get(run=run, product=product).codes[0])
+    department = target.path.split(" > ")[0]
+    assert stored(run)[level_1][3].get(department, 0) == before[level_1][3].get(department, 0) + 1
+
+    undo_last_decisions(reviewer=reviewer_user)
+    assert_current(run)
+    assert stored(run) == before
+
+
+def test_imports_cold_starts_code_edits_and_category_renames_keep_the_summaries(trained, tmp_path):
+    run = trained
+    # an import that moves products (a file saying otherwise, with --overwrite) and adds new ones (cold start)
+    products = list(Product.objects.select_related("category").order_by("id")[:6])
+    leaf = Category.objects.filter(children__isnull=True).order_by("path").first()
+    path = tmp_path / "moves.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["external_id", "name", "brand", "description", "category_path"])
+        for product in products[:3]:
+            writer.writerow([product.external_id, product.name, product.brand, product.description,
+                             other_leaf(product).path])
+        for i in range(4):
+            writer.writerow([f"NEW-{i}", f"Sparkling lemon water {i}", "Fizz", "", leaf.path])
+
+    result = import_catalog(path=path, overwrite=True)
+    assert result.updated == 3 and result.created == 4
+    assert_current(run)  # moved products: labels follow; the new ones have no codes yet
+    assign_products(product_ids=result.changed_ids)  # cold start, as after an import
+    assert SemanticId.objects.filter(run=run, product__external_id__startswith="NEW-").count() == 4
+    assert_current(run)
+    assert not ClusterSummary.objects.filter(run=run, words__isnull=True).exists()  # new clusters named too
+
+    # an admin edits a code (the admin's form saves the row), a category is renamed, a product loses its category
+    sid = SemanticId.objects.filter(run=run).order_by("id")[3]
+    sid.codes = [99, *sid.codes[1:]]
+    sid.code = "_".join(map(str, sid.codes))
+    sid.save()
+    assert_current(run)
+    category = products[4].category
+    Category.objects.filter(pk=category.pk).update(path=category.path + " (renamed)")
+    assert_current(run)
+    move_product(product=products[5], category=None)
+    assert_current(run)
+    SemanticId.objects.filter(pk=sid.pk).delete()
+    assert_current(run)
+
+    # the set-based rebuild writes the same rows
+    kept = stored(run)
+    rebuild_cluster_summaries(run=run)
+    assert stored(run) == kept
+
+
+def test_the_tree_reads_the_summaries_and_names_a_cluster_created_after_the_codes(db):
+    pantry = Category.objects.create(name="Pantry", path="Pantry", depth=1)
+    jam = Category.objects.create(name="Jam", path="Pantry > Jam", depth=2, parent=pantry)
+    tea = Category.objects.create(name="Tea", path="Pantry > Tea", depth=2, parent=pantry)
+    run = QuantizerRun.objects.create(flavor="precision", embedding_model="m", status="succeeded", is_active=True)
+    rows = []
+    for i in range(12):
+        product = Product.objects.create(external_id=f"P{i}", name=f"{'Strawberry jam' if i < 8 else 'Green tea'} {i}",
+                                         category=jam if i < 7 else tea)
+        codes = [1, 0 if i < 8 else 1]
+        rows.append(SemanticId(product=product, run=run, codes=codes, code="_".join(map(str, codes)), token=i))
+    SemanticId.objects.bulk_create(rows)  # as a fixture or a bulk copy writes them: no words yet
+
+    [root] = cluster_children(run=run)
+    assert (root["prefix"], root["n"], root["purity"]) == ("1", 12, 1.0)
+    assert root["categories"] == [{"path": "Pantry", "name": "Pantry", "n": 12}]
+    children = cluster_children(run=run, prefix="1")
+    assert [(c["prefix"], c["n"]) for c in children] == [("1_0", 8), ("1_1", 4)]
+    assert children[0]["categories"] == [{"path": "Pantry > Jam", "name": "Jam", "n": 7},
+                                         {"path": "Pantry > Tea", "name": "Tea", "n": 1}]
+    assert children[0]["purity"] == 7 / 8 and "strawberry" in children[0]["words"]
+    assert ClusterSummary.objects.get(run=run, prefix="1_0").words == children[0]["words"]  # kept
+
+    client = Client()
+    client.force_login(make_user("rita", "reviewer", "pass-12345"))
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/clusters/", {"flavor": "precision", "prefix": "1"}).content.decode()
+    assert 'data-prefix="1_0"' in page and "strawberry" in page
+    assert "Products under 1 <span class=\"small muted\">(12)</span>" in page  # the count is the children's sizes
+    deepest = client.get("/clusters/", {"flavor": "precision", "prefix": "1_0"}).content.decode()
+    listed = re.findall(r'<td class="code">([\d_]+)</td>', deepest)
+    assert listed == ["1_0"] + [f"1_0_{token}" for token in range(1, 8)]  # a whole code: its products by token
+    assert not any("quantizer_semanticid" in q["sql"] and "GROUP BY" in q["sql"].upper()
+                   for q in queries.captured_queries)  # no aggregation of the semantic IDs
+
