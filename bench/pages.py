@@ -10,8 +10,8 @@ Django's test Client and prints median / p95 and the queries per request. Goal: 
 With ``--products N`` the 3,000 products, their semantic IDs and flags are copied in SQL
 (``INSERT ... SELECT``, a copy of each product in the same category with a code that shares its first three
 levels) until the catalog has N products and flags on 10% of them, the run's cluster summaries are rebuilt
-(timed), and the cluster tree's pages (root, a level-1 and a level-2 prefix) and a product page are timed as
-well.
+(timed), and the cluster tree's pages (the root and a prefix of each level, 1 to 4) and a product page are
+timed as well.
 """
 
 from __future__ import annotations
@@ -141,6 +141,8 @@ def main() -> None:
             "clusters /": ["/clusters/"] * n,
             "clusters L1": [f"/clusters/?prefix={c[0]}" for c, _ in sids],
             "clusters L2": [f"/clusters/?prefix={c[0]}_{c[1]}" for c, _ in sids],
+            "clusters L3": [f"/clusters/?prefix={c[0]}_{c[1]}_{c[2]}" for c, _ in sids],
+            "clusters L4": [f"/clusters/?prefix={'_'.join(map(str, c))}" for c, _ in sids],
             "product page": [f"/products/{p}/" for _, p in sids],
         })
     for name, urls in pages.items():
