@@ -6,7 +6,6 @@ import pytest
 
 from baskets.services import compute_copurchase, import_baskets
 from tests.baskets.test_copurchase import TOY, basket_file
-from tests.ui.conftest import browser, new_page, page  # noqa: F401 (the browser fixtures)
 
 
 def product_page(client, user, product) -> str:

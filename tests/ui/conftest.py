@@ -1,55 +1,13 @@
-"""Browser fixtures: one real Chromium per session, a fresh context per test, and a small review
-catalog built without training (generated products, a made-up active run, hand-shaped flags)."""
+"""Browser helpers (the browser fixtures live in tests/conftest.py: one Chromium for the whole session) and
+a small review catalog built without training (generated products, a made-up active run, hand-shaped flags)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import ARTIFACTS, make_user
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-VIEWPORT = {"width": 1280, "height": 800}
-
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (or make chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def new_page(browser, live_server):
-    """Factory of pages, each in its own browser context (its own cookies: its own user)."""
-    contexts = []
-
-    def make():
-        context = browser.new_context(viewport=VIEWPORT, base_url=live_server.url)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def page(new_page):
-    return new_page()
 
 
 def login(page, username: str, password: str) -> None:
