@@ -17,13 +17,16 @@ def require(*names: str) -> list[Path]:
 
 
 def use_database(name: str) -> None:
-    """Point Django at database `name` as it is."""
+    """Point Django at database `name` as it is (migrated to today's schema)."""
     sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
     os.environ["SEMID_DB_NAME"] = name
     import django
 
     django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
 
 
 def fresh_database(name: str) -> None:
