@@ -13,7 +13,9 @@ from rest_framework.views import APIView
 from audit.models import Decision, Flag, Queue
 from audit.permissions import IsAdmin, IsReviewer
 from audit.selectors import filter_flags, queue_stats, second_review_agreement
-from audit.services import ReviewError, bulk_decide, claim_flag, claim_next_flag, decide_flag, undo_last_decisions
+from audit.services import (
+    ReviewError, batch_refusal, bulk_decide, claim_flag, claim_next_flag, decide_flag, undo_last_decisions,
+)
 from catalog.models import Category, Flavor
 from config.fields import NumberField, TextField
 from config.filters import FilterSet, FractionFilter, IdFilter
@@ -112,17 +114,6 @@ class BulkSerializer(serializers.Serializer):
 
     def validate_ids(self, ids):
         return list(dict.fromkeys(ids))
-
-
-def _bulk_refusal(flags: list[Flag], action: str) -> str | None:
-    """Why the whole batch is refused up front (rather than stopped half-way through), or None."""
-    decided = sorted(f.pk for f in flags if f.status not in {*Flag.OPEN_STATES, Flag.Status.STALE})
-    if decided:
-        return f"already decided: flag(s) {', '.join(map(str, decided))}"
-    unsuggested = sorted(f.pk for f in flags if action == Decision.Action.ACCEPT and f.suggested_id is None)
-    if unsuggested:
-        return f"no suggested category to accept: flag(s) {', '.join(map(str, unsuggested))}"
-    return None
 
 
 class BulkResultSerializer(serializers.Serializer):
@@ -273,7 +264,7 @@ class FlagViewSet(viewsets.ReadOnlyModelViewSet):
         missing = sorted(set(data["ids"]) - {f.pk for f in flags})
         if missing:
             raise NotFound(f"unknown flag id(s): {', '.join(map(str, missing))}")
-        refusal = _bulk_refusal(flags, data["action"])
+        refusal = batch_refusal(flags, data["action"])
         if refusal:
             return _conflict(refusal)
         try:

@@ -601,6 +601,17 @@ def decide_batch(*, flag_ids, reviewer, action: str, note: str = "") -> BatchRes
     return result
 
 
+def batch_refusal(flags: list[Flag], action: str) -> str | None:
+    """Why the whole batch is refused up front (rather than stopped half-way through), or None."""
+    decided = sorted(f.pk for f in flags if f.status not in {*Flag.OPEN_STATES, Flag.Status.STALE})
+    if decided:
+        return f"already decided: flag(s) {', '.join(map(str, decided))}"
+    unsuggested = sorted(f.pk for f in flags if action == Decision.Action.ACCEPT and f.suggested_id is None)
+    if unsuggested:
+        return f"no suggested category to accept: flag(s) {', '.join(map(str, unsuggested))}"
+    return None
+
+
 def _bulk_refusal(flag: Flag, reviewer, free_products, free_twins, twins, decided_products) -> str | None:
     """Why a bulk action leaves this (locked) flag alone, or None."""
     if flag.product_id in decided_products:

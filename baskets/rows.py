@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.rows import CatalogFileError, RowError
+from catalog.rows import CatalogFileError, RowError, decode_file
 
 REQUIRED_COLUMNS = ("order_id", "external_id", "add_to_cart_order")
 OPTIONAL_COLUMNS = ("reordered",)
@@ -53,19 +53,6 @@ def _whole_number(text: str, largest: int, smallest: int) -> int | None:
     return value if smallest <= value <= largest else None
 
 
-def _decode(raw: bytes) -> tuple[str | None, list[RowError]]:
-    try:
-        return raw.decode("utf-8-sig"), []
-    except UnicodeDecodeError:
-        errors = []
-        for number, line in enumerate(raw.split(b"\n"), start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                errors.append(RowError(number, f"not valid UTF-8 (byte {exc.start + 1}); save the file as UTF-8"))
-        return None, errors
-
-
 def read_baskets(path: str | Path, *, product_ids: Mapping[str, int]) -> tuple[BasketLines, list[RowError]]:
     """Parse and check a whole basket file against the catalog's `{external_id: product id}`.
 
@@ -80,7 +67,7 @@ def read_baskets(path: str | Path, *, product_ids: Mapping[str, int]) -> tuple[B
         raw = path.read_bytes()
     except FileNotFoundError:
         raise BasketFileError([RowError(None, f"file not found: {path}")]) from None
-    text, errors = _decode(raw)
+    text, errors = decode_file(raw)
     if errors:
         raise BasketFileError(errors)
     reader = csv.reader(io.StringIO(text, newline=""))

@@ -62,7 +62,8 @@ def split_path(value) -> tuple[str, ...]:
     return tuple([level.strip() for level in str(value or "").split(">")])
 
 
-def _decode(raw: bytes) -> tuple[str | None, list[RowError]]:
+def decode_file(raw: bytes) -> tuple[str | None, list[RowError]]:
+    """The file as text (a BOM dropped), or None and a row error for every line that is not UTF-8."""
     try:
         return raw.decode("utf-8-sig"), []
     except UnicodeDecodeError:
@@ -223,7 +224,7 @@ def read_catalog(path: str | Path, *, raw: bytes | None = None) -> list[CatalogR
             raw = path.read_bytes()
         except FileNotFoundError:
             raise CatalogFileError([RowError(None, f"file not found: {path}")]) from None
-    text, errors = _decode(raw)
+    text, errors = decode_file(raw)
     if errors:
         raise CatalogFileError(errors)
     # The rows hold no reference cycles, but each one stays alive: with the collector on, the file
