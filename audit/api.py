@@ -10,8 +10,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import IsAdmin, IsReviewer
 from audit.models import Decision, Flag, Queue
-from audit.permissions import IsAdmin, IsReviewer
 from audit.selectors import filter_flags, queue_stats, second_review_agreement
 from audit.services import (
     ReviewError, batch_refusal, bulk_decide, claim_flag, claim_next_flag, decide_flag, undo_last_decisions,

@@ -15,9 +15,9 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from accounts.roles import is_admin
 from audit.core import calibrate, product_words, score_products, taxonomy_issues
 from audit.models import AuditReport, Decision, Flag, Queue, Score
-from audit.roles import is_admin
 from catalog.embeddings import product_vectors
 from catalog.encoder import default_device
 from catalog.models import Category, Product

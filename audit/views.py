@@ -10,14 +10,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.decorators import admin_required, reviewer_required
+from accounts.roles import is_admin
 from audit.context_processors import building_job
-from audit.decorators import admin_required, reviewer_required
 from audit.exports import AUDIT_HEADER, DECISION_HEADER, audit_rows, decision_rows
 from audit.filters import FlagGridFilter
 from audit.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from audit.models import Flag, Queue, Score
 from audit.navigation import skip_to_next
-from audit.roles import is_admin
 from audit.selectors import (
     BURNDOWN_QUEUES,
     grid_flags,

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from audit.permissions import IsReviewer
+from accounts.permissions import IsReviewer
 from baskets.selectors import PANEL_SIZE, complements
 from baskets.services import MIN_PAIR_SUPPORT
 from catalog.api import ProductSerializer

@@ -11,7 +11,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.permissions import IsAdmin, IsReviewer
+from accounts.permissions import IsAdmin, IsReviewer
 from config.filters import FilterSet, IdFilter, IntegerFilter
 from catalog.embeddings import similar_products
 from catalog.jobs import fail_abandoned_jobs, retry_job

@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from audit.decorators import admin_required, reviewer_required
+from accounts.decorators import admin_required, reviewer_required
 from audit.models import Flag
 from audit.selectors import category_history
 from catalog.embeddings import similar_products

@@ -5,8 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
+from accounts.auth import ObtainExpiringToken
 from audit.api import DecisionViewSet, FlagViewSet, QueuesView
-from audit.auth import ObtainExpiringToken
 from baskets.api import ComplementsView
 from catalog.api import CategoryViewSet, ImportView, JobViewSet, ProductViewSet
 from quantizer.api import RunViewSet, SemanticIdViewSet

@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from audit.permissions import IsAdmin, IsReviewer
+from accounts.permissions import IsAdmin, IsReviewer
 from catalog.api import JobSerializer
 from catalog.jobs import start_job
 from catalog.models import Flavor

@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from audit.decorators import admin_required, reviewer_required
+from accounts.decorators import admin_required, reviewer_required
 from audit.models import AuditReport
 from catalog.forms import PipelineForm
 from catalog.jobs import fail_abandoned_jobs, start_job

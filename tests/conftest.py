@@ -82,10 +82,10 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.25):
 
 
 def make_user(username: str, role: str, password: str, **extra):
-    """A user in one of the two roles (audit.roles)."""
+    """A user in one of the two roles (accounts.roles)."""
     from django.contrib.auth.models import User
 
-    from audit.roles import ensure_roles
+    from accounts.roles import ensure_roles
 
     user = User.objects.create_user(username, password=password, **extra)
     user.groups.add(ensure_roles()[role])

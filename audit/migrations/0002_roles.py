@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from audit.roles import ROLE_PERMISSIONS
+from accounts.roles import ROLE_PERMISSIONS
 
 
 def create_roles(apps, schema_editor):

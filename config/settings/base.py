@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "pgtrigger",
     "pghistory",
     "pghistory.admin",
+    "accounts",
     "catalog",
     "quantizer",
     "audit",
@@ -92,7 +93,7 @@ AXES_FAILURE_LIMIT = int(os.environ.get("SEMID_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = float(os.environ.get("SEMID_LOGIN_COOLOFF_HOURS", "0.25"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-# API tokens expire, and logging out or changing the password revokes them (audit.auth).
+# API tokens expire, and logging out or changing the password revokes them (accounts.auth).
 SEMID_TOKEN_TTL_HOURS = float(os.environ.get("SEMID_TOKEN_TTL_HOURS", "24"))
 
 ROOT_URLCONF = "config.urls"
@@ -137,7 +138,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "audit.authentication.ExpiringTokenAuthentication",  # first: a refused token answers 401, not 403
+        "accounts.authentication.ExpiringTokenAuthentication",  # first: a refused token answers 401, not 403
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from audit.roles import ensure_roles
+from accounts.roles import ensure_roles
 from catalog.demo import generate_demo_catalog, write_csv
 from catalog.models import Product
 from catalog.services import import_catalog

@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 
-from audit.authentication import token_expires_at
+from accounts.authentication import token_expires_at
 
 
 class ObtainExpiringToken(ObtainAuthToken):

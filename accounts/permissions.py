@@ -1,8 +1,8 @@
-"""API permissions: the same two roles as the UI (audit.roles)."""
+"""API permissions: the same two roles as the UI (accounts.roles)."""
 
 from rest_framework.permissions import BasePermission
 
-from audit.roles import is_admin, is_reviewer
+from accounts.roles import is_admin, is_reviewer
 
 
 class IsReviewer(BasePermission):

@@ -1,5 +1,5 @@
 """Token authentication for the API: DRF's tokens, refused (and deleted) once SEMID_TOKEN_TTL_HOURS old.
-Kept apart from audit.auth: DRF imports this module while it loads its own settings."""
+Kept apart from accounts.auth: DRF imports this module while it loads its own settings."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""View guards for the two roles (audit.roles): a reviewer page and an admin page."""
+"""View guards for the two roles (accounts.roles): a reviewer page and an admin page."""
 
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
-from audit.roles import is_admin, is_reviewer
+from accounts.roles import is_admin, is_reviewer
 
 
 def _role_required(check, what):
