@@ -4,6 +4,7 @@ are encoded. Large loads drop the flavor's HNSW index, write, and rebuild it (ab
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -11,7 +12,7 @@ from django.db import connection, transaction
 
 from catalog.encoder import encode_texts, load_encoder
 from catalog.models import Flavor, Product, ProductEmbedding
-from catalog.text import extract_attributes, product_text, text_hash
+from catalog.text import LLMConfig, extract_attributes, product_text, text_hash
 
 WRITE_BATCH = 2000
 REBUILD_INDEX_ABOVE = 5000  # rows written in one pass
@@ -33,11 +34,21 @@ def model_name() -> str:
     return settings.SEMID_EMBEDDING_MODEL
 
 
+def llm_config() -> LLMConfig | None:
+    """The discovery record's LLM, from the SEMID_LLM_* settings; None: the offline rules."""
+    if not settings.SEMID_LLM_URL:
+        return None
+    return LLMConfig(url=settings.SEMID_LLM_URL, model=settings.SEMID_LLM_MODEL,
+                     cache_dir=str(Path(settings.SEMID_HOME) / "llm-cache"), timeout=settings.SEMID_LLM_TIMEOUT,
+                     api_key=settings.SEMID_LLM_API_KEY)
+
+
 def refresh_extracted_attributes(products: list[Product]) -> dict[int, dict]:
     """The discovery record of each product, stored on it (shown in the UI)."""
     changed, records = [], {}
+    llm = llm_config()
     for product in products:
-        attributes = extract_attributes(product.as_record())
+        attributes = extract_attributes(product.as_record(), llm)
         records[product.pk] = attributes
         if attributes != product.extracted:
             product.extracted = attributes

