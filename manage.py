@@ -5,14 +5,11 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    import django
     from django.core.management import execute_from_command_line
 
-    from config.database import NEEDS_TABLES, ensure_migrated
+    from config.database import prepare
 
-    if len(sys.argv) > 1 and sys.argv[1] in NEEDS_TABLES:
-        django.setup()
-        ensure_migrated()
+    prepare(sys.argv[1] if len(sys.argv) > 1 else "help")  # embedded servers started, tables migrated
     execute_from_command_line(sys.argv)
 
 

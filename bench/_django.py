@@ -23,6 +23,9 @@ def use_database(name: str) -> None:
     os.environ["SEMID_DB_NAME"] = name
     import django
 
+    from config.embedded import start_services
+
+    start_services()  # the embedded servers (and database `name`) where no URL is set
     django.setup()
     from django.core.management import call_command
 
@@ -34,12 +37,11 @@ def fresh_database(name: str) -> None:
     sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
     os.environ["SEMID_DB_NAME"] = name
-    if not os.environ.get("DATABASE_URL"):
-        from config import embedded
-
-        embedded.postgres_settings(Path(os.environ.get("SEMID_HOME", ROOT / ".semid")).resolve(), name)
     import django
 
+    from config.embedded import start_services
+
+    start_services()  # the embedded servers (and database `name`) where no URL is set
     django.setup()
     from django.core.management import call_command
     from django.db import connection

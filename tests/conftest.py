@@ -16,6 +16,20 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
+def embedded_services():
+    """The embedded PostgreSQL and Redis of SEMID_HOME (those whose URL is unset), started once: importing
+    the settings starts nothing."""
+    from config.embedded import start_services
+
+    start_services()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(embedded_services, django_db_setup):  # in this order: the servers, then the test database
+    return django_db_setup
+
+
+@pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker):
     """One real worker for the session, bound to the test database and to a queue of its own,
     so a worker of another test session or of `make demo` never takes these tasks."""

@@ -103,9 +103,9 @@ def server(tmp_path):
 
 
 def start_postgres(home: Path, env: dict) -> None:
-    """Start the stopped server again the way every process of the application does (on first use)."""
+    """Start the stopped server again the way a process of the application does (config.embedded)."""
     subprocess.run([sys.executable, "-c", f"from pathlib import Path; from config import embedded; "
-                    f"embedded.postgres_settings(Path({str(home)!r}))"], cwd=ROOT, env=env, check=True)
+                    f"embedded.start_postgres(Path({str(home)!r}))"], cwd=ROOT, env=env, check=True)
 
 
 def test_requests_during_an_outage_get_503_try_again_and_the_server_reconnects_after(server):

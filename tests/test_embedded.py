@@ -1,10 +1,21 @@
-"""The embedded PostgreSQL+pgvector and Redis: data survives a restart, stop is clean, and two
-homes run side by side. Each test uses its own SEMID_HOME, so the suite's servers are untouched."""
+"""The embedded PostgreSQL+pgvector and Redis: settings only say where they are, a process starts them;
+data survives a restart, stop is clean, and two homes run side by side. Each test uses its own
+SEMID_HOME, so the suite's servers are untouched."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import psycopg
+import pytest
 import redis
 
 from config import embedded
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def connect(settings: dict) -> psycopg.Connection:
@@ -12,10 +23,25 @@ def connect(settings: dict) -> psycopg.Connection:
                            dbname=settings["NAME"], autocommit=True)
 
 
+def test_settings_of_a_home_start_nothing_and_are_where_the_servers_start(tmp_path):
+    home = tmp_path / "home"
+    settings, url = embedded.postgres_settings(home, "where"), embedded.redis_url(home)
+    assert not embedded.postgres_running(home) and not (home / "redis" / "redis.pid").exists()
+    try:
+        assert embedded.start_postgres(home, "where") == settings
+        assert embedded.start_redis(home) == url
+        with connect(settings) as conn:
+            assert conn.execute("SELECT current_database()").fetchone()[0] == "where"
+        assert redis.Redis.from_url(url).ping()
+    finally:
+        embedded.stop_postgres(home)
+        embedded.stop_redis(home)
+
+
 def test_vectors_survive_a_restart_of_the_embedded_database(tmp_path):
     home = tmp_path / "home"
     try:
-        with connect(embedded.postgres_settings(home, "survive")) as conn:
+        with connect(embedded.start_postgres(home, "survive")) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             conn.execute("CREATE TABLE items (id int PRIMARY KEY, v vector(3))")
             conn.execute("INSERT INTO items VALUES (1, '[1,2,3]')")
@@ -23,7 +49,7 @@ def test_vectors_survive_a_restart_of_the_embedded_database(tmp_path):
         assert embedded.stop_postgres(home) is True
         assert embedded.stop_postgres(home) is False  # already stopped
 
-        with connect(embedded.postgres_settings(home, "survive")) as conn:
+        with connect(embedded.start_postgres(home, "survive")) as conn:
             assert conn.execute("SELECT v::text FROM items WHERE id = 1").fetchone()[0] == "[1,2,3]"
             nearest = conn.execute("SELECT id FROM items ORDER BY v <=> '[1,2,2.9]' LIMIT 1").fetchone()[0]
             assert nearest == 1
@@ -34,14 +60,14 @@ def test_vectors_survive_a_restart_of_the_embedded_database(tmp_path):
 def test_redis_keeps_its_data_across_a_restart_and_two_homes_do_not_collide(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     try:
-        url_a, url_b = embedded.redis_url(first), embedded.redis_url(second)
+        url_a, url_b = embedded.start_redis(first), embedded.start_redis(second)
         assert url_a != url_b
         redis.Redis.from_url(url_a).set("who", "a")
         redis.Redis.from_url(url_b).set("who", "b")
         assert redis.Redis.from_url(url_a).get("who") == b"a"
 
         assert embedded.stop_redis(first) is True
-        assert embedded.redis_url(first) == url_a  # same port again
+        assert embedded.start_redis(first) == url_a  # same port again
         assert redis.Redis.from_url(url_a).get("who") == b"a"
         assert redis.Redis.from_url(url_b).get("who") == b"b"
     finally:
@@ -49,10 +75,19 @@ def test_redis_keeps_its_data_across_a_restart_and_two_homes_do_not_collide(tmp_
         embedded.stop_redis(second)
 
 
+def test_redis_port_taken_by_another_program_is_named(tmp_path):
+    home = tmp_path / "home"
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", embedded.redis_port(home)))
+        squatter.listen()
+        with pytest.raises(RuntimeError, match=f"port {embedded.redis_port(home)}.*taken by another program"):
+            embedded.start_redis(home)
+
+
 def test_two_homes_run_two_postgres_servers_side_by_side(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     try:
-        a, b = embedded.postgres_settings(first, "one"), embedded.postgres_settings(second, "two")
+        a, b = embedded.start_postgres(first, "one"), embedded.start_postgres(second, "two")
         assert a["HOST"] != b["HOST"]
         with connect(a) as conn_a, connect(b) as conn_b:
             conn_a.execute("CREATE TABLE only_in_a (x int)")
@@ -60,3 +95,27 @@ def test_two_homes_run_two_postgres_servers_side_by_side(tmp_path):
     finally:
         embedded.stop_postgres(first)
         embedded.stop_postgres(second)
+
+
+def test_a_celery_worker_on_a_new_home_starts_the_servers_it_uses(tmp_path):
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SEMID_DB_NAME",
+                                                             "SEMID_TEST_CELERY_QUEUE", "XDG_RUNTIME_DIR"}}
+    env.update(SEMID_HOME=str(home), DJANGO_SETTINGS_MODULE="config.settings.base")
+    log = tmp_path / "worker.log"
+    with open(log, "w") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
+             "--without-gossip", "--without-mingle", "-Q", "new-home", "-n", "new-home@%h"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while not (embedded.postgres_running(home) and "Connected to redis://" in log.read_text()):
+            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        assert redis.Redis.from_url(embedded.redis_url(home)).ping()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        embedded.stop_postgres(home)
+        embedded.stop_redis(home)

@@ -1,7 +1,10 @@
-"""Settings read from the environment in one place (12-factor).
+"""Settings read from the environment in one place (12-factor): no other module reads os.environ for
+configuration.
 
-With no DATABASE_URL / REDIS_URL, an embedded PostgreSQL+pgvector and a local Redis are
-started under SEMID_HOME (default `.semid/` in the checkout) and shared by all processes.
+With no DATABASE_URL / REDIS_URL, the settings point at an embedded PostgreSQL+pgvector and a local
+Redis under SEMID_HOME (default `.semid/` in the checkout), shared by all processes. Importing the
+settings starts nothing: a process that needs the servers calls config.embedded.start_services()
+(manage.py, the Celery worker, config.wsgi, the test session).
 """
 
 import os
@@ -30,21 +33,23 @@ DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me")
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 
+# Unset URLs mean the embedded servers of SEMID_HOME (production settings refuse that).
+SEMID_EMBEDDED_POSTGRES = not os.environ.get("DATABASE_URL")
+SEMID_EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
 # The database name can be overridden so a test worker process shares the test database.
 _DB_NAME = os.environ.get("SEMID_DB_NAME", "semid")
-if os.environ.get("DATABASE_URL"):
+if SEMID_EMBEDDED_POSTGRES:
+    DATABASES = {"default": embedded.postgres_settings(SEMID_HOME, _DB_NAME)}
+else:
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
     if os.environ.get("SEMID_DB_NAME"):
         DATABASES["default"]["NAME"] = _DB_NAME
-else:
-    DATABASES = {"default": embedded.postgres_settings(SEMID_HOME, "semid")}
-    DATABASES["default"]["NAME"] = _DB_NAME
 # Persistent connections, checked before reuse: the first request after PostgreSQL restarts reconnects
 # (one that meets the outage answers 503 "try again": config.middleware).
 DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("SEMID_DB_CONN_MAX_AGE", "60"))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
-REDIS_URL = os.environ.get("REDIS_URL") or embedded.redis_url(SEMID_HOME)
+REDIS_URL = embedded.redis_url(SEMID_HOME) if SEMID_EMBEDDED_REDIS else os.environ["REDIS_URL"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -265,7 +265,8 @@ def test_llm_cache_survives_a_new_process(tmp_path, chat_server):
 
 def test_unreachable_llm_falls_back_to_rules(tmp_path):
     started = time.perf_counter()
-    assert extract_attributes(PROTEIN_BAR, _llm(tmp_path, "http://127.0.0.1:9/")) == text.rule_based_attributes(PROTEIN_BAR)
+    unreachable = _llm(tmp_path, "http://127.0.0.1:9/")
+    assert extract_attributes(PROTEIN_BAR, unreachable) == text.rule_based_attributes(PROTEIN_BAR)
     assert time.perf_counter() - started < 5
 
 

@@ -1,4 +1,3 @@
-import os
 import signal
 import subprocess
 import sys
@@ -56,10 +55,10 @@ class Command(BaseCommand):
                             f"the {name} worker stopped (exit {worker.returncode}); starting another. Its job is "
                             "marked failed within a minute and can be retried from its page."))
                         workers[name] = start_worker(name)
-                if not os.environ.get("DATABASE_URL") and not embedded.postgres_running(settings.SEMID_HOME):
+                if settings.SEMID_EMBEDDED_POSTGRES and not embedded.postgres_running(settings.SEMID_HOME):
                     self.stdout.write(self.style.WARNING(
                         "the embedded PostgreSQL stopped; starting it again (requests meanwhile answer 503)"))
-                    embedded.postgres_settings(settings.SEMID_HOME)
+                    embedded.start_postgres(settings.SEMID_HOME, settings.DATABASES["default"]["NAME"])
                 time.sleep(1)
         except KeyboardInterrupt:
             pass

@@ -5,7 +5,8 @@ from config import embedded
 
 
 class Command(BaseCommand):
-    help = "Status or stop of the embedded PostgreSQL and Redis under SEMID_HOME (they start on first use)."
+    help = ("Status or stop of the embedded PostgreSQL and Redis under SEMID_HOME (manage.py, the worker and the web "
+            "server start them).")
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["status", "stop"])
