@@ -1,4 +1,3 @@
-import os
 
 import pghistory
 from django.conf import settings
@@ -8,7 +7,7 @@ from tree_queries.models import TreeNode
 
 from catalog.rows import PATH_SEPARATOR
 
-EMBEDDING_DIM = int(os.environ.get("SEMID_EMBEDDING_DIM", "384"))
+EMBEDDING_DIM = settings.SEMID_EMBEDDING_DIM  # the pgvector column's size, read in settings
 
 
 class Flavor(models.TextChoices):

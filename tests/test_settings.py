@@ -50,8 +50,8 @@ def test_importing_the_settings_starts_no_server_and_reads_the_environment(tmp_p
     environ.update(DJANGO_SETTINGS_MODULE="config.settings.base", SEMID_HOME=str(tmp_path),
                    SEMID_LLM_URL="http://llm.example:8000/v1", SEMID_LLM_MODEL="qwen", SEMID_EMBEDDING_DIM="768")
     script = ("import django; django.setup(); from django.conf import settings as s; "
-              "print(s.DATABASES['default']['HOST'], s.REDIS_URL, s.SEMID_LLM_URL, s.SEMID_LLM_MODEL, "
-              "s.SEMID_EMBEDDING_DIM)")
+              "from catalog.models import EMBEDDING_DIM; "
+              "print(s.DATABASES['default']['HOST'], s.REDIS_URL, s.SEMID_LLM_URL, s.SEMID_LLM_MODEL, EMBEDDING_DIM)")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environ, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
