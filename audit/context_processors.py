@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from audit.models import Flag
-from catalog.models import Job
+from jobs.models import Job
 
 BUILDING_KINDS = ("pipeline", "embed", "train", "audit")
 

@@ -190,7 +190,7 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
 
 
 def audit_job(*, params: dict, user=None, progress=None) -> dict:
-    from catalog.jobs import JobFailed
+    from jobs.runner import JobFailed
 
     run = QuantizerRun.objects.get(pk=params["run_id"]) if params.get("run_id") else active_run(params["flavor"])
     try:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from catalog.models import Category, Job, Product, ProductEmbedding
+from catalog.models import Category, Product, ProductEmbedding
 
 
 @admin.register(Category)
@@ -26,9 +26,3 @@ class ProductEmbeddingAdmin(admin.ModelAdmin):
     list_filter = ("flavor",)
     raw_id_fields = ("product",)
     exclude = ("embedding",)
-
-
-@admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "status", "progress", "message", "created_by", "created_at")
-    list_filter = ("kind", "status")

@@ -1,23 +1,22 @@
-"""REST API for the catalog: products, categories, similar products, imports and jobs."""
+"""REST API for the catalog: products, categories, similar products and imports."""
 
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Prefetch, Q
-from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import mixins, serializers, status, viewsets
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAdmin, IsReviewer
-from config.filters import FilterSet, IdFilter, IntegerFilter
 from catalog.embeddings import similar_products
-from catalog.jobs import fail_abandoned_jobs, retry_job
-from catalog.models import PATH_SEPARATOR, Category, Flavor, Job, Product
+from catalog.models import PATH_SEPARATOR, Category, Flavor, Product
 from catalog.services import start_upload_import, upload_problem
-from quantizer.models import SemanticId
+from config.filters import FilterSet, IdFilter, IntegerFilter
+from jobs.api import JobSerializer
 
 MAX_SIMILAR = 100
 
@@ -39,26 +38,11 @@ class ProductSerializer(serializers.ModelSerializer):
         fields = ["id", "external_id", "name", "brand", "category", "category_path", "updated_at"]
 
 
-class ProductSemanticIdSerializer(serializers.ModelSerializer):
-    flavor = serializers.CharField(source="run.flavor", read_only=True)
-    full_id = serializers.CharField(read_only=True)
-
-    class Meta:
-        model = SemanticId
-        fields = ["run", "flavor", "code", "token", "full_id", "codes", "reconstruction_error", "gaps"]
-
-
 class ProductDetailSerializer(ProductSerializer):
     category = CategorySerializer(read_only=True)
-    semantic_ids = serializers.SerializerMethodField(help_text="one per active run (flavor)")
 
     class Meta(ProductSerializer.Meta):
-        fields = [*ProductSerializer.Meta.fields, "description", "size", "attributes", "extracted", "semantic_ids",
-                  "created_at"]
-
-    @extend_schema_field(ProductSemanticIdSerializer(many=True))
-    def get_semantic_ids(self, product):
-        return ProductSemanticIdSerializer(product.active_semantic_ids, many=True).data
+        fields = [*ProductSerializer.Meta.fields, "description", "size", "attributes", "extracted", "created_at"]
 
 
 class SimilarProductSerializer(serializers.Serializer):
@@ -69,14 +53,6 @@ class SimilarProductSerializer(serializers.Serializer):
 class SimilarQuerySerializer(serializers.Serializer):
     flavor = serializers.ChoiceField(choices=Flavor.choices, default=Flavor.PRECISION)
     k = serializers.IntegerField(min_value=1, max_value=MAX_SIMILAR, default=10)
-
-
-class JobSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True, allow_null=True)
-
-    class Meta:
-        model = Job
-        fields = ["id", "kind", "status", "progress", "message", "result", "created_by", "created_at", "updated_at"]
 
 
 class ImportSerializer(serializers.Serializer):
@@ -130,17 +106,11 @@ class CategoryFilter(FilterSet):
 class ProductViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsReviewer]
     filterset_class = ProductFilter
-
-    def get_queryset(self):
-        queryset = Product.objects.select_related("category").order_by("id")
-        if self.action == "retrieve":
-            active = SemanticId.objects.filter(run__is_active=True).select_related("run").order_by("run__flavor")
-            queryset = queryset.prefetch_related(
-                Prefetch("semantic_ids", queryset=active, to_attr="active_semantic_ids"))
-        return queryset
+    queryset = Product.objects.select_related("category").order_by("id")
+    detail_serializer_class = ProductDetailSerializer
 
     def get_serializer_class(self):
-        return ProductDetailSerializer if self.action == "retrieve" else ProductSerializer
+        return self.detail_serializer_class if self.action == "retrieve" else ProductSerializer
 
     @extend_schema(
         parameters=[SimilarQuerySerializer],
@@ -163,30 +133,6 @@ class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Category.objects.order_by("path")
     serializer_class = CategorySerializer
     filterset_class = CategoryFilter
-
-
-class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Background jobs (imports, training): status, progress, and the result (row errors on a bad file)."""
-
-    permission_classes = [IsAdmin]
-    queryset = Job.objects.select_related("created_by").order_by("-created_at", "-id")
-    serializer_class = JobSerializer
-    filterset_fields = ["kind", "status"]
-
-    def get_queryset(self):
-        fail_abandoned_jobs()  # a job whose worker died reads as failed
-        return super().get_queryset()
-
-    @extend_schema(request=None, responses={202: JobSerializer})
-    @action(detail=True, methods=["post"], pagination_class=None)
-    def retry(self, request, pk=None):
-        """Queue a failed job again as a new job with the same parameters."""
-        job = self.get_object()
-        try:
-            again = retry_job(job=job, user=request.user)
-        except ValueError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(JobSerializer(again).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ImportView(APIView):

@@ -1,6 +1,6 @@
 from django import forms
 
-from catalog.models import Category, Flavor
+from catalog.models import Category
 from catalog.rows import FILE_EXTENSIONS as UPLOAD_EXTENSIONS
 from catalog.services import upload_problem
 
@@ -43,12 +43,3 @@ class ImportForm(forms.Form):
         if problem:
             raise forms.ValidationError(problem)
         return upload
-
-
-class PipelineForm(forms.Form):
-    flavor = forms.ChoiceField(label="Flavor", choices=[*Flavor.choices, ("both", "Both flavors")])
-    seed = forms.IntegerField(label="Seed", initial=0, min_value=0)
-
-    def flavors(self) -> list[str]:
-        flavor = self.cleaned_data["flavor"]
-        return list(Flavor.values) if flavor == "both" else [flavor]

@@ -1,4 +1,3 @@
-
 import pghistory
 from django.conf import settings
 from django.db import models
@@ -107,31 +106,3 @@ class ProductEmbedding(models.Model):
             # Products with the same text (same embedding) share their semantic ID on assignment.
             models.Index(fields=["flavor", "text_hash"], name="embedding_flavor_text"),
         ]
-
-
-class Job(models.Model):
-    """A unit of background work (import, embed, pipeline) whose progress a page can read."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-
-    kind = models.CharField(max_length=40)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    progress = models.FloatField(default=0.0)
-    message = models.CharField(max_length=500, blank=True, default="")
-    params = models.JSONField(default=dict, blank=True)
-    result = models.JSONField(default=dict, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self):
-        return f"{self.kind} #{self.pk} ({self.status})"

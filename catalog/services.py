@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from catalog.models import Category, Product, ProductCategoryEvent
 from catalog.rows import FILE_EXTENSIONS, PATH_SEPARATOR, CatalogFileError, CatalogRow, RowError, read_catalog
+from jobs.runner import start_job
 
 Progress = Callable[[int, int], None]
 BATCH = 2000
@@ -281,46 +282,6 @@ def move_product(*, product: Product, category: Category | None, user=None, sour
     return product
 
 
-def import_job(*, params: dict, user=None, progress=None) -> dict:
-    """Job service for uploads: validate, import, and report every bad row on failure."""
-    from catalog.jobs import JobFailed
-
-    try:
-        result = import_catalog(path=params["path"], user=user, progress=progress,
-                                overwrite=bool(params.get("overwrite")),
-                                allow_new_categories=bool(params.get("allow_new_categories")))
-    except CatalogFileError as exc:
-        raise JobFailed(
-            f"{len(exc.errors)} bad row(s), nothing imported", {"errors": [str(e) for e in exc.errors]}
-        ) from None
-    finally:
-        if params.get("uploaded"):  # an uploaded copy is read once: it goes when its import ends
-            Path(params["path"]).unlink(missing_ok=True)
-    assigned, audits = assign_and_audit(product_ids=result.changed_ids, user=user)
-    return {**result.as_dict(), "assigned": assigned, "audit_jobs": audits, "filename": params.get("filename", "")}
-
-
-def assign_and_audit(*, product_ids: list[int], user=None) -> tuple[int, list[int]]:
-    """After an import: new and changed products get codes from the active runs right away (cold
-    start, no retraining), and each such run's audit is queued so its flags are refreshed.
-    Returns (codes assigned, ids of the queued audit jobs)."""
-    from catalog.jobs import start_job
-    from quantizer.models import QuantizerRun
-    from quantizer.services import assign_products
-
-    assigned = assign_products(product_ids=product_ids)
-    if not assigned:
-        return 0, []
-    from catalog.models import Job
-
-    runs = QuantizerRun.objects.filter(is_active=True, stored_weights__isnull=False).order_by("flavor")
-    jobs = []
-    for run in runs:  # one pending audit per run: imports in a row share it instead of queueing one each
-        pending = Job.objects.filter(kind="audit", status=Job.Status.QUEUED, params__run_id=run.pk).first()
-        jobs.append(pending or start_job(kind="audit", params={"run_id": run.pk}, user=user))
-    return assigned, [job.pk for job in jobs]
-
-
 def upload_problem(*, name: str, size: int) -> str | None:
     """Why an uploaded catalog file is refused before it is stored (None: it is fine)."""
     if Path(name).suffix.lower() not in FILE_EXTENSIONS:
@@ -336,7 +297,7 @@ def start_upload_import(*, upload, user=None, overwrite: bool = False, allow_new
     """Save an uploaded catalog file under SEMID_HOME/uploads and queue its import job."""
     import uuid
 
-    from catalog.jobs import start_job
+
 
     folder = Path(settings.SEMID_HOME) / "uploads"
     folder.mkdir(parents=True, exist_ok=True)

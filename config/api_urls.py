@@ -8,7 +8,9 @@ from rest_framework.routers import DefaultRouter
 from accounts.auth import ObtainExpiringToken
 from audit.api import DecisionViewSet, FlagViewSet, QueuesView
 from baskets.api import ComplementsView
-from catalog.api import CategoryViewSet, ImportView, JobViewSet, ProductViewSet
+from catalog.api import CategoryViewSet, ImportView
+from jobs.api import JobViewSet
+from pipeline.api import ProductViewSet
 from quantizer.api import RunViewSet, SemanticIdViewSet
 
 router = DefaultRouter()
@@ -28,5 +30,6 @@ urlpatterns = [
     path("imports/", ImportView.as_view(), name="api-import"),
     path("queues/", QueuesView.as_view(), name="api-queues"),
     re_path(r"^products/(?P<pk>[^/.]+)/complements/$", ComplementsView.as_view(), name="api-product-complements"),
+    path("", include("baskets.api_urls")),  # GET products/{id}/next/
     path("", include(router.urls)),
 ]

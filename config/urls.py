@@ -7,6 +7,8 @@ from django.views import defaults
 
 from audit import views as audit_views
 from catalog import views as catalog_views
+from jobs import views as job_views
+from pipeline import views as pipeline_views
 from quantizer import views as quantizer_views
 
 # Password reset sends mail: offered only where a mail server is configured (EMAIL_HOST).
@@ -34,13 +36,13 @@ urlpatterns = [
     path("flags/<int:pk>/decide/", audit_views.flag_decide, name="ui-flag-decide"),
     path("flags/<int:pk>/next/", audit_views.flag_next, name="ui-flag-next"),
     path("categories/search/", catalog_views.category_search, name="ui-category-search"),
-    path("products/<int:pk>/", catalog_views.product_detail, name="product"),
+    path("products/<int:pk>/", pipeline_views.product_detail, name="product"),
     path("import/", catalog_views.import_page, name="import"),
-    path("jobs/<int:pk>/", catalog_views.job_detail, name="job"),
-    path("jobs/<int:pk>/retry/", catalog_views.job_retry, name="job-retry"),
+    path("jobs/<int:pk>/", job_views.job_detail, name="job"),
+    path("jobs/<int:pk>/retry/", job_views.job_retry, name="job-retry"),
     path("clusters/", quantizer_views.clusters, name="clusters"),
-    path("runs/", quantizer_views.runs, name="runs"),
-    path("runs/pipeline/", quantizer_views.run_pipeline, name="ui-run-pipeline"),
+    path("runs/", pipeline_views.runs, name="runs"),
+    path("runs/pipeline/", pipeline_views.run_pipeline, name="ui-run-pipeline"),
     path("runs/<int:pk>/activate/", quantizer_views.activate, name="ui-run-activate"),
     path("api/", include("config.api_urls")),
 ]

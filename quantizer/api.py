@@ -11,8 +11,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from accounts.permissions import IsAdmin, IsReviewer
-from catalog.api import JobSerializer
-from catalog.jobs import start_job
+from jobs.api import JobSerializer
+from jobs.runner import start_job
 from catalog.models import Flavor
 from config.fields import NumberField, TextField
 from config.filters import MAX_ID

@@ -6,7 +6,8 @@ class QuantizerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from catalog.jobs import job_abandoned
+        from jobs.runner import job_abandoned, register_job_kind
         from quantizer.services import fail_runs_of_abandoned_job
 
+        register_job_kind("train", "quantizer.services.train_job")
         job_abandoned.connect(fail_runs_of_abandoned_job, dispatch_uid="quantizer-fail-runs-of-abandoned-job")

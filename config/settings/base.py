@@ -70,10 +70,12 @@ INSTALLED_APPS = [
     "pghistory",
     "pghistory.admin",
     "accounts",
+    "jobs",
     "catalog",
     "quantizer",
     "audit",
     "baskets",
+    "pipeline",
 ]
 
 MIDDLEWARE = [

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catalog.models import Job, ProductEmbedding
+from catalog.models import ProductEmbedding
+from jobs.models import Job
 from quantizer.models import QuantizerRun, SemanticId
 from tests.api.conftest import client_for
 

@@ -116,7 +116,7 @@ def test_an_unsupported_file_type_is_refused_before_any_job(admin_user, settings
 
 def test_an_import_with_an_active_run_codes_the_new_products_and_queues_its_audit(
         worker, trained_run, admin_user, settings, tmp_path):
-    from catalog.models import Job
+    from jobs.models import Job
     from quantizer.models import SemanticId
 
     settings.SEMID_HOME = tmp_path
@@ -138,7 +138,7 @@ def test_an_import_with_an_active_run_codes_the_new_products_and_queues_its_audi
 
 
 def test_a_failed_job_is_retried_as_a_new_job_and_only_a_failed_one(worker, admin_user, reviewer_user):
-    from catalog.models import Job
+    from jobs.models import Job
 
     failed = Job.objects.create(kind="import", params={"path": "/nonexistent/catalog.csv"}, status="failed",
                                 message="file not found")

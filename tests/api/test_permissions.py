@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from catalog.models import Job
+from jobs.models import Job
 from tests.api.conftest import client_for
 
 REVIEWER, ADMIN, ANY_USER = "reviewer", "admin", "any"

@@ -10,9 +10,10 @@ from django.core.management import call_command
 from audit.core.scoring import WEIGHT_DECAY_GRID
 from audit.models import Flag, Score
 from catalog.demo import generate_demo_catalog, write_csv
-from catalog.jobs import start_job
+from jobs.runner import start_job
 from catalog.embeddings import neighbours_of_vector
-from catalog.models import Job, Product, ProductEmbedding
+from catalog.models import Product, ProductEmbedding
+from jobs.models import Job
 from catalog.services import import_catalog
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.selectors import products_by_prefix, related, substitutes

@@ -2,7 +2,8 @@ import io
 
 import pytest
 
-from catalog.models import Category, Job, Product, ProductCategoryEvent
+from catalog.models import Category, Product, ProductCategoryEvent
+from jobs.models import Job
 from catalog.rows import CatalogFileError
 from catalog.services import import_catalog
 from tests.conftest import wait_for
@@ -248,7 +249,7 @@ def test_a_bad_file_after_a_good_import_leaves_the_catalog_as_it_was(tmp_path):
 
 
 def test_import_job_runs_end_to_end_through_redis_and_the_worker(tmp_path, worker, admin_user):
-    from catalog.jobs import start_job
+    from jobs.runner import start_job
 
     job = start_job(kind="import", params={"path": str(write(tmp_path, GOOD))}, user=admin_user)
 
@@ -259,7 +260,7 @@ def test_import_job_runs_end_to_end_through_redis_and_the_worker(tmp_path, worke
 
 
 def test_import_job_with_bad_rows_fails_with_the_row_errors(tmp_path, worker, admin_user):
-    from catalog.jobs import start_job
+    from jobs.runner import start_job
 
     job = start_job(kind="import", params={"path": str(write(tmp_path, HEADER + "P1,,B,,A,,\n"))}, user=admin_user)
 
@@ -348,7 +349,7 @@ def test_products_are_filed_on_leaves_only(tmp_path, body, expected):
 
 
 def test_an_upload_job_lists_the_categories_it_created(tmp_path, worker, admin_user):
-    from catalog.jobs import start_job
+    from jobs.runner import start_job
 
     import_catalog(path=write(tmp_path, GOOD))
     path = write(tmp_path, HEADER + "P9,Rocket fuel,X,,Spaceship > Fuel,,\n")

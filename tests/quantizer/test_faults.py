@@ -11,10 +11,10 @@ import pytest
 from audit.models import AuditReport
 from catalog.demo import generate_demo_catalog, write_csv
 from catalog.embeddings import embed_products
-from catalog.jobs import fail_abandoned_jobs, retry_job
-from catalog.models import Job
+from jobs.runner import fail_abandoned_jobs, retry_job
+from jobs.models import Job
 from catalog.services import import_catalog
-from catalog.tasks import run_job_task
+from jobs.tasks import run_job_task
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.services import create_run, train_run
 from tests.conftest import ARTIFACTS, spawn_worker, wait_for
@@ -100,7 +100,7 @@ def test_a_worker_killed_mid_audit_fails_its_job_and_the_retry_writes_the_report
 def test_an_import_runs_while_a_training_job_holds_the_heavy_worker(coded_catalog, settings, tmp_path):
     """Imports have a queue and a worker of their own: a long training never makes them wait."""
     from config.celery import app
-    from catalog.jobs import start_job
+    from jobs.runner import start_job
 
     queue = f"semid-busy-{os.getpid()}"
     heavy = spawn_worker(queue, f"heavy-{os.getpid()}", ARTIFACTS / "celery-heavy.log", queues=[queue])

@@ -47,7 +47,7 @@ def test_runs_page_shows_metrics_plots_and_activates_a_run(page, admin_user, tmp
 
 
 def test_admin_starts_the_pipeline_and_watches_it_finish(page, admin_user, worker, tmp_path):
-    from catalog.models import Job
+    from jobs.models import Job
     from quantizer.models import QuantizerRun
 
     import_demo_catalog(tmp_path, n_products=60)
@@ -76,7 +76,8 @@ def test_admin_starts_the_pipeline_and_watches_it_finish(page, admin_user, worke
 
 
 def test_bad_csv_upload_lists_the_row_errors(page, admin_user, worker, tmp_path):
-    from catalog.models import Job, Product
+    from catalog.models import Product
+from jobs.models import Job
 
     bad = Path(tmp_path) / "bad.csv"
     bad.write_text(BAD_CSV)

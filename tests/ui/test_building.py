@@ -12,7 +12,7 @@ pytestmark = pytest.mark.browser
 
 def test_pages_say_the_queues_are_being_built_until_the_flags_exist(page, reviewer_user, tmp_path):
     from audit.models import Flag
-    from catalog.models import Job
+    from jobs.models import Job
 
     job = Job.objects.create(kind="pipeline", status=Job.Status.RUNNING, progress=0.4,
                              message="precision: training, epoch 12/60")

@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from catalog.jobs import BarProgress, start_job
+from jobs.runner import BarProgress, start_job
 from catalog.models import Flavor
 from quantizer.core import RQVAEConfig
 from quantizer.models import QuantizerRun

@@ -3,9 +3,9 @@ import json
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from audit.pipeline import missing_flavors, run_pipeline
-from catalog.jobs import BarProgress, start_job
 from catalog.models import Flavor
+from jobs.runner import BarProgress, start_job
+from pipeline.services import missing_flavors, run_pipeline
 
 
 class Command(BaseCommand):

@@ -1,7 +1,8 @@
 """Background jobs: a `Job` row a page can read, run by one Celery task per job.
 
-Each kind maps to a service function `fn(*, params, user, progress)` returning a JSON-able
-result. The task only loads the job and calls `run_job`; the work lives in services.
+Each app registers the kinds of job it runs in its `AppConfig.ready()`: a kind names a service
+function `fn(*, params, user, progress)` returning a JSON-able result. The task only loads the job
+and calls `run_job`; the work lives in the services.
 """
 
 from __future__ import annotations
@@ -11,39 +12,43 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from catalog.models import Job
+from jobs.models import Job
+
+RUN_JOB_TASK = "jobs.run_job"  # the one Celery task (jobs.tasks.run_job_task), sent by name
 
 # Sent once for each job found abandoned (its worker died), with the job as `job`: an app whose
 # records a job had under way (a training run) marks them failed too.
 job_abandoned = Signal()
 
-JOB_KINDS: dict[str, str] = {
-    "import": "catalog.services.import_job",
-    "embed": "catalog.embeddings.embed_job",
-    "train": "quantizer.services.train_job",
-    "audit": "audit.services.audit_job",
-    "pipeline": "audit.pipeline.pipeline_job",
-}
+
+@dataclass(frozen=True)
+class JobKind:
+    service: str  # dotted path of `fn(*, params, user, progress) -> dict`, imported when a job runs
+    short: bool = False  # user-facing and quick: runs on the "<default queue>-short" queue (its own worker)
 
 
-# Short, user-facing jobs run on a queue of their own ("<default queue>-short", its own worker), so an
-# import never waits behind a training run or an audit.
-SHORT_KINDS = {"import"}
+JOB_KINDS: dict[str, JobKind] = {}
+
+
+def register_job_kind(kind: str, service: str, *, short: bool = False) -> None:
+    """Called from an app's `ready()`. Short kinds (an upload's import) never wait behind a training
+    run or an audit."""
+    JOB_KINDS[kind] = JobKind(service=service, short=short)
 
 
 def queue_for(kind: str) -> str:
-    from config.celery import app
-
-    default = app.conf.task_default_queue
-    return f"{default}-short" if kind in SHORT_KINDS else default
+    default = current_app.conf.task_default_queue
+    return f"{default}-short" if JOB_KINDS[kind].short else default
 
 
 class JobFailed(Exception):
@@ -87,13 +92,11 @@ class BarProgress:
 
 def start_job(*, kind: str, params: dict, user=None) -> Job:
     """Create a job and queue it once the surrounding transaction commits."""
-    from catalog.tasks import run_job_task
-
     if kind not in JOB_KINDS:
-        raise ValueError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
+        raise ValueError(f"unknown job kind {kind!r}; known: {', '.join(sorted(JOB_KINDS))}")
     job = Job.objects.create(kind=kind, params=params, created_by=user)
     queue = queue_for(kind)
-    transaction.on_commit(lambda: run_job_task.apply_async((job.pk,), queue=queue))
+    transaction.on_commit(lambda: current_app.send_task(RUN_JOB_TASK, (job.pk,), queue=queue))
     return job
 
 
@@ -104,7 +107,7 @@ def run_job(*, job_id: int, progress_factory: Callable[[Job], Callable] = Progre
         if job.status != Job.Status.QUEUED:
             return job  # a redelivered message: done, failed (retry makes a new job) or under way elsewhere
         Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, message="started", updated_at=timezone.now())
-    service = import_string(JOB_KINDS[job.kind])
+    service = import_string(JOB_KINDS[job.kind].service)
     try:
         with heartbeat(job):
             result = service(params=job.params, user=job.created_by, progress=progress_factory(job))

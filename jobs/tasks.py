@@ -1,10 +1,10 @@
 from celery import shared_task
 from celery.signals import worker_ready
 
-from catalog.jobs import fail_abandoned_jobs, run_job
+from jobs.runner import RUN_JOB_TASK, fail_abandoned_jobs, run_job
 
 
-@shared_task(acks_late=True)
+@shared_task(name=RUN_JOB_TASK, acks_late=True)
 def run_job_task(job_id: int) -> str:
     return run_job(job_id=job_id).status
 

@@ -8,9 +8,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from config import embedded
-
-from audit.pipeline import missing_flavors
-from catalog.jobs import queue_for, start_job
+from jobs.runner import queue_for, start_job
+from pipeline.services import missing_flavors
 
 
 class Command(BaseCommand):

@@ -2,7 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from catalog.rows import CatalogFileError
-from catalog.services import assign_and_audit, import_catalog
+from catalog.services import import_catalog
+from pipeline.services import assign_and_audit
 
 
 class Command(BaseCommand):
