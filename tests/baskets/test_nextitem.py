@@ -1,0 +1,92 @@
+"""The next-item model (baskets.core.nextitem, no database): constrained decoding never leaves the codes that
+exist, the trie, learning on a toy set, saving and loading."""
+
+import numpy as np
+import torch
+
+from baskets.core.nextitem import (
+    NextItemConfig,
+    NextItemModel,
+    NextItemTransformer,
+    PrefixTrie,
+    beam_search,
+    load_next_item,
+    recommend,
+    save_next_item,
+    train_next_item,
+)
+
+TINY = {"d_model": 32, "heads": 2, "layers": 1, "dropout": 0.0, "batch_size": 32, "max_items": 8, "beam": 8}
+
+
+def sparse_codes(n=40, levels=3, size=16, seed=0) -> np.ndarray:
+    """n distinct codes among size**levels possible: most prefixes do not exist."""
+    rng = np.random.default_rng(seed)
+    flat = rng.choice(size**levels, n, replace=False)
+    return np.stack([(flat // size**(levels - 1 - lv)) % size for lv in range(levels)], 1)
+
+
+def untrained(codes, size=16, seed=0) -> NextItemModel:
+    torch.manual_seed(seed)
+    config = NextItemConfig(**TINY, levels=codes.shape[1], codebook_size=size)
+    net = NextItemTransformer(config).eval()
+    with torch.no_grad():  # loud random logits: an unconstrained decoder would wander off the codes
+        net.head.weight.mul_(50)
+    return NextItemModel(net, config, PrefixTrie(codes, size))
+
+
+def test_constrained_decoding_never_emits_a_code_that_does_not_exist():
+    codes = sparse_codes()
+    existing = {tuple(c) for c in codes}
+    model = untrained(codes)
+    rng = np.random.default_rng(1)
+    histories = [rng.choice(len(codes), rng.integers(1, 6), replace=False) for _ in range(50)]
+
+    leaves, scores = beam_search(model, histories, beam=8)
+
+    decoded = [tuple(model.trie.codes[model.trie.products[leaf][0]]) for leaf in leaves.ravel() if leaf >= 0]
+    assert len(decoded) == 50 * 8  # 40 codes: every beam finds one
+    assert all(code in existing for code in decoded)
+    assert np.isfinite(scores).all()
+    # the constraint is what keeps them there: the same model decoded greedily without it leaves the codes
+    tokens = model.net.tokens(torch.from_numpy(codes[[h[0] for h in histories]])[:, None, :])
+    free = []
+    with torch.no_grad():
+        for level in range(codes.shape[1]):
+            nxt = model.net(tokens)[:, -1].argmax(-1)
+            free.append(nxt)
+            tokens = torch.cat([tokens, (nxt + level * model.config.codebook_size)[:, None]], 1)
+    unconstrained = {tuple(int(c) for c in row) for row in torch.stack(free, 1)}
+    assert unconstrained - existing
+
+
+def test_fewer_codes_than_beams_and_recommendations_are_products():
+    codes = sparse_codes(n=5)
+    model = untrained(codes)
+    leaves, scores = beam_search(model, [np.array([0, 1])], beam=8)
+    assert sorted(leaves[0][leaves[0] >= 0]) == list(range(5)) and (leaves[0] < 0).sum() == 3
+    assert np.isinf(scores[0][leaves[0] < 0]).all()
+    recs = recommend(model, [np.array([0, 1])], k=4)
+    assert set(recs[0][recs[0] >= 0]) == {2, 3, 4}  # the basket's own products are left out
+
+
+def test_trie_knows_which_prefixes_exist():
+    trie = PrefixTrie(np.array([[1, 2, 3], [1, 2, 4], [5, 0, 0], [5, 0, 0]]), 8)
+    assert trie.contains([1, 2, 4]) and not trie.contains([1, 3, 4]) and not trie.contains([1, 2, 9])
+    assert trie.allowed(0, torch.tensor([0]))[0].nonzero().flatten().tolist() == [1, 5]
+    leaf = trie.leaf_of_product[2]
+    assert trie.products[leaf].tolist() == [2, 3]  # a shared code lists both products
+
+
+def test_it_learns_what_follows_what():
+    codes = sparse_codes(n=30, seed=2)
+    rng = np.random.default_rng(0)
+    # each product i is followed by product (i + 1) % 30
+    baskets = [(np.arange(3) + s) % 30 for s in rng.integers(0, 30, 900)]
+    config = NextItemConfig(**{**TINY, "epochs": 6, "lr": 5e-3})
+    model = train_next_item(baskets, codes, config)
+    recs = recommend(model, [np.array([i]) for i in range(30)], k=1)
+    assert (recs[:, 0] == (np.arange(30) + 1) % 30).mean() >= 0.8
+    assert model.history[-1]["loss"] < model.history[0]["loss"]
+    again = load_next_item(save_next_item(model), codes)
+    assert (recommend(again, [np.array([i]) for i in range(30)], k=1) == recs).all()
