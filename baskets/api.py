@@ -1,4 +1,5 @@
-"""REST API of the baskets app: a product's complements (GET /api/products/{id}/complements/)."""
+"""REST API of the baskets app: a product's complements (GET /api/products/{id}/complements/) and what customers
+may add next (GET /api/products/{id}/next/, routed by baskets.api_urls)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from accounts.permissions import IsReviewer
-from baskets.selectors import PANEL_SIZE, complements
+from baskets.selectors import NEXT_PANEL_SIZE, PANEL_SIZE, complements, current_next_item_model, may_add_next
 from baskets.services import MIN_PAIR_SUPPORT
 from catalog.api import ProductSerializer
-from catalog.models import Product
+from catalog.models import Flavor, Product
 
 MAX_COMPLEMENTS = 100
 
@@ -58,3 +59,46 @@ class ComplementsView(GenericAPIView):
         query.is_valid(raise_exception=True)
         rows = complements(product=product, **query.validated_data)
         return Response(ComplementSerializer(rows, many=True).data)
+
+
+class NextQuerySerializer(serializers.Serializer):
+    k = serializers.IntegerField(min_value=1, max_value=MAX_COMPLEMENTS, default=NEXT_PANEL_SIZE)
+    flavor = serializers.ChoiceField(choices=Flavor.choices, required=False,
+                                     help_text="the model of this flavor's active run (default: the newest model)")
+
+
+class NextProductSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(help_text="1 = the model's first choice")
+    product = ProductSerializer()
+    semantic_id = serializers.CharField(source="code", help_text="its semantic ID under the model's run")
+    flavor = serializers.CharField()
+    model = serializers.IntegerField(help_text="the next-item model (baskets.NextItemModel) that decoded it")
+    run = serializers.IntegerField(help_text="the quantizer run whose codes the model reads")
+
+
+class NextProductsView(GenericAPIView):
+    permission_classes = [IsReviewer]
+    queryset = Product.objects.select_related("category")
+    serializer_class = NextProductSerializer
+    pagination_class = None
+    filter_backends: list = []
+
+    @extend_schema(
+        parameters=[NextQuerySerializer],
+        responses=NextProductSerializer(many=True),
+        description="Customers may add next: the products the next-item model (manage.py train_next_item) decodes, "
+                    "semantic ID by semantic ID under a prefix trie of the codes that exist, after a basket "
+                    "holding this product; empty when no model is trained on an active run or the run does not "
+                    "code the product.",
+    )
+    def get(self, request, pk=None):
+        product = self.get_object()
+        query = NextQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        record = current_next_item_model(query.validated_data.get("flavor"))
+        if record is None:
+            return Response([])
+        rows = may_add_next(product=product, k=query.validated_data["k"], flavor=record.run.flavor)
+        data = [{"rank": r.rank, "product": r.product, "code": r.code, "flavor": record.run.flavor,
+                 "model": record.pk, "run": record.run_id} for r in rows]
+        return Response(NextProductSerializer(data, many=True).data)

@@ -55,3 +55,35 @@ class CoPurchase(models.Model):
 
     def __str__(self):
         return f"{self.product_a_id} + {self.product_b_id}: {self.orders} orders, lift {self.lift:.2f}"
+
+
+class NextItemModel(models.Model):
+    """A trained "customers may add next" model (baskets.core.nextitem, TIGER-style over semantic IDs),
+    recorded like a quantizer run: its config, per-epoch history, held-out metrics and weights. It reads the
+    codes of one quantizer run (the active one of its flavor when trained); the newest succeeded model of
+    the active run of a flavor is the one the product page and the API use."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    run = models.ForeignKey("quantizer.QuantizerRun", on_delete=models.CASCADE, related_name="next_item_models")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    message = models.CharField(max_length=500, blank=True, default="")
+    config = models.JSONField(default=dict)  # NextItemConfig.to_dict()
+    history = models.JSONField(default=list, blank=True)  # one dict per epoch: loss, seconds
+    metrics = models.JSONField(default=dict, blank=True)  # held-out orders: recall / NDCG, warm and cold
+    n_orders = models.IntegerField(default=0)  # training orders
+    n_products = models.IntegerField(default=0)  # products the model can name (coded by the run)
+    train_seconds = models.FloatField(null=True, blank=True)
+    weights = models.BinaryField(null=True, blank=True)  # save_next_item's bytes; read only to recommend
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["run", "status", "-created_at"], name="next_item_model_by_run")]
+
+    def __str__(self):
+        return f"next-item model #{self.pk} on run #{self.run_id} ({self.status})"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+
+import numpy as np
 
 from django.db.models import Q
 
@@ -91,3 +94,69 @@ def complements(*, product: Product, k: int = PANEL_SIZE, min_support: int = 1) 
             ),
         ))
     return out
+
+
+# --------------------------------------------------------------------------- "customers may add next"
+
+NEXT_PANEL_SIZE = 8
+
+
+@dataclass(frozen=True)
+class NextProduct:
+    product: Product
+    code: str  # its semantic ID under the model's run (SemanticId.code, "6_19_32_63")
+    rank: int  # 1 = the model's first choice
+
+
+def current_next_item_model(flavor: str | None = None):
+    """The newest succeeded next-item model of an active run (of ``flavor`` when given), without its
+    weights; None when there is none."""
+    from baskets.models import NextItemModel
+
+    models = NextItemModel.objects.filter(status=NextItemModel.Status.SUCCEEDED, run__is_active=True,
+                                          weights__isnull=False).select_related("run").defer("weights")
+    if flavor:
+        models = models.filter(run__flavor=flavor)
+    return models.order_by("-created_at", "-pk").first()
+
+
+_loaded: dict = {}  # one model a process: {"key": (model pk, products coded), "model", "product_ids", "codes"}
+_loading = threading.Lock()
+
+
+def _load(record):
+    """The model of ``record`` with the trie of its run's codes now, loaded once per process (again when
+    another model is current or the run codes another number of products)."""
+    from baskets.core.nextitem import load_next_item
+    from baskets.models import NextItemModel
+
+    coded = SemanticId.objects.filter(run_id=record.run_id)
+    key = (record.pk, coded.count())
+    with _loading:
+        if _loaded.get("key") != key:
+            _loaded.clear()
+            rows = list(coded.order_by("product_id").values_list("product_id", "codes", "code"))
+            product_ids = np.array([pk for pk, _, _ in rows], dtype=np.int64)
+            codes = np.array([c for _, c, _ in rows], dtype=np.int64)
+            blob = bytes(NextItemModel.objects.values_list("weights", flat=True).get(pk=record.pk))
+            _loaded.update(key=key, model=load_next_item(blob, codes), product_ids=product_ids,
+                           names=[name for _, _, name in rows])
+        return _loaded["model"], _loaded["product_ids"], _loaded["names"]
+
+
+def may_add_next(*, product: Product, k: int = NEXT_PANEL_SIZE, flavor: str | None = None) -> list[NextProduct]:
+    """The products the current next-item model decodes after a basket holding only ``product``, best
+    first, each with its semantic ID; [] when there is no model or the run does not code the product."""
+    from baskets.core.nextitem import recommend
+
+    record = current_next_item_model(flavor)
+    if record is None:
+        return []
+    model, product_ids, names = _load(record)
+    row = np.searchsorted(product_ids, product.pk)
+    if row >= len(product_ids) or product_ids[row] != product.pk:
+        return []
+    recs = [int(r) for r in recommend(model, [np.array([row])], k)[0] if r >= 0]
+    products = Product.objects.select_related("category").in_bulk([int(product_ids[r]) for r in recs])
+    return [NextProduct(products[int(product_ids[r])], names[r], rank)
+            for rank, r in enumerate(recs, start=1) if int(product_ids[r]) in products]

@@ -6,21 +6,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from django.db import connection, transaction
 
-from baskets.models import CoPurchase
+from baskets.core.copurchase import MIN_PAIR_SUPPORT  # noqa: F401 (re-exported: the app's name for it)
+from baskets.models import BasketLine, CoPurchase, NextItemModel
 from baskets.rows import NO_REORDERED, BasketFileError, BasketLines, read_baskets
 from catalog.models import Product
 from catalog.rows import RowError
 
 Progress = Callable[[int, int], None]
 
-# The smallest number of orders a pair must share to be stored (and shown). Measured on
-# instacart_baskets.csv against a shuffled copy (same order sizes, same product popularity: co-purchase by
-# chance alone; baskets.support_study): among pairs of lift >= 10, the top of a "goes well with" list, the
-# copy holds 8% as many as the real orders from 4 shared orders on, 2.4% from 5, 0.8% from 6 (103 of
-# 12,894; 100 with another seed). 6 is the smallest support where chance makes under 1% of them.
-MIN_PAIR_SUPPORT = 6
 STEPS = 4  # read, stage and check, write the lines, compute the pairs: progress(step, STEPS)
 COPY_CHUNK = 50_000  # lines formatted per write to COPY
 
@@ -190,3 +186,76 @@ def compute_copurchase(*, min_support: int = MIN_PAIR_SUPPORT) -> int:
         stored = cursor.rowcount
         cursor.execute("ANALYZE baskets_copurchase")
     return stored
+
+
+# --------------------------------------------------------------------------- "customers may add next"
+
+NEXT_ITEM_HOLDOUT = 0.1  # share of orders held out for the model's recorded figures
+NextItemProgress = Callable[[int, int, float], None]  # (epoch, epochs, loss)
+
+
+class NoBaskets(Exception):
+    pass
+
+
+def _orders_over_codes(run) -> tuple[list, np.ndarray, np.ndarray]:
+    """The imported orders as arrays of rows into the run's codes (cart order; lines of products the run
+    does not code are left out), the (N, L) codes and the product id of each row."""
+    from quantizer.models import SemanticId
+
+    coded = list(SemanticId.objects.filter(run=run).order_by("product_id").values_list("product_id", "codes"))
+    if not coded:
+        raise ValueError(f"run #{run.pk} codes no product")
+    product_ids = np.array([pk for pk, _ in coded], dtype=np.int64)
+    codes = np.array([c for _, c in coded], dtype=np.int64)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT order_id, product_id FROM {BasketLine._meta.db_table} "
+                       "ORDER BY order_id, add_to_cart_order")
+        lines = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
+    if not len(lines):
+        raise NoBaskets("no basket is imported: manage.py import_baskets PATH first")
+    rows = np.searchsorted(product_ids, lines[:, 1])
+    known = (rows < len(product_ids)) & (product_ids[np.minimum(rows, len(product_ids) - 1)] == lines[:, 1])
+    orders, rows = lines[known, 0], rows[known]
+    starts = np.flatnonzero(np.r_[True, orders[1:] != orders[:-1]]) if len(orders) else np.zeros(0, int)
+    return np.split(rows, starts[1:]) if len(rows) else [], codes, product_ids
+
+
+def train_next_item_model(*, flavor: str, config: dict | None = None, device: str = "cpu",
+                          progress: NextItemProgress | None = None) -> NextItemModel:
+    """Train the next-item model on the imported orders and the codes of ``flavor``'s active run: a
+    random NEXT_ITEM_HOLDOUT of the orders (the config's seed) is held out and its figures recorded
+    (leave-last-out Recall@10 / NDCG@10, warm and cold targets). Recorded whatever happens: a failure
+    leaves a failed row with its message."""
+    from django.utils import timezone
+
+    from baskets.core.evaluation import hit_metrics, leave_last_out, split_orders
+    from baskets.core.nextitem import NextItemConfig, recommend, save_next_item, train_next_item
+    from quantizer.services import active_run
+
+    run = active_run(flavor)
+    cfg = NextItemConfig.from_dict({**NextItemConfig().to_dict(), **(config or {})})
+    record = NextItemModel.objects.create(run=run, config=cfg.to_dict())
+    try:
+        baskets, codes, _ = _orders_over_codes(run)
+        train_idx, _, test_idx = split_orders(len(baskets), cfg.seed, (1 - NEXT_ITEM_HOLDOUT, 0.0))
+        train = [baskets[i] for i in train_idx]
+        model = train_next_item(train, codes, cfg, device=device, progress=progress)
+        histories, target = leave_last_out([baskets[i] for i in test_idx])
+        metrics = {"held_out_orders": len(test_idx)}
+        if len(target):
+            popularity = np.bincount(np.concatenate(train), minlength=len(codes)) if train else np.zeros(len(codes))
+            recs = np.concatenate([recommend(model, histories[lo: lo + 256], 10, device=device, popularity=popularity)
+                                   for lo in range(0, len(histories), 256)])
+            metrics |= hit_metrics(recs, target, popularity[target] > 0, ks=(10,))
+        record.config, record.history, record.metrics = model.config.to_dict(), model.history, metrics
+        record.n_orders, record.n_products, record.train_seconds = len(train), len(codes), model.seconds
+        record.weights, record.status = save_next_item(model), NextItemModel.Status.SUCCEEDED
+    except Exception as exc:
+        record.status, record.message = NextItemModel.Status.FAILED, str(exc)[:500]
+        record.finished_at = timezone.now()
+        record.save()
+        raise
+    record.finished_at = timezone.now()
+    record.save()
+    return record

@@ -30,5 +30,6 @@ urlpatterns = [
     path("imports/", ImportView.as_view(), name="api-import"),
     path("queues/", QueuesView.as_view(), name="api-queues"),
     re_path(r"^products/(?P<pk>[^/.]+)/complements/$", ComplementsView.as_view(), name="api-product-complements"),
+    path("", include("baskets.api_urls")),  # GET products/{id}/next/
     path("", include(router.urls)),
 ]

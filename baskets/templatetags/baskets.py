@@ -15,3 +15,18 @@ def goes_well_with(product) -> dict | None:
     if product is None or not has_baskets():
         return None
     return {"complements": complements(product=product, k=PANEL_SIZE), "min_support": MIN_PAIR_SUPPORT}
+
+
+@register.simple_tag
+def may_add_next(product) -> dict | None:
+    """The "Customers may add next" panel: the current next-item model's products after this one, with their
+    semantic IDs; None (no panel) while no model is trained on an active run."""
+    from baskets.selectors import NEXT_PANEL_SIZE, current_next_item_model
+    from baskets.selectors import may_add_next as decode
+
+    if product is None:
+        return None
+    record = current_next_item_model()
+    if record is None:
+        return None
+    return {"products": decode(product=product, k=NEXT_PANEL_SIZE, flavor=record.run.flavor), "model": record}

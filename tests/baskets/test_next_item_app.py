@@ -1,0 +1,103 @@
+"""The next-item model in the application: the command that records a model run, GET
+/api/products/{id}/next/, and the product page's "Customers may add next" panel."""
+
+import re
+
+import pytest
+
+from tests.baskets.conftest import HEADER, write
+
+PATTERNS = [["chips", "salsa"], ["bread", "jam"], ["milk", "butter"]]
+CODES = {"milk": [0, 1, 2], "bread": [1, 0, 3], "butter": [0, 1, 3], "jam": [1, 2, 0], "chips": [2, 0, 1],
+         "salsa": [2, 1, 1]}
+
+
+@pytest.fixture
+def toy_model_data(catalog, tmp_path):
+    """90 orders of three patterns (chips then salsa, ...) imported; an active precision run coding the six."""
+    from baskets.services import import_baskets
+    from quantizer.models import QuantizerRun, SemanticId
+
+    rows = [f"{n},{p},{i},0" for n in range(90) for i, p in enumerate(PATTERNS[n % 3], start=1)]
+    import_baskets(path=write(tmp_path, HEADER + "\n".join(rows) + "\n"))
+    run = QuantizerRun.objects.create(flavor="precision", embedding_model="test", is_active=True,
+                                      status=QuantizerRun.Status.SUCCEEDED)
+    for external_id, codes in CODES.items():
+        SemanticId.objects.create(run=run, product=catalog[external_id], codes=codes,
+                                  code="_".join(map(str, codes)))
+    return catalog, run
+
+
+def train_toy():
+    from django.core.management import call_command
+
+    call_command("train_next_item", "--flavor", "precision", "--config",
+                 '{"d_model": 32, "heads": 2, "layers": 1, "dropout": 0.0, "batch_size": 16, "epochs": 12, '
+                 '"lr": 0.005, "beam": 8}', verbosity=0)
+
+
+@pytest.mark.django_db
+def test_the_command_records_a_model_run(toy_model_data):
+    from baskets.models import NextItemModel
+
+    catalog, run = toy_model_data
+    train_toy()
+
+    record = NextItemModel.objects.get()
+    assert record.status == NextItemModel.Status.SUCCEEDED and record.run == run
+    assert record.config["epochs"] == 12 and record.config["levels"] == 3 and record.created_at
+    assert len(record.history) == 12 and record.n_orders == 81 and record.n_products == 6
+    assert record.metrics["held_out_orders"] == 9 and record.metrics["all_recall@10"] == 1.0  # six products
+    assert len(bytes(record.weights)) > 1000
+
+
+@pytest.mark.django_db
+def test_the_command_fails_without_an_active_run(catalog):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="precision"):
+        train_toy()
+
+
+@pytest.mark.django_db
+def test_the_api_returns_existing_products_with_their_semantic_ids(toy_model_data, reviewer_user):
+    from tests.api.conftest import client_for
+
+    catalog, run = toy_model_data
+    url = f"/api/products/{catalog['chips'].pk}/next/"
+    assert client_for(reviewer_user).get(url).json() == []  # no model yet
+    train_toy()
+
+    response = client_for(reviewer_user).get(url, {"k": 3})
+
+    assert response.status_code == 200
+    rows = response.json()
+    assert len(rows) == 3 and [r["rank"] for r in rows] == [1, 2, 3]
+    by_id = {p.pk: p for p in catalog.values()}
+    for r in rows:
+        product = by_id[r["product"]["id"]]  # an existing product
+        assert r["product"]["external_id"] == product.external_id != "chips"
+        assert r["semantic_id"] == "_".join(map(str, CODES[product.external_id]))
+        assert r["flavor"] == "precision" and r["run"] == run.pk
+    assert rows[0]["product"]["external_id"] == "salsa"  # what follows chips in every order
+    assert client_for(reviewer_user).get(url, {"k": 0}).status_code == 400
+    assert client_for(reviewer_user).get("/api/products/999999/next/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_panel_shows_only_when_a_model_exists(client, reviewer_user, toy_model_data):
+    catalog, run = toy_model_data
+    client.force_login(reviewer_user)
+    page = f"/products/{catalog['bread'].pk}/"
+    assert "Customers may add next" not in client.get(page).content.decode()
+
+    train_toy()
+    html = client.get(page).content.decode()
+
+    assert "Customers may add next" in html
+    first = re.search(r'<tr data-testid="next-product">(.*?)</tr>', html, re.S).group(1)
+    assert f'href="/products/{catalog["jam"].pk}/"' in first and "Strawberry Jam" in first
+    assert 'data-testid="next-code">1_2_0</a>' in first
+    run.is_active = False  # the model of a run no longer active is not shown
+    run.save()
+    assert "Customers may add next" not in client.get(page).content.decode()
