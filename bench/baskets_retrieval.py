@@ -41,10 +41,12 @@ from baskets.core.copurchase import order_matrix  # noqa: E402
 from baskets.core.evaluation import hit_metrics, leave_last_out, split_orders  # noqa: E402
 
 K = 10
-METHODS = ("popularity", "cooccurrence", "content", "sasrec", "tiger")
+METHODS = ("popularity", "cooccurrence", "content", "sasrec", "tiger", "tiger_cold")
 LABELS = {"popularity": "popularity", "cooccurrence": "item-to-item co-occurrence",
           "content": "content nearest neighbours of the last product", "sasrec": "SASRec (item ids)",
-          "tiger": "TIGER over semantic IDs (this)"}
+          "tiger": "TIGER over semantic IDs (this)",
+          "tiger_cold": "TIGER, last 2 of 10 places to never-bought products under its decoded prefixes"}
+COLD_SLOTS = 2
 QUICK = {"orders": 12000, "max_test": 1000, "epochs": 3, "sasrec_epochs": 3,
          "config": {"d_model": 64, "heads": 2, "layers": 2, "batch_size": 128, "beam": 30}}
 
@@ -142,7 +144,14 @@ def main():
 
     import torch
 
-    from baskets.core.nextitem import NextItemConfig, recommend, sasrec_recommend, train_next_item, train_sasrec
+    from baskets.core.nextitem import (
+        NextItemConfig,
+        cold_index,
+        recommend,
+        sasrec_recommend,
+        train_next_item,
+        train_sasrec,
+    )
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 1))
     started = time.time()
@@ -212,6 +221,12 @@ def main():
                                    for lo in range(0, len(histories), 256)])
             record("tiger", seed, recs, train_seconds=model.seconds, seconds=time.time() - t,
                    loss=[round(h["loss"], 4) for h in model.history])
+            if "tiger_cold" in args.methods:  # the same model, TIGER's cold-start rule
+                cold = cold_index(model.trie, pop == 0)
+                recs = np.concatenate([recommend(model, histories[lo: lo + 256], K, device=args.device, popularity=pop,
+                                                 cold=cold, cold_slots=COLD_SLOTS)
+                                       for lo in range(0, len(histories), 256)])
+                record("tiger_cold", seed, recs)
     info["seconds"] = round(time.time() - started)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"info": info, "results": results}, indent=1))

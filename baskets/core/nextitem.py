@@ -276,14 +276,41 @@ def _last_logits(net: NextItemTransformer, rows: torch.Tensor, lengths: torch.Te
     return out
 
 
+def cold_index(trie: PrefixTrie, cold: np.ndarray) -> dict:
+    """{prefix of the first L-1 codewords: the products of ``cold`` (bool mask) under it}: for ``recommend``'s
+    cold slots."""
+    out: dict = {}
+    for p in np.flatnonzero(cold):
+        out.setdefault(tuple(trie.codes[p, :-1].tolist()), []).append(int(p))
+    return out
+
+
 def recommend(model: NextItemModel, histories: Sequence[np.ndarray], k: int = 10, *, device: str = "cpu",
-              popularity: np.ndarray | None = None, exclude_history: bool = True) -> np.ndarray:
+              popularity: np.ndarray | None = None, exclude_history: bool = True, cold: dict | None = None,
+              cold_slots: int = 0) -> np.ndarray:
     """(B, k) product rows, best first (-1 when fewer): the decoded codes' products, leaving out the
-    products already in the history; products sharing one code in ``popularity`` order."""
+    products already in the history; products sharing one code in ``popularity`` order.
+
+    Cold slots (TIGER's cold-start rule): with ``cold`` (``cold_index``) the last ``cold_slots`` places
+    go to products never seen in training under the decoded prefixes of L-1 levels, in beam order (the
+    model has never seen their last codeword as a target, so the beam alone seldom reaches them); places
+    left empty are the beam's."""
     leaves, _ = beam_search(model, histories, device=device)
     out = np.full((len(histories), k), -1, dtype=np.int64)
     for i, (row, hist) in enumerate(zip(leaves, histories)):
         seen = set(np.asarray(hist).tolist()) if exclude_history else set()
+        cold_got: list = []
+        if cold and cold_slots:
+            prefixes = []
+            for leaf in row[row >= 0]:
+                prefix = tuple(model.trie.codes[model.trie.products[leaf][0], :-1].tolist())
+                if prefix not in prefixes:
+                    prefixes.append(prefix)
+            for prefix in prefixes:
+                for p in cold.get(prefix, ()):
+                    if p not in seen and len(cold_got) < cold_slots:
+                        cold_got.append(p)
+                        seen.add(p)
         got = []
         for leaf in row:
             if leaf < 0:
@@ -292,11 +319,12 @@ def recommend(model: NextItemModel, histories: Sequence[np.ndarray], k: int = 10
             if popularity is not None and len(items) > 1:
                 items = items[np.argsort(-popularity[items], kind="stable")]
             for p in items:
-                if p not in seen and len(got) < k:
+                if p not in seen and len(got) < k - len(cold_got):
                     got.append(p)
                     seen.add(p)
-            if len(got) >= k:
+            if len(got) >= k - len(cold_got):
                 break
+        got += cold_got
         out[i, : len(got)] = got
     return out
 

@@ -10,6 +10,7 @@ from baskets.core.nextitem import (
     NextItemTransformer,
     PrefixTrie,
     beam_search,
+    cold_index,
     load_next_item,
     recommend,
     save_next_item,
@@ -90,3 +91,19 @@ def test_it_learns_what_follows_what():
     assert model.history[-1]["loss"] < model.history[0]["loss"]
     again = load_next_item(save_next_item(model), codes)
     assert (recommend(again, [np.array([i]) for i in range(30)], k=1) == recs).all()
+
+
+def test_cold_slots_hold_never_bought_products_under_the_decoded_prefixes():
+    codes = np.array([[0, 0, 0], [0, 0, 1], [0, 0, 2], [1, 1, 0], [1, 1, 1], [2, 2, 0]])
+    model = untrained(codes, size=4)
+    never_bought = np.array([False, False, True, False, True, True])
+    cold = cold_index(model.trie, never_bought)
+    assert cold == {(0, 0): [2], (1, 1): [4], (2, 2): [5]}
+
+    leaves, _ = beam_search(model, [np.array([0])])
+    slotted = recommend(model, [np.array([0])], k=3, cold=cold, cold_slots=2)
+
+    assert 0 not in slotted[0] and len(set(slotted[0])) == 3
+    assert never_bought[slotted[0][1:]].all()  # the last two places: never-bought products
+    first = tuple(codes[model.trie.products[leaves[0][0]][0], :2])  # the prefix of the beam's best code
+    assert slotted[0][1] == cold[first][0]
