@@ -150,7 +150,11 @@ def main():
 
     if args.merge:
         payloads = [json.loads(Path(p).read_text()) for p in args.merge]
-        info, results = payloads[0]["info"], [r for p in payloads for r in p["results"]]
+        info, results, seen = payloads[0]["info"], [], set()
+        for r in (r for p in payloads for r in p["results"]):
+            if (r["flavor"], r["method"], r["seed"]) not in seen:  # the tree, random and cosine rows come once
+                seen.add((r["flavor"], r["method"], r["seed"]))
+                results.append(r)
     else:
         import torch
 
