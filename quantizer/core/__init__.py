@@ -1,10 +1,13 @@
 """Pure PyTorch/numpy quantizer core: arrays in, arrays out. No Django imports here."""
 
+from .assignment import Encoded, encode
 from .baselines import residual_kmeans
 from .config import RQVAEConfig
+from .checkpoint import load_model, save_model
 from .ids import code_string, disambiguate
+from .kmeans import kmeans
 from .metrics import intrinsic_metrics
-from .rqvae import RQVAE, Encoded, encode, exact_float32, kmeans, load_model, save_model
+from .rqvae import RQVAE, exact_float32
 from .spread import embedding_units, spread_last_level
 from .sampling import HierarchicalBatchSampler, RandomBatchSampler
 from .training import TrainResult, pair_relations, train_rqvae

@@ -1,29 +1,21 @@
 """RQ-VAE: encoder MLP -> latent -> L residual codebooks -> decoder MLP (TIGER-style).
 
-Arrays in, arrays out at the boundary (`encode`, `save_model`, `load_model`); everything
-else is a plain `nn.Module`. No torch global state is touched at import time.
+The modules only: how codes are chosen for a catalog beyond the forward pass is in `assignment`
+(`encode`), saving and loading weights in `checkpoint`. No torch global state is touched at import
+time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import RQVAEConfig
 from .kmeans import kmeans, squared_distances
-from .neighbours import group_nearest_codes, keep_codewords_used, near_duplicate_groups
-from .spread import embedding_units, spread_last_level
-
-FORMAT_VERSION = 2
-# Config fields added after format 1, with the values that format-1 models were trained with.
-_LEGACY_CONFIG = {"linear_skip": False, "normalize_latent": False}
 
 
 @contextlib.contextmanager
@@ -248,146 +240,3 @@ class RQVAE(nn.Module):
         sol = torch.linalg.lstsq(z1.cpu(), x.double().cpu()).solution.to(x.device)  # (d+1, D)
         self.decoder_skip.weight.copy_(sol[:d].t().to(x.dtype))
         self.decoder_skip.bias.copy_(sol[d].to(x.dtype))
-
-
-@dataclass
-class Encoded:
-    codes: np.ndarray  # (N, L) int64, last level spread off collisions when the config says so
-    nearest_codes: np.ndarray  # (N, L) int64: before the last level is spread (nearest codeword there)
-    reconstruction_error: np.ndarray  # (N,) float32: 1 - cosine(reconstruction, embedding)
-    gaps: np.ndarray  # (N, L) float32: 2nd-nearest minus nearest codeword distance (low = unsure)
-
-
-def encode(
-    model: RQVAE,
-    embeddings: np.ndarray,
-    *,
-    device="cpu",
-    batch_size: int = 4096,
-    occupied: Iterable[tuple[int, ...]] | Callable[[np.ndarray], Iterable[tuple[int, ...]]] = (),
-    first_code_hints: np.ndarray | None = None,
-) -> Encoded:
-    """Codes, reconstruction error and per-level gaps of every row.
-
-    With `config.near_duplicate_threshold` the rows' near-duplicate groups (`near_duplicate_groups`)
-    each take one level-1 code: the majority of `first_code_hints` (N,) of its rows where any is >= 0
-    (level-1 codes of near-duplicates coded earlier, for new products), else the codeword nearest the
-    group's mean latent, unless that leaves a codeword some row is nearest to with no rows: then a
-    group nearest to it takes it (`neighbours.keep_codewords_used`). Levels below follow from that
-    code's residual.
-
-    With `config.spread_last_level` the last level is assigned per prefix, off collisions, among all
-    rows encoded together and `occupied` (full codes already held by other products, or a function
-    from the rows' (N, L-1) prefixes to those codes; see `spread.spread_last_level`): the codes of a
-    row can depend on the rows encoded with it.
-    """
-    x_all = np.ascontiguousarray(embeddings, dtype=np.float32)
-    if x_all.ndim != 2 or x_all.shape[1] != model.config.input_dim:
-        raise ValueError(
-            f"embeddings must be (N, {model.config.input_dim}), got {tuple(x_all.shape)}"
-        )
-    levels = model.config.levels
-    codes = np.zeros((len(x_all), levels), np.int64)
-    errors = np.zeros(len(x_all), np.float32)
-    gaps = np.zeros((len(x_all), levels), np.float32)
-    spread = model.config.spread_last_level and levels > 1
-    k = min(model.config.spread_candidates, model.config.codebook_sizes[-1])
-    cand = np.zeros((len(x_all), k if spread else 0), np.int64)
-    cand_dist = np.zeros(cand.shape, np.float32)
-    own_first = np.zeros(len(x_all), np.int64)  # each row's own nearest level-1 codeword
-    was_training = model.training
-    model.to(device).eval()
-
-    def run(rows: np.ndarray, first: np.ndarray | None):
-        for start in range(0, len(rows), batch_size):
-            sl = rows[start : start + batch_size]
-            x = torch.from_numpy(x_all[sl]).to(device)
-            forced = None if first is None else torch.from_numpy(first[sl]).to(device)
-            recon, q = model(x, forced)
-            codes[sl] = q.codes.cpu().numpy()
-            own_first[sl] = q.distances[0].argmin(1).cpu().numpy()
-            errors[sl] = (1.0 - F.cosine_similarity(recon, x, dim=1)).cpu().numpy()
-            for level, dist in enumerate(q.distances):
-                # Euclidean (not squared) distances, so gaps are in latent units.
-                two = dist.topk(2, dim=1, largest=False).values.clamp_min(0).sqrt()  # (B, 2)
-                gaps[sl, level] = (two[:, 1] - two[:, 0]).cpu().numpy()
-            if spread:
-                top = q.distances[-1].topk(k, dim=1, largest=False)
-                cand[sl], cand_dist[sl] = top.indices.cpu().numpy(), top.values.cpu().numpy()
-
-    try:
-        with exact_float32(), torch.no_grad():
-            units = embedding_units(x_all) if spread or model.config.near_duplicate_threshold > 0 else None
-            grouping = _group_first_codes(model, x_all, first_code_hints, units, device=device, batch_size=batch_size)
-            run(np.arange(len(x_all)), None if grouping is None else grouping[0])
-            if grouping is not None:  # keep level-1 codewords that only grouped rows were nearest to
-                _, groups, fixed = grouping
-                kept = keep_codewords_used(own_first, codes[:, 0], groups, fixed=fixed)
-                moved = np.flatnonzero(kept != codes[:, 0])
-                if len(moved):
-                    run(moved, kept)
-    finally:
-        model.train(was_training)
-    nearest = codes
-    if spread:
-        cand[:, 0] = nearest[:, -1]  # ties in topk: the argmin's choice is the nearest
-        if callable(occupied):
-            occupied = occupied(np.unique(nearest[:, :-1], axis=0))
-        codes = spread_last_level(nearest, cand, cand_dist, units=units, occupied=occupied)
-    return Encoded(codes=codes, nearest_codes=nearest, reconstruction_error=errors, gaps=gaps)
-
-
-def _group_first_codes(model: RQVAE, x_all: np.ndarray, hints: np.ndarray | None, units: np.ndarray | None, *,
-                       device, batch_size: int):
-    """(first, groups, fixed) or None: (N,) level-1 code per row from its near-duplicate group (-1:
-    the row's own nearest), the rows' group ids, and which rows' groups follow `hints`."""
-    config = model.config
-    if config.near_duplicate_threshold <= 0 or len(x_all) == 0:
-        return None
-    groups = near_duplicate_groups(x_all, config.near_duplicate_threshold, k=config.near_duplicate_k, device=device,
-                                   units=units, max_size=config.near_duplicate_max_group)
-    hints = np.full(len(x_all), -1, np.int64) if hints is None else np.asarray(hints, np.int64)
-    rows = np.flatnonzero((np.bincount(groups)[groups] > 1) | (hints >= 0))
-    first = np.full(len(x_all), -1, np.int64)
-    fixed = np.zeros(len(x_all), bool)
-    if not len(rows):
-        return first, groups, fixed
-    z = torch.cat([model.latent(torch.from_numpy(x_all[rows[s : s + batch_size]]).to(device))
-                   for s in range(0, len(rows), batch_size)]).cpu().numpy()
-    first[rows] = group_nearest_codes(z, groups[rows], model.quantizer.codebooks[0].detach().cpu().numpy())
-    for g in np.unique(groups[rows[hints[rows] >= 0]]):  # groups with codes from earlier near-duplicates
-        members = rows[groups[rows] == g]
-        votes = np.bincount(hints[members][hints[members] >= 0])
-        first[members] = int(votes.argmax())  # ties: the lower code
-        fixed[members] = True
-    return first, groups, fixed
-
-
-def save_model(model: RQVAE, config: RQVAEConfig | None = None) -> bytes:
-    config = config or model.config
-    buf = io.BytesIO()
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"format": FORMAT_VERSION, "config": config.to_dict(), "state_dict": state}, buf)
-    return buf.getvalue()
-
-
-def load_model(blob: bytes, *, device="cpu") -> tuple[RQVAE, RQVAEConfig]:
-    payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    fmt = payload.get("format")
-    if fmt not in (1, FORMAT_VERSION):
-        raise ValueError(f"unsupported model format {fmt!r}")
-    saved = dict(payload["config"])
-    state = dict(payload["state_dict"])
-    if fmt == 1:
-        for key, value in _LEGACY_CONFIG.items():
-            saved.setdefault(key, value)
-    # Models saved before these assignment rules keep plain nearest-codeword codes.
-    saved.setdefault("spread_last_level", False)
-    saved.setdefault("near_duplicate_threshold", 0.0)
-    saved.setdefault("near_duplicate_max_group", 0)
-    config = RQVAEConfig.from_dict(saved)
-    model = RQVAE(config)
-    state.setdefault("input_mean", torch.zeros(config.input_dim))
-    model.load_state_dict(state)
-    model.to(device).eval()
-    return model, config
