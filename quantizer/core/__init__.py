@@ -10,7 +10,8 @@ from .metrics import intrinsic_metrics
 from .rqvae import RQVAE, exact_float32
 from .spread import embedding_units, spread_last_level
 from .sampling import HierarchicalBatchSampler, RandomBatchSampler
-from .training import TrainResult, pair_relations, train_rqvae
+from .losses import pair_relations
+from .training import TrainResult, train_rqvae
 
 __all__ = [
     "RQVAE",

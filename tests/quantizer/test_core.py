@@ -29,9 +29,8 @@ from quantizer.core import neighbours
 from quantizer.core.neighbours import keep_codewords_used, near_duplicate_groups, nearest_neighbours
 from quantizer.core.metrics import collision_rates
 from quantizer.core.rqvae import exact_float32
-from quantizer.core.training import (
-    COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED, deterministic_algorithms, training_sample,
-)
+from quantizer.core.losses import COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED
+from quantizer.core.training import deterministic_algorithms, training_sample
 
 DIM = 32
 
@@ -201,7 +200,7 @@ def test_a_training_step_never_reads_the_device_from_the_host(catalog):
     """What runs inside the CUDA graph of a step: every loss term, the backward pass, counting idle
     codewords and re-seeding them (the optimizer is torch's capturable AdamW)."""
     from quantizer.core.neighbours import input_neighbours
-    from quantizer.core.training import loss_terms, relation_targets
+    from quantizer.core.losses import loss_terms, loss_weights, relation_targets, total_loss
 
     x, tax = catalog
     cfg = small_config(similarity_weight=0.5, neighbour_weight=0.5, unique_weight=1.0, neighbour_k=5,
@@ -214,11 +213,31 @@ def test_a_training_step_never_reads_the_device_from_the_host(catalog):
     with HostReads() as mode:
         terms, q = loss_terms(model, cfg, xt, idx, tax=taxt, targets=relation_targets(cfg, "cpu"), knn=knn,
                               partner_cols=cols, near_cols=cols)
-        terms["total"].backward()
+        total = total_loss(terms, loss_weights(cfg))
+        total.backward()
         counts = model.quantizer.reseed_dead_codes(q, threshold=cfg.dead_code_threshold)
     assert mode.reads == []
-    assert all(float(terms[k].detach()) > 0 for k in ("contrastive", "similarity", "neighbour", "total"))
+    assert all(float(terms[k].detach()) > 0 for k in ("contrastive", "similarity", "neighbour", "unique"))
+    assert float(total.detach()) > 0
     assert counts.tolist() == [k - len(q.codes[:, level].unique()) for level, k in enumerate(cfg.codebook_sizes)]
+
+
+def test_the_total_loss_is_the_weighted_sum_of_the_terms_that_are_on(catalog):
+    from quantizer.core.losses import loss_terms, loss_weights, relation_targets, total_loss
+
+    x, tax = catalog
+    cfg = small_config(contrastive_weight=0.1, neighbour_weight=0.5, similarity_weight=0.0)
+    model = train_rqvae(x, tax, small_config(epochs=0)).model
+    xt = torch.from_numpy(x)
+    terms, _ = loss_terms(model, cfg, xt, torch.arange(64), tax=torch.from_numpy(tax),
+                          targets=relation_targets(cfg, "cpu"))
+    assert set(terms) == {"reconstruction", "rq", "codebook", "commitment", "contrastive", "neighbour"}
+    with torch.no_grad():
+        assert torch.equal(terms["rq"], terms["codebook"] + 0.25 * terms["commitment"])
+        expected = terms["reconstruction"] + terms["rq"] + 0.1 * terms["contrastive"] + 0.5 * terms["neighbour"]
+        assert torch.equal(total_loss(terms, loss_weights(cfg)), expected)
+    # Without a taxonomy the contrastive term is off; its weight alone does not turn it on.
+    assert "contrastive" not in loss_terms(model, cfg, xt, torch.arange(64))[0]
 
 
 def test_no_codebook_collapse_on_clustered_data():
@@ -362,7 +381,7 @@ def test_new_loss_terms_are_finite_reported_and_trainable(catalog):
 
 def test_similarity_and_neighbour_losses_on_known_inputs():
     from quantizer.core.rqvae import QuantizerOutput
-    from quantizer.core.training import neighbour_loss, similarity_loss
+    from quantizer.core.losses import neighbour_loss, similarity_loss
 
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     zero = torch.zeros(2)
@@ -389,7 +408,7 @@ def test_neighbour_loss_has_the_gradient_of_the_means_over_the_selected_pairs():
     """The loss sums over masks (no host sync); its gradient is bit for bit that of the plain
     means over share[positive] / share[negative] it replaced, so CPU runs keep their codes."""
     from quantizer.core.rqvae import QuantizerOutput
-    from quantizer.core.training import neighbour_loss, soft_assignments
+    from quantizer.core.losses import neighbour_loss, soft_assignments
 
     g = torch.Generator().manual_seed(0)
     x = F.normalize(torch.randn(40, 8, generator=g) + 2 * torch.randn(4, 8, generator=g).repeat(10, 1), dim=1)
@@ -430,7 +449,7 @@ def test_neighbour_loss_has_the_gradient_of_the_means_over_the_selected_pairs():
 
 def test_uniqueness_loss_only_counts_distinct_pairs_that_share_the_prefix():
     from quantizer.core.rqvae import QuantizerOutput
-    from quantizer.core.training import uniqueness_loss
+    from quantizer.core.losses import uniqueness_loss
 
     cfg = small_config(codebook_sizes=(2, 2), level_weights=(0.5, 0.5),
                        level_target_scales=(1.0, 1.0))
