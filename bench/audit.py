@@ -65,10 +65,10 @@ def train_codes(embeddings, taxonomy, quantizer: str, seed: int, device: str, ep
         return _residual_kmeans_standin(embeddings, seed), "stand-in residual k-means (quantizer.core missing)"
     if quantizer == "kmeans":
         return residual_kmeans(embeddings, (256, 256, 256, 256), seed=seed, device=device), "residual k-means"
-    config = RQVAEConfig(seed=seed, **({"epochs": epochs} if epochs else {}))
+    config = RQVAEConfig.from_dict({"seed": seed, **({"epochs": epochs} if epochs else {})})
     if ":" in quantizer:
-        config.contrastive_weight = float(quantizer.split(":", 1)[1])
-    lam = config.contrastive_weight
+        config.loss.contrastive_weight = float(quantizer.split(":", 1)[1])
+    lam = config.loss.contrastive_weight
     result = train_rqvae(embeddings, taxonomy, config, device=device)
     return encode(result.model, embeddings, device=device).codes, f"RQ-VAE lambda={lam:g}"
 

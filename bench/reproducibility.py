@@ -44,7 +44,7 @@ def main() -> None:
         training.deterministic_algorithms = contextlib.nullcontext  # leaves the flag as it is
     ds = common.load_dataset(args.dataset, limit=args.limit)
     x = common.embed_dataset(ds, "precision", device=args.device)
-    config = RQVAEConfig(input_dim=x.shape[1], seed=args.seed, epochs=args.epochs)
+    config = RQVAEConfig.from_dict({"input_dim": x.shape[1], "seed": args.seed, "epochs": args.epochs})
     runs = []
     for _ in range(2):
         started = time.perf_counter()

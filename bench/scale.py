@@ -128,8 +128,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--epochs", type=int, default=RQVAEConfig.epochs)
-    parser.add_argument("--max-train", type=int, default=RQVAEConfig.max_train_products,
+    recipe = RQVAEConfig().to_dict()  # the flat form: this bench also runs an earlier core (bench/gpu/train_speed.sh)
+    parser.add_argument("--epochs", type=int, default=recipe["epochs"])
+    parser.add_argument("--max-train", type=int, default=recipe["max_train_products"],
                         help="products the model trains on (0 = all)")
     parser.add_argument("--catalog", metavar="DATASET:FLAVOR",
                         help="a real catalog's embeddings instead of the synthetic one (e.g. bigbasket:precision; "
@@ -170,14 +171,15 @@ def main() -> None:
         print(json.dumps(figures, indent=1))
         return
 
-    config = RQVAEConfig(epochs=args.epochs, max_train_products=args.max_train)
+    config = RQVAEConfig.from_dict({"epochs": args.epochs, "max_train_products": args.max_train})
+    recipe = config.to_dict()
     epoch_ends: list[float] = []
     result = train_rqvae(x, taxonomy, config, device=args.device,
                          progress=lambda *_: epoch_ends.append(time.perf_counter()))
     figures["train_products"] = result.train_products
     figures["train_s"] = round(result.seconds, 1)
-    steps_per_epoch = int(np.ceil(figures["train_products"] / config.batch_size))
-    figures["steps"] = config.epochs * steps_per_epoch
+    steps_per_epoch = int(np.ceil(figures["train_products"] / recipe["batch_size"]))
+    figures["steps"] = recipe["epochs"] * steps_per_epoch
     if len(epoch_ends) > 2:  # the first epoch holds the set-up (and on CUDA the graph capture)
         figures["step_ms_median"] = round(float(np.median(np.diff(epoch_ends))) / steps_per_epoch * 1000, 2)
     print(f"train on {figures['train_products']:,}: {figures['train_s']} s ({figures['steps']} steps, "
@@ -190,7 +192,7 @@ def main() -> None:
     print(f"encode {len(x):,}: {figures['encode_s']} s", flush=True)
 
     started = time.perf_counter()
-    metrics = intrinsic_metrics(x, encoded.codes, truth, codebook_sizes=config.codebook_sizes,
+    metrics = intrinsic_metrics(x, encoded.codes, truth, codebook_sizes=recipe["codebook_sizes"],
                                 reconstruction_error=encoded.reconstruction_error)
     metrics["collision_rate_nearest"] = collision_rates(x, encoded.nearest_codes)[0]  # as train_run stores it
     figures["metrics_s"] = round(time.perf_counter() - started, 1)

@@ -48,32 +48,33 @@ def run_one(method, x, taxonomy, seed, device, overrides):
     torch.manual_seed(seed)
     config = RQVAEConfig.from_dict({**RQVAEConfig().to_dict(), "input_dim": x.shape[1], "seed": seed, **overrides})
     if method == "rqvae_l0":
-        config.contrastive_weight = 0.0
+        config.loss.contrastive_weight = 0.0
     started = time.perf_counter()
     if method == "rkmeans":
-        codes = residual_kmeans(x, config.codebook_sizes, seed=seed, device=device, spread=config.spread_last_level,
-                                near_duplicate_threshold=config.near_duplicate_threshold,
-                                near_duplicate_max_group=config.near_duplicate_max_group)
+        codes = residual_kmeans(x, config.model.codebook_sizes, seed=seed, device=device,
+                                spread=config.assignment.spread_last_level,
+                                near_duplicate_threshold=config.assignment.near_duplicate_threshold,
+                                near_duplicate_max_group=config.assignment.near_duplicate_max_group)
         errors, epochs, nearest = None, 0, None
     else:
         result = train_rqvae(x, taxonomy, config, device=device)
         encoded = encode(result.model, x, device=device)
-        codes, errors, epochs = encoded.codes, encoded.reconstruction_error, config.epochs
+        codes, errors, epochs = encoded.codes, encoded.reconstruction_error, config.training.epochs
         nearest = encoded.nearest_codes
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    metrics = intrinsic_metrics(x, codes, taxonomy, seed=seed, codebook_sizes=config.codebook_sizes,
+    metrics = intrinsic_metrics(x, codes, taxonomy, seed=seed, codebook_sizes=config.model.codebook_sizes,
                                 reconstruction_error=errors)
     if nearest is None:  # residual k-means: its codes again, nearest centroid at every level (not timed)
-        nearest = residual_kmeans(x, config.codebook_sizes, seed=seed, device=device, spread=False,
-                                  near_duplicate_threshold=config.near_duplicate_threshold,
-                                  near_duplicate_max_group=config.near_duplicate_max_group)
+        nearest = residual_kmeans(x, config.model.codebook_sizes, seed=seed, device=device, spread=False,
+                                  near_duplicate_threshold=config.assignment.near_duplicate_threshold,
+                                  near_duplicate_max_group=config.assignment.near_duplicate_max_group)
     metrics["collision_rate_nearest"] = collision_rates(x, nearest)[0]
     # What the spread last level changed: the headline figures of the same model's nearest codes.
-    plain = intrinsic_metrics(x, nearest, taxonomy, seed=seed, codebook_sizes=config.codebook_sizes)
+    plain = intrinsic_metrics(x, nearest, taxonomy, seed=seed, codebook_sizes=config.model.codebook_sizes)
     metrics["nearest"] = {k: plain[k] for k in ("spearman", "high_sim_same_l1", "high_sim_same_full", "nmi_l1")}
-    levels = config.levels
+    levels = config.model.levels
     metrics["min_utilization"] = min(metrics[f"utilization_l{k}"] for k in range(1, levels + 1))
     metrics["train_seconds"] = seconds
     metrics["epochs"] = epochs

@@ -31,6 +31,7 @@ from quantizer.core import (
     train_rqvae,
 )
 from quantizer.core.metrics import collision_rates
+from quantizer.core.neighbours import NEAR_DUPLICATE_K
 from quantizer.models import QuantizerRun, SemanticId
 
 WRITE_BATCH = 5000
@@ -106,11 +107,10 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
         started = time.perf_counter()
         weights = None
         if run.kind == QuantizerRun.Kind.RESIDUAL_KMEANS:
-            codes = residual_kmeans(vectors, config.codebook_sizes, seed=run.seed, device=default_device(),
-                                    spread=config.spread_last_level,
-                                    near_duplicate_threshold=config.near_duplicate_threshold,
-                                    near_duplicate_k=config.near_duplicate_k,
-                                    near_duplicate_max_group=config.near_duplicate_max_group)
+            codes = residual_kmeans(vectors, config.model.codebook_sizes, seed=run.seed, device=default_device(),
+                                    spread=config.assignment.spread_last_level,
+                                    near_duplicate_threshold=config.assignment.near_duplicate_threshold,
+                                    near_duplicate_max_group=config.assignment.near_duplicate_max_group)
             errors = np.zeros(len(ids), np.float32)
             gaps = np.zeros(codes.shape, np.float32)
             nearest = None
@@ -142,7 +142,7 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
              n_products=len(ids))
         write_codes(run=run, product_ids=ids, codes=codes, errors=errors, gaps=gaps)
         _set(run, message="evaluating", progress=0.94)
-        metrics = intrinsic_metrics(vectors, codes, taxonomy, seed=run.seed, codebook_sizes=config.codebook_sizes,
+        metrics = intrinsic_metrics(vectors, codes, taxonomy, seed=run.seed, codebook_sizes=config.model.codebook_sizes,
                                     reconstruction_error=errors)
         metrics["train_products"] = train_products
         if nearest is not None:  # what the collision-aware last level saved
@@ -305,9 +305,8 @@ def twin_codes(run: QuantizerRun, hashes: dict, *, exclude_product_ids=(), chunk
 def near_duplicate_hints(run: QuantizerRun, vectors: np.ndarray, *, exclude_product_ids=()) -> np.ndarray | None:
     """For `encode(first_code_hints=...)`: per vector, the level-1 code most of its near-duplicates
     already coded by `run` hold (cosine >= the run's near_duplicate_threshold among its
-    near_duplicate_k nearest, by pgvector), -1 where it has none; None when the run does not group."""
-    config = run.config or {}
-    threshold, k = float(config.get("near_duplicate_threshold") or 0.0), int(config.get("near_duplicate_k") or 10)
+    NEAR_DUPLICATE_K nearest, by pgvector), -1 where it has none; None when the run does not group."""
+    threshold, k = float((run.config or {}).get("near_duplicate_threshold") or 0.0), NEAR_DUPLICATE_K
     if threshold <= 0:
         return None
     close = [[pk for pk, sim in found if sim >= threshold]

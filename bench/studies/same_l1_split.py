@@ -68,7 +68,8 @@ def main() -> None:
     splits = []
     for lam in args.lambdas:
         # the model's own level 1: nearest codewords, near-duplicate groups off
-        config = RQVAEConfig(input_dim=x.shape[1], seed=args.seed, contrastive_weight=lam, near_duplicate_threshold=0.0)
+        config = RQVAEConfig.from_dict({"input_dim": x.shape[1], "seed": args.seed, "contrastive_weight": lam,
+                                        "near_duplicate_threshold": 0.0})
         torch.manual_seed(args.seed)
         codes = encode(train_rqvae(x, tax, config, device=args.device).model, x, device=args.device).codes
         splits.append(codes[i, 0] != codes[j, 0])

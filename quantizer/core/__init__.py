@@ -2,7 +2,7 @@
 
 from .assignment import Encoded, encode
 from .baselines import residual_kmeans
-from .config import RQVAEConfig
+from .config import AssignmentConfig, LossConfig, ModelConfig, RQVAEConfig, TrainingConfig
 from .checkpoint import load_model, save_model
 from .ids import code_string, disambiguate
 from .kmeans import kmeans
@@ -14,12 +14,16 @@ from .losses import pair_relations
 from .training import TrainResult, train_rqvae
 
 __all__ = [
+    "AssignmentConfig",
+    "LossConfig",
+    "ModelConfig",
     "RQVAE",
     "Encoded",
     "HierarchicalBatchSampler",
     "RQVAEConfig",
     "RandomBatchSampler",
     "TrainResult",
+    "TrainingConfig",
     "code_string",
     "disambiguate",
     "embedding_units",

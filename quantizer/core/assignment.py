@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .neighbours import group_nearest_codes, keep_codewords_used, near_duplicate_groups
+from .neighbours import NEAR_DUPLICATE_K, group_nearest_codes, keep_codewords_used, near_duplicate_groups
 from .rqvae import RQVAE, exact_float32
-from .spread import embedding_units, spread_last_level
+from .spread import SPREAD_CANDIDATES, embedding_units, spread_last_level
 
 
 @dataclass
@@ -37,29 +37,30 @@ def encode(
 ) -> Encoded:
     """Codes, reconstruction error and per-level gaps of every row.
 
-    With `config.near_duplicate_threshold` the rows' near-duplicate groups (`near_duplicate_groups`)
+    With `config.assignment.near_duplicate_threshold` the rows' near-duplicate groups (`near_duplicate_groups`)
     each take one level-1 code: the majority of `first_code_hints` (N,) of its rows where any is >= 0
     (level-1 codes of near-duplicates coded earlier, for new products), else the codeword nearest the
     group's mean latent, unless that leaves a codeword some row is nearest to with no rows: then a
     group nearest to it takes it (`neighbours.keep_codewords_used`). Levels below follow from that
     code's residual.
 
-    With `config.spread_last_level` the last level is assigned per prefix, off collisions, among all
+    With `config.assignment.spread_last_level` the last level is assigned per prefix, off collisions, among all
     rows encoded together and `occupied` (full codes already held by other products, or a function
     from the rows' (N, L-1) prefixes to those codes; see `spread.spread_last_level`): the codes of a
     row can depend on the rows encoded with it.
     """
     x_all = np.ascontiguousarray(embeddings, dtype=np.float32)
-    if x_all.ndim != 2 or x_all.shape[1] != model.config.input_dim:
+    dims, rules = model.config.model, model.config.assignment
+    if x_all.ndim != 2 or x_all.shape[1] != dims.input_dim:
         raise ValueError(
-            f"embeddings must be (N, {model.config.input_dim}), got {tuple(x_all.shape)}"
+            f"embeddings must be (N, {dims.input_dim}), got {tuple(x_all.shape)}"
         )
-    levels = model.config.levels
+    levels = dims.levels
     codes = np.zeros((len(x_all), levels), np.int64)
     errors = np.zeros(len(x_all), np.float32)
     gaps = np.zeros((len(x_all), levels), np.float32)
-    spread = model.config.spread_last_level and levels > 1
-    k = min(model.config.spread_candidates, model.config.codebook_sizes[-1])
+    spread = rules.spread_last_level and levels > 1
+    k = min(SPREAD_CANDIDATES, dims.codebook_sizes[-1])
     cand = np.zeros((len(x_all), k if spread else 0), np.int64)
     cand_dist = np.zeros(cand.shape, np.float32)
     own_first = np.zeros(len(x_all), np.int64)  # each row's own nearest level-1 codeword
@@ -85,7 +86,7 @@ def encode(
 
     try:
         with exact_float32(), torch.no_grad():
-            units = embedding_units(x_all) if spread or model.config.near_duplicate_threshold > 0 else None
+            units = embedding_units(x_all) if spread or rules.near_duplicate_threshold > 0 else None
             grouping = _group_first_codes(model, x_all, first_code_hints, units, device=device, batch_size=batch_size)
             run(np.arange(len(x_all)), None if grouping is None else grouping[0])
             if grouping is not None:  # keep level-1 codewords that only grouped rows were nearest to
@@ -109,11 +110,11 @@ def _group_first_codes(model: RQVAE, x_all: np.ndarray, hints: np.ndarray | None
                        device, batch_size: int):
     """(first, groups, fixed) or None: (N,) level-1 code per row from its near-duplicate group (-1:
     the row's own nearest), the rows' group ids, and which rows' groups follow `hints`."""
-    config = model.config
-    if config.near_duplicate_threshold <= 0 or len(x_all) == 0:
+    rules = model.config.assignment
+    if rules.near_duplicate_threshold <= 0 or len(x_all) == 0:
         return None
-    groups = near_duplicate_groups(x_all, config.near_duplicate_threshold, k=config.near_duplicate_k, device=device,
-                                   units=units, max_size=config.near_duplicate_max_group)
+    groups = near_duplicate_groups(x_all, rules.near_duplicate_threshold, k=NEAR_DUPLICATE_K, device=device,
+                                   units=units, max_size=rules.near_duplicate_max_group)
     hints = np.full(len(x_all), -1, np.int64) if hints is None else np.asarray(hints, np.int64)
     rows = np.flatnonzero((np.bincount(groups)[groups] > 1) | (hints >= 0))
     first = np.full(len(x_all), -1, np.int64)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .neighbours import group_nearest_codes, keep_codewords_used, near_duplicate_groups
-from .spread import embedding_units, spread_last_level
+from .neighbours import NEAR_DUPLICATE_K, group_nearest_codes, keep_codewords_used, near_duplicate_groups
+from .spread import SPREAD_CANDIDATES, embedding_units, spread_last_level
 
 
 def residual_kmeans(
@@ -16,9 +16,9 @@ def residual_kmeans(
     iters: int = 20,
     device="cpu",
     spread: bool = True,
-    candidates: int = 32,
+    candidates: int = SPREAD_CANDIDATES,
     near_duplicate_threshold: float = 0.9,
-    near_duplicate_k: int = 10,
+    near_duplicate_k: int = NEAR_DUPLICATE_K,
     near_duplicate_max_group: int = 100,
 ) -> np.ndarray:
     """(N, D) float32 -> (N, L) int64 codes: faiss k-means on the CPU, plain torch k-means on

@@ -39,7 +39,7 @@ def load_model(blob: bytes, *, device="cpu") -> tuple[RQVAE, RQVAEConfig]:
     saved.setdefault("near_duplicate_max_group", 0)
     config = RQVAEConfig.from_dict(saved)
     model = RQVAE(config)
-    state.setdefault("input_mean", torch.zeros(config.input_dim))
+    state.setdefault("input_mean", torch.zeros(config.model.input_dim))
     model.load_state_dict(state)
     model.to(device).eval()
     return model, config

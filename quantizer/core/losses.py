@@ -25,11 +25,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .config import RQVAEConfig
+from .config import LossConfig
 from .rqvae import RQVAE, QuantizerOutput
 
 # Pair relations, most specific first.
 SAME_LEAF, SIBLING, COUSIN, UNRELATED, UNKNOWN = 0, 1, 2, 3, 4
+# How related two categorized products are, graded from the tree; `relation_targets` scales it per level.
+RELATEDNESS = {
+    SAME_LEAF: 1.0,
+    SIBLING: 0.5,  # same parent, different leaf
+    COUSIN: 0.0,  # share an ancestor below the root, but not the parent
+    UNRELATED: 0.0,  # no shared ancestor below the root
+}
+# beta in L_rq = ||e - sg(r)||^2 + beta * ||sg(e) - r||^2.
+COMMITMENT_WEIGHT = 0.25
 
 
 def _leading_true(mask: torch.Tensor) -> torch.Tensor:
@@ -66,11 +75,10 @@ def pair_relations(tax: torch.Tensor) -> torch.Tensor:
     return rel
 
 
-def relation_targets(config: RQVAEConfig, device) -> torch.Tensor:
+def relation_targets(config: LossConfig, device) -> torch.Tensor:
     """(L, 5) target P(share code at level l) for each relation (UNKNOWN column unused)."""
     rel = torch.tensor(
-        [config.same_leaf_target, config.sibling_target, config.cousin_target,
-         config.unrelated_target, 0.0],
+        [RELATEDNESS[SAME_LEAF], RELATEDNESS[SIBLING], RELATEDNESS[COUSIN], RELATEDNESS[UNRELATED], 0.0],
         dtype=torch.float32,
     )
     scales = torch.tensor(config.level_target_scales, dtype=torch.float32)[:, None]
@@ -85,7 +93,7 @@ def soft_assignments(dist: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def contrastive_loss(
-    q: QuantizerOutput, relations: torch.Tensor, config: RQVAEConfig, targets: torch.Tensor | None = None
+    q: QuantizerOutput, relations: torch.Tensor, config: LossConfig, targets: torch.Tensor | None = None
 ) -> torch.Tensor:
     """targets: `relation_targets(config, device)`, when the caller keeps them (one copy a run)."""
     known = relations != UNKNOWN  # (B, B)
@@ -129,7 +137,7 @@ def similarity_loss(z: torch.Tensor, x: torch.Tensor, input_mean: torch.Tensor) 
 def neighbour_loss(
     q: QuantizerOutput,
     x: torch.Tensor,
-    config: RQVAEConfig,
+    config: LossConfig,
     partner_distances: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Class-balanced BCE on P(share level-1 code) = <p_i, p_j> (soft assignments as in the
@@ -162,11 +170,11 @@ def uniqueness_loss(
     q_partner: QuantizerOutput,
     x: torch.Tensor,
     x_partner: torch.Tensor,
-    config: RQVAEConfig,
+    config: LossConfig,
 ) -> torch.Tensor:
     """Collisions: for (row, nearest-neighbour partner) pairs that share every level but the
     last and have different embeddings, -log(1 - P(share the last level)), averaged."""
-    last = config.levels - 1
+    last = len(q.distances) - 1
     same_prefix = (q.codes[:, :last] == q_partner.codes[:, :last]).all(1)
     distinct = (x != x_partner).any(1)
     mask = same_prefix & distinct
@@ -176,7 +184,7 @@ def uniqueness_loss(
     return _masked_mean(-torch.log1p(-share), mask)[0]
 
 
-def loss_weights(config: RQVAEConfig) -> dict[str, float]:
+def loss_weights(config: LossConfig) -> dict[str, float]:
     """The weight of each term in L_total, in the order they are added up."""
     return {
         "reconstruction": 1.0,
@@ -195,7 +203,7 @@ def total_loss(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> tor
 
 def loss_terms(
     model: RQVAE,
-    config: RQVAEConfig,
+    config: LossConfig,
     x: torch.Tensor,
     idx: torch.Tensor,
     *,
@@ -220,7 +228,7 @@ def loss_terms(
     head, q_head = idx[:rows], q.head(rows)
     terms = {
         "reconstruction": (model.decode(q.quantized) - xb).pow(2).sum(1).mean(),
-        "rq": q.codebook_loss + config.commitment_weight * q.commitment_loss,
+        "rq": q.codebook_loss + COMMITMENT_WEIGHT * q.commitment_loss,
         "codebook": q.codebook_loss,
         "commitment": q.commitment_loss,
     }

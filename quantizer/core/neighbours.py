@@ -13,6 +13,8 @@ from .spread import embedding_units
 # Up to this many rows the neighbours are exact (O(N^2 D): ~1 min at 100k rows on 2 CPU cores); above
 # it they come from probing cells (`probed_neighbours`), which grows ~N^1.5 (bench/scale.py).
 EXACT_LIMIT = 100_000
+# A product's near-duplicates are sought among its this many nearest (`near_duplicate_groups`'s k).
+NEAR_DUPLICATE_K = 10
 
 
 def nearest_neighbours(
@@ -107,7 +109,7 @@ def input_neighbours(x: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Ten
 
 
 def near_duplicate_groups(
-    x: np.ndarray, threshold: float, *, k: int = 10, device="cpu", units: np.ndarray | None = None,
+    x: np.ndarray, threshold: float, *, k: int = NEAR_DUPLICATE_K, device="cpu", units: np.ndarray | None = None,
     max_size: int = 0, step: float = 0.01,
 ) -> np.ndarray:
     """(N,) group id per row: connected components of the graph joining each distinct row to those of

@@ -186,30 +186,33 @@ class ResidualQuantizer(nn.Module):
 
 class RQVAE(nn.Module):
     def __init__(self, config: RQVAEConfig):
+        """Built from `config.model`; the whole recipe stays with it (`assignment.encode` reads
+        `config.assignment`, `checkpoint.save_model` saves it)."""
         super().__init__()
         self.config = config
-        self.encoder = _mlp([config.input_dim, *config.hidden_dims, config.latent_dim])
-        self.quantizer = ResidualQuantizer(config.latent_dim, config.codebook_sizes)
-        self.decoder = _mlp([config.latent_dim, *reversed(config.hidden_dims), config.input_dim])
-        if config.linear_skip:
-            self.encoder_skip = nn.Linear(config.input_dim, config.latent_dim)
-            self.decoder_skip = nn.Linear(config.latent_dim, config.input_dim)
+        m = config.model
+        self.encoder = _mlp([m.input_dim, *m.hidden_dims, m.latent_dim])
+        self.quantizer = ResidualQuantizer(m.latent_dim, m.codebook_sizes)
+        self.decoder = _mlp([m.latent_dim, *reversed(m.hidden_dims), m.input_dim])
+        if m.linear_skip:
+            self.encoder_skip = nn.Linear(m.input_dim, m.latent_dim)
+            self.decoder_skip = nn.Linear(m.latent_dim, m.input_dim)
             # The MLP branches start at zero: at init the model is the linear (PCA) map.
             for mlp in (self.encoder, self.decoder):
                 nn.init.zeros_(mlp[-1].weight)
                 nn.init.zeros_(mlp[-1].bias)
         # Mean of the training inputs (centres the similarity-preservation targets).
-        self.register_buffer("input_mean", torch.zeros(config.input_dim))
+        self.register_buffer("input_mean", torch.zeros(m.input_dim))
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         z = self.encoder(x)  # (B, latent_dim)
-        if self.config.linear_skip:
+        if self.config.model.linear_skip:
             z = z + self.encoder_skip(x)
-        return F.normalize(z, dim=1) if self.config.normalize_latent else z
+        return F.normalize(z, dim=1) if self.config.model.normalize_latent else z
 
     def decode(self, q: torch.Tensor) -> torch.Tensor:
         out = self.decoder(q)
-        if self.config.linear_skip:
+        if self.config.model.linear_skip:
             out = out + self.decoder_skip(q)
         return out
 
@@ -224,9 +227,9 @@ class RQVAE(nn.Module):
         directions of `x` and the decoder skip to the least-squares inverse of the latent."""
         mean = x.mean(0)
         self.input_mean.copy_(mean)
-        if not self.config.linear_skip:
+        if not self.config.model.linear_skip:
             return
-        d = self.config.latent_dim
+        d = self.config.model.latent_dim
         xc = (x - mean).double()
         # Top-d right singular vectors = principal directions (d <= input_dim).
         _, _, vh = torch.linalg.svd(xc, full_matrices=False)

@@ -17,6 +17,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+# The nearest last-level codewords a contested product may take.
+SPREAD_CANDIDATES = 32
+
 
 def embedding_units(x: np.ndarray) -> np.ndarray:
     """(N,) id of each row's distinct embedding (identical rows share an id)."""

