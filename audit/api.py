@@ -12,10 +12,10 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsAdmin, IsReviewer
 from audit.models import Decision, Flag, Queue
+from audit.review import ReviewError
+from audit.review.claims import claim_flag, claim_next_flag
+from audit.review.decisions import batch_refusal, bulk_decide, decide_flag, undo_last_decisions
 from audit.selectors import filter_flags, queue_stats, second_review_agreement
-from audit.services import (
-    ReviewError, batch_refusal, bulk_decide, claim_flag, claim_next_flag, decide_flag, undo_last_decisions,
-)
 from catalog.models import Category, Flavor
 from config.fields import NumberField, TextField
 from config.filters import FilterSet, FractionFilter, IdFilter

@@ -39,6 +39,8 @@ class Flag(models.Model):
 
     OPEN_STATES = (Status.OPEN, Status.CLAIMED, Status.DEFERRED)
     DECIDED_STATES = (Status.ACCEPTED, Status.REJECTED, Status.REASSIGNED)
+    # a flag that may still be decided: a product has at most one of these
+    LIVE_STATES = (Status.OPEN, Status.CLAIMED, Status.DEFERRED, Status.STALE)
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="flags")
     run = models.ForeignKey(QuantizerRun, on_delete=models.CASCADE, related_name="flags")

@@ -17,7 +17,17 @@ from audit.exports import AUDIT_HEADER, DECISION_HEADER, audit_rows, decision_ro
 from audit.filters import FlagGridFilter
 from audit.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from audit.models import Flag, Queue, Score
-from audit.navigation import skip_to_next
+from audit.review import ReviewError
+from audit.review.claims import (
+    claim_flag,
+    claim_next_flag,
+    held_by_other,
+    held_elsewhere,
+    lease_running,
+    second_review_due,
+    skip_to_next,
+)
+from audit.review.decisions import BatchResult, decide_batch, decide_flag, undo_batch, undo_last_decisions
 from audit.selectors import (
     BURNDOWN_QUEUES,
     grid_flags,
@@ -27,21 +37,6 @@ from audit.selectors import (
     queue_stats,
     reviewer_activity,
     second_review_agreement,
-)
-from audit.services import (
-    LIVE_STATES,
-    BatchResult,
-    ReviewError,
-    claim_flag,
-    claim_next_flag,
-    decide_batch,
-    decide_flag,
-    held_by_other,
-    held_elsewhere,
-    lease_running,
-    second_review_due,
-    undo_batch,
-    undo_last_decisions,
 )
 from audit.templatetags.review import neighbour_summary
 from catalog.exports import csv_chunks
@@ -137,7 +132,7 @@ def flag_detail(request, pk):
     ]
     can_decide = claim_error is None and bool(mine or is_admin(request.user))
     can_claim = claim_error is None and not can_decide and (
-        flag.status in LIVE_STATES or second_review_due(flag, request.user))
+        flag.status in Flag.LIVE_STATES or second_review_due(flag, request.user))
     suggestions = [{"path": p, "pct": 100 * prob} for p, prob in flag.evidence.get("suggestions", [])]
     # The runners-up, one click (keys 2, 3) each: the true category is among the top three about 9 times in
     # 10 where the first is right 8 times in 10 (docs/audit.md).

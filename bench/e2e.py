@@ -109,7 +109,7 @@ def main() -> None:
         _django.use_database("semid_bench_e2e")
         return pages_of_last_run(rows)
     _django.fresh_database("semid_bench_e2e")
-    from audit.services import run_audit
+    from audit.runs import run_audit
     from catalog.demo import generate_demo_catalog, write_csv
     from catalog.embeddings import embed_products
     from catalog.services import import_catalog

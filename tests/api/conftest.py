@@ -39,7 +39,7 @@ class Catalog:
 def catalog(db) -> Catalog:
     """Parmesan filed under olives and Kalamata olives filed under cheese: both flagged; Brie is fine."""
     from audit.models import Flag, Queue
-    from audit.services import _signature
+    from audit.runs import _signature
     from catalog.models import Product
     from catalog.services import ensure_categories
     from quantizer.models import QuantizerRun, SemanticId

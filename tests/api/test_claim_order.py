@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from audit.models import Flag, Queue
-from audit.services import claim_next_flag
+from audit.review.claims import claim_next_flag
 from catalog.models import Product
 
 

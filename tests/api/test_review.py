@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from audit.models import Decision, Flag
-from audit.services import _write_flags
+from audit.runs import _write_flags
 from catalog.models import Product
 from catalog.services import move_product
 from tests.api.conftest import client_for, evidence_for

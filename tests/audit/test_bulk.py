@@ -11,8 +11,10 @@ from django.db import connection, transaction
 
 from audit.filters import FlagGridFilter
 from audit.models import Decision, Flag
+from audit.review import ReviewError
+from audit.review.claims import claim_flag
+from audit.review.decisions import decide_batch, decide_flag, undo_batch
 from audit.selectors import grid_flags, last_batch
-from audit.services import ReviewError, claim_flag, decide_batch, decide_flag, undo_batch
 from catalog.models import Category, Product
 from catalog.services import move_product
 from quantizer.models import SemanticId

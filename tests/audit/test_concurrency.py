@@ -9,7 +9,8 @@ from collections import Counter
 from django.db import connection
 
 from audit.models import Decision, Flag, Queue
-from audit.services import claim_next_flag, decide_flag
+from audit.review.claims import claim_next_flag
+from audit.review.decisions import decide_flag
 from catalog.models import Product
 from catalog.services import ensure_categories
 from quantizer.models import QuantizerRun

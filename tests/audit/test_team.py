@@ -12,8 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import Decision, Flag, Score
+from audit.review.claims import claim_flag
+from audit.review.decisions import decide_flag, undo_last_decisions
 from audit.selectors import queue_burndown, reviewer_activity
-from audit.services import claim_flag, decide_flag, undo_last_decisions
 from tests.conftest import make_user
 from tests.ui.conftest import build_review_data
 

@@ -11,8 +11,10 @@ from django.db import connection, transaction
 from django.test import Client
 
 from audit.models import Decision, Flag, Queue
+from audit.review import ReviewError
+from audit.review.claims import claim_flag, claim_next_flag
+from audit.review.decisions import decide_flag, undo_last_decisions
 from audit.selectors import queue_flags
-from audit.services import LIVE_STATES, ReviewError, claim_flag, claim_next_flag, decide_flag, undo_last_decisions
 from catalog.models import Product
 from tests.conftest import make_user
 from tests.ui.conftest import add_discovery_flags, build_review_data
@@ -65,7 +67,7 @@ def test_deciding_a_product_closes_its_other_flag_and_a_superseded_one_leaves_ev
     with pytest.raises(ReviewError, match="already superseded"):
         claim_flag(flag=twin, reviewer=rob)
     undo_last_decisions(reviewer=reviewer_user)  # the product is live again on one flag, rita's
-    live = Flag.objects.filter(product_id=first.product_id, status__in=LIVE_STATES)
+    live = Flag.objects.filter(product_id=first.product_id, status__in=Flag.LIVE_STATES)
     assert [(f.pk, f.status) for f in live] == [(first.pk, "claimed")]
 
 

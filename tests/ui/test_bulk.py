@@ -11,7 +11,7 @@ pytestmark = pytest.mark.browser
 def test_admin_accepts_a_filtered_selection_after_confirming_and_undoes_the_batch(new_page, admin_user, tmp_path,
                                                                                   settings):
     from audit.models import Decision, Flag
-    from audit.services import claim_flag
+    from audit.review.claims import claim_flag
     from catalog.models import Product
 
     settings.SEMID_SECOND_REVIEW_SHARE = 0.0

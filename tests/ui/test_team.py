@@ -13,7 +13,8 @@ def a_fortnight_of_reviews(tmp_path, reviewer_user):
     from django.utils import timezone
 
     from audit.models import Decision, Flag, Score
-    from audit.services import claim_flag, decide_flag
+    from audit.review.claims import claim_flag
+    from audit.review.decisions import decide_flag
 
     data = build_review_data(tmp_path, n_products=80, n_flags=20)
     flags = data["flags"]

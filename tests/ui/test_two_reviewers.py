@@ -27,7 +27,6 @@ def press(page, key: str) -> None:
 def test_two_reviewers_never_decide_a_product_twice_nor_leave_its_other_flag_open(new_page, reviewer_user, tmp_path,
                                                                                    settings):
     from audit.models import Decision, Flag
-    from audit.services import LIVE_STATES
     from catalog.models import Product
 
     settings.SEMID_SECOND_REVIEW_SHARE = 0.0
@@ -66,7 +65,7 @@ def test_two_reviewers_never_decide_a_product_twice_nor_leave_its_other_flag_ope
         per_product.setdefault(decision.product_id, []).append(decision.flag_id)
     assert set(per_product) == products  # every product decided ...
     assert all(len(flags) == 1 for flags in per_product.values()), per_product  # ... once
-    assert not Flag.objects.filter(status__in=LIVE_STATES).exists()  # no twin left open, stale or not
+    assert not Flag.objects.filter(status__in=Flag.LIVE_STATES).exists()  # no twin left open, stale or not
     assert {name for name, _, _ in seen} == {"rita", "rob"}
     assert rita.get_by_text("queue is empty").is_visible() or rob.get_by_text("queue is empty").is_visible()
 
@@ -77,7 +76,7 @@ def test_two_reviewers_never_decide_a_product_twice_nor_leave_its_other_flag_ope
     assert flag_on(rita) == last.flag_id
     product = Product.objects.get(pk=last.product_id)
     assert product.category_id == last.from_category_id
-    live = Flag.objects.filter(product=product, status__in=LIVE_STATES)
+    live = Flag.objects.filter(product=product, status__in=Flag.LIVE_STATES)
     assert [(f.pk, f.status, f.claimed_by.username) for f in live] == [(last.flag_id, "claimed", "rita")]
     rob.goto("/")
     rob.get_by_role("button", name="Start reviewing").click()
@@ -85,4 +84,4 @@ def test_two_reviewers_never_decide_a_product_twice_nor_leave_its_other_flag_ope
     press(rita, "r")
     assert Decision.objects.filter(product=product, reverted_by__isnull=True, is_second_review=False).exclude(
         action__in=["comment", "undo", "defer"]).count() == 1
-    assert not Flag.objects.filter(status__in=LIVE_STATES).exists()
+    assert not Flag.objects.filter(status__in=Flag.LIVE_STATES).exists()

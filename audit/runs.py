@@ -1,0 +1,177 @@
+"""An audit run: score every product of a quantizer run, calibrate, and write its flags (one per product,
+ordered for the queues), its scores (what `export_audit` writes) and a report."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from audit.core import calibrate, product_words, score_products, taxonomy_issues
+from audit.models import AuditReport, Flag, Queue, Score
+from catalog.embeddings import product_vectors
+from catalog.encoder import default_device
+from catalog.models import Category, Product
+from quantizer.models import QuantizerRun, SemanticId
+from quantizer.services import active_run, taxonomy_array
+
+
+def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = None) -> AuditReport:
+    """Score every product of the run, calibrate, and create or refresh its flags."""
+    threshold = settings.SEMID_FLAG_THRESHOLD if threshold is None else threshold
+    step = progress or (lambda *a, **k: None)
+    ids, vectors = product_vectors(flavor=run.flavor)
+    codes_by_product = dict(SemanticId.objects.filter(run=run).values_list("product_id", "codes"))
+    keep = np.array([pk in codes_by_product for pk in ids.tolist()], dtype=bool)
+    ids, vectors = ids[keep], vectors[keep]
+    codes = np.array([codes_by_product[pk] for pk in ids.tolist()], dtype=np.int64)
+    taxonomy = taxonomy_array(ids)
+    products = Product.objects.in_bulk(ids.tolist())
+    brands = np.array([products[pk].brand.lower() for pk in ids.tolist()], dtype=object)
+    texts = [product_words(products[pk].name, products[pk].brand) for pk in ids.tolist()]
+    step(0.1, 1.0, "scoring")
+    scores = score_products(embeddings=vectors, taxonomy=taxonomy, codes=codes, seed=run.seed, brands=brands,
+                            texts=texts, device=default_device())
+    step(0.5, 1.0, "calibrating")
+    calibrator = calibrate(embeddings=vectors, taxonomy=taxonomy, codes=codes, combiner=scores.combiner,
+                           seed=run.seed + 1, brands=brands, texts=texts, device=default_device(), reuse=scores)
+    confidence = calibrator.predict(scores.raw_score)
+    step(0.8, 1.0, "writing flags")
+    paths = dict(Category.objects.values_list("pk", "path"))
+    label_ids = scores.label_ids()
+    flagged = []
+    for i, pk in enumerate(ids.tolist()):
+        unlabelled = label_ids[i] < 0
+        suggested = int(scores.suggested[i])
+        if not unlabelled and confidence[i] < threshold:
+            continue
+        evidence = _evidence(scores, i, codes, ids, products, paths)
+        flagged.append((products[pk], suggested, float(1.0 if unlabelled else confidence[i]), evidence, unlabelled,
+                        float(scores.suggested_prob[i])))
+    stats = _write_flags(run=run, flagged=flagged)
+    _write_scores(run=run, ids=ids, products=products, scores=scores, confidence=confidence,
+                  flagged={f[0].pk for f in flagged})
+    issues = [
+        {"a": paths.get(a, str(a)), "b": paths.get(b, str(b)), "overlap": round(o, 5), "n": n}
+        for a, b, o, n in taxonomy_issues(scores, top=20)
+    ]
+    report = AuditReport.objects.create(
+        run=run, calibration=calibrator.to_dict(), taxonomy_issues=issues,
+        stats={**stats, "products": len(ids), "threshold": threshold,
+               "classifier_weight_decay": scores.combiner.classifier_weight_decay,
+               "mean_confidence": float(confidence[label_ids >= 0].mean()) if (label_ids >= 0).any() else 0.0},
+    )
+    step(1.0, 1.0, "done")
+    return report
+
+
+@transaction.atomic
+def _write_scores(*, run, ids, products, scores, confidence, flagged) -> None:
+    Score.objects.filter(run=run).delete()
+    rows = [
+        Score(run=run, product_id=pk, label_id=products[pk].category_id, suggested_id=int(scores.suggested[i]),
+              confidence=float(min(max(confidence[i], 0.0), 1.0)) if products[pk].category_id else 1.0,
+              raw_score=float(scores.raw_score[i]), flagged=pk in flagged)
+        for i, pk in enumerate(ids.tolist())
+    ]
+    Score.objects.bulk_create(rows, batch_size=5000)
+
+
+def _evidence(scores, i, codes, ids, products, paths) -> dict:
+    raw = scores.evidence(i, codes)
+    cluster = raw["cluster"]
+    neighbours = []
+    for j, similarity, label in raw["neighbours"][:8]:
+        other = products[int(ids[j])]
+        neighbours.append({"product": other.pk, "external_id": other.external_id, "name": other.name,
+                           "label": paths.get(label, ""), "similarity": similarity})
+    return {
+        "cluster": {**cluster, "composition": [[paths.get(c, "?"), n] for c, n in cluster["composition"]]},
+        "neighbours": neighbours,
+        "suggestions": [[paths.get(c, "?"), round(p, 4)] for c, p in raw["suggestions"]],
+        "signals": raw["signals"],
+    }
+
+
+def _signature(suggested: int, evidence: dict) -> str:
+    composition = evidence["cluster"]["composition"]
+    dominant = composition[0][0] if composition else ""
+    return hashlib.sha256(f"{suggested}|{dominant}".encode()).hexdigest()[:16]
+
+
+def queue_priority(*, confidence: float, suggested_prob: float, unlabelled: bool) -> float:
+    """The queue's order: the calibrated confidence as it is (strictly increasing in the raw score,
+    so the queue keeps the scorer's whole ranking); for an uncategorized product, how sure its
+    suggestion is. Equal priorities (equal raw scores) keep the flags' id order."""
+    return float(suggested_prob if unlabelled else confidence)
+
+
+@transaction.atomic
+def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
+    """Create or refresh the run's flags. One flag per product: where another run (the other flavor)
+    already holds an undecided flag on the product, this run's view joins that flag's evidence
+    (``evidence["flavors"]``) instead of raising a second flag."""
+    existing = {f.product_id: f for f in Flag.objects.filter(run=run).select_for_update()}
+    elsewhere = {
+        f.product_id: f for f in Flag.objects.filter(status__in=Flag.LIVE_STATES,
+                                                     product_id__in=[f[0].pk for f in flagged])
+        .exclude(run=run).select_for_update(of=("self",))
+    }
+    rejected = {
+        (f.product_id, f.label_id): f.evidence_signature
+        for f in Flag.objects.filter(status=Flag.Status.REJECTED).only("product_id", "label_id", "evidence_signature")
+    }
+    created = refreshed = suppressed = merged = 0
+    raised = set()
+    paths = dict(Category.objects.values_list("pk", "path")) if elsewhere else {}  # for merged views only
+    for product, suggested, confidence, evidence, unlabelled, suggested_prob in flagged:
+        signature = _signature(suggested, evidence)
+        if rejected.get((product.pk, product.category_id)) == signature:
+            suppressed += 1  # a reviewer said no, and nothing material changed since
+            continue
+        twin = elsewhere.get(product.pk)
+        if twin is not None and existing.get(product.pk) is None:
+            view = {"suggested": paths.get(suggested, ""), "confidence": round(min(max(confidence, 0.0), 1.0), 4)}
+            twin.evidence = {**twin.evidence, "flavors": {**twin.evidence.get("flavors", {}), run.flavor: view}}
+            Flag.objects.filter(pk=twin.pk).update(evidence=twin.evidence)
+            merged += 1
+            continue
+        values = {
+            "queue": Queue.UNCATEGORIZED if unlabelled else Queue.MISLABEL,
+            "label_id": product.category_id,
+            "suggested_id": suggested,
+            "confidence": min(max(confidence, 0.0), 1.0),
+            "priority": queue_priority(confidence=confidence, suggested_prob=suggested_prob, unlabelled=unlabelled),
+            "evidence": evidence,
+            "evidence_signature": signature,
+            "product_updated_at": product.updated_at,
+        }
+        raised.add(product.pk)
+        flag = existing.get(product.pk)
+        if flag is None:
+            Flag.objects.create(product=product, run=run, **values)
+            created += 1
+        elif flag.status in (Flag.Status.OPEN, Flag.Status.STALE, Flag.Status.DEFERRED, Flag.Status.REJECTED):
+            # a rejected flag gets here only when its evidence changed materially since the rejection;
+            # a deferred one stays deferred: a reviewer put it aside, a new audit does not undo that
+            status = Flag.Status.DEFERRED if flag.status == Flag.Status.DEFERRED else Flag.Status.OPEN
+            Flag.objects.filter(pk=flag.pk).update(status=status, **values)
+            refreshed += 1
+    # open flags no longer raised and never decided are withdrawn
+    withdrawn = Flag.objects.filter(run=run, status=Flag.Status.OPEN).exclude(product_id__in=raised)
+    withdrawn = withdrawn.filter(decisions__isnull=True).delete()[0]
+    return {"created": created, "refreshed": refreshed, "suppressed": suppressed, "withdrawn": withdrawn,
+            "merged": merged, "flagged": len(raised)}
+
+
+def audit_job(*, params: dict, user=None, progress=None) -> dict:
+    from jobs.runner import JobFailed
+
+    run = QuantizerRun.objects.get(pk=params["run_id"]) if params.get("run_id") else active_run(params["flavor"])
+    try:
+        report = run_audit(run=run, progress=progress)
+    except ValueError as exc:  # the catalog cannot be audited as it is (too small, one category)
+        raise JobFailed(f"audit of run #{run.pk} not possible: {exc}") from None
+    return {"run": run.pk, "report": report.pk, **report.stats}
