@@ -40,7 +40,9 @@ from audit.core import (  # noqa: E402
     score_products,
 )
 from audit.core.calibration import score_copy  # noqa: E402
-from audit.core.scoring import POOLED_SCORE, Scores, best_other, rescore, text_features  # noqa: E402
+from audit.core.combine import POOLED_SCORE, best_other  # noqa: E402
+from audit.core.scoring import Scores, rescore  # noqa: E402
+from audit.core.signals import stratified_folds, text_features  # noqa: E402
 from bench.common import DATASETS, embed_dataset, embedding_model_name, load_dataset  # noqa: E402
 
 REGIMES = ("uniform", "sibling", "lookalike", "brand")
@@ -143,12 +145,10 @@ def cv_logistic_probs(embeddings, labels, n_classes, seed, device, c_grid=CLEANL
     (noisy) labels: no injected information, what a practitioner would do. Returns (probs, C)."""
     import torch.nn.functional as F
 
-    from audit.core.scoring import _stratified_folds
-
     dev = torch.device(device)
     x_all = torch.as_tensor(np.asarray(embeddings, dtype=np.float32), device=dev)
     y_all = torch.as_tensor(labels, device=dev)
-    folds = _stratified_folds(labels, n_folds, np.random.default_rng(seed))
+    folds = stratified_folds(labels, n_folds, np.random.default_rng(seed))
     best = None
     for c in c_grid:
         out = torch.zeros(len(labels), n_classes, device=dev)
@@ -217,7 +217,7 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
         t1 = time.time()
         scores = score_products(
             embeddings=embeddings, taxonomy=noisy, codes=codes, seed=seed, brands=brands, texts=texts,
-            device=args.device, mode=args.mode,
+            device=args.device,
         )
         copy, copy_injected = score_copy(
             combiner=scores.combiner, embeddings=embeddings, taxonomy=noisy, codes=codes, seed=seed + 1000,
@@ -250,7 +250,6 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
             "classifier_weight_decay": scores.combiner.classifier_weight_decay,
             "score_chosen_on_copy": " + ".join(chosen), "score_ap_on_copy": score_ap,
             "pool_weights": scores.combiner.weights, "injected_share": cal.injected_share,
-            "stacker": dict(zip(scores.combiner.feature_names, np.round(scores.combiner.coef, 3).tolist())),
             "flagged_at_0.5": int((confidence >= 0.5).sum()),
             "precision_at_0.5": float(inj[confidence >= 0.5].mean()) if (confidence >= 0.5).any() else None,
         }
@@ -370,8 +369,7 @@ def write_report(path: Path, results: dict, args, command: str, seconds: float) 
         "calibrated confidence vs the injected indicator (for cleanlab: of 1 - self-confidence, uncalibrated).",
         "- `only <signal>` rows: 1 - that signal's probability of the given label, same codes as the first semid row; "
         "`pooled 1 - q(label)`: the log-linear pool alone, without the classifier margin. The semid row's raw score "
-        "(`--mode pooled`) is logistic(pooled log-margin + classifier log-margin); `--mode stacked` uses the "
-        "non-negative stacker learned on a self-supervision copy instead.",
+        "is logistic(pooled log-margin + classifier log-margin).",
         "- cleanlab: out-of-fold probabilities of a multinomial logistic regression (sklearn's objective, standardized "
         "features, L-BFGS to convergence on the benchmark device), C in {0.03, 0.1, 0.3} chosen by out-of-fold "
         "log-loss of the given noisy labels; then `cleanlab.rank.get_label_quality_scores` / `find_label_issues`.",
@@ -421,7 +419,6 @@ def main(argv=None) -> None:
                    help="classifiers on the embeddings only (before 2026-11-26), without the products' words")
     p.add_argument("--choose-score", action="store_true",
                    help="add a row: the raw score each catalog's own copy ranks best (SCORE_CANDIDATES)")
-    p.add_argument("--mode", default="pooled", choices=("stacked", "pooled"), help="raw score: pooled margin or stacker")
     p.add_argument("--calibration", default="elkan-noto", choices=("elkan-noto", "plain"),
                    help="calibrator for the ECE column; ECE* is the other one")
     p.add_argument("--out", default=str(REPO / "docs" / "audit.md"))

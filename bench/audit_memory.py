@@ -1,20 +1,26 @@
-"""Peak memory of the audit scorer's (N, K) steps on synthetic codes and labels.
+"""Peak memory and time of the audit's scoring and calibration on a synthetic catalog, by stage.
 
-    .venv/bin/python bench/audit_memory.py [--n 200000] [--leaves 960]
-                                           [--step code_probs|knn_probs|pooled|best_other|text_features]
-                                           [--max-fit N]
+    .venv/bin/python bench/audit_memory.py [--n 200000] [--device cpu|cuda] [--max-iter N] [--json PATH]
+    .venv/bin/python bench/audit_memory.py --step text_features [--n 200000] [--max-fit N]
 
-One step per process (peak RSS is per process): the codes' label make-up (`code_probs`), the neighbours'
-vote (`knn_probs`), the log-linear pool of three signals (`pooled`), the suggested category (`best_other`),
-or the classifiers' text features of `bench/scale.py`'s synthetic names and brands (`text_features`, the SVD
-fitted on at most `--max-fit` of them; 0 = all). Prints the step's time and the process's peak RSS above
-what the inputs took.
+`--step audit` (the default) scores and calibrates as `audit.services.run_audit` does: `bench/scale.py`'s
+synthetic catalog (384-d vectors, 960 leaves, names and brands), 3% of the labels moved (uniform), codes
+from random hyperplanes (4 levels of 8 bits: no quantizer training, which is not what is measured). A
+thread samples the resident memory every 20 ms and charges each sample to the innermost `audit.core`
+function running then: the table shows, for each, the most memory seen while it ran. `--max-iter` caps
+the classifiers' L-BFGS iterations (default: the shipped value): the arrays, hence the memory, are the
+same, and a CPU run gets done in minutes (its times are then not the product's).
+
+`--step text_features`: the classifiers' text features alone (the SVD fitted on at most `--max-fit`
+texts; 0 = all).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,56 +30,109 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))  # after the repo: bench/audit.py must not hide the audit app
 
 from common import peak_rss_mib  # noqa: E402
+from scale import synthetic_catalog, synthetic_words  # noqa: E402
 
-from audit.core.scoring import (  # noqa: E402
-    TEXT_FIT_ROWS, SignalParams, best_other, code_probs, knn_probs, pooled, text_features,
-)
+from audit.core import ScoringConfig, calibrate, inject_noise, score_products  # noqa: E402
+from audit.core.signals import TEXT_FIT_ROWS, text_features  # noqa: E402
+
+PAGE_MIB = 4096 / 2**20
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE_MIB
+
+
+class StageSampler(threading.Thread):
+    """Samples RSS; charges it to the innermost audit.core function on the main thread's stack."""
+
+    def __init__(self, interval: float = 0.02):
+        super().__init__(daemon=True)
+        self.interval, self.peaks, self.stop = interval, {}, threading.Event()
+        self.main = threading.main_thread().ident
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            rss, frame = rss_mib(), sys._current_frames().get(self.main)
+            stage = "(outside audit.core)"
+            while frame is not None:
+                module = frame.f_globals.get("__name__", "")
+                if module.startswith("audit.core"):
+                    stage = f"{module.rsplit('.', 1)[-1]}.{frame.f_code.co_name}"
+                    break
+                frame = frame.f_back
+            self.peaks[stage] = max(self.peaks.get(stage, 0.0), rss)
+
+
+def hyperplane_codes(x: np.ndarray, levels: int = 4, bits: int = 8, seed: int = 0) -> np.ndarray:
+    """(N, levels) codes: the signs of `bits` random projections per level, packed into 0..2**bits-1."""
+    rng = np.random.default_rng(seed)
+    codes = np.empty((len(x), levels), np.int64)
+    weights = 1 << np.arange(bits)
+    for level in range(levels):
+        planes = rng.standard_normal((x.shape[1], bits)).astype(np.float32)
+        codes[:, level] = ((x @ planes) > 0).astype(np.int64) @ weights
+    return codes
+
+
+def audit(args) -> dict:
+    started = time.perf_counter()
+    x, truth = synthetic_catalog(args.n)
+    noisy, injected = inject_noise(truth, "uniform", rate=0.03, seed=0)
+    codes = hyperplane_codes(x)
+    texts, brands = synthetic_words(truth)
+    figures = {"n": args.n, "device": args.device, "max_iter": args.max_iter,
+               "generate_s": round(time.perf_counter() - started, 1), "inputs_rss_mib": round(rss_mib())}
+    config = ScoringConfig() if args.max_iter is None else ScoringConfig(classifier_max_iter=args.max_iter)
+    sampler = StageSampler()
+    sampler.start()
+    started = time.perf_counter()
+    scores = score_products(embeddings=x, taxonomy=noisy, codes=codes, seed=0, brands=brands, texts=texts,
+                            device=args.device, config=config)
+    figures["score_s"] = round(time.perf_counter() - started, 1)
+    figures["score_peak_rss_mib"] = round(max(sampler.peaks.values()))
+    started = time.perf_counter()
+    calibrator = calibrate(embeddings=x, taxonomy=noisy, codes=codes, combiner=scores.combiner, seed=1,
+                           brands=brands, texts=texts, device=args.device, config=config, reuse=scores)
+    figures["calibrate_s"] = round(time.perf_counter() - started, 1)
+    sampler.stop.set()
+    sampler.join()
+    figures["peak_rss_mib"] = round(peak_rss_mib())
+    figures["stages_peak_rss_mib"] = {k: round(v) for k, v in sorted(sampler.peaks.items(), key=lambda kv: -kv[1])}
+    from sklearn.metrics import average_precision_score
+
+    figures["AP"] = round(float(average_precision_score(injected, calibrator.predict(scores.raw_score))), 4)
+    figures["top1"] = round(float((scores.suggested[injected] == truth[injected, -1]).mean()), 4)
+    if args.device.startswith("cuda"):
+        import torch
+
+        figures["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200_000)
-    parser.add_argument("--leaves", type=int, default=960)
-    parser.add_argument("--step", default="code_probs", choices=("code_probs", "knn_probs", "pooled", "best_other", "text_features"))
+    parser.add_argument("--step", default="audit", choices=("audit", "text_features"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--max-iter", type=int, default=None, help="audit: the classifiers' L-BFGS iterations")
     parser.add_argument("--max-fit", type=int, default=TEXT_FIT_ROWS, help="text_features: rows the SVD is fitted on")
+    parser.add_argument("--json", help="audit: also write the figures to this file")
     args = parser.parse_args()
+    if args.step == "audit":
+        figures = audit(args)
+        print(json.dumps(figures, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+        return
     rng = np.random.default_rng(0)
-    labels = rng.integers(-1, args.leaves, args.n)
-    if args.step == "code_probs":
-        codes = np.stack([rng.integers(0, 256, args.n) for _ in range(4)], 1)
-        prior = np.full(args.leaves, 1.0 / args.leaves)
-        before = peak_rss_mib()
-        started = time.perf_counter()
-        code_probs(codes, labels, args.leaves, prior, SignalParams())
-    elif args.step == "knn_probs":
-        neighbours = rng.integers(0, args.n, (args.n, 10))
-        sims = rng.uniform(0.3, 1.0, (args.n, 10)).astype(np.float32)
-        labels = np.maximum(labels, 0)
-        prior = np.full(args.leaves, 1.0 / args.leaves)
-        before = peak_rss_mib()
-        started = time.perf_counter()
-        knn_probs(neighbours, sims, labels, args.leaves, prior, SignalParams())
-    elif args.step == "pooled":
-        probs = {s: rng.random((args.n, args.leaves), dtype=np.float32) for s in ("classifier", "codes", "knn")}
-        before = peak_rss_mib()
-        started = time.perf_counter()
-        pooled(probs, {"classifier": 0.7, "codes": 0.05, "knn": 0.35})
-    elif args.step == "text_features":
-        from scale import synthetic_words
-
-        leaf = rng.integers(0, args.leaves, args.n)
-        texts, _ = synthetic_words(np.stack([leaf // 80, leaf // 10, leaf], 1))
-        before = peak_rss_mib()
-        started = time.perf_counter()
-        text_features(texts, max_fit=args.max_fit)
-    else:
-        probs = rng.random((args.n, args.leaves), dtype=np.float32)
-        before = peak_rss_mib()
-        started = time.perf_counter()
-        best_other(probs, labels)
-    seconds = time.perf_counter() - started
-    print(f"{args.step}: N={args.n:,} K={args.leaves}: {seconds:.1f} s, peak RSS +{peak_rss_mib() - before:,.0f} MiB "
-          f"(one float32 (N, K) array: {args.n * args.leaves * 4 / 2**20:,.0f} MiB)")
+    leaf = rng.integers(0, 960, args.n)
+    texts, _ = synthetic_words(np.stack([leaf // 80, leaf // 10, leaf], 1))
+    before = peak_rss_mib()
+    started = time.perf_counter()
+    text_features(texts, max_fit=args.max_fit)
+    print(f"text_features: N={args.n:,}: {time.perf_counter() - started:.1f} s, "
+          f"peak RSS +{peak_rss_mib() - before:,.0f} MiB")
 
 
 if __name__ == "__main__":

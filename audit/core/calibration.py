@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from audit.core.scoring import Combiner, Scores, SignalParams, inject_mixture, score_products
+from audit.core.combine import Combiner
+from audit.core.noise import inject_mixture
+from audit.core.scoring import Scores, ScoringConfig, score_products
 
 
 # Share of the raw score in the confidence: makes it strictly increasing; moves it by at most this.
@@ -75,7 +77,7 @@ def fit_calibrator(raw, injected, *, correct_for_unknown_errors: bool = True) ->
 
 def score_copy(
     *, combiner: Combiner, embeddings, taxonomy, codes, rate: float = 0.03, seed: int = 1, brands=None, texts=None,
-    device: str = "cpu", params: SignalParams | None = None, reuse: Scores | None = None,
+    device: str = "cpu", config: ScoringConfig = ScoringConfig(), reuse: Scores | None = None,
 ) -> tuple[Scores, np.ndarray]:
     """A held-out copy of the catalog with ``rate`` of its labels moved on purpose (uniform, sibling and
     look-alike moves), scored with ``combiner``; ``reuse``: the catalog's Scores, whose text features and
@@ -84,7 +86,7 @@ def score_copy(
     noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 202, embeddings=embeddings)
     copy = score_products(
         embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=combiner, seed=seed, device=device,
-        params=params, signals=combiner.signals, brands=brands, texts=texts, reuse=reuse,
+        config=config, brands=brands, texts=texts, reuse=reuse,
     )
     return copy, injected
 
@@ -100,14 +102,14 @@ def calibration_sample(
     brands=None,
     texts=None,
     device: str = "cpu",
-    params: SignalParams | None = None,
+    config: ScoringConfig = ScoringConfig(),
     reuse=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw scores and the injected indicator of a held-out copy (uniform, sibling and look-alike
     moves), over its labelled products: what ``calibrate`` fits. ``reuse``: the catalog's Scores,
     whose text features and labelled neighbours the copy shares (``score_products``)."""
     copy, injected = score_copy(combiner=combiner, embeddings=embeddings, taxonomy=taxonomy, codes=codes, rate=rate,
-                                seed=seed, brands=brands, texts=texts, device=device, params=params, reuse=reuse)
+                                seed=seed, brands=brands, texts=texts, device=device, config=config, reuse=reuse)
     labelled = copy.labels >= 0
     return copy.raw_score[labelled], injected[labelled]
 
@@ -123,7 +125,7 @@ def calibrate(
     brands=None,
     texts=None,
     device: str = "cpu",
-    params: SignalParams | None = None,
+    config: ScoringConfig = ScoringConfig(),
     correct_for_unknown_errors: bool = True,
     reuse=None,
 ) -> Calibrator:
@@ -134,7 +136,7 @@ def calibrate(
     """
     raw, injected = calibration_sample(
         embeddings=embeddings, taxonomy=taxonomy, codes=codes, combiner=combiner, rate=rate, seed=seed,
-        brands=brands, texts=texts, device=device, params=params, reuse=reuse,
+        brands=brands, texts=texts, device=device, config=config, reuse=reuse,
     )
     return fit_calibrator(raw, injected, correct_for_unknown_errors=correct_for_unknown_errors)
 

@@ -129,3 +129,18 @@ def inject_noise(
     noisy = taxonomy.copy()
     noisy[injected] = leaf_paths[new_label[injected]]
     return noisy, injected
+
+
+# The moves of the self-supervised copies (calibration): no brand moves, since a whole brand moved
+# together looks like a confident, consistent label.
+SELF_SUPERVISION_REGIMES = ("uniform", "sibling", "lookalike")
+
+
+def inject_mixture(taxonomy, *, rate, seed, embeddings, brands=None, regimes=SELF_SUPERVISION_REGIMES):
+    """A copy of the catalog with ``rate`` of its labels moved, split evenly over ``regimes``."""
+    regimes = [r for r in regimes if r != "brand" or brands is not None]
+    noisy, injected = np.asarray(taxonomy, dtype=np.int64), np.zeros(len(taxonomy), dtype=bool)
+    for j, regime in enumerate(regimes):
+        noisy, mask = inject_noise(noisy, regime, rate / len(regimes), seed + 7919 * (j + 1), embeddings, brands)
+        injected |= mask
+    return noisy, injected

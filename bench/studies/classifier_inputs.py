@@ -3,7 +3,7 @@
     .venv/bin/python bench/studies/classifier_inputs.py [--dataset bigbasket] [--dims 0,128,256] [--device cpu]
         [--sparse-decay 1e-5]
 
-Out-of-fold (5 folds) top-1 / top-3 of ``audit.core.scoring.classifier_probs`` with the embeddings
+Out-of-fold (5 folds) top-1 / top-3 of ``audit.core.signals.classifier_probs`` with the embeddings
 alone (dims 0) and with ``text_features`` (LSA of name and brand) of each size appended. This is the
 evidence behind ``TEXT_DIMS``: the suggested fix can only be as good as the classifier that makes it.
 ``--sparse-decay`` adds a row for the alternative not shipped: softmax regression on the embeddings and
@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
-from audit.core.scoring import (  # noqa: E402
-    SignalParams, _stratified_folds, classifier_probs, product_words, text_features,
+from audit.core.scoring import ScoringConfig  # noqa: E402
+from audit.core.signals import (  # noqa: E402
+    classifier_probs, product_words, stratified_folds, text_features,
 )
 
 
@@ -46,7 +47,7 @@ def sparse_probs(embeddings, texts, labels, n_leaves, decay, seed=0, n_folds=5, 
         return torch.sparse_csr_tensor(m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data, m.shape)
 
     keep = np.flatnonzero(labels >= 0)
-    folds = _stratified_folds(labels[keep], n_folds, np.random.default_rng(seed))
+    folds = stratified_folds(labels[keep], n_folds, np.random.default_rng(seed))
     out = np.zeros((len(labels), n_leaves), np.float32)
     for f in range(n_folds):
         train, test = keep[folds != f], keep[folds == f]
@@ -84,14 +85,14 @@ def main() -> None:
     labels = ds.leaf.astype(np.int64)
     embeddings = common.embed_dataset(ds, args.flavor, args.device)
     texts = [product_words(r["name"], r["brand"]) for r in ds.records]
-    codes = np.zeros((len(labels), 1), dtype=np.int64)  # no code prefixes in the classifier (the default)
     n_leaves = int(labels.max()) + 1
     print(f"{args.dataset}: {len(labels)} products, {n_leaves} leaves, {(labels < 0).sum()} uncategorized")
     print("| inputs | top-1 | top-3 | seconds |\n|---|---|---|---|")
     for dims in (int(d) for d in args.dims.split(",")):
         t0 = time.time()
         x = embeddings if dims == 0 else np.hstack([embeddings, text_features(texts, dims=dims)])
-        p = classifier_probs(x, labels, n_leaves, codes, SignalParams(device=args.device))
+        p = classifier_probs(x, labels, n_leaves, n_folds=ScoringConfig.n_folds, seed=0, device=args.device,
+                             weight_decay=1e-3)  # the value its figures were measured with
         keep = labels >= 0
         top = np.argsort(-p[keep], axis=1)[:, :3]
         top1 = float((top[:, 0] == labels[keep]).mean())

@@ -10,6 +10,7 @@ from sklearn.isotonic import IsotonicRegression
 from audit.core import (
     Calibrator,
     Combiner,
+    ScoringConfig,
     calibrate,
     cluster_evidence,
     expected_calibration_error,
@@ -19,7 +20,10 @@ from audit.core import (
     taxonomy_issues,
 )
 from audit.core.calibration import fit_calibrator
-from audit.core.scoring import WEIGHT_DECAY_GRID, SignalParams, choose_weight_decay, rescore
+from audit.core.scoring import rescore
+from audit.core.signals import WEIGHT_DECAY_GRID, choose_weight_decay
+
+THREE_FOLDS = ScoringConfig(n_folds=3)
 
 
 def clustered_catalog(seed=0, per_leaf=30, dim=16):
@@ -54,7 +58,7 @@ def plant_mislabels(taxonomy, n=6, seed=1):
 def scored():
     emb, taxonomy, codes = clustered_catalog()
     noisy, planted = plant_mislabels(taxonomy)
-    scores = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, seed=0)
+    scores = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS, seed=0)
     return emb, taxonomy, noisy, codes, planted, scores
 
 
@@ -88,7 +92,7 @@ def test_calibrator_is_monotone_in_unit_interval_and_round_trips_through_json(sc
     again = Calibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
     np.testing.assert_allclose(again.predict(grid), p)
     combiner = Combiner.from_dict(json.loads(json.dumps(scores.combiner.to_dict())))
-    rescored = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, combiner=combiner)
+    rescored = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS, combiner=combiner)
     np.testing.assert_allclose(rescored.raw_score, scores.raw_score, atol=1e-6)
 
 
@@ -124,7 +128,7 @@ def test_a_small_catalog_gets_more_regularised_classifiers_than_a_large_one():
         emb, taxonomy, _ = clustered_catalog(per_leaf=per_leaf, dim=64)
         emb = emb + 0.15 * np.random.default_rng(0).normal(size=emb.shape).astype(np.float32)
         leaf_paths, labels = leaf_classes(taxonomy)
-        chosen[per_leaf] = choose_weight_decay(emb, labels, len(leaf_paths), SignalParams(n_folds=3))
+        chosen[per_leaf] = choose_weight_decay(emb, labels, len(leaf_paths), n_folds=3)
     assert set(chosen.values()) <= set(WEIGHT_DECAY_GRID)
     assert chosen[20] >= 8e-3 and chosen[600] <= 1e-3
 
@@ -181,7 +185,7 @@ def test_unlabeled_products_get_a_suggestion_and_the_top_score():
     noisy = taxonomy.copy()
     unlabeled = np.array([3, 45, 130])
     noisy[unlabeled] = -1
-    scores = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3)
+    scores = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS)
     assert (scores.raw_score[unlabeled] == 1.0).all()
     assert (scores.suggested[unlabeled] == taxonomy[unlabeled, 2]).all()
     _, labels = leaf_classes(noisy)
@@ -194,7 +198,7 @@ def test_taxonomy_issues_name_the_categories_the_codes_merge():
     merged = np.isin(taxonomy[:, 2], [100, 101])
     codes[merged, 2] = 0  # codes cannot tell leaves 100 and 101 apart
     codes[merged, 3] = np.arange(merged.sum()) % 3
-    scores = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3)
+    scores = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, config=THREE_FOLDS)
     a, b, overlap, n = taxonomy_issues(scores, signal="codes", top=3)[0]
     assert {a, b} == {100, 101} and overlap > 0 and n > 0
 
@@ -218,14 +222,14 @@ def test_a_brand_moved_together_ranks_near_the_top_and_gets_its_true_leaf_only_w
     noisy = taxonomy.copy()
     noisy[moved] = taxonomy[taxonomy[:, 2] == 107][0]
     budget = 2 * len(moved)  # 20 of 320 products
-    with_brands = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, brands=brands)
+    with_brands = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS, brands=brands)
     assert set(moved) <= set(np.argsort(-with_brands.raw_score)[:budget])
     assert (with_brands.suggested[moved] == 100).all()  # the brand's true leaf, not the wrong one it shares
     assert with_brands.extra["brand_led"][moved].all()
     assert with_brands.evidence(moved[0], codes)["brand_led"] is True
     assert with_brands.evidence(int(np.flatnonzero(brands == "Brand 5")[0]), codes)["brand_led"] is False
     assert "brand_out" in with_brands.components
-    without = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3)
+    without = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS)
     assert not set(moved) <= set(np.argsort(-without.raw_score)[:budget])
     # (Its suggestion may still be right: a fix is never the product's own, wrong, category.)
     assert "brand_out" not in without.components
@@ -233,18 +237,18 @@ def test_a_brand_moved_together_ranks_near_the_top_and_gets_its_true_leaf_only_w
 
 def test_a_brand_combiner_round_trips_and_needs_brands_to_rescore():
     emb, taxonomy, codes, brands = branded_catalog(seed=1)
-    scores = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, brands=brands)
+    scores = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, config=THREE_FOLDS, brands=brands)
     combiner = Combiner.from_dict(json.loads(json.dumps(scores.combiner.to_dict())))
-    rescored = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, brands=brands,
+    rescored = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, config=THREE_FOLDS, brands=brands,
                               combiner=combiner)
     np.testing.assert_allclose(rescored.raw_score, scores.raw_score, atol=1e-6)
     with pytest.raises(ValueError, match="needs brands"):
-        score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, combiner=combiner)
+        score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, config=THREE_FOLDS, combiner=combiner)
 
 
 def test_the_suggested_fix_is_never_the_products_own_category():
     emb, taxonomy, codes = clustered_catalog()
-    scores = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3)
+    scores = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, config=THREE_FOLDS)
     labelled = scores.labels >= 0
     assert (scores.suggested[labelled] != scores.label_ids()[labelled]).all()
     own = scores.label_ids()[0]
@@ -274,8 +278,8 @@ def test_product_words_find_mislabels_the_embeddings_cannot():
     noisy, planted = plant_mislabels(taxonomy, n=8)
     truth = np.zeros(len(taxonomy), bool)
     truth[planted] = True
-    blind = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3)
-    worded = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, texts=texts)
+    blind = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS)
+    worded = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS, texts=texts)
     assert average_precision_score(truth, worded.raw_score) > 0.6
     assert average_precision_score(truth, blind.raw_score) < 0.2
     # and the suggested fix is the leaf the words name
@@ -283,7 +287,7 @@ def test_product_words_find_mislabels_the_embeddings_cannot():
 
 
 def test_text_features_are_deterministic_unit_rows_and_none_without_words():
-    from audit.core.scoring import text_features
+    from audit.core.signals import text_features
 
     *_, texts = worded_catalog()
     a, b = text_features(texts, dims=8), text_features(texts, dims=8)
@@ -293,11 +297,11 @@ def test_text_features_are_deterministic_unit_rows_and_none_without_words():
     assert text_features(["", "", ""]) is None
     emb, taxonomy, codes, _ = worded_catalog()
     with pytest.raises(ValueError, match="one entry per product"):
-        score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, texts=texts[:-1])
+        score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, config=THREE_FOLDS, texts=texts[:-1])
 
 
 def test_text_features_fitted_on_a_sample_project_every_text_and_keep_who_is_alike():
-    from audit.core.scoring import text_features
+    from audit.core.signals import text_features
 
     _, taxonomy, _, texts = worded_catalog()
     full = text_features(texts, dims=16)
@@ -319,11 +323,11 @@ def test_text_features_fitted_on_a_sample_project_every_text_and_keep_who_is_ali
 
 def test_a_copy_scored_with_reuse_shares_text_features_and_neighbours_and_scores_the_same():
     emb, taxonomy, codes, texts = worded_catalog()
-    catalog = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, n_folds=3, texts=texts)
+    catalog = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, config=THREE_FOLDS, texts=texts)
     noisy, _ = plant_mislabels(taxonomy, n=8)
-    fresh = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, texts=texts,
+    fresh = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS, texts=texts,
                            combiner=catalog.combiner)
-    reused = score_products(embeddings=emb, taxonomy=noisy, codes=codes, n_folds=3, texts=texts,
+    reused = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS, texts=texts,
                             combiner=catalog.combiner, reuse=catalog)
     assert reused.lexical is catalog.lexical and np.shares_memory(reused.neighbours, catalog.neighbours)
     np.testing.assert_array_equal(reused.raw_score, fresh.raw_score)
@@ -331,21 +335,21 @@ def test_a_copy_scored_with_reuse_shares_text_features_and_neighbours_and_scores
     # an unlabelled product changes who the neighbours can be: those are searched again
     unlabelled = noisy.copy()
     unlabelled[0] = -1
-    again = score_products(embeddings=emb, taxonomy=unlabelled, codes=codes, n_folds=3, texts=texts,
+    again = score_products(embeddings=emb, taxonomy=unlabelled, codes=codes, config=THREE_FOLDS, texts=texts,
                            combiner=catalog.combiner, reuse=catalog)
     assert not np.shares_memory(again.neighbours, catalog.neighbours) and 0 not in again.neighbours
     with pytest.raises(ValueError, match="reuse= holds scores of"):
-        score_products(embeddings=emb[:-1], taxonomy=noisy[:-1], codes=codes[:-1], n_folds=3, reuse=catalog)
+        score_products(embeddings=emb[:-1], taxonomy=noisy[:-1], codes=codes[:-1], config=THREE_FOLDS, reuse=catalog)
 
 
 def _dense_code_probs(codes, labels, n_leaves, prior, code_prior):
     """The dense formula code_probs computed before it went sparse and row-chunked (the reference)."""
-    from audit.core.scoring import _prefix_ids
+    from audit.core.signals import prefix_ids
 
     n, labelled = len(labels), labels >= 0
     p = np.broadcast_to(prior, (n, n_leaves)).astype(np.float64)
     for depth in range(1, codes.shape[1] + 1):
-        groups = _prefix_ids(codes, depth)
+        groups = prefix_ids(codes, depth)
         counts = np.zeros((groups.max() + 1, n_leaves))
         np.add.at(counts, (groups[labelled], labels[labelled]), 1.0)
         own = counts[groups]
@@ -356,23 +360,20 @@ def _dense_code_probs(codes, labels, n_leaves, prior, code_prior):
 
 
 def test_code_probs_in_row_chunks_equal_the_dense_formula_bit_for_bit():
-    from audit.core.scoring import SignalParams, code_probs
+    from audit.core.signals import CODE_PRIOR, code_probs
 
     rng = np.random.default_rng(7)
     codes = rng.integers(0, 3, size=(500, 4))
     labels = rng.integers(-1, 12, size=500)
     prior = np.bincount(labels[labels >= 0], minlength=12) + 1.0
     prior = prior / prior.sum()
-    params = SignalParams()
-    expected, expected_size = _dense_code_probs(codes, labels, 12, prior, params.code_prior)
+    expected, _ = _dense_code_probs(codes, labels, 12, prior, CODE_PRIOR)
     for chunk in (7, 8192):
-        got, size = code_probs(codes, labels, 12, prior, params, chunk=chunk)
-        np.testing.assert_array_equal(got, expected)
-        np.testing.assert_array_equal(size, expected_size)
+        np.testing.assert_array_equal(code_probs(codes, labels, 12, prior, chunk=chunk), expected)
 
 
 def test_best_other_skips_the_label_and_breaks_ties_by_the_lower_class():
-    from audit.core.scoring import best_other
+    from audit.core.combine import best_other
 
     probs = np.array([[0.4, 0.3, 0.3], [0.2, 0.4, 0.4], [0.5, 0.25, 0.25]], np.float32)
     labels = np.array([0, 2, -1])
@@ -381,7 +382,8 @@ def test_best_other_skips_the_label_and_breaks_ties_by_the_lower_class():
 
 
 def test_knn_probs_and_pooled_in_row_chunks_equal_the_whole_array_formulas():
-    from audit.core.scoring import EPS, SignalParams, knn_probs, pooled
+    from audit.core.combine import EPS, pooled
+    from audit.core.signals import KNN_PRIOR, KNN_TEMPERATURE, knn_probs
 
     rng = np.random.default_rng(8)
     n, k = 300, 9
@@ -390,14 +392,13 @@ def test_knn_probs_and_pooled_in_row_chunks_equal_the_whole_array_formulas():
     neighbours[::7, -1] = -1  # padding where fewer were found
     sims = rng.uniform(0.2, 1.0, (n, 5)).astype(np.float32)
     prior = np.full(k, 1.0 / k)
-    params = SignalParams()
-    weights = np.exp((sims.astype(np.float64) - 1.0) / params.knn_temperature)
+    weights = np.exp((sims.astype(np.float64) - 1.0) / KNN_TEMPERATURE)
     votes = np.zeros((n, k))
     rows, cols = np.nonzero(neighbours >= 0)
     np.add.at(votes, (rows, labels[neighbours[rows, cols]]), weights[rows, cols])
-    votes += params.knn_prior * prior
+    votes += KNN_PRIOR * prior
     expected = (votes / votes.sum(1, keepdims=True)).astype(np.float32)
-    np.testing.assert_array_equal(knn_probs(neighbours, sims, labels, k, prior, params, chunk=7), expected)
+    np.testing.assert_array_equal(knn_probs(neighbours, sims, labels, k, prior, chunk=7), expected)
 
     probs = {s: rng.dirichlet(np.ones(k), n).astype(np.float32) for s in ("a", "b", "c")}
     w = {"a": 0.7, "b": 0.2, "c": np.float64(0.4)}

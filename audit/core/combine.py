@@ -1,0 +1,151 @@
+"""From the signals to a suggestion and a raw score.
+
+A log-linear pool of the signals (``classifier``, ``codes``, ``knn``), with weights fitted to predict
+the given labels, is the suggestion distribution: the suggested fix is its most probable leaf other
+than the label. The raw score is the logistic of the pool's log-margin of the best other leaf over the
+label plus the classifier's own log-margin (the classifier is the sharpest single signal for uniform
+moves, the pool for sibling and look-alike moves), or the brand score less ``Combiner.brand_offset``
+where that is larger: the ``brand_out`` log-margin averaged over the products sharing a brand and a
+label, which finds a brand moved together (its suggestion then comes from ``brand_out``).
+``calibration.py`` turns the raw score into a probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from audit.core.signals import brand_groups
+
+EPS = 1e-6
+POOL_SIGNALS = ("classifier", "codes", "knn")  # brand_out is kept out of the pool (signals.py)
+# The raw score is the logistic of the sum of these feature columns. On the full BigBasket dev split
+# (seed 100) it ranked injected labels better than the pool alone, the classifier alone and a stacked
+# logistic regression over every feature (bench/studies/stacked_combiner.py).
+POOLED_SCORE = ("pooled:margin", "classifier:margin")
+# A brand line scores on its own scale: a (brand, label) group's mean brand-out log-margin is often
+# positive for clean brands (the taxonomy is ambiguous), so it must clear the pooled score by this
+# much. Dev split (12,000 BigBasket products, seed 100, k-means codes): brand-regime AP 0.044 -> 0.14,
+# uniform / sibling / look-alike AP within 0.005; lower offsets trade those for the brand regime.
+BRAND_OFFSET = 2.0
+
+
+def pooled(probs: dict, weights: dict, chunk: int = 8192) -> np.ndarray:
+    """Log-linear pool: q ∝ Π_s p_s ** w_s, (N, K); `chunk` rows at a time."""
+    n, k = next(iter(probs.values())).shape
+    out = np.empty((n, k), np.float32)
+    for start in range(0, n, chunk):
+        logq = sum(w * np.log(probs[s][start:start + chunk] + EPS) for s, w in weights.items())
+        logq = logq - logq.max(1, keepdims=True)
+        q = np.exp(logq)
+        out[start:start + chunk] = q / q.sum(1, keepdims=True)
+    return out
+
+
+def fit_pool_weights(probs: dict, labels: np.ndarray, steps=50) -> dict:
+    """Weights that best predict the given labels from the leave-self-out distributions."""
+    names = [s for s in probs if s in POOL_SIGNALS]
+    keep = np.flatnonzero(labels >= 0)
+    logp = torch.stack([torch.as_tensor(np.log(probs[s][keep] + EPS)) for s in names])  # (S, n, K)
+    y = torch.as_tensor(labels[keep])
+    w = torch.ones(len(names), dtype=logp.dtype, requires_grad=True)
+    opt = torch.optim.LBFGS([w], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(torch.einsum("s,snk->nk", w, logp), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return {s: float(v) for s, v in zip(names, w.detach().clamp(min=0.0))}
+
+
+def best_other(probs: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
+    """(N,) (or (N, k) for k > 1) most probable classes other than each row's label (-1: none)."""
+    masked = np.array(probs, dtype=np.result_type(probs, np.float32), copy=True)  # exact copy
+    rows = np.flatnonzero(labels >= 0)
+    masked[rows, labels[rows]] = -np.inf
+    if k == 1:
+        return masked.argmax(1)  # the first of tied maxima, like the stable sort below
+    return np.argsort(-masked, axis=1, kind="stable")[:, :k]
+
+
+def suspicion_features(probs: dict, q: np.ndarray, labels, parent_of, brands=None) -> tuple[np.ndarray, list[str]]:
+    """Per product, a handful of "suspicion" features, each oriented so that larger means more
+    likely wrong: pooled -log p(label), pooled -log p(label's parent), pooled log-margin of the best
+    other leaf over the label, and each signal's -log p(label) and log-margin; with ``brand_out``, its
+    log-margin averaged over the product's (brand, label) group (``brand_out:group``, -inf for a group
+    of one: one product is no brand line). Column 0 is pooled -log p(label)."""
+    n = len(labels)
+    rows = np.arange(n)
+    lab = np.where(labels >= 0, labels, 0)
+    to_parent = np.zeros((len(parent_of), parent_of.max() + 1), dtype=np.float32)
+    to_parent[np.arange(len(parent_of)), parent_of] = 1.0
+    own = q[rows, lab]
+    other = q.copy()
+    other[rows, lab] = 0.0
+    cols = [-np.log(own + EPS), -np.log((q @ to_parent)[rows, parent_of[lab]] + EPS),
+            np.log(other.max(1) + EPS) - np.log(own + EPS)]
+    names = ["pooled:self", "pooled:parent", "pooled:margin"]
+    for name, p in probs.items():
+        own_s = p[rows, lab]
+        other = p.copy()
+        other[rows, lab] = 0.0
+        cols += [-np.log(own_s + EPS), np.log(other.max(1) + EPS) - np.log(own_s + EPS)]
+        names += [f"{name}:self", f"{name}:margin"]
+    if "brand_out" in probs:
+        group = brand_groups(labels, brands)
+        size = np.bincount(group)[group]
+        mean = np.bincount(group, weights=cols[-1])[group] / size
+        cols.append(np.where(size >= 2, mean, -np.inf))
+        names.append("brand_out:group")
+    return np.stack(cols, axis=1).astype(np.float64), names
+
+
+@dataclass
+class Combiner:
+    """How the signals are pooled (suggestion) and turned into a raw score. JSON-able."""
+
+    signals: tuple
+    weights: dict  # pool weight of each of POOL_SIGNALS
+    feature_names: list  # the columns of ``suspicion_features``
+    brand_offset: float = BRAND_OFFSET
+    score: tuple = POOLED_SCORE  # the feature columns the raw score sums
+    classifier_weight_decay: float | None = None  # the classifiers' L2 weight, chosen on the catalog
+
+    def _margins(self, features: np.ndarray) -> np.ndarray:
+        cols = [self.feature_names.index(f) for f in self.score if f in self.feature_names]
+        return features[:, cols].sum(1)
+
+    def _brand_score(self, features: np.ndarray) -> np.ndarray:
+        return features[:, self.feature_names.index("brand_out:group")] - self.brand_offset
+
+    def log_odds(self, features: np.ndarray) -> np.ndarray:
+        """The summed log-margins, or the brand score less ``brand_offset`` where larger."""
+        m = self._margins(features)
+        if "brand_out:group" in self.feature_names:
+            m = np.maximum(m, self._brand_score(features))
+        return m
+
+    def brand_led(self, features: np.ndarray) -> np.ndarray:
+        """(N,) bool: the brand score decided the raw score and calls the label wrong (log-odds above
+        0), so the suggestion should come from ``brand_out``."""
+        if "brand_out:group" not in self.feature_names:
+            return np.zeros(len(features), dtype=bool)
+        return self._brand_score(features) > np.maximum(self._margins(features), 0.0)
+
+    def raw_score(self, features: np.ndarray) -> np.ndarray:
+        """Logistic of ``log_odds``: the best other leaf against the label."""
+        return 1.0 / (1.0 + np.exp(-self.log_odds(features)))
+
+    def to_dict(self) -> dict:
+        keys = ("weights", "feature_names", "brand_offset", "classifier_weight_decay")
+        return {k: getattr(self, k) for k in keys} | {"signals": list(self.signals), "score": list(self.score)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Combiner":
+        return cls(**{**d, "signals": tuple(d["signals"]), "score": tuple(d.get("score", POOLED_SCORE))})

@@ -1,0 +1,309 @@
+"""The audit's signals: for every product, a distribution over leaves computed without its own label.
+
+- ``classifier``: out-of-fold softmax regression on the embeddings (cleanlab's self-confidence
+  signal), and on the products' own words when texts are given (``text_features``: words that name a
+  category count in full, where a sentence embedding blurs them with their context);
+- ``codes``: label make-up of the product's code prefixes, deepest level backed off to coarser ones
+  (leave-self-out);
+- ``knn``: similarity-weighted label vote of the nearest labelled neighbours (itself left out);
+- ``brand_out`` (when brands are given): the same classifier with folds grouped by brand, so a
+  product's brand is never in its training fold. It is weaker alone (on BigBasket the brand says a
+  lot about the category) and stays out of the pool (``combine.py``), but it is the only signal that
+  sees a whole brand moved together: the other three learn the wrong brand -> category from the
+  brand's other, equally wrong, labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.sparse import coo_matrix, hstack
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from quantizer.core.neighbours import nearest_neighbours
+from quantizer.core.sampling import row_sample
+
+SIGNALS = ("classifier", "codes", "knn", "brand_out")
+MIN_LABELLED_PER_FOLD = 4  # fewer, and an out-of-fold classifier has nothing to learn from
+# LSA dimensions of the texts' TF-IDF appended to the classifier's inputs. BigBasket, clean labels,
+# 5-fold top-1 of the classifier: embeddings alone 0.752, + 128 dims 0.774, + 256 dims 0.783
+# (bench/studies/classifier_inputs.py; docs/audit.md). A linear SVM on the full sparse TF-IDF reached 0.811
+# in a side experiment, but is too slow to refit in every fold of every audit.
+TEXT_DIMS = 256
+TEXT_FIT_ROWS = 100_000  # the SVD of the text features is fitted on at most this many products (a seeded sample)
+# The classifiers' L2 weight. The right amount shrinks as a catalog grows: 1e-3, chosen on the full
+# BigBasket, under-regularised 6,000-product catalogs (AP of 1 - p(label), uniform moves, seed 0:
+# Instacart 0.564 at 1e-3 vs 0.641 at 1e-2; BigBasket cut to two levels 0.846 vs 0.905). So each audit
+# picks from this grid the value whose classifier best predicts the given labels of one held-out fold
+# (log-loss; no injected labels involved), as cleanlab's baseline chooses its C.
+WEIGHT_DECAY_GRID = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)
+CLASSIFIER_MAX_ITER = 100  # L-BFGS iterations of each classifier fit
+# Chosen in BigBasket development runs (docs/audit.md, "Where every constant comes from"):
+KNN = 10  # labelled neighbours that vote
+KNN_TEMPERATURE = 0.1  # neighbour weight exp((cos - 1) / T): near-duplicates dominate
+KNN_PRIOR = 0.5  # pseudo-weight of the catalog-wide label prior in the kNN vote
+CODE_PRIOR = 2.0  # pseudo-count backing a prefix's make-up off to its parent prefix
+
+
+@dataclass
+class Signals:
+    probs: dict  # signal name -> (N, K) float32, each row sums to 1
+    neighbours: np.ndarray  # (N, KNN) indices of the nearest labelled products, -1 padded
+    neighbour_sims: np.ndarray  # (N, KNN) cosine similarities
+    classifier_weight_decay: float | None = None  # what the classifiers used (chosen or given)
+
+
+# ---------------------------------------------------------------------------------------------
+# folds
+
+
+def stratified_folds(labels: np.ndarray, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    order = np.lexsort((rng.random(len(labels)), labels))
+    folds = np.empty(len(labels), dtype=np.int64)
+    folds[order] = np.arange(len(labels)) % n_folds
+    return folds
+
+
+def brand_keys(brands, alone: np.ndarray | None = None) -> np.ndarray:
+    """(N,) normalised brand names; a product without a brand (or marked ``alone``) gets a key of
+    its own, so it is a brand of one."""
+    keys = np.asarray([("" if b is None else str(b).strip().lower()) for b in brands], dtype=object)
+    alone = (keys == "") if alone is None else (keys == "") | alone
+    return np.where(alone, np.asarray([f"\x00{i}" for i in range(len(keys))], dtype=object), keys)
+
+
+def has_brands(brands) -> bool:
+    """At least two distinct non-empty brands: brand-grouped folds mean something."""
+    if brands is None:
+        return False
+    return len({k for k in brand_keys(brands) if not k.startswith("\x00")}) >= 2
+
+
+def brand_folds(brands, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Folds of whole brands, largest brands first onto the lightest fold, so the folds stay about
+    equal in size."""
+    _, group, sizes = np.unique(brand_keys(brands), return_inverse=True, return_counts=True)
+    fold_of = np.empty(len(sizes), dtype=np.int64)
+    load = np.zeros(n_folds)
+    for g in np.lexsort((rng.random(len(sizes)), -sizes)):
+        fold_of[g] = load.argmin()
+        load[fold_of[g]] += sizes[g]
+    return fold_of[group.reshape(-1)]
+
+
+def brand_groups(labels: np.ndarray, brands) -> np.ndarray:
+    """(N,) id of each product's (brand, label) group; products without a brand or a label are alone."""
+    keys = brand_keys(brands, alone=labels < 0)
+    _, group = np.unique(np.stack([keys, labels.astype(str)], axis=1).astype(str), axis=0, return_inverse=True)
+    return group.reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the classifiers' words
+
+
+def product_words(name, brand) -> str:
+    """The text ``text_features`` reads for one product: its name and brand."""
+    return f"{name or ''} {brand or ''}".strip()
+
+
+def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0, max_fit: int = TEXT_FIT_ROWS) -> np.ndarray | None:
+    """(N, d <= dims) lexical features: TF-IDF of word 1-2-grams and in-word character 2-4-grams,
+    reduced by truncated SVD (LSA), rows L2-normalised. Unsupervised (no labels), deterministic for a
+    seed. None when the texts hold too few distinct terms to give two dimensions. Above ``max_fit``
+    texts the SVD is fitted on a seeded sample of that many and projects all of them (the SVD was more than
+    half of the scoring time at a million products); the vocabulary is always the whole catalog's."""
+    texts = ["" if t is None else str(t) for t in texts]
+    blocks = []
+    for vectorizer in (
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True),
+    ):
+        try:
+            blocks.append(vectorizer.fit_transform(texts))
+        except ValueError:  # empty vocabulary: no term in two texts
+            continue
+    if not blocks:
+        return None
+    tfidf = hstack(blocks).tocsr()
+    k = min(dims, tfidf.shape[1] - 1, len(texts) - 1)
+    if k < 2:
+        return None
+    svd = TruncatedSVD(k, random_state=seed)
+    sample = row_sample(tfidf.shape[0], max_fit, np.random.default_rng(seed))
+    if len(sample) < tfidf.shape[0]:
+        z = svd.fit(tfidf[sample]).transform(tfidf).astype(np.float32)
+    else:
+        z = svd.fit_transform(tfidf).astype(np.float32)
+    return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# classifier and brand_out
+
+
+def fit_softmax_regression(x, y, n_classes: int, weight_decay: float, max_iter: int = CLASSIFIER_MAX_ITER):
+    """Multinomial logistic regression, full batch L-BFGS. Returns (w (d, K), b (K,))."""
+    w = torch.zeros(x.shape[1], n_classes, device=x.device, requires_grad=True)
+    b = torch.zeros(n_classes, device=x.device, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=10, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w + b, y) + weight_decay * (w * w).sum()  # logits (n, K)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach(), b.detach()
+
+
+def choose_weight_decay(inputs, labels, n_leaves, *, n_folds: int = 5, seed: int = 0, device: str = "cpu",
+                        max_iter: int = CLASSIFIER_MAX_ITER, grid=WEIGHT_DECAY_GRID) -> float:
+    """The grid value whose classifier, trained on all folds but the first, gives the lowest log-loss of
+    the given labels of the first fold (the stratified folds of ``seed``, as ``classifier_probs``)."""
+    device = torch.device(device)
+    labelled = np.flatnonzero(labels >= 0)
+    folds = stratified_folds(labels[labelled], n_folds, np.random.default_rng(seed))
+    train, test = labelled[folds != 0], labelled[folds == 0]
+    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=device)
+    mean, std = x[train].mean(0), x[train].std(0) + 1e-6
+    y_train = torch.as_tensor(labels[train], device=device)
+    y_test = torch.as_tensor(labels[test], device=device)
+    losses = []
+    for weight_decay in grid:
+        w, b = fit_softmax_regression((x[train] - mean) / std, y_train, n_leaves, weight_decay, max_iter)
+        logits = ((x[test] - mean) / std) @ w + b
+        losses.append(float(F.cross_entropy(logits, y_test)))
+    return float(grid[int(np.argmin(losses))])
+
+
+def classifier_probs(inputs, labels, n_leaves, *, n_folds: int, seed: int, device: str, weight_decay: float,
+                     max_iter: int = CLASSIFIER_MAX_ITER, brands=None) -> np.ndarray:
+    """(N, K) out-of-fold probabilities; unlabeled products get the mean of the fold models. With
+    ``brands``, folds are whole brands (``brand_out``)."""
+    device = torch.device(device)
+    rng = np.random.default_rng(seed)
+    x_all = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=device)
+    labelled = np.flatnonzero(labels >= 0)
+    unlabelled = np.flatnonzero(labels < 0)
+    out = np.zeros((len(labels), n_leaves), dtype=np.float32)
+    if brands is None:
+        folds = stratified_folds(labels[labelled], n_folds, rng)
+    else:
+        folds = brand_folds(np.asarray(brands, dtype=object)[labelled], n_folds, rng)
+    for f in range(n_folds):
+        train, test = labelled[folds != f], labelled[folds == f]
+        xt = x_all[train]
+        mean, std = xt.mean(0), xt.std(0) + 1e-6
+        y = torch.as_tensor(labels[train], device=device)
+        w, b = fit_softmax_regression((xt - mean) / std, y, n_leaves, weight_decay, max_iter)
+
+        def predict(idx):
+            return torch.softmax(((x_all[idx] - mean) / std) @ w + b, dim=1).cpu().numpy()
+
+        out[test] = predict(test)
+        if len(unlabelled):
+            out[unlabelled] += predict(unlabelled) / n_folds
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# knn and codes
+
+
+def nearest_labelled(embeddings, labels, k, device, chunk=2048):
+    """(N, k) indices and cosines of each product's nearest labelled products, itself left out
+    (exact up to `quantizer.core.neighbours.EXACT_LIMIT` products, probed cells above)."""
+    x = torch.as_tensor(np.asarray(embeddings, dtype=np.float32), device=torch.device(device))
+    idx, sims = nearest_neighbours(x, k, base=torch.as_tensor(np.asarray(labels) >= 0), chunk=chunk)
+    return idx.cpu().numpy(), sims.cpu().numpy()
+
+
+def knn_probs(neighbours, sims, labels, n_leaves, prior, chunk: int = 8192) -> np.ndarray:
+    """(N, K) similarity-weighted label vote of each product's neighbours plus ``KNN_PRIOR`` times the
+    prior, normalised; `chunk` rows at a time (no float64 (N, K) temporaries)."""
+    n = len(labels)
+    out = np.empty((n, n_leaves), np.float32)
+    for start in range(0, n, chunk):
+        nb, sm = neighbours[start:start + chunk], sims[start:start + chunk]
+        weights = np.exp((sm.astype(np.float64) - 1.0) / KNN_TEMPERATURE)  # (chunk, k)
+        votes = np.zeros((len(nb), n_leaves), dtype=np.float64)
+        rows, cols = np.nonzero(nb >= 0)  # -1: padding where fewer were found
+        np.add.at(votes, (rows, labels[nb[rows, cols]]), weights[rows, cols])
+        votes += KNN_PRIOR * prior
+        out[start:start + chunk] = votes / votes.sum(1, keepdims=True)
+    return out
+
+
+def prefix_ids(codes: np.ndarray, depth: int) -> np.ndarray:
+    """(N,) id of each product's code prefix of ``depth`` levels."""
+    _, ids = np.unique(codes[:, :depth], axis=0, return_inverse=True)
+    return ids.reshape(-1)
+
+
+def code_probs(codes, labels, n_leaves, prior, chunk: int = 8192) -> np.ndarray:
+    """Leave-self-out label make-up of each code prefix, depth 1 backed off to the catalog prior,
+    depth d to depth d-1 (Dirichlet smoothing with ``CODE_PRIOR`` pseudo-counts). Prefix counts are
+    kept sparse and rows are smoothed `chunk` at a time, so memory beyond the (N, K) result stays
+    small (dense float64 (N, K) temporaries made this the audit's peak)."""
+    n = len(labels)
+    labelled = np.flatnonzero(labels >= 0)
+    groups = [prefix_ids(codes, depth) for depth in range(1, codes.shape[1] + 1)]
+    counts = [coo_matrix((np.ones(len(labelled)), (g[labelled], labels[labelled])),
+                         shape=(int(g.max()) + 1, n_leaves)).tocsr() for g in groups]
+    out = np.empty((n, n_leaves), np.float32)
+    prior = np.asarray(prior, np.float64)
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(n, start + chunk))
+        own_label = labels[rows]
+        mine = np.flatnonzero(own_label >= 0)
+        p = np.broadcast_to(prior, (len(rows), n_leaves))
+        for g, c in zip(groups, counts):
+            own = c[g[rows]].toarray()  # (chunk, K)
+            own[mine, own_label[mine]] -= 1.0  # leave the product out
+            size = own.sum(1)
+            p = (own + CODE_PRIOR * p) / (size[:, None] + CODE_PRIOR)
+        out[rows] = p
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def label_prior(labels: np.ndarray, n_leaves: int) -> np.ndarray:
+    """(K,) the catalog's label frequencies, add-one smoothed."""
+    prior = np.bincount(labels[labels >= 0], minlength=n_leaves).astype(np.float64) + 1.0
+    return prior / prior.sum()
+
+
+def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: int, device: str,
+                    weight_decay: float | None = None, max_iter: int = CLASSIFIER_MAX_ITER, signals=SIGNALS,
+                    brands=None, classifier_inputs=None, neighbours=None) -> Signals:
+    """``classifier_inputs`` (default: the embeddings) feed the two classifiers; neighbours and codes
+    always come from the embeddings. ``neighbours``: ((N, k) indices, (N, k) cosines) from
+    ``nearest_labelled`` over the same labelled products, when already computed. ``weight_decay`` None:
+    chosen from ``WEIGHT_DECAY_GRID`` (``choose_weight_decay``)."""
+    x = embeddings if classifier_inputs is None else classifier_inputs
+    prior = label_prior(labels, n_leaves)
+    neighbours, sims = neighbours or nearest_labelled(embeddings, labels, KNN, device)
+    if weight_decay is None and ("classifier" in signals or "brand_out" in signals):
+        weight_decay = choose_weight_decay(x, labels, n_leaves, n_folds=n_folds, seed=seed, device=device,
+                                           max_iter=max_iter)
+    fold_args = dict(n_folds=n_folds, seed=seed, device=device, weight_decay=weight_decay, max_iter=max_iter)
+    probs = {}
+    if "classifier" in signals:
+        probs["classifier"] = classifier_probs(x, labels, n_leaves, **fold_args)
+    if "codes" in signals:
+        probs["codes"] = code_probs(codes, labels, n_leaves, prior)
+    if "knn" in signals:
+        probs["knn"] = knn_probs(neighbours, sims, labels, n_leaves, prior)
+    if "brand_out" in signals:
+        if brands is None:
+            raise ValueError('signal "brand_out" needs brands: pass brands= (one per product)')
+        probs["brand_out"] = classifier_probs(x, labels, n_leaves, **fold_args, brands=brands)
+    return Signals(probs, neighbours, sims, weight_decay)
