@@ -158,12 +158,7 @@ class FlagFilter(FilterSet):
         fields = ["queue", "status", "department", "min_confidence", "max_confidence", "flavor", "run"]
 
     def in_queue(self, queryset, name, queue):
-        if queue == Queue.STALE:
-            return queryset.filter(status=Flag.Status.STALE)
-        if queue == Queue.SECOND_REVIEW:
-            return queryset.filter(status__in=Flag.DECIDED_STATES, needs_second_review=True,
-                                   second_review_agrees__isnull=True)
-        return queryset.filter(queue=queue)
+        return queryset.in_queue(queue, every_status=True)  # the status filter narrows it
 
     def by_selector(self, queryset, name, value):
         return queryset  # applied together in filter_queryset

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from catalog.models import Category, Product
 from quantizer.models import QuantizerRun
@@ -24,6 +25,49 @@ class AuditReport(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class FlagQuerySet(models.QuerySet):
+    """The rules that say which flags a queue holds and which a reviewer may lease: one definition for the
+    queue pages, the claims and the API."""
+
+    def in_queue(self, queue: str, *, every_status: bool = False):
+        """The flags a queue holds. The stale queue holds the stale flags and the second-review queue the
+        decisions due a second review, whatever queue they were raised in; the mislabel and uncategorized
+        queues hold the flags raised into them that are still to decide (open, claimed, deferred), or, with
+        `every_status` (the API's list, where a status filter narrows them), in any status."""
+        if queue == Queue.STALE:
+            return self.filter(status=Flag.Status.STALE)
+        if queue == Queue.SECOND_REVIEW:
+            return self.second_review_pending()
+        if every_status:
+            return self.filter(queue=queue)
+        return self.filter(queue=queue, status__in=Flag.OPEN_STATES)
+
+    def second_review_pending(self):
+        """Decisions drawn for a second review that nobody has given yet."""
+        return self.filter(status__in=Flag.DECIDED_STATES, needs_second_review=True, second_review_agrees__isnull=True)
+
+    def leased_to_others(self, reviewer, now=None):
+        """Flags another reviewer holds a running lease on."""
+        now = now or timezone.now()
+        return self.filter(claimed_by__isnull=False, claim_expires_at__gt=now).exclude(claimed_by=reviewer)
+
+    def claimable(self, reviewer, now=None):
+        """Flags the reviewer may lease: nobody else's lease runs on the flag, nor on its product's other flag
+        (the other flavor's); a decision is never second-reviewed by the reviewer who made it."""
+        now = now or timezone.now()
+        other_flag_leased = Flag.objects.filter(product_id=OuterRef("product_id")).exclude(
+            pk=OuterRef("pk")).leased_to_others(reviewer, now)
+        return (self.filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lt=now) | Q(claimed_by=reviewer))
+                .exclude(Exists(other_flag_leased))
+                .exclude(status__in=Flag.DECIDED_STATES, first_reviewer=reviewer))
+
+    def release(self) -> None:
+        """Give the leases back: a claimed flag goes back to open; one leased in another state (deferred,
+        stale, a second review) keeps its state and loses its holder."""
+        self.filter(status=Flag.Status.CLAIMED).update(status=Flag.Status.OPEN, claimed_by=None, claim_expires_at=None)
+        self.exclude(status=Flag.Status.CLAIMED).update(claimed_by=None, claim_expires_at=None)
 
 
 class Flag(models.Model):
@@ -68,6 +112,8 @@ class Flag(models.Model):
     second_review_agrees = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = FlagQuerySet.as_manager()
 
     class Meta:
         ordering = ["-priority", "id"]

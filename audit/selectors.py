@@ -35,14 +35,9 @@ def filter_flags(queryset, filters: dict):
 
 
 def queue_flags(*, queue: str, filters: dict | None = None):
-    base = Flag.objects.select_related("product", "label", "suggested", "run", "claimed_by")
-    if queue == Queue.STALE:
-        qs = base.filter(status=Flag.Status.STALE)
-    elif queue == Queue.SECOND_REVIEW:
-        qs = base.filter(status__in=Flag.DECIDED_STATES, needs_second_review=True, second_review_agrees__isnull=True)
-    else:
-        qs = base.filter(queue=queue, status__in=[Flag.Status.OPEN, Flag.Status.CLAIMED, Flag.Status.DEFERRED])
-    return filter_flags(qs, filters or {}).order_by("-priority", "id")
+    """The queue's flags still to review (`Flag.objects.in_queue`), best first."""
+    flags = Flag.objects.in_queue(queue).select_related("product", "label", "suggested", "run", "claimed_by")
+    return filter_flags(flags, filters or {}).order_by("-priority", "id")
 
 
 def grid_flags(*, queue: str):

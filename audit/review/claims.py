@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.roles import is_admin
@@ -38,11 +38,7 @@ def held_elsewhere(flag: Flag, reviewer) -> Flag | None:
     """The product's other flag (the other flavor's, raised before flags were merged) that another reviewer
     holds a running lease on: the product is theirs until they decide or let go."""
     others = Flag.objects.filter(product_id=flag.product_id).exclude(pk=flag.pk)
-    return _leased(others, reviewer, timezone.now()).select_related("claimed_by").first()
-
-
-def _leased(flags, reviewer, now):
-    return flags.filter(claimed_by__isnull=False, claim_expires_at__gt=now).exclude(claimed_by=reviewer)
+    return others.leased_to_others(reviewer).select_related("claimed_by").first()
 
 
 def refuse_held_elsewhere(flag: Flag, reviewer) -> None:
@@ -89,23 +85,12 @@ def claimable(*, queue: str, reviewer, filters: dict | None = None) -> list:
     """The flags of a queue a reviewer may claim, as tiers taken in turn (open flags, then deferred ones),
     each best first. Each tier is one status of one queue, so its order comes from the flag_queue_order
     index and the first claimable flag is found without sorting the queue."""
-    now = timezone.now()
-    if queue == Queue.SECOND_REVIEW:
-        tiers = [Flag.objects.filter(
-            status__in=Flag.DECIDED_STATES, needs_second_review=True, second_review_agrees__isnull=True
-        ).exclude(first_reviewer=reviewer)]
-    elif queue == Queue.STALE:
-        tiers = [Flag.objects.filter(status=Flag.Status.STALE)]
+    flags = filter_flags(Flag.objects.in_queue(queue).claimable(reviewer), filters or {})
+    if queue in (Queue.STALE, Queue.SECOND_REVIEW):
+        tiers = [flags]
     else:
-        tiers = [Flag.objects.filter(queue=queue, status=status) for status in (Flag.Status.OPEN, Flag.Status.DEFERRED)]
-    # a product another reviewer is reviewing on its other flag (the other flavor's) is theirs
-    held_elsewhere = _leased(Flag.objects.filter(product_id=OuterRef("product_id")).exclude(pk=OuterRef("pk")),
-                             reviewer, now)
-    return [
-        filter_flags(tier.filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lt=now) | Q(claimed_by=reviewer))
-                     .exclude(Exists(held_elsewhere)), filters or {}).order_by("-priority", "id")
-        for tier in tiers
-    ]
+        tiers = [flags.filter(status=status) for status in (Flag.Status.OPEN, Flag.Status.DEFERRED)]
+    return [tier.order_by("-priority", "id") for tier in tiers]
 
 
 def claim_next_flag(*, reviewer, queue: str = Queue.MISLABEL, filters: dict | None = None,
@@ -157,7 +142,7 @@ def claim_flag(*, flag: Flag, reviewer) -> Flag:
 
 def _take(flag: Flag, reviewer) -> Flag:
     """One claim per reviewer and queue: taking a flag gives back the others the reviewer holds in its queue."""
-    _release(Flag.objects.filter(claimed_by=reviewer, queue=flag.queue).exclude(pk=flag.pk))
+    Flag.objects.filter(claimed_by=reviewer, queue=flag.queue).exclude(pk=flag.pk).release()
     flag.claimed_by = reviewer
     flag.claim_expires_at = lease_end()
     if flag.status in (Flag.Status.OPEN, Flag.Status.DEFERRED):
@@ -196,22 +181,13 @@ def check_claim(flag: Flag, reviewer) -> None:
 
 def release_claim(*, flag: Flag, reviewer) -> None:
     """Give back the reviewer's lease on a flag without deciding it."""
-    _release(Flag.objects.filter(pk=flag.pk, claimed_by=reviewer))
+    Flag.objects.filter(pk=flag.pk, claimed_by=reviewer).release()
 
 
 def release_expired_claims() -> None:
     """Claims whose lease ran out go back to the queue (open), so the queue's order serves them again; run
     before every next-flag claim."""
-    Flag.objects.filter(status=Flag.Status.CLAIMED, claim_expires_at__lt=timezone.now()).update(
-        status=Flag.Status.OPEN, claimed_by=None, claim_expires_at=None
-    )
-
-
-def _release(flags) -> None:
-    """A claimed flag goes back to open; one leased in another state (deferred, stale, a second review) keeps
-    its state and loses its holder."""
-    flags.filter(status=Flag.Status.CLAIMED).update(status=Flag.Status.OPEN, claimed_by=None, claim_expires_at=None)
-    flags.exclude(status=Flag.Status.CLAIMED).update(claimed_by=None, claim_expires_at=None)
+    Flag.objects.filter(status=Flag.Status.CLAIMED, claim_expires_at__lt=timezone.now()).release()
 
 
 @transaction.atomic

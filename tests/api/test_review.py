@@ -233,6 +233,28 @@ def test_queue_figures(catalog, reviewer_user):
     assert client.get("/api/queues/?department=Dairy").json()["queues"][0]["open"] == 1
 
 
+def test_a_queue_is_the_same_flags_in_its_figures_its_claims_and_the_list(catalog, reviewer_user, second_reviewer,
+                                                                          settings):
+    """One definition (Flag.objects.in_queue): a decision due a second review leaves the mislabel queue's count
+    and enters the second-review queue, which its first reviewer cannot claim from; the list API keeps a
+    queue's decided flags reachable through a status filter."""
+    settings.SEMID_SECOND_REVIEW_SHARE = 1.0
+    rita, rob = client_for(reviewer_user), client_for(second_reviewer)
+    parmesan = catalog.flags["parmesan"]
+    assert rita.post(f"/api/flags/{parmesan.pk}/claim/").status_code == 200
+    assert decide(rita, parmesan, action="reject").status_code == 201
+
+    def listed(query):
+        return [f["id"] for f in rita.get(f"/api/flags/?{query}").json()["results"]]
+
+    figures = {q["queue"]: q["open"] for q in rita.get("/api/queues/").json()["queues"]}
+    assert figures == {"mislabel": 1, "uncategorized": 0, "stale": 0, "second": 1}
+    assert listed("queue=second") == [parmesan.pk]
+    assert listed("queue=mislabel&status=rejected") == [parmesan.pk]
+    assert claim(rita, queue="second").status_code == 204  # her own decision
+    assert claim(rob, queue="second").json()["id"] == parmesan.pk
+
+
 def test_flag_page_explains_a_brand_led_flag(catalog, reviewer_user):
     from django.test import Client
     from django.urls import reverse
