@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAdmin, IsReviewer
+from audit.evidence import Evidence
 from audit.models import Decision, Flag, Queue
 from audit.review import ReviewError
 from audit.review.claims import claim_flag, claim_next_flag
@@ -49,8 +50,22 @@ class FlagStatusField(serializers.ChoiceField):
     pass
 
 
+@extend_schema_field({"type": "object", "description": (
+    "why the flag was raised: `cluster` (the deepest code prefix with enough members: prefix, level, size, and "
+    "`composition`, [category path, members] largest first), `neighbours` (the most similar labelled products: "
+    "product, external_id, name, label, similarity), `suggestions` ([category path, probability]), `signals` "
+    "(per signal, how strongly it says the label is wrong), `brand_led`, and `flavors` (the other flavor's view "
+    "of a product both flagged: suggested, confidence)")})
+class EvidenceField(serializers.Field):
+    """`Flag.evidence` read through `audit.evidence.Evidence`."""
+
+    def to_representation(self, value):
+        return Evidence.from_json(value).to_json()
+
+
 class FlagSerializer(serializers.ModelSerializer):
     status = FlagStatusField(choices=Flag.Status.choices, read_only=True)
+    evidence = EvidenceField(read_only=True)
     product = FlagProductSerializer(read_only=True)
     flavor = serializers.CharField(source="run.flavor", read_only=True)
     label = CategoryRefSerializer(read_only=True, help_text="the product's category when it was scored")

@@ -3,13 +3,12 @@ ordered for the queues), its scores (what `export_audit` writes) and a report.""
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 
 from audit.core import calibrate, product_words, score_products, taxonomy_issues
+from audit.evidence import Evidence, FlavorView
 from audit.models import AuditReport, Flag, Queue, Score
 from catalog.embeddings import product_vectors
 from catalog.encoder import default_device
@@ -47,7 +46,7 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
         suggested = int(scores.suggested[i])
         if not unlabelled and confidence[i] < threshold:
             continue
-        evidence = _evidence(scores, i, codes, ids, products, paths)
+        evidence = Evidence.from_scores(scores.evidence(i, codes), ids, products, paths)
         flagged.append((products[pk], suggested, float(1.0 if unlabelled else confidence[i]), evidence, unlabelled,
                         float(scores.suggested_prob[i])))
     stats = _write_flags(run=run, flagged=flagged)
@@ -79,28 +78,6 @@ def _write_scores(*, run, ids, products, scores, confidence, flagged) -> None:
     Score.objects.bulk_create(rows, batch_size=5000)
 
 
-def _evidence(scores, i, codes, ids, products, paths) -> dict:
-    raw = scores.evidence(i, codes)
-    cluster = raw["cluster"]
-    neighbours = []
-    for j, similarity, label in raw["neighbours"][:8]:
-        other = products[int(ids[j])]
-        neighbours.append({"product": other.pk, "external_id": other.external_id, "name": other.name,
-                           "label": paths.get(label, ""), "similarity": similarity})
-    return {
-        "cluster": {**cluster, "composition": [[paths.get(c, "?"), n] for c, n in cluster["composition"]]},
-        "neighbours": neighbours,
-        "suggestions": [[paths.get(c, "?"), round(p, 4)] for c, p in raw["suggestions"]],
-        "signals": raw["signals"],
-    }
-
-
-def _signature(suggested: int, evidence: dict) -> str:
-    composition = evidence["cluster"]["composition"]
-    dominant = composition[0][0] if composition else ""
-    return hashlib.sha256(f"{suggested}|{dominant}".encode()).hexdigest()[:16]
-
-
 def queue_priority(*, confidence: float, suggested_prob: float, unlabelled: bool) -> float:
     """The queue's order: the calibrated confidence as it is (strictly increasing in the raw score,
     so the queue keeps the scorer's whole ranking); for an uncategorized product, how sure its
@@ -110,9 +87,11 @@ def queue_priority(*, confidence: float, suggested_prob: float, unlabelled: bool
 
 @transaction.atomic
 def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
-    """Create or refresh the run's flags. One flag per product: where another run (the other flavor)
+    """Create or refresh the run's flags from (product, suggested category id, confidence, Evidence,
+    unlabelled, suggested probability) tuples. One flag per product: where another run (the other flavor)
     already holds an undecided flag on the product, this run's view joins that flag's evidence
-    (``evidence["flavors"]``) instead of raising a second flag."""
+    (`Evidence.flavors`) instead of raising a second flag. A rejected flag is raised again only when its
+    evidence signature changed."""
     existing = {f.product_id: f for f in Flag.objects.filter(run=run).select_for_update()}
     elsewhere = {
         f.product_id: f for f in Flag.objects.filter(status__in=Flag.LIVE_STATES,
@@ -127,14 +106,14 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
     raised = set()
     paths = dict(Category.objects.values_list("pk", "path")) if elsewhere else {}  # for merged views only
     for product, suggested, confidence, evidence, unlabelled, suggested_prob in flagged:
-        signature = _signature(suggested, evidence)
+        signature = evidence.signature(suggested)
         if rejected.get((product.pk, product.category_id)) == signature:
             suppressed += 1  # a reviewer said no, and nothing material changed since
             continue
         twin = elsewhere.get(product.pk)
         if twin is not None and existing.get(product.pk) is None:
-            view = {"suggested": paths.get(suggested, ""), "confidence": round(min(max(confidence, 0.0), 1.0), 4)}
-            twin.evidence = {**twin.evidence, "flavors": {**twin.evidence.get("flavors", {}), run.flavor: view}}
+            view = FlavorView(suggested=paths.get(suggested, ""), confidence=round(min(max(confidence, 0.0), 1.0), 4))
+            twin.evidence = Evidence.from_json(twin.evidence).with_flavor(run.flavor, view).to_json()
             Flag.objects.filter(pk=twin.pk).update(evidence=twin.evidence)
             merged += 1
             continue
@@ -144,7 +123,7 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
             "suggested_id": suggested,
             "confidence": min(max(confidence, 0.0), 1.0),
             "priority": queue_priority(confidence=confidence, suggested_prob=suggested_prob, unlabelled=unlabelled),
-            "evidence": evidence,
+            "evidence": evidence.to_json(),
             "evidence_signature": signature,
             "product_updated_at": product.updated_at,
         }

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import admin_required, reviewer_required
 from accounts.roles import is_admin
 from audit.context_processors import building_job
+from audit.evidence import Evidence
 from audit.exports import AUDIT_HEADER, DECISION_HEADER, audit_rows, decision_rows
 from audit.filters import FlagGridFilter
 from audit.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
@@ -121,19 +122,18 @@ def flag_detail(request, pk):
     queue = request.GET.get("queue") or (Queue.STALE if flag.status == Flag.Status.STALE else flag.queue)
     product = flag.product
     semantic_id = SemanticId.objects.filter(run_id=flag.run_id, product_id=product.pk).first()
-    cluster = flag.evidence.get("cluster") or {}
-    size = cluster.get("size") or sum(n for _, n in cluster.get("composition", [])) or 1
+    evidence = Evidence.from_json(flag.evidence)
     label_path = product.category.path if product.category else ""
     suggested_path = flag.suggested.path if flag.suggested else ""
     composition = [
-        {"path": path, "n": n, "pct": 100 * n / size,
+        {"path": path, "n": n, "pct": pct,
          "kind": "label" if path == label_path else "suggested" if path == suggested_path else ""}
-        for path, n in cluster.get("composition", [])
+        for path, n, pct in evidence.cluster.shares
     ]
     can_decide = claim_error is None and bool(mine or is_admin(request.user))
     can_claim = claim_error is None and not can_decide and (
         flag.status in Flag.LIVE_STATES or second_review_due(flag, request.user))
-    suggestions = [{"path": p, "pct": 100 * prob} for p, prob in flag.evidence.get("suggestions", [])]
+    suggestions = [{"path": path, "pct": pct} for path, pct in evidence.suggestion_shares]
     # The runners-up, one click (keys 2, 3) each: the true category is among the top three about 9 times in
     # 10 where the first is right 8 times in 10 (docs/audit.md).
     # below ALTERNATIVE_FLOOR a runner-up is a guess, not a one-click fix (the picker still reaches it)
@@ -145,12 +145,9 @@ def flag_detail(request, pk):
         "stale": flag.status == Flag.Status.STALE or product.category_id != flag.label_id,
         "second_review": flag.status in Flag.DECIDED_STATES and flag.needs_second_review,
         "semantic_id": semantic_id, "levels": prefix_levels(semantic_id.code) if semantic_id else [],
-        "cluster": cluster, "composition": composition,
-        "neighbours": flag.evidence.get("neighbours", []),
-        "neighbour_summary": neighbour_summary(flag.evidence.get("neighbours", []), suggested_path, label_path),
+        "evidence": evidence, "composition": composition,
+        "neighbour_summary": neighbour_summary(evidence.neighbours, suggested_path, label_path),
         "suggestions": suggestions, "alternatives": alternatives,
-        "signals": flag.evidence.get("signals", {}),
-        "brand_led": flag.evidence.get("brand_led", False),
         "decisions": flag.decisions.select_related("reviewer", "to_category").order_by("-created_at", "-id")[:10],
         "form": DecisionForm(initial={"queue": queue}),
     })

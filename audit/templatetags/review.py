@@ -1,7 +1,11 @@
 """How the flag pages put the evidence into words: the confidence as a band, the neighbours as a sentence,
 each scoring signal by name with what it measures, attribute values as text."""
 
+from collections.abc import Sequence
+
 from django import template
+
+from audit.evidence import Evidence, Neighbour
 
 register = template.Library()
 
@@ -17,14 +21,14 @@ def confidence_words(confidence) -> str:
     return f"{words} (about {min(max(round(confidence * 100), 1), 99)}%)"
 
 
-def neighbour_summary(neighbours: list, suggested: str, label: str) -> str:
-    """The nearest neighbours in plain words: "6 of the 8 most similar products are in Laundry Detergent;
-    1 is in Dish Soap, where this one is filed"."""
+def neighbour_summary(neighbours: Sequence[Neighbour], suggested: str, label: str) -> str:
+    """The nearest neighbours (`Evidence.neighbours`) in plain words: "6 of the 8 most similar products are in
+    Laundry Detergent; 1 is in Dish Soap, where this one is filed"."""
     if not neighbours:
         return ""
     n = len(neighbours)
-    in_suggested = sum(1 for x in neighbours if suggested and x.get("label") == suggested)
-    in_label = sum(1 for x in neighbours if label and x.get("label") == label)
+    in_suggested = sum(1 for x in neighbours if suggested and x.label == suggested)
+    in_label = sum(1 for x in neighbours if label and x.label == label)
     leaf = (suggested or "").split(" > ")[-1]
     parts = [f"{in_suggested} of the {n} most similar products are in {leaf}" if suggested else
              f"the {n} most similar products"]
@@ -48,13 +52,12 @@ SIGNAL_HELP = {
 
 
 @register.filter
-def signal_rows(signals) -> list[dict]:
+def signal_rows(evidence: Evidence) -> list[dict]:
     """[{name, explanation, pct}] for a flag's signals, known ones first, in the scorer's order."""
-    signals = signals or {}
-    known = [k for k in SIGNAL_HELP if k in signals] + [k for k in signals if k not in SIGNAL_HELP]
+    shares = evidence.signal_shares
+    known = [k for k in SIGNAL_HELP if k in shares] + [k for k in shares if k not in SIGNAL_HELP]
     return [{"name": SIGNAL_HELP.get(k, (k.replace("_", " ").capitalize(), ""))[0],
-             "explanation": SIGNAL_HELP.get(k, ("", ""))[1],
-             "pct": max(0.0, min(100.0, 100.0 * float(signals[k])))} for k in known]
+             "explanation": SIGNAL_HELP.get(k, ("", ""))[1], "pct": shares[k]} for k in known]
 
 
 @register.simple_tag

@@ -39,7 +39,7 @@ class Catalog:
 def catalog(db) -> Catalog:
     """Parmesan filed under olives and Kalamata olives filed under cheese: both flagged; Brie is fine."""
     from audit.models import Flag, Queue
-    from audit.runs import _signature
+    from audit.evidence import Evidence
     from catalog.models import Product
     from catalog.services import ensure_categories
     from quantizer.models import QuantizerRun, SemanticId
@@ -66,6 +66,7 @@ def catalog(db) -> Catalog:
         flags[key] = Flag.objects.create(
             product=product, run=run, queue=Queue.MISLABEL, label=product.category, suggested=suggested,
             confidence=confidence, priority=confidence, evidence=evidence,
-            evidence_signature=_signature(suggested.pk, evidence), product_updated_at=product.updated_at,
+            evidence_signature=Evidence.from_json(evidence).signature(suggested.pk),
+            product_updated_at=product.updated_at,
         )
     return Catalog(categories=categories, products=products, run=run, flags=flags)

@@ -6,11 +6,17 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from audit.evidence import Evidence
 from audit.models import Decision, Flag
 from audit.runs import _write_flags
 from catalog.models import Product
 from catalog.services import move_product
 from tests.api.conftest import client_for, evidence_for
+
+
+def scored(dominant: str) -> Evidence:
+    """Evidence as an audit hands it to _write_flags: the cluster mostly filed under `dominant`."""
+    return Evidence.from_json(evidence_for(dominant))
 
 
 def claim(client, **body):
@@ -184,12 +190,12 @@ def test_a_rejected_flag_is_not_re_raised_unless_the_evidence_changes(catalog, r
     assert decide(client, flag, action="reject", note="it is sold with the olives").status_code == 201
     product.refresh_from_db()
 
-    stats = _write_flags(run=catalog.run, flagged=[(product, cheese.pk, 0.95, evidence_for(cheese.path), False, 0.9)])
+    stats = _write_flags(run=catalog.run, flagged=[(product, cheese.pk, 0.95, scored(cheese.path), False, 0.9)])
 
     assert stats["suppressed"] == 1
     assert not Flag.objects.filter(product=product, status__in=Flag.OPEN_STATES).exists()
 
-    stats = _write_flags(run=catalog.run, flagged=[(product, milk.pk, 0.95, evidence_for(milk.path), False, 0.9)])
+    stats = _write_flags(run=catalog.run, flagged=[(product, milk.pk, 0.95, scored(milk.path), False, 0.9)])
 
     assert stats["suppressed"] == 0
     reopened = Flag.objects.get(product=product, status__in=Flag.OPEN_STATES)
@@ -337,7 +343,7 @@ def test_both_flavors_flagging_a_product_make_one_flag_with_both_views(catalog):
     parmesan, cheese = catalog.products["parmesan"], catalog.categories["Dairy > Cheese"]
     discovery = second_flavor_run()
 
-    stats = _write_flags(run=discovery, flagged=[(parmesan, cheese.pk, 0.7, evidence_for(cheese.path), False, 0.8)])
+    stats = _write_flags(run=discovery, flagged=[(parmesan, cheese.pk, 0.7, scored(cheese.path), False, 0.8)])
 
     assert stats["created"] == 0 and stats["merged"] == 1
     [flag] = Flag.objects.filter(product=parmesan)
@@ -370,7 +376,7 @@ def test_a_deferred_flag_stays_deferred_through_the_next_audit(catalog, reviewer
     assert client.post(f"/api/flags/{flag.pk}/claim/").status_code == 200
     assert decide(client, flag, action="defer", note="ask the buyer").status_code == 201
 
-    stats = _write_flags(run=catalog.run, flagged=[(flag.product, cheese.pk, 0.93, evidence_for(cheese.path), False, 0.9)])
+    stats = _write_flags(run=catalog.run, flagged=[(flag.product, cheese.pk, 0.93, scored(cheese.path), False, 0.9)])
 
     assert stats["refreshed"] == 1
     flag.refresh_from_db()
