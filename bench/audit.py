@@ -127,11 +127,10 @@ def ranking_metrics(score, injected, budget: int) -> dict:
     }
 
 
-def suggestion_metrics(probs, class_ids, true_ids, injected, given) -> dict:
-    """Top-1 / top-3 of the suggested fix: the most probable categories other than the given
-    (noisy) label ``given`` (class indices), for every method alike."""
-    top3 = best_other(probs[injected], given[injected], k=3)
-    hits = class_ids[top3] == true_ids[injected][:, None]
+def suggestion_metrics(top3, class_ids, true_ids, injected) -> dict:
+    """Top-1 / top-3 of the suggested fix: ``top3`` (N, 3), the most probable categories other than the
+    given (noisy) label (class indices), for every method alike."""
+    hits = class_ids[top3[injected]] == true_ids[injected][:, None]
     return {"top1": hits[:, 0].mean(), "top3": hits.any(1).mean()}
 
 
@@ -235,7 +234,7 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
             cal = fit_calibrator(cal_raw, cal_injected, correct_for_unknown_errors=args.calibration == "elkan-noto")
             confidence = cal.predict(these.raw_score[labelled])  # what export_audit writes and the queue follows
             r = ranking_metrics(confidence, inj, budget)
-            r |= suggestion_metrics(these.probs[labelled], these.leaf_ids, true_ids, inj, these.labels[labelled])
+            r |= suggestion_metrics(these.probs.best_others(these.labels, 3)[0][labelled], these.leaf_ids, true_ids, inj)
             r["ECE"] = expected_calibration_error(confidence, inj)
             other = fit_calibrator(cal_raw, cal_injected, correct_for_unknown_errors=args.calibration != "elkan-noto")
             r["ECE*"] = expected_calibration_error(other.predict(these.raw_score[labelled]), inj)
@@ -257,8 +256,8 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
             rows["  pooled 1 - q(label)"] = ranking_metrics(1.0 - scores.p_label[labelled], inj, budget)
             for signal, component in scores.components.items():
                 a = ranking_metrics(component[labelled], inj, budget)
-                a |= suggestion_metrics(scores.signal_probs[signal][labelled], scores.leaf_ids, true_ids, inj,
-                                        scores.labels[labelled])
+                a |= suggestion_metrics(scores.signal_top[signal].best_others(scores.labels, 3)[0][labelled],
+                                        scores.leaf_ids, true_ids, inj)
                 rows[f"  only {signal}"] = a
         log(f"    {quantizer}: codes {t1 - t0:.0f}s, scoring+calibration {t2 - t1:.0f}s, "
             f"weight decay {scores.combiner.classifier_weight_decay:g}, AP {r['AP']:.3f}, "
@@ -274,7 +273,7 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
             inputs = embeddings if words is None else np.hstack([embeddings, words]).astype(np.float32)
         cl = cleanlab_baseline(inputs[labelled], noisy_labels[labelled], len(leaf_paths), seed, args.device)
         r = ranking_metrics(cl["score"], inj, budget)
-        r |= suggestion_metrics(cl["probs"], class_ids, true_ids, inj, noisy_labels[labelled])
+        r |= suggestion_metrics(best_other(cl["probs"], noisy_labels[labelled], k=3), class_ids, true_ids, inj)
         r["ECE"] = expected_calibration_error(cl["score"], inj)  # 1 - self-confidence, not calibrated
         rows["cleanlab self-confidence (5-fold LR" + (", embeddings + words)" if args.cleanlab_text else ")")] = r
         extra["cleanlab_C"] = cl["C"]

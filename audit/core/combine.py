@@ -74,12 +74,11 @@ def best_other(probs: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
     return np.argsort(-masked, axis=1, kind="stable")[:, :k]
 
 
-def suspicion_features(probs: dict, q: np.ndarray, labels, parent_of, brands=None) -> tuple[np.ndarray, list[str]]:
-    """Per product, a handful of "suspicion" features, each oriented so that larger means more
-    likely wrong: pooled -log p(label), pooled -log p(label's parent), pooled log-margin of the best
-    other leaf over the label, and each signal's -log p(label) and log-margin; with ``brand_out``, its
-    log-margin averaged over the product's (brand, label) group (``brand_out:group``, -inf for a group
-    of one: one product is no brand line). Column 0 is pooled -log p(label)."""
+def suspicion_features(probs: dict, q: np.ndarray, labels, parent_of) -> tuple[np.ndarray, list[str]]:
+    """Per product (the rows of ``probs`` and ``q``), a handful of "suspicion" features, each oriented so
+    that larger means more likely wrong: pooled -log p(label), pooled -log p(label's parent), pooled
+    log-margin of the best other leaf over the label, and each signal's -log p(label) and log-margin.
+    Column 0 is pooled -log p(label). ``brand_group_score`` adds one column for the whole catalog."""
     n = len(labels)
     rows = np.arange(n)
     lab = np.where(labels >= 0, labels, 0)
@@ -97,13 +96,16 @@ def suspicion_features(probs: dict, q: np.ndarray, labels, parent_of, brands=Non
         other[rows, lab] = 0.0
         cols += [-np.log(own_s + EPS), np.log(other.max(1) + EPS) - np.log(own_s + EPS)]
         names += [f"{name}:self", f"{name}:margin"]
-    if "brand_out" in probs:
-        group = brand_groups(labels, brands)
-        size = np.bincount(group)[group]
-        mean = np.bincount(group, weights=cols[-1])[group] / size
-        cols.append(np.where(size >= 2, mean, -np.inf))
-        names.append("brand_out:group")
     return np.stack(cols, axis=1).astype(np.float64), names
+
+
+def brand_group_score(brand_out_margin: np.ndarray, labels: np.ndarray, brands) -> np.ndarray:
+    """(N,) ``brand_out:group``: the ``brand_out`` log-margin averaged over each product's (brand, label)
+    group; -inf for a group of one (one product is no brand line)."""
+    group = brand_groups(labels, brands)
+    size = np.bincount(group)[group]
+    mean = np.bincount(group, weights=brand_out_margin)[group] / size
+    return np.where(size >= 2, mean, -np.inf)
 
 
 @dataclass

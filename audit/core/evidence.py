@@ -7,7 +7,9 @@ turns them into paths and products).
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
+ISSUE_SIGNAL = "codes"  # the signal whose confusions are the taxonomy issues: what the codes merge
 MIN_CLUSTER = 5  # members a code prefix needs to be shown as the product's cluster
 SUGGESTIONS = 3  # categories offered on a flag, most probable first
 
@@ -38,18 +40,29 @@ def neighbour_evidence(neighbours: np.ndarray, sims: np.ndarray, label_ids: np.n
     return [[int(j), round(float(s), 4), int(label_ids[j])] for j, s in zip(neighbours, sims) if j >= 0]
 
 
-def taxonomy_issues(scores, *, signal: str = "codes", top: int = 20, min_overlap: float = 0.0) -> list:
-    """Category pairs the signal cannot tell apart, like cleanlab's ``find_overlapping_classes``.
+def label_confusion(labels: np.ndarray, probs: np.ndarray, n_leaves: int, chunk: int = 8192) -> np.ndarray:
+    """(K, K) float64: row a sums the distributions ``probs`` (R, K) of the products labelled a
+    (``labels`` (R,), -1 left out)."""
+    confusion = np.zeros((n_leaves, n_leaves))
+    keep = np.flatnonzero(labels >= 0)
+    for start in range(0, len(keep), chunk):
+        part = keep[start:start + chunk]
+        by_label = csr_matrix((np.ones(len(part)), (labels[part], np.arange(len(part)))), shape=(n_leaves, len(part)))
+        confusion += by_label @ probs[part].astype(np.float64)
+    return confusion
 
-    Joint of (given label a, signal's distribution b) over labelled products; the overlap of a pair
-    is joint[a, b] + joint[b, a]. Returns ``[(label_id_a, label_id_b, overlap, n), ...]`` with n the
-    expected number of products of one filed where the other is predicted.
+
+def taxonomy_issues(scores, *, top: int = 20, min_overlap: float = 0.0) -> list:
+    """Category pairs the codes cannot tell apart, like cleanlab's ``find_overlapping_classes``.
+
+    Joint of (given label a, ``ISSUE_SIGNAL``'s distribution b) over labelled products
+    (``scores.confusion``); the overlap of a pair is joint[a, b] + joint[b, a]. Returns
+    ``[(label_id_a, label_id_b, overlap, n), ...]`` with n the expected number of products of one
+    filed where the other is predicted.
     """
-    probs = scores.probs if signal == "pooled" else scores.signal_probs[signal]
+    confusion = scores.confusion.copy()
     keep = scores.labels >= 0
     k = len(scores.leaf_ids)
-    confusion = np.zeros((k, k))
-    np.add.at(confusion, scores.labels[keep], probs[keep])
     np.fill_diagonal(confusion, 0.0)
     sym = confusion + confusion.T
     joint = sym / max(int(keep.sum()), 1)

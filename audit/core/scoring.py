@@ -2,6 +2,12 @@
 out-of-fold classifier disagree with its label. The entry point, ``score_products``, runs the
 signals (``signals.py``), pools them into a suggestion and a raw score (``combine.py``) and returns
 ``Scores``, which also gives a flag's evidence (``evidence.py``).
+
+Memory stays bounded: the signals' (N, K) distributions are never held whole. They are computed a
+block of rows at a time (``BLOCK_CELLS``), and each block leaves behind what is read later: each
+product's suspicion features and per-signal 1 - p(label), each row's most probable leaves
+(``TopLeaves``) and the label-by-leaf sums of the codes' distribution (taxonomy issues). A catalog
+that fits in one block (up to 139,810 products at 960 leaves) is scored exactly as by whole arrays.
 """
 
 from __future__ import annotations
@@ -10,13 +16,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from audit.core.combine import Combiner, best_other, fit_pool_weights, pooled, suspicion_features
-from audit.core.evidence import MIN_CLUSTER, SUGGESTIONS, cluster_evidence, neighbour_evidence
+from audit.core.combine import (
+    POOL_SIGNALS, Combiner, brand_group_score, fit_pool_weights, pooled, suspicion_features,
+)
+from audit.core.evidence import ISSUE_SIGNAL, MIN_CLUSTER, SUGGESTIONS, cluster_evidence, label_confusion, neighbour_evidence
 from audit.core.noise import leaf_classes, parent_groups
 from audit.core.signals import (
     CLASSIFIER_MAX_ITER, KNN, MIN_LABELLED_PER_FOLD, SIGNALS, compute_signals, has_brands, text_features,
 )
 from audit.core.signals import WEIGHT_DECAY_GRID  # noqa: F401  (committed tests/audit/test_pipeline.py reads it here)
+from audit.core.top_leaves import TopLeaves
+from quantizer.core.sampling import row_sample
+
+# Cells (rows x leaves) of one block: each signal's distribution of a block is 512 MiB of float32, and a
+# block's arrays together stay under ~4 GiB. 139,810 rows at 960 leaves.
+BLOCK_CELLS = 2**27
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,7 @@ class ScoringConfig:
     # None: chosen per catalog from WEIGHT_DECAY_GRID by held-out log-loss of the given labels
     classifier_weight_decay: float | None = None
     classifier_max_iter: int = CLASSIFIER_MAX_ITER  # L-BFGS iterations a fit (bench/audit_memory.py lowers it)
+    block_rows: int | None = None  # rows scored at a time; None: as many as BLOCK_CELLS allows (tests lower it)
 
 
 @dataclass
@@ -34,14 +49,15 @@ class Scores:
     leaf_paths: np.ndarray  # (K, T) the taxonomy row of each leaf class
     leaf_ids: np.ndarray  # (K,) id in each leaf's deepest present column
     labels: np.ndarray  # (N,) leaf class of the given label, -1 unlabeled
-    probs: np.ndarray  # (N, K) pooled distribution over leaves
+    probs: TopLeaves  # the pooled distribution over leaves (brand_out's where brand_led), its top leaves
     suggested_leaf: np.ndarray  # (N,) argmax of probs over the leaves other than the label (leaf class index)
     suggested: np.ndarray  # (N,) leaf id of the suggestion
     suggested_prob: np.ndarray  # (N,)
     p_label: np.ndarray  # (N,) pooled probability of the given label (0 when unlabeled)
     raw_score: np.ndarray  # (N,) uncalibrated "label is wrong" in [0, 1]; 1.0 when unlabeled
     components: dict  # signal name -> (N,) 1 - p_signal(label): each signal alone, for ablations
-    signal_probs: dict  # signal name -> (N, K)
+    signal_top: dict  # signal name (and "pooled", before brand_out replaces it) -> TopLeaves
+    confusion: np.ndarray  # (K, K) sum over labelled products of ISSUE_SIGNAL's distribution, by label
     neighbours: np.ndarray  # (N, KNN)
     neighbour_sims: np.ndarray  # (N, KNN)
     combiner: Combiner
@@ -58,8 +74,8 @@ class Scores:
 
     def top_suggestions(self, i: int, k: int = SUGGESTIONS) -> list:
         """The k most probable categories other than the product's own, with their probabilities."""
-        order = best_other(self.probs[i : i + 1], self.labels[i : i + 1], k=k)[0]
-        return [[int(self.leaf_ids[j]), float(self.probs[i, j])] for j in order]
+        leaves, probs = self.probs.rows(slice(i, i + 1)).best_others(self.labels[i : i + 1], k)
+        return [[int(self.leaf_ids[j]), float(p)] for j, p in zip(leaves[0], probs[0])]
 
     def neighbour_evidence(self, i: int) -> list:
         """[[product index, cosine, label id], ...] nearest labelled products first."""
@@ -135,15 +151,53 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
     sig = compute_signals(embeddings, labels, len(leaf_paths), codes, n_folds=config.n_folds, seed=seed,
                           device=device, weight_decay=weight_decay, max_iter=config.classifier_max_iter,
                           signals=signals, brands=brands, classifier_inputs=inputs, neighbours=known)
-    weights = combiner.weights if combiner is not None else fit_pool_weights(sig.probs, labels)
-    q = pooled(sig.probs, weights)
-    feats, names = suspicion_features(sig.probs, q, labels, parent_groups(leaf_paths), brands)
+    del inputs
+    n, n_leaves = len(labels), len(leaf_paths)
+    block = config.block_rows or max(1, BLOCK_CELLS // n_leaves)
+    blocks = [np.arange(start, min(n, start + block)) for start in range(0, n, block)]
+    probs = sig.probs(blocks[0]) if len(blocks) == 1 else None
+    if combiner is not None:
+        weights = combiner.weights
+    elif probs is not None:
+        weights = fit_pool_weights(probs, labels)
+    else:  # on the labelled products, a seeded sample of them where more than BLOCK_CELLS // K
+        labelled = np.flatnonzero(labels >= 0)
+        fit = labelled[row_sample(len(labelled), max(1, BLOCK_CELLS // n_leaves), np.random.default_rng(seed))]
+        weights = fit_pool_weights(sig.probs(fit, POOL_SIGNALS), labels[fit])
+    parent_of = parent_groups(leaf_paths)
+    unlabelled = labels < 0
+    features = components = None
+    signal_top = {name: TopLeaves.empty(n, n_leaves) for name in ("pooled", *sig.sources)}
+    confusion = np.zeros((n_leaves, n_leaves))
+    for rows in blocks:
+        if probs is None:
+            probs = sig.probs(rows)
+        q = pooled(probs, weights)
+        block_labels = labels[rows]
+        feats, names = suspicion_features(probs, q, block_labels, parent_of)
+        if features is None:
+            features = np.empty((n, feats.shape[1]), feats.dtype)
+            components = {s: np.empty(n, np.float32) for s in probs}
+        features[rows] = feats
+        at = np.arange(len(rows)), np.maximum(block_labels, 0)
+        for name, p in probs.items():
+            components[name][rows] = 1.0 - p[at]
+            signal_top[name].put(rows, TopLeaves.of(p, block_labels))
+        signal_top["pooled"].put(rows, TopLeaves.of(q, block_labels))
+        if ISSUE_SIGNAL in probs:
+            confusion += label_confusion(block_labels, probs[ISSUE_SIGNAL], n_leaves)
+        probs = q = feats = None  # before the next block's
+    components = {s: np.where(unlabelled, 1.0, c) for s, c in components.items()}
+    if "brand_out" in signal_top:
+        features = np.hstack([features, brand_group_score(features[:, names.index("brand_out:margin")], labels,
+                                                          brands)[:, None]])
+        names.append("brand_out:group")
     if combiner is None:
         combiner = Combiner(signals=signals, weights=weights, feature_names=names,
                             classifier_weight_decay=sig.classifier_weight_decay)
-    return _assemble(leaf_paths=leaf_paths, labels=labels, signal_probs=sig.probs, q=q, features=feats,
-                     combiner=combiner, neighbours=sig.neighbours, neighbour_sims=sig.neighbour_sims,
-                     lexical=lexical)
+    return _assemble(leaf_paths=leaf_paths, labels=labels, signal_top=signal_top, confusion=confusion,
+                     components=components, features=features, combiner=combiner, neighbours=sig.neighbours,
+                     neighbour_sims=sig.neighbour_sims, lexical=lexical)
 
 
 def _leaf_ids(leaf_paths: np.ndarray) -> np.ndarray:
@@ -152,27 +206,25 @@ def _leaf_ids(leaf_paths: np.ndarray) -> np.ndarray:
     return leaf_paths[np.arange(len(leaf_paths)), deepest]
 
 
-def _assemble(*, leaf_paths, labels, signal_probs, q, features, combiner, neighbours, neighbour_sims,
-              lexical) -> Scores:
-    """Raw score, suggestions and evidence from the signals and the pooled distribution ``q``."""
+def _assemble(*, leaf_paths, labels, signal_top, confusion, components, features, combiner, neighbours,
+              neighbour_sims, lexical) -> Scores:
+    """Raw score and suggestions from the features and the pooled distribution's top leaves."""
     raw = combiner.raw_score(features)
     brand_led = combiner.brand_led(features)
+    probs = signal_top["pooled"]
     if brand_led.any():  # a brand moved together: the pool learned its wrong label, brand_out did not
-        q[brand_led] = signal_probs["brand_out"][brand_led]
+        probs = probs.where(brand_led, signal_top["brand_out"])
     unlabelled = labels < 0
     raw[unlabelled] = 1.0
-    n = len(labels)
-    lab = np.maximum(labels, 0)
-    p_label = np.where(unlabelled, 0.0, q[np.arange(n), lab])
+    p_label = np.where(unlabelled, 0.0, probs.label_prob)
     # A suggestion is a fix: the most probable category other than the product's own.
-    suggested_leaf = best_other(q, labels)
-    components = {s: np.where(unlabelled, 1.0, 1.0 - p[np.arange(n), lab]) for s, p in signal_probs.items()}
+    suggested_leaf, suggested_prob = (a[:, 0] for a in probs.best_others(labels, 1))
     leaf_ids = _leaf_ids(leaf_paths)
     return Scores(
-        leaf_paths=leaf_paths, leaf_ids=leaf_ids, labels=labels, probs=q,
+        leaf_paths=leaf_paths, leaf_ids=leaf_ids, labels=labels, probs=probs,
         suggested_leaf=suggested_leaf, suggested=leaf_ids[suggested_leaf],
-        suggested_prob=q[np.arange(n), suggested_leaf], p_label=p_label, raw_score=raw,
-        components=components, signal_probs=signal_probs, neighbours=neighbours,
+        suggested_prob=suggested_prob, p_label=p_label, raw_score=raw,
+        components=components, signal_top=signal_top, confusion=confusion, neighbours=neighbours,
         neighbour_sims=neighbour_sims, combiner=combiner,
         extra={"min_cluster": MIN_CLUSTER, "brand_led": brand_led & ~unlabelled}, lexical=lexical,
         features=features,
@@ -180,8 +232,11 @@ def _assemble(*, leaf_paths, labels, signal_probs, q, features, combiner, neighb
 
 
 def rescore(scores: Scores, combiner: Combiner) -> Scores:
-    """The same signals under another combiner (e.g. another ``score``): nothing is refitted."""
-    q = pooled(scores.signal_probs, combiner.weights)
-    return _assemble(leaf_paths=scores.leaf_paths, labels=scores.labels, signal_probs=scores.signal_probs, q=q,
-                     features=scores.features, combiner=combiner, neighbours=scores.neighbours,
-                     neighbour_sims=scores.neighbour_sims, lexical=scores.lexical)
+    """The same products under another raw score (``Combiner.score``, ``brand_offset``): nothing is
+    refitted. The pool is kept: a combiner with other pool weights needs ``score_products``."""
+    if combiner.weights != scores.combiner.weights:
+        raise ValueError("rescore keeps the pool: score with score_products(combiner=...) for other pool weights")
+    return _assemble(leaf_paths=scores.leaf_paths, labels=scores.labels, signal_top=scores.signal_top,
+                     confusion=scores.confusion, components=scores.components, features=scores.features,
+                     combiner=combiner, neighbours=scores.neighbours, neighbour_sims=scores.neighbour_sims,
+                     lexical=scores.lexical)

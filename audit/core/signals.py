@@ -41,6 +41,7 @@ TEXT_FIT_ROWS = 100_000  # the SVD of the text features is fitted on at most thi
 # picks from this grid the value whose classifier best predicts the given labels of one held-out fold
 # (log-loss; no injected labels involved), as cleanlab's baseline chooses its C.
 WEIGHT_DECAY_GRID = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)
+WEIGHT_DECAY_FIT_ROWS = 100_000  # the grid is tried on at most this many labelled products (a seeded sample)
 CLASSIFIER_MAX_ITER = 100  # L-BFGS iterations of each classifier fit
 # Chosen in BigBasket development runs (docs/audit.md, "Where every constant comes from"):
 KNN = 10  # labelled neighbours that vote
@@ -51,10 +52,15 @@ CODE_PRIOR = 2.0  # pseudo-count backing a prefix's make-up off to its parent pr
 
 @dataclass
 class Signals:
-    probs: dict  # signal name -> (N, K) float32, each row sums to 1
+    sources: dict  # signal name -> rows (R,) -> (R, K) float32 distributions, each row sums to 1
     neighbours: np.ndarray  # (N, KNN) indices of the nearest labelled products, -1 padded
     neighbour_sims: np.ndarray  # (N, KNN) cosine similarities
     classifier_weight_decay: float | None = None  # what the classifiers used (chosen or given)
+
+    def probs(self, rows: np.ndarray, names=None) -> dict:
+        """Signal name -> (len(rows), K) float32 for ``rows`` (increasing indices), of every signal or of
+        ``names``; computed on each call."""
+        return {name: source(rows) for name, source in self.sources.items() if names is None or name in names}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,9 +171,12 @@ def fit_softmax_regression(x, y, n_classes: int, weight_decay: float, max_iter: 
 def choose_weight_decay(inputs, labels, n_leaves, *, n_folds: int = 5, seed: int = 0, device: str = "cpu",
                         max_iter: int = CLASSIFIER_MAX_ITER, grid=WEIGHT_DECAY_GRID) -> float:
     """The grid value whose classifier, trained on all folds but the first, gives the lowest log-loss of
-    the given labels of the first fold (the stratified folds of ``seed``, as ``classifier_probs``)."""
+    the given labels of the first fold (the stratified folds of ``seed``, as ``classifier_probs``), over
+    the labelled products or a seeded sample of ``WEIGHT_DECAY_FIT_ROWS`` of them (at a million products
+    the grid would otherwise be six more fits on 800,000 rows each)."""
     device = torch.device(device)
     labelled = np.flatnonzero(labels >= 0)
+    labelled = labelled[row_sample(len(labelled), WEIGHT_DECAY_FIT_ROWS, np.random.default_rng(seed))]
     folds = stratified_folds(labels[labelled], n_folds, np.random.default_rng(seed))
     train, test = labelled[folds != 0], labelled[folds == 0]
     x = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=device)
@@ -182,34 +191,52 @@ def choose_weight_decay(inputs, labels, n_leaves, *, n_folds: int = 5, seed: int
     return float(grid[int(np.argmin(losses))])
 
 
-def classifier_probs(inputs, labels, n_leaves, *, n_folds: int, seed: int, device: str, weight_decay: float,
-                     max_iter: int = CLASSIFIER_MAX_ITER, brands=None) -> np.ndarray:
-    """(N, K) out-of-fold probabilities; unlabeled products get the mean of the fold models. With
-    ``brands``, folds are whole brands (``brand_out``)."""
-    device = torch.device(device)
-    rng = np.random.default_rng(seed)
-    x_all = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=device)
-    labelled = np.flatnonzero(labels >= 0)
-    unlabelled = np.flatnonzero(labels < 0)
-    out = np.zeros((len(labels), n_leaves), dtype=np.float32)
-    if brands is None:
-        folds = stratified_folds(labels[labelled], n_folds, rng)
-    else:
-        folds = brand_folds(np.asarray(brands, dtype=object)[labelled], n_folds, rng)
-    for f in range(n_folds):
-        train, test = labelled[folds != f], labelled[folds == f]
-        xt = x_all[train]
-        mean, std = xt.mean(0), xt.std(0) + 1e-6
-        y = torch.as_tensor(labels[train], device=device)
-        w, b = fit_softmax_regression((xt - mean) / std, y, n_leaves, weight_decay, max_iter)
+class FoldClassifiers:
+    """Out-of-fold softmax regressions, one per fold, fitted at once; ``probs(rows)`` predicts any rows:
+    a labelled product by the model of the fold it was held out of, an unlabelled one by the mean of
+    the fold models. With ``brands``, folds are whole brands (``brand_out``)."""
 
-        def predict(idx):
-            return torch.softmax(((x_all[idx] - mean) / std) @ w + b, dim=1).cpu().numpy()
+    def __init__(self, inputs, labels, n_leaves, *, n_folds: int, seed: int, device: str, weight_decay: float,
+                 max_iter: int = CLASSIFIER_MAX_ITER, brands=None):
+        self.device, self.n_leaves, self.n_folds = torch.device(device), n_leaves, n_folds
+        rng = np.random.default_rng(seed)
+        self.x = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=self.device)  # (N, d)
+        labelled = np.flatnonzero(labels >= 0)
+        if brands is None:
+            folds = stratified_folds(labels[labelled], n_folds, rng)
+        else:
+            folds = brand_folds(np.asarray(brands, dtype=object)[labelled], n_folds, rng)
+        self.fold = np.full(len(labels), -1, np.int64)  # (N,) the fold a labelled product is held out of
+        self.fold[labelled] = folds
+        self.models = []  # per fold: mean, std of its training inputs, w (d, K), b (K,)
+        for f in range(n_folds):
+            train = labelled[folds != f]
+            xt = self.x[train]
+            mean, std = xt.mean(0), xt.std(0) + 1e-6
+            y = torch.as_tensor(labels[train], device=self.device)
+            self.models.append((mean, std, *fit_softmax_regression((xt - mean) / std, y, n_leaves, weight_decay,
+                                                                    max_iter)))
 
-        out[test] = predict(test)
-        if len(unlabelled):
-            out[unlabelled] += predict(unlabelled) / n_folds
-    return out
+    def _predict(self, f: int, idx: np.ndarray) -> np.ndarray:
+        mean, std, w, b = self.models[f]
+        return torch.softmax(((self.x[idx] - mean) / std) @ w + b, dim=1).cpu().numpy()
+
+    def probs(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), K) float32 for ``rows`` (increasing indices)."""
+        out = np.zeros((len(rows), self.n_leaves), dtype=np.float32)
+        fold = self.fold[rows]
+        unlabelled = np.flatnonzero(fold < 0)
+        for f in range(self.n_folds):
+            test = np.flatnonzero(fold == f)
+            out[test] = self._predict(f, rows[test])
+            if len(unlabelled):
+                out[unlabelled] += self._predict(f, rows[unlabelled]) / self.n_folds
+        return out
+
+
+def classifier_probs(inputs, labels, n_leaves, **fold_args) -> np.ndarray:
+    """(N, K) out-of-fold probabilities of every product at once (``FoldClassifiers``' arguments)."""
+    return FoldClassifiers(inputs, labels, n_leaves, **fold_args).probs(np.arange(len(labels)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,9 +252,10 @@ def nearest_labelled(embeddings, labels, k, device, chunk=2048):
 
 
 def knn_probs(neighbours, sims, labels, n_leaves, prior, chunk: int = 8192) -> np.ndarray:
-    """(N, K) similarity-weighted label vote of each product's neighbours plus ``KNN_PRIOR`` times the
-    prior, normalised; `chunk` rows at a time (no float64 (N, K) temporaries)."""
-    n = len(labels)
+    """(R, K) similarity-weighted label vote of the neighbours of R products ((R, k) rows of
+    ``nearest_labelled``; ``labels`` the catalog's) plus ``KNN_PRIOR`` times the prior, normalised;
+    `chunk` rows at a time (no float64 (R, K) temporaries)."""
+    n = len(neighbours)
     out = np.empty((n, n_leaves), np.float32)
     for start in range(0, n, chunk):
         nb, sm = neighbours[start:start + chunk], sims[start:start + chunk]
@@ -246,30 +274,38 @@ def prefix_ids(codes: np.ndarray, depth: int) -> np.ndarray:
     return ids.reshape(-1)
 
 
-def code_probs(codes, labels, n_leaves, prior, chunk: int = 8192) -> np.ndarray:
+class CodeVotes:
     """Leave-self-out label make-up of each code prefix, depth 1 backed off to the catalog prior,
     depth d to depth d-1 (Dirichlet smoothing with ``CODE_PRIOR`` pseudo-counts). Prefix counts are
-    kept sparse and rows are smoothed `chunk` at a time, so memory beyond the (N, K) result stays
-    small (dense float64 (N, K) temporaries made this the audit's peak)."""
-    n = len(labels)
-    labelled = np.flatnonzero(labels >= 0)
-    groups = [prefix_ids(codes, depth) for depth in range(1, codes.shape[1] + 1)]
-    counts = [coo_matrix((np.ones(len(labelled)), (g[labelled], labels[labelled])),
-                         shape=(int(g.max()) + 1, n_leaves)).tocsr() for g in groups]
-    out = np.empty((n, n_leaves), np.float32)
-    prior = np.asarray(prior, np.float64)
-    for start in range(0, n, chunk):
-        rows = np.arange(start, min(n, start + chunk))
-        own_label = labels[rows]
-        mine = np.flatnonzero(own_label >= 0)
-        p = np.broadcast_to(prior, (len(rows), n_leaves))
-        for g, c in zip(groups, counts):
-            own = c[g[rows]].toarray()  # (chunk, K)
-            own[mine, own_label[mine]] -= 1.0  # leave the product out
-            size = own.sum(1)
-            p = (own + CODE_PRIOR * p) / (size[:, None] + CODE_PRIOR)
-        out[rows] = p
-    return out
+    kept sparse; ``probs(rows)`` smooths `chunk` rows at a time, so memory beyond its result stays
+    small."""
+
+    def __init__(self, codes, labels, n_leaves, prior):
+        labelled = np.flatnonzero(labels >= 0)
+        self.labels, self.n_leaves, self.prior = labels, n_leaves, np.asarray(prior, np.float64)
+        self.groups = [prefix_ids(codes, depth) for depth in range(1, codes.shape[1] + 1)]
+        self.counts = [coo_matrix((np.ones(len(labelled)), (g[labelled], labels[labelled])),
+                                  shape=(int(g.max()) + 1, n_leaves)).tocsr() for g in self.groups]
+
+    def probs(self, rows: np.ndarray, chunk: int = 8192) -> np.ndarray:
+        out = np.empty((len(rows), self.n_leaves), np.float32)
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            own_label = self.labels[part]
+            mine = np.flatnonzero(own_label >= 0)
+            p = np.broadcast_to(self.prior, (len(part), self.n_leaves))
+            for g, c in zip(self.groups, self.counts):
+                own = c[g[part]].toarray()  # (chunk, K)
+                own[mine, own_label[mine]] -= 1.0  # leave the product out
+                size = own.sum(1)
+                p = (own + CODE_PRIOR * p) / (size[:, None] + CODE_PRIOR)
+            out[start:start + chunk] = p
+        return out
+
+
+def code_probs(codes, labels, n_leaves, prior, chunk: int = 8192) -> np.ndarray:
+    """(N, K) ``CodeVotes`` of every product at once."""
+    return CodeVotes(codes, labels, n_leaves, prior).probs(np.arange(len(labels)), chunk)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,10 +320,11 @@ def label_prior(labels: np.ndarray, n_leaves: int) -> np.ndarray:
 def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: int, device: str,
                     weight_decay: float | None = None, max_iter: int = CLASSIFIER_MAX_ITER, signals=SIGNALS,
                     brands=None, classifier_inputs=None, neighbours=None) -> Signals:
-    """``classifier_inputs`` (default: the embeddings) feed the two classifiers; neighbours and codes
-    always come from the embeddings. ``neighbours``: ((N, k) indices, (N, k) cosines) from
-    ``nearest_labelled`` over the same labelled products, when already computed. ``weight_decay`` None:
-    chosen from ``WEIGHT_DECAY_GRID`` (``choose_weight_decay``)."""
+    """Fit what each signal needs (fold classifiers, prefix counts, neighbours); ``Signals.probs(rows)``
+    then gives any rows' distributions. ``classifier_inputs`` (default: the embeddings) feed the two
+    classifiers; neighbours and codes always come from the embeddings. ``neighbours``: ((N, k) indices,
+    (N, k) cosines) from ``nearest_labelled`` over the same labelled products, when already computed.
+    ``weight_decay`` None: chosen from ``WEIGHT_DECAY_GRID`` (``choose_weight_decay``)."""
     x = embeddings if classifier_inputs is None else classifier_inputs
     prior = label_prior(labels, n_leaves)
     neighbours, sims = neighbours or nearest_labelled(embeddings, labels, KNN, device)
@@ -295,15 +332,15 @@ def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: 
         weight_decay = choose_weight_decay(x, labels, n_leaves, n_folds=n_folds, seed=seed, device=device,
                                            max_iter=max_iter)
     fold_args = dict(n_folds=n_folds, seed=seed, device=device, weight_decay=weight_decay, max_iter=max_iter)
-    probs = {}
+    sources = {}
     if "classifier" in signals:
-        probs["classifier"] = classifier_probs(x, labels, n_leaves, **fold_args)
+        sources["classifier"] = FoldClassifiers(x, labels, n_leaves, **fold_args).probs
     if "codes" in signals:
-        probs["codes"] = code_probs(codes, labels, n_leaves, prior)
+        sources["codes"] = CodeVotes(codes, labels, n_leaves, prior).probs
     if "knn" in signals:
-        probs["knn"] = knn_probs(neighbours, sims, labels, n_leaves, prior)
+        sources["knn"] = lambda rows: knn_probs(neighbours[rows], sims[rows], labels, n_leaves, prior)
     if "brand_out" in signals:
         if brands is None:
             raise ValueError('signal "brand_out" needs brands: pass brands= (one per product)')
-        probs["brand_out"] = classifier_probs(x, labels, n_leaves, **fold_args, brands=brands)
-    return Signals(probs, neighbours, sims, weight_decay)
+        sources["brand_out"] = FoldClassifiers(x, labels, n_leaves, **fold_args, brands=brands).probs
+    return Signals(sources, neighbours, sims, weight_decay)

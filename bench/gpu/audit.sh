@@ -11,7 +11,14 @@
 # call's BUDGET seconds last and is cut when they are spent; each finished job is merged at once into
 # $OUT/audit-DATASET.{md,json}, so a call cut short still brings back every job that finished; the next call on the
 # same warm machine skips them. On H200: a job with cleanlab ~190 s, one without ~67 s, two side by side.
+#    or: bench/gpu/audit.sh memory [N]: bench/audit_memory.py at N products (default 1,000,000) on the GPU, all 16
+# cores; figures in $OUT/audit-memory-N.json (peak RSS by stage, score and calibrate seconds, CUDA peak).
 source "$(dirname "$0")/env.sh"
+if [ "$1" = memory ]; then
+  OMP_NUM_THREADS=16 MKL_NUM_THREADS=16 python3 bench/audit_memory.py --n ${2:-1000000} --device cuda \
+    --json $OUT/audit-memory-${2:-1000000}.json
+  exit
+fi
 P=${P:-2}; export OMP_NUM_THREADS=$(( 16 / P )) MKL_NUM_THREADS=$(( 16 / P )) DEADLINE=$(( $(date +%s) + ${BUDGET:-500} )) d=$1
 mkdir -p /tmp/aud
 export LIMIT_OPT=${LIMIT:+--limit $LIMIT}

@@ -30,7 +30,7 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
 from audit.core import inject_noise, leaf_classes, product_words, score_products  # noqa: E402
-from audit.core.combine import pooled, suspicion_features  # noqa: E402
+from audit.core.combine import brand_group_score, pooled, suspicion_features  # noqa: E402
 from audit.core.noise import inject_mixture, parent_groups  # noqa: E402
 from audit.core.signals import compute_signals  # noqa: E402
 from quantizer.core import residual_kmeans  # noqa: E402
@@ -66,8 +66,12 @@ def stacked_raw_score(scores, *, embeddings, taxonomy, codes, brands, seed, devi
     sig = compute_signals(embeddings, copy_labels, len(leaf_paths), codes, n_folds=5, seed=seed, device=device,
                           weight_decay=scores.combiner.classifier_weight_decay, signals=scores.combiner.signals,
                           brands=brands, classifier_inputs=inputs)
-    q = pooled(sig.probs, scores.combiner.weights)
-    feats, names = suspicion_features(sig.probs, q, copy_labels, parent_groups(leaf_paths), brands)
+    probs = sig.probs(np.arange(len(copy_labels)))  # whole (N, K) arrays: a study on catalogs that fit
+    q = pooled(probs, scores.combiner.weights)
+    feats, names = suspicion_features(probs, q, copy_labels, parent_groups(leaf_paths))
+    if "brand_out" in probs:
+        group = brand_group_score(feats[:, names.index("brand_out:margin")], copy_labels, brands)
+        feats, names = np.hstack([feats, group[:, None]]), names + ["brand_out:group"]
     assert names == scores.combiner.feature_names
     feats = np.where(np.isfinite(feats), feats, 0.0)
     keep = copy_labels >= 0

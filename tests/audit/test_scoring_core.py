@@ -199,7 +199,7 @@ def test_taxonomy_issues_name_the_categories_the_codes_merge():
     codes[merged, 2] = 0  # codes cannot tell leaves 100 and 101 apart
     codes[merged, 3] = np.arange(merged.sum()) % 3
     scores = score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, config=THREE_FOLDS)
-    a, b, overlap, n = taxonomy_issues(scores, signal="codes", top=3)[0]
+    a, b, overlap, n = taxonomy_issues(scores, top=3)[0]
     assert {a, b} == {100, 101} and overlap > 0 and n > 0
 
 
@@ -254,7 +254,7 @@ def test_the_suggested_fix_is_never_the_products_own_category():
     own = scores.label_ids()[0]
     assert own not in [leaf for leaf, _ in scores.top_suggestions(0)]
     # On a clean catalog the own category is still the most probable one.
-    assert (scores.probs[labelled].argmax(1) == scores.labels[labelled]).mean() > 0.9
+    assert (scores.probs.leaves[labelled, 0] == scores.labels[labelled]).mean() > 0.9
 
 
 def worded_catalog(seed=0, per_leaf=30, dim=16):
