@@ -18,7 +18,8 @@ from catalog.services import import_catalog
 from jobs.models import Job
 from jobs.runner import JobFailed, start_job
 from quantizer.models import QuantizerRun
-from quantizer.services import assign_products, create_run, train_run
+from quantizer.assignment import assign_products
+from quantizer.services import create_run, train_run
 
 
 def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overrides: dict | None = None) -> dict:

@@ -18,7 +18,8 @@ from config.fields import NumberField, TextField
 from config.filters import MAX_ID
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.selectors import products_by_prefix
-from quantizer.services import NoActiveRun, activate_run, active_run, code_for_record, create_run
+from quantizer.assignment import code_for_record
+from quantizer.services import NoActiveRun, activate_run, active_run, create_run
 
 # --- serializers -------------------------------------------------------------------------------
 

@@ -1,10 +1,14 @@
-"""Training runs, code assignment, activation and cold start. The maths is in quantizer.core."""
+"""Training runs: create, train (`train_run`'s steps), write codes, activate, churn, and the run's model.
+Coding products with the active run without retraining (cold start) is in quantizer.assignment; the maths
+in quantizer.core."""
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -13,10 +17,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog.embeddings import embed_products, model_name, neighbours_of_vectors, product_vectors
-from catalog.encoder import default_device, encode_texts, load_encoder
-from catalog.models import Category, Product, ProductEmbedding
-from catalog.text import product_text, text_hash
+from catalog.embeddings import model_name, product_vectors
+from catalog.encoder import default_device
+from catalog.models import Category, Product
 from quantizer.clusters import fill_words
 from quantizer.core import (
     RQVAE,
@@ -31,10 +34,11 @@ from quantizer.core import (
     train_rqvae,
 )
 from quantizer.core.metrics import collision_rates
-from quantizer.core.neighbours import NEAR_DUPLICATE_K
 from quantizer.models import QuantizerRun, SemanticId
 
 WRITE_BATCH = 5000
+# Shares of a run's progress bar at which training ends and evaluation starts.
+TRAINED, EVALUATING = 0.85, 0.94
 
 
 class NoActiveRun(Exception):
@@ -72,11 +76,13 @@ def _ancestor_ids() -> dict[int, tuple[int, ...]]:
 
 
 def default_config(*, input_dim: int, seed: int, overrides: dict | None = None) -> RQVAEConfig:
+    """The recipe's defaults, then SEMID_QUANTIZER_OVERRIDES (settings), then `overrides` (a run's own: flat
+    field names, `RQVAEConfig.to_dict`'s form)."""
     values = {"input_dim": input_dim, "seed": seed}
     if settings.SEMID_QUANTIZER_OVERRIDES:
         values.update(json.loads(settings.SEMID_QUANTIZER_OVERRIDES))
     values.update(overrides or {})
-    return RQVAEConfig.from_dict({**RQVAEConfig().to_dict(), **values})
+    return RQVAEConfig.from_dict(values)
 
 
 def create_run(*, flavor: str, kind: str = QuantizerRun.Kind.RQVAE, seed: int = 0, overrides: dict | None = None,
@@ -93,60 +99,36 @@ def _set(run: QuantizerRun, **fields) -> None:
         setattr(run, key, value)
 
 
+@dataclass
+class Fitted:
+    """What fitting a run's quantizer gave: every product's codes, and for an RQ-VAE its weights."""
+
+    codes: np.ndarray  # (N, L) int64
+    errors: np.ndarray  # (N,) float32 reconstruction error (0 for residual k-means)
+    gaps: np.ndarray  # (N, L) float32
+    nearest: np.ndarray | None = None  # (N, L) before the last level was spread (RQ-VAE)
+    weights: bytes | None = None
+    train_products: int = 0
+    seconds: float = 0.0
+
+
 def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> QuantizerRun:
-    """Train (or fit) the run's quantizer on the stored embeddings, assign codes, evaluate, activate."""
+    """Train (or fit) the run's quantizer on the stored embeddings, write its codes, evaluate, activate.
+    A failure marks the run failed and leaves the active run as it was."""
     torch.manual_seed(run.seed)
     _set(run, status=QuantizerRun.Status.RUNNING, message="loading embeddings", progress=0.0)
     try:
-        ids, vectors = product_vectors(flavor=run.flavor)
-        if len(ids) < 2:
-            raise ValueError(f"only {len(ids)} {run.flavor} embeddings: import products and embed them first")
-        taxonomy = taxonomy_array(ids)
+        ids, vectors, taxonomy = training_data(run)
         config = default_config(input_dim=vectors.shape[1], seed=run.seed, overrides=run.config)
         active = active_run(run.flavor, required=False)
-        started = time.perf_counter()
-        weights = None
-        if run.kind == QuantizerRun.Kind.RESIDUAL_KMEANS:
-            codes = residual_kmeans(vectors, config.model.codebook_sizes, seed=run.seed, device=default_device(),
-                                    spread=config.assignment.spread_last_level,
-                                    near_duplicate_threshold=config.assignment.near_duplicate_threshold,
-                                    near_duplicate_max_group=config.assignment.near_duplicate_max_group)
-            errors = np.zeros(len(ids), np.float32)
-            gaps = np.zeros(codes.shape, np.float32)
-            nearest = None
-            history, train_products = [], len(ids)
-        else:
-            init_state = None
-            if active is not None and active.kind == run.kind and active.has_weights:
-                init_state = _compatible_state(active.weights, config)
-                if init_state is not None:
-                    _set(run, warm_start_from=active)
-
-            def on_epoch(epoch, total, losses):
-                _set(run, progress=0.85 * epoch / total, message=f"epoch {epoch}/{total}",
-                     history=[*run.history, {"epoch": epoch, **losses}])
-                if progress:
-                    progress(0.85 * epoch / total, 1.0, f"epoch {epoch}/{total}")
-
-            result = train_rqvae(vectors, taxonomy, config, device=default_device(), progress=on_epoch,
-                                 init_state=init_state)
-            weights = save_model(result.model, config)
-            train_products = result.train_products
-            encoded = encode(result.model, vectors, device=default_device())
-            codes, errors, gaps = encoded.codes, encoded.reconstruction_error, encoded.gaps
-            nearest = encoded.nearest_codes
-        seconds = time.perf_counter() - started
-        if weights is not None:
-            run.store_weights(weights)
-        _set(run, message="assigning codes", progress=0.88, config=config.to_dict(), train_seconds=seconds,
+        fitted = fit_quantizer(run, vectors, taxonomy, config, active=active, progress=progress)
+        if fitted.weights is not None:
+            run.store_weights(fitted.weights)
+        _set(run, message="assigning codes", progress=0.88, config=config.to_dict(), train_seconds=fitted.seconds,
              n_products=len(ids))
-        write_codes(run=run, product_ids=ids, codes=codes, errors=errors, gaps=gaps)
-        _set(run, message="evaluating", progress=0.94)
-        metrics = intrinsic_metrics(vectors, codes, taxonomy, seed=run.seed, codebook_sizes=config.model.codebook_sizes,
-                                    reconstruction_error=errors)
-        metrics["train_products"] = train_products
-        if nearest is not None:  # what the collision-aware last level saved
-            metrics["collision_rate_nearest"] = collision_rates(vectors, nearest)[0]
+        write_codes(run=run, product_ids=ids, codes=fitted.codes, errors=fitted.errors, gaps=fitted.gaps)
+        _set(run, message="evaluating", progress=EVALUATING)
+        metrics = run_metrics(run, vectors, taxonomy, config, fitted)
         churn = code_churn(old=active, new=run) if active else {}
         _set(run, metrics=metrics, churn=churn, status=QuantizerRun.Status.SUCCEEDED, progress=1.0,
              message="done", finished_at=timezone.now())
@@ -157,6 +139,71 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
     if activate:
         activate_run(run)
     return run
+
+
+def training_data(run: QuantizerRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The run's flavor's stored embeddings: (N,) product ids, (N, D) vectors, (N, T) `taxonomy_array`."""
+    ids, vectors = product_vectors(flavor=run.flavor)
+    if len(ids) < 2:
+        raise ValueError(f"only {len(ids)} {run.flavor} embeddings: import products and embed them first")
+    return ids, vectors, taxonomy_array(ids)
+
+
+def fit_quantizer(run: QuantizerRun, vectors: np.ndarray, taxonomy: np.ndarray, config: RQVAEConfig, *,
+                  active: QuantizerRun | None, progress=None) -> Fitted:
+    """Residual k-means, or an RQ-VAE (warm-started from the active run where its architecture fits), and the
+    codes it gives every product; `seconds` counts both."""
+    started = time.perf_counter()
+    if run.kind == QuantizerRun.Kind.RESIDUAL_KMEANS:
+        fitted = fit_residual_kmeans(vectors, config, seed=run.seed)
+    else:
+        fitted = train_rqvae_run(run, vectors, taxonomy, config, active=active, progress=progress)
+    fitted.seconds = time.perf_counter() - started
+    return fitted
+
+
+def fit_residual_kmeans(vectors: np.ndarray, config: RQVAEConfig, *, seed: int) -> Fitted:
+    rules = config.assignment
+    codes = residual_kmeans(vectors, config.model.codebook_sizes, seed=seed, device=default_device(),
+                            spread=rules.spread_last_level, near_duplicate_threshold=rules.near_duplicate_threshold,
+                            near_duplicate_max_group=rules.near_duplicate_max_group)
+    return Fitted(codes=codes, errors=np.zeros(len(vectors), np.float32), gaps=np.zeros(codes.shape, np.float32),
+                  train_products=len(vectors))
+
+
+def train_rqvae_run(run: QuantizerRun, vectors: np.ndarray, taxonomy: np.ndarray, config: RQVAEConfig, *,
+                    active: QuantizerRun | None, progress=None) -> Fitted:
+    """Train the run's RQ-VAE (each epoch's losses appended to `run.history`) and encode every product."""
+    init_state = None
+    if active is not None and active.kind == run.kind and active.has_weights:
+        init_state = _compatible_state(active.weights, config)
+        if init_state is not None:
+            _set(run, warm_start_from=active)
+
+    def on_epoch(epoch, total, losses):
+        _set(run, progress=TRAINED * epoch / total, message=f"epoch {epoch}/{total}",
+             history=[*run.history, {"epoch": epoch, **losses}])
+        if progress:
+            progress(TRAINED * epoch / total, 1.0, f"epoch {epoch}/{total}")
+
+    result = train_rqvae(vectors, taxonomy, config, device=default_device(), progress=on_epoch,
+                         init_state=init_state)
+    weights = save_model(result.model, config)
+    encoded = encode(result.model, vectors, device=default_device())
+    return Fitted(codes=encoded.codes, errors=encoded.reconstruction_error, gaps=encoded.gaps,
+                  nearest=encoded.nearest_codes, weights=weights, train_products=result.train_products)
+
+
+def run_metrics(run: QuantizerRun, vectors: np.ndarray, taxonomy: np.ndarray, config: RQVAEConfig,
+                fitted: Fitted) -> dict:
+    """The run's intrinsic metrics (quantizer.core.metrics), with the products it trained on and, for an
+    RQ-VAE, the collision rate its nearest codes would have had (what the spread last level saved)."""
+    metrics = intrinsic_metrics(vectors, fitted.codes, taxonomy, seed=run.seed,
+                                codebook_sizes=config.model.codebook_sizes, reconstruction_error=fitted.errors)
+    metrics["train_products"] = fitted.train_products
+    if fitted.nearest is not None:
+        metrics["collision_rate_nearest"] = collision_rates(vectors, fitted.nearest)[0]
+    return metrics
 
 
 def _compatible_state(weights: bytes, config: RQVAEConfig) -> dict | None:
@@ -238,130 +285,19 @@ def code_churn(*, old: QuantizerRun, new: QuantizerRun) -> dict:
     return churn
 
 
-_MODELS: dict[int, object] = {}
 _LOADING = threading.Lock()
 
 
-def run_model(run: QuantizerRun):
-    """The run's trained model, loaded once per process (a run's weights never change; threads of a web
-    server asking at once wait for the one load)."""
+def run_model(run: QuantizerRun) -> RQVAE:
+    """The run's trained model, loaded once per process (a run's weights never change); the 4 runs asked
+    for last stay loaded. Threads of a web server asking at once wait for the one load."""
     with _LOADING:
-        if run.pk not in _MODELS:
-            if len(_MODELS) >= 4:
-                _MODELS.pop(next(iter(_MODELS)))
-            _MODELS[run.pk] = load_model(run.weights, device=default_device())[0]
-        return _MODELS[run.pk]
+        return _model_of_run(run.pk)
 
 
-def assign_products(*, product_ids: list[int], flavors=None) -> int:
-    """Code new or changed products with each flavor's active run, without retraining (cold start).
-
-    The last level keeps off full codes other products hold (`held_codes`); a product whose text an
-    already-coded product of the run has (same embedding) takes that product's code, as it would
-    have in training."""
-    assigned = 0
-    for flavor in flavors or [r.flavor for r in QuantizerRun.objects.filter(is_active=True)]:
-        run = active_run(flavor, required=False)
-        if run is None or not run.has_weights:
-            continue
-        embed_products(flavor=flavor, product_ids=product_ids)
-        ids, vectors = product_vectors(flavor=flavor, product_ids=product_ids)
-        if not len(ids):
-            continue
-        model, recoded = run_model(run), ids.tolist()
-        hashes = dict(ProductEmbedding.objects.filter(flavor=flavor, product_id__in=recoded)
-                      .values_list("product_id", "text_hash"))
-        twins = twin_codes(run, hashes, exclude_product_ids=recoded)
-        hints = near_duplicate_hints(run, vectors, exclude_product_ids=recoded)
-        occupied = held_codes(run, exclude_product_ids=recoded)
-        encoded = encode(model, vectors, device=default_device(), first_code_hints=hints, occupied=occupied)
-        codes = encoded.codes
-        if twins:
-            is_twin = np.array([pk in twins for pk in recoded])
-            codes = codes.copy()
-            codes[is_twin] = [twins[pk] for pk in recoded if pk in twins]
-            if not is_twin.all():  # the others again, without the twins contesting codes they do not keep
-                codes[~is_twin] = encode(model, vectors[~is_twin], device=default_device(), occupied=occupied,
-                                         first_code_hints=None if hints is None else hints[~is_twin]).codes
-        write_codes(run=run, product_ids=ids, codes=codes, errors=encoded.reconstruction_error, gaps=encoded.gaps)
-        assigned += len(ids)
-    return assigned
-
-
-def twin_codes(run: QuantizerRun, hashes: dict, *, exclude_product_ids=(), chunk: int = 5000) -> dict:
-    """{key: codes} for the keys of `hashes` ({key: embedded text hash}) whose text a product already
-    coded by `run` (outside `exclude_product_ids`) has too: identical embeddings share their code."""
-    excluded, wanted, held = set(exclude_product_ids), sorted(set(hashes.values())), {}
-    for i in range(0, len(wanted), chunk):
-        rows = (SemanticId.objects.filter(run=run, product__embeddings__flavor=run.flavor,
-                                          product__embeddings__text_hash__in=wanted[i : i + chunk])
-                .order_by("product_id").values_list("product_id", "product__embeddings__text_hash", "codes"))
-        for pk, text, codes in rows:
-            if pk not in excluded:
-                held.setdefault(text, codes)
-    return {key: held[h] for key, h in hashes.items() if h in held}
-
-
-def near_duplicate_hints(run: QuantizerRun, vectors: np.ndarray, *, exclude_product_ids=()) -> np.ndarray | None:
-    """For `encode(first_code_hints=...)`: per vector, the level-1 code most of its near-duplicates
-    already coded by `run` hold (cosine >= the run's near_duplicate_threshold among its
-    NEAR_DUPLICATE_K nearest, by pgvector), -1 where it has none; None when the run does not group."""
-    threshold, k = float((run.config or {}).get("near_duplicate_threshold") or 0.0), NEAR_DUPLICATE_K
-    if threshold <= 0:
-        return None
-    close = [[pk for pk, sim in found if sim >= threshold]
-             for found in neighbours_of_vectors(vectors=vectors, flavor=run.flavor, k=k,
-                                                exclude_product_ids=exclude_product_ids)]
-    first_of = dict(SemanticId.objects.filter(run=run, product_id__in={pk for pks in close for pk in pks})
-                    .values_list("product_id", "codes__0"))
-    hints = np.full(len(vectors), -1, np.int64)
-    for i, pks in enumerate(close):
-        firsts = [first_of[pk] for pk in pks if pk in first_of]
-        if firsts:
-            hints[i] = int(np.bincount(firsts).argmax())
-    return hints
-
-
-def held_codes(run: QuantizerRun, *, exclude_product_ids=(), chunk: int = 200):
-    """For `encode(occupied=...)`: prefixes -> the full codes the run's products hold under them
-    (products in `exclude_product_ids` are being re-coded and hold nothing)."""
-    excluded = set(exclude_product_ids)
-
-    def lookup(prefixes) -> set[tuple[int, ...]]:
-        starts = sorted({code_string(p) + "_" for p in prefixes.tolist()})
-        held: set[tuple[int, ...]] = set()
-        for i in range(0, len(starts), chunk):
-            where = Q()
-            for start in starts[i : i + chunk]:
-                where |= Q(code__startswith=start)
-            for pk, codes in SemanticId.objects.filter(where, run=run).values_list("product_id", "codes"):
-                if pk not in excluded:
-                    held.add(tuple(codes))
-        return held
-
-    return lookup
-
-
-def code_for_record(*, record: dict, flavor: str) -> dict:
-    """The code the active run gives a product that is not in the catalog (nothing is written)."""
-    run = active_run(flavor)
-    if not run.has_weights:
-        raise ValueError(f"run #{run.pk} ({run.kind}) has no learned weights; cold start needs an RQ-VAE run")
-    text = product_text(record, flavor)
-    vector = encode_texts(load_encoder(run.embedding_model), [text])
-    encoded = encode(run_model(run), vector, device=default_device(), occupied=held_codes(run),
-                     first_code_hints=near_duplicate_hints(run, vector))
-    twin = twin_codes(run, {0: text_hash(text, run.embedding_model)}).get(0)
-    codes = list(twin) if twin is not None else encoded.codes[0].tolist()
-    return {
-        "run": run.pk,
-        "flavor": flavor,
-        "text": text,
-        "codes": codes,
-        "semantic_id": code_string(codes),
-        "reconstruction_error": float(encoded.reconstruction_error[0]),
-        "gaps": [float(g) for g in encoded.gaps[0]],
-    }
+@functools.lru_cache(maxsize=4)
+def _model_of_run(pk: int) -> RQVAE:
+    return load_model(QuantizerRun.objects.get(pk=pk).weights, device=default_device())[0]
 
 
 def fail_runs_of_abandoned_job(*, job, **kwargs) -> int:

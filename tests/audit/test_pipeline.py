@@ -17,7 +17,7 @@ from jobs.models import Job
 from catalog.services import import_catalog
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.selectors import products_by_prefix, related, substitutes
-from quantizer.services import assign_products
+from quantizer.assignment import assign_products
 from tests.conftest import wait_for
 
 

@@ -22,7 +22,8 @@ from catalog.models import Category, Product
 from catalog.services import import_catalog, move_product
 from quantizer.clusters import cluster_children, rebuild_cluster_summaries
 from quantizer.models import ClusterSummary, QuantizerRun, SemanticId
-from quantizer.services import active_run, assign_products
+from quantizer.assignment import assign_products
+from quantizer.services import active_run
 from tests.conftest import make_user
 
 

@@ -5,7 +5,7 @@ from catalog.demo import generate_demo_catalog, write_csv
 from catalog.embeddings import embed_products
 from catalog.services import import_catalog
 from quantizer.models import QuantizerRun, SemanticId
-from quantizer.services import NoActiveRun, activate_run, active_run
+from quantizer.services import NoActiveRun, activate_run, active_run, run_model
 
 
 @pytest.fixture
@@ -29,6 +29,9 @@ def test_train_command_activates_warm_starts_and_reports_churn(embedded_catalog)
     assert set(second.churn) >= {"prefix_1", "prefix_2", "prefix_4", "products"}
     assert all(0.0 <= second.churn[k] <= 1.0 for k in ("prefix_1", "prefix_2", "prefix_4"))
     assert SemanticId.objects.filter(run=second).count() == 80
+    # The model is loaded once per process: another copy of the run gets the same module.
+    assert run_model(second) is run_model(QuantizerRun.objects.get(pk=second.pk))
+    assert run_model(first) is not run_model(second)
 
 
 def test_a_run_trained_without_activation_leaves_the_active_one(embedded_catalog):
