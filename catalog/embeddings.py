@@ -1,5 +1,10 @@
 """Embedding products into pgvector, incrementally: only texts whose hash (text + model) changed
-are encoded. Large loads drop the flavor's HNSW index, write, and rebuild it (about 7x faster)."""
+are encoded. Large loads drop the flavor's HNSW index, write, and rebuild it (about 7x faster).
+
+One path, in chunks: `embed_plan` splits the products into chunks of `CHUNK_PRODUCTS` (and drops the
+index before a large load), `embed_chunk` builds, hashes, encodes and writes one chunk's vectors,
+`finish_embedding` (re)builds the index once and adds the counts up. The `embed` job returns the plan, so
+its chunks run on every worker (jobs.runner.Chunked); `embed_products` runs the same plan in this process."""
 
 from __future__ import annotations
 
@@ -13,9 +18,15 @@ from django.db import connection, transaction
 from catalog.encoder import encode_texts, load_encoder
 from catalog.models import Flavor, Product, ProductEmbedding
 from catalog.text import LLMConfig, extract_attributes, product_text, text_hash
+from jobs.runner import Chunked, JobFailed, run_chunks_here
 
 WRITE_BATCH = 2000
-REBUILD_INDEX_ABOVE = 5000  # rows written in one pass
+REBUILD_INDEX_ABOVE = 5000  # products without a vector of the model: more, and the index is dropped and rebuilt
+# Products a chunk (one task): ~40 s of one quiet CPU core (MiniLM ~125 texts/s a core), under a second of a
+# GPU, so a chunk's fixed cost (a task, a product query, a COPY; the encoder stays loaded in the worker) is small, a
+# chunk's vectors are 7.7 MB, and a million products make 200 chunks: enough to keep any number of workers
+# evenly busy. Identical texts are encoded once within a chunk.
+CHUNK_PRODUCTS = 5000
 
 
 @dataclass
@@ -66,12 +77,52 @@ def texts_for(products: list[Product], flavor: str) -> list[str]:
 
 
 def embed_products(*, flavor: str, product_ids: list[int] | None = None, progress=None) -> EmbedResult:
-    if flavor not in Flavor.values:
-        raise ValueError(f"unknown flavor {flavor!r}; use one of {', '.join(Flavor.values)}")
+    """Embed the products (all, or `product_ids`) in this process: the `embed` job's chunks one after another."""
+    plan = embed_plan(flavors=[flavor], product_ids=product_ids)
+    return EmbedResult(**run_chunks_here(plan, params={}, progress=progress)[flavor])
+
+
+def embed_plan(*, flavors: list[str], product_ids: list[int] | None = None, chunk_size: int | None = None,
+               ) -> Chunked:
+    """The chunks of an embedding: per flavor, the products by id in runs of `chunk_size`. Where more than
+    REBUILD_INDEX_ABOVE products have no vector of this model (a first load, a new model), the flavor's
+    HNSW index is dropped now, before any chunk writes, and `finish_embedding` builds it once at the end."""
+    unknown = [f for f in flavors if f not in Flavor.values]
+    if unknown:
+        raise ValueError(f"unknown flavor {unknown[0]!r}; use one of {', '.join(Flavor.values)}")
+    chunk_size = CHUNK_PRODUCTS if chunk_size is None else chunk_size
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
     name = model_name()
-    queryset = Product.objects.order_by("id")
-    if product_ids is not None:
-        queryset = queryset.filter(pk__in=product_ids)
+    scope = Product.objects.all() if product_ids is None else Product.objects.filter(pk__in=product_ids)
+    ids = list(scope.order_by("id").values_list("id", flat=True))
+    chunks, rebuild = [], {}
+    for flavor in flavors:
+        have = ProductEmbedding.objects.filter(flavor=flavor, model_name=name)
+        if product_ids is not None:
+            have = have.filter(product_id__in=ids)
+        rebuild[flavor] = len(ids) - have.count() > REBUILD_INDEX_ABOVE
+        for start in range(0, len(ids), chunk_size):
+            part = ids[start : start + chunk_size]
+            chunk = {"flavor": flavor, "first": part[0], "last": part[-1]}
+            if product_ids is not None:
+                chunk["ids"] = part
+            chunks.append(chunk)
+    for flavor, drop in rebuild.items():
+        if drop:
+            _drop_index(flavor)
+    return Chunked(chunks=chunks, run_chunk="catalog.embeddings.embed_chunk",
+                   finish="catalog.embeddings.finish_embedding", cleanup="catalog.embeddings.restore_indexes",
+                   state={"model": name, "flavors": list(flavors), "rebuild": rebuild})
+
+
+def embed_chunk(*, params: dict, state: dict, chunk: dict, progress=None) -> dict:
+    """One chunk: the texts of its products, their hashes, the new or changed ones encoded (each distinct
+    text once) and written by binary COPY. Idempotent: a chunk run again finds its texts stored."""
+    flavor, name = chunk["flavor"], state["model"]
+    queryset = Product.objects.filter(pk__gte=chunk["first"], pk__lte=chunk["last"]).order_by("id")
+    if "ids" in chunk:
+        queryset = queryset.filter(pk__in=chunk["ids"])
     products = list(queryset.only("id", "name", "brand", "description", "size", "attributes", "extracted"))
     texts = texts_for(products, flavor)
     hashes = [text_hash(t, name) for t in texts]
@@ -81,31 +132,45 @@ def embed_products(*, flavor: str, product_ids: list[int] | None = None, progres
         )
     )
     todo = [i for i, p in enumerate(products) if stored.get(p.pk) != hashes[i]]
-    if not todo:
-        return EmbedResult(flavor, len(products), 0, len(products), False)
-    encoder = load_encoder(name)
-    # Identical texts (a product listed twice, in other sizes) are encoded once.
-    distinct = list(dict.fromkeys(texts[i] for i in todo))
-    position = {text: j for j, text in enumerate(distinct)}
-    vectors = encode_texts(
-        encoder,
-        distinct,
-        batch_size=settings.SEMID_EMBEDDING_BATCH_SIZE,
-        progress=(lambda done, total: progress(0.9 * done / total)) if progress else None,
-    )[[position[texts[i]] for i in todo]]
-    rebuild = len(todo) > REBUILD_INDEX_ABOVE
-    with transaction.atomic():
-        if rebuild:
-            _drop_index(flavor)
-        _write_vectors(
-            flavor=flavor, model=name, product_ids=[products[i].pk for i in todo],
-            hashes=[hashes[i] for i in todo], vectors=vectors,
-        )
-        if rebuild:
-            _create_index(flavor)
+    if todo:
+        encoder = load_encoder(name)
+        # Identical texts (a product listed twice, in other sizes) are encoded once.
+        distinct = list(dict.fromkeys(texts[i] for i in todo))
+        position = {text: j for j, text in enumerate(distinct)}
+        vectors = encode_texts(
+            encoder,
+            distinct,
+            batch_size=settings.SEMID_EMBEDDING_BATCH_SIZE,
+            progress=(lambda done, total: progress(0.95 * done / total)) if progress else None,
+        )[[position[texts[i]] for i in todo]]
+        with transaction.atomic():
+            _write_vectors(
+                flavor=flavor, model=name, product_ids=[products[i].pk for i in todo],
+                hashes=[hashes[i] for i in todo], vectors=vectors,
+            )
     if progress:
         progress(1.0)
-    return EmbedResult(flavor, len(products), len(todo), len(products) - len(todo), rebuild)
+    return {"flavor": flavor, "products": len(products), "encoded": len(todo)}
+
+
+def finish_embedding(*, params: dict, state: dict, results: list[dict], progress=None) -> dict:
+    """Once every chunk is written: each flavor's HNSW index built if the plan dropped it (or a failed
+    embedding left it missing), and its counts. The result: {flavor: EmbedResult as a dict}."""
+    out = {}
+    for flavor in state["flavors"]:
+        mine = [r for r in results if r["flavor"] == flavor]
+        if progress:
+            progress(len(out) / len(state["flavors"]), 1.0, f"{flavor}: index")
+        rebuilt = _ensure_index(flavor)
+        products, encoded = sum(r["products"] for r in mine), sum(r["encoded"] for r in mine)
+        out[flavor] = EmbedResult(flavor, products, encoded, products - encoded, rebuilt).as_dict()
+    return out
+
+
+def restore_indexes(*, params: dict, state: dict) -> None:
+    """After a failed embedding: the indexes the plan dropped are built again over what was written."""
+    for flavor in state["flavors"]:
+        _ensure_index(flavor)
 
 
 def _write_vectors(*, flavor: str, model: str, product_ids: list[int], hashes: list[str], vectors: np.ndarray) -> None:
@@ -142,6 +207,27 @@ def _drop_index(flavor: str) -> None:
         cursor.execute(f'DROP INDEX IF EXISTS "embedding_hnsw_{flavor}"')
 
 
+def _index_exists(flavor: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = %s",
+                       [f"embedding_hnsw_{flavor}"])
+        return cursor.fetchone() is not None
+
+
+def _ensure_index(flavor: str) -> bool:
+    """Build the flavor's HNSW index if it is missing; True if it was built. Only then is the table locked
+    (one builder at a time, readers not blocked), so two finishing embeddings do not build it twice."""
+    if _index_exists(flavor):
+        return False
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {ProductEmbedding._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+        if _index_exists(flavor):
+            return False
+        _create_index(flavor)
+    return True
+
+
 def _create_index(flavor: str) -> None:
     index = _hnsw_indexes()[f"embedding_hnsw_{flavor}"]
     with connection.cursor() as cursor:  # deferred FK checks of the rows just written block CREATE INDEX
@@ -150,13 +236,14 @@ def _create_index(flavor: str) -> None:
         editor.add_index(ProductEmbedding, index)
 
 
-def embed_job(*, params: dict, user=None, progress=None) -> dict:
-    flavors = params.get("flavors") or Flavor.values
-    results = {}
-    for n, flavor in enumerate(flavors):
-        step = (lambda f, n=n: progress((n + f) / len(flavors))) if progress else None
-        results[flavor] = embed_products(flavor=flavor, progress=step).as_dict()
-    return results
+def embed_job(*, params: dict, user=None, progress=None) -> Chunked:
+    """The `embed` job: its plan, whose chunks the workers share. Params: `flavors`, `product_ids` (default:
+    every product), `chunk_size` (products a chunk)."""
+    try:
+        return embed_plan(flavors=params.get("flavors") or Flavor.values, product_ids=params.get("product_ids"),
+                          chunk_size=int(params.get("chunk_size") or CHUNK_PRODUCTS))
+    except ValueError as exc:
+        raise JobFailed(str(exc)) from exc
 
 
 # --- selectors -------------------------------------------------------------------------------

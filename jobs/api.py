@@ -15,7 +15,8 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "kind", "status", "progress", "message", "result", "created_by", "created_at", "updated_at"]
+        fields = ["id", "kind", "status", "progress", "message", "result", "created_by", "created_at", "updated_at",
+                  "chunks_total", "chunks_done"]  # a chunked job (embed): its chunks, and how many are done
 
 
 class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):

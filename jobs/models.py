@@ -22,6 +22,13 @@ class Job(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # A chunked job (jobs.runner.Chunked): its chunks, how many are done, and the plan its chunk tasks read.
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    plan = models.JSONField(default=dict, blank=True)  # {"run_chunk", "finish", "cleanup", "state"}
+    # True while its chunks (or the callback that finishes it) are queued or running: nothing of the job's own
+    # runs, so it has no heartbeat; its liveness is its running chunks' heartbeats.
+    awaiting_chunks = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -32,3 +39,29 @@ class Job(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class JobChunk(models.Model):
+    """One part of a chunked job, run by its own Celery task (`jobs.run_chunk`) on any worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    params = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    result = models.JSONField(default=dict, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")  # the Celery hostname that ran it
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="jobchunk_unique_index")]
+
+    def __str__(self):
+        return f"chunk {self.index} of {self.job}"

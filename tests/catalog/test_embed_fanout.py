@@ -1,0 +1,123 @@
+"""The `embed` job fanned out over real Celery workers (jobs.runner.Chunked): the same vectors as one
+process, progress counted by chunk, a failed chunk failing the job, and a retry encoding only the rest."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from catalog.demo import generate_demo_catalog, write_csv
+from catalog.embeddings import embed_products
+from catalog.models import Product, ProductEmbedding
+from catalog.services import import_catalog
+from jobs.models import Job, JobChunk
+from jobs.runner import retry_job, start_job
+from tests.conftest import ARTIFACTS, spawn_worker, wait_for
+
+CHUNK = 30  # products a chunk here: eight or nine chunks of the demo catalog below
+
+
+@pytest.fixture
+def demo(tmp_path, worker):
+    write_csv(generate_demo_catalog(n_products=240, seed=3), tmp_path / "demo.csv")
+    import_catalog(path=tmp_path / "demo.csv")
+    return sorted(Product.objects.values_list("id", flat=True))
+
+
+@pytest.fixture
+def second_worker(worker):
+    """Another real worker on the session worker's queue: the two share the chunks."""
+    from config.celery import app
+
+    proc = spawn_worker(app.conf.task_default_queue, f"second-{os.getpid()}", ARTIFACTS / "celery-second.log")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def finished(job: Job) -> Job:
+    return wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=["succeeded", "failed"]).first(), timeout=600)
+
+
+def stored(flavor: str) -> dict[int, tuple[str, np.ndarray]]:
+    return {pk: (text_hash, np.asarray(vector, dtype=np.float32)) for pk, text_hash, vector in
+            ProductEmbedding.objects.filter(flavor=flavor).values_list("product_id", "text_hash", "embedding")}
+
+
+def test_embedding_chunked_over_two_workers_writes_the_same_vectors_as_one_process(demo, second_worker):
+    chunks = -(-len(demo) // CHUNK)
+
+    job = finished(start_job(kind="embed", params={"flavors": ["precision"], "chunk_size": CHUNK}))
+
+    assert job.status == "succeeded", (job.message, job.result)
+    assert (job.chunks_total, job.chunks_done, job.progress) == (chunks, chunks, 1.0)
+    assert job.result["precision"] == {"flavor": "precision", "products": len(demo), "encoded": len(demo),
+                                       "unchanged": 0, "index_rebuilt": False}
+    ran = JobChunk.objects.filter(job=job)
+    assert set(ran.values_list("status", flat=True)) == {"succeeded"}
+    assert len(set(ran.values_list("worker", flat=True))) == 2  # both workers took chunks
+    chunked = stored("precision")
+
+    ProductEmbedding.objects.all().delete()
+    embed_products(flavor="precision")  # one process, the command's path
+    alone = stored("precision")
+
+    assert chunked.keys() == alone.keys() == set(demo)
+    assert all(chunked[pk][0] == alone[pk][0] for pk in demo)  # text hashes
+    difference = max(float(np.abs(chunked[pk][1] - alone[pk][1]).max()) for pk in demo)
+    assert difference <= 1e-6, difference  # the same vectors (other batches may round the last bit)
+
+    again = finished(start_job(kind="embed", params={"flavors": ["precision"], "chunk_size": CHUNK}))
+    assert again.status == "succeeded" and again.result["precision"]["encoded"] == 0  # nothing changed
+
+
+def test_a_failed_chunk_fails_the_job_with_its_error_and_the_retry_encodes_only_the_rest(demo):
+    """One worker: the chunks run one after another, so the ones before the bad product are written."""
+    bad = demo[3 * CHUNK + 5]  # in the fourth chunk
+    Product.objects.filter(pk=bad).update(attributes=["not a record"])  # as_record() cannot read it
+
+    job = finished(start_job(kind="embed", params={"flavors": ["precision"], "chunk_size": CHUNK}))
+
+    assert job.status == "failed"
+    assert job.message.startswith(f"chunk 4 of {job.chunks_total}: ValueError: dictionary update sequence"), job.message
+    assert job.result["chunk"] == 3 and "Traceback" in job.result["error"]
+    statuses = list(JobChunk.objects.filter(job=job).order_by("index").values_list("status", flat=True))
+    assert statuses == ["succeeded"] * 3 + ["failed"] + ["queued"] * (job.chunks_total - 4)  # the rest skipped
+    assert job.chunks_done == 3
+    written = ProductEmbedding.objects.filter(flavor="precision").count()
+    assert written == 3 * CHUNK
+
+    Product.objects.filter(pk=bad).update(attributes={})
+    again = finished(retry_job(job=job))
+
+    assert again.status == "succeeded", (again.message, again.result)
+    assert again.params["retry_of"] == job.pk
+    assert (again.result["precision"]["encoded"], again.result["precision"]["unchanged"]) == (len(demo) - written,
+                                                                                              written)
+    assert ProductEmbedding.objects.filter(flavor="precision").count() == len(demo)
+
+
+def test_an_embedding_that_fails_midway_builds_the_index_it_dropped(tmp_path, db, monkeypatch):
+    import catalog.embeddings as embeddings
+
+    write_csv(generate_demo_catalog(n_products=60, seed=5), tmp_path / "demo.csv")
+    import_catalog(path=tmp_path / "demo.csv")
+    ids = sorted(Product.objects.values_list("id", flat=True))
+    Product.objects.filter(pk=ids[-1]).update(attributes=["not a record"])
+    monkeypatch.setattr(embeddings, "REBUILD_INDEX_ABOVE", 2)  # the plan drops the index
+    monkeypatch.setattr(embeddings, "CHUNK_PRODUCTS", 20)
+
+    with pytest.raises(ValueError, match="dictionary update sequence"):
+        embed_products(flavor="precision")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'catalog_productembedding'")
+        assert "embedding_hnsw_precision" in {row[0] for row in cursor.fetchall()}
+    assert ProductEmbedding.objects.filter(flavor="precision").count() == 40  # the first two chunks
