@@ -15,7 +15,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import Flag
-from audit.services import claim_flag, decide_flag, undo_last_decisions
+from audit.review.claims import claim_flag
+from audit.review.decisions import decide_flag, undo_last_decisions
 from catalog.demo import generate_demo_catalog, write_csv
 from catalog.embeddings import embed_products
 from catalog.models import Category, Product
