@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AccountsConfig(AppConfig):
@@ -9,3 +10,13 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         from accounts import auth  # noqa: F401  (connects the token revocation receivers)
+
+        # After every app's migrations, the roles hold the permissions of the models as they are now (a model
+        # that moved app, like jobs.Job, has new permission rows).
+        post_migrate.connect(_sync_roles, dispatch_uid="accounts-sync-roles")
+
+
+def _sync_roles(**kwargs) -> None:
+    from accounts.roles import ensure_roles
+
+    ensure_roles()

@@ -8,4 +8,4 @@ class AuditConfig(AppConfig):
     def ready(self):
         from jobs.runner import register_job_kind
 
-        register_job_kind("audit", "audit.services.audit_job")
+        register_job_kind("audit", "audit.runs.audit_job")

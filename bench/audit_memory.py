@@ -3,7 +3,7 @@
     .venv/bin/python bench/audit_memory.py [--n 200000] [--device cpu|cuda] [--max-iter N] [--json PATH]
     .venv/bin/python bench/audit_memory.py --step text_features [--n 200000] [--max-fit N]
 
-`--step audit` (the default) scores and calibrates as `audit.services.run_audit` does: `bench/scale.py`'s
+`--step audit` (the default) scores and calibrates as `audit.runs.run_audit` does: `bench/scale.py`'s
 synthetic catalog (384-d vectors, 960 leaves, names and brands), 3% of the labels moved (uniform), codes
 from random hyperplanes (4 levels of 8 bits: no quantizer training, which is not what is measured). A
 thread samples the resident memory every 20 ms and charges each sample to the innermost `audit.core`

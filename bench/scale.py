@@ -101,7 +101,7 @@ def synthetic_words(taxonomy: np.ndarray, *, seed: int = 0) -> tuple[list[str], 
 
 def audit(x: np.ndarray, noisy: np.ndarray, injected: np.ndarray, codes: np.ndarray, truth: np.ndarray,
           device: str) -> dict:
-    """Score and calibrate as `audit.services.run_audit` does; time each, and the ranking of the
+    """Score and calibrate as `audit.runs.run_audit` does; time each, and the ranking of the
     injected labels."""
     from sklearn.metrics import average_precision_score
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audit.services import run_audit
+from audit.runs import run_audit
 from catalog.embeddings import embed_products
 from catalog.models import Flavor
 from catalog.rows import CatalogFileError

@@ -39,7 +39,7 @@ def import_demo_catalog(tmp_path: Path, n_products: int = 60, mislabel_rate: flo
 
 def build_review_data(tmp_path: Path, *, n_products: int = 60, n_flags: int = 8) -> dict:
     """Products, an active precision run whose codes follow each product's true category, and flags
-    on the planted (wrong-label) products first, shaped as audit.services writes them."""
+    on the planted (wrong-label) products first, shaped as audit.runs writes them."""
     from audit.models import Flag
     from catalog.models import Category, Product
     from quantizer.models import QuantizerRun, SemanticId

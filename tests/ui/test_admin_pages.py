@@ -77,7 +77,7 @@ def test_admin_starts_the_pipeline_and_watches_it_finish(page, admin_user, worke
 
 def test_bad_csv_upload_lists_the_row_errors(page, admin_user, worker, tmp_path):
     from catalog.models import Product
-from jobs.models import Job
+    from jobs.models import Job
 
     bad = Path(tmp_path) / "bad.csv"
     bad.write_text(BAD_CSV)
