@@ -39,12 +39,25 @@ class ComplementSerializer(serializers.Serializer):
     shared = SharedPrefixSerializer(many=True, help_text="one per flavor whose active run codes both products")
 
 
-class ComplementsView(GenericAPIView):
+class ProductListView(GenericAPIView):
+    """GET /api/products/{id}/...: a short list about one product, its query in `query_serializer`."""
+
     permission_classes = [IsReviewer]
     queryset = Product.objects.select_related("category")
-    serializer_class = ComplementSerializer
     pagination_class = None
     filter_backends: list = []
+    query_serializer: type[serializers.Serializer]
+
+    def product_and_query(self, request) -> tuple[Product, dict]:
+        product = self.get_object()
+        query = self.query_serializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        return product, query.validated_data
+
+
+class ComplementsView(ProductListView):
+    serializer_class = ComplementSerializer
+    query_serializer = ComplementQuerySerializer
 
     @extend_schema(
         parameters=[ComplementQuerySerializer],
@@ -54,10 +67,8 @@ class ComplementsView(GenericAPIView):
                     "none.",
     )
     def get(self, request, pk=None):
-        product = self.get_object()
-        query = ComplementQuerySerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        rows = complements(product=product, **query.validated_data)
+        product, query = self.product_and_query(request)
+        rows = complements(product=product, **query)
         return Response(ComplementSerializer(rows, many=True).data)
 
 
@@ -76,12 +87,9 @@ class NextProductSerializer(serializers.Serializer):
     run = serializers.IntegerField(help_text="the quantizer run whose codes the model reads")
 
 
-class NextProductsView(GenericAPIView):
-    permission_classes = [IsReviewer]
-    queryset = Product.objects.select_related("category")
+class NextProductsView(ProductListView):
     serializer_class = NextProductSerializer
-    pagination_class = None
-    filter_backends: list = []
+    query_serializer = NextQuerySerializer
 
     @extend_schema(
         parameters=[NextQuerySerializer],
@@ -92,13 +100,11 @@ class NextProductsView(GenericAPIView):
                     "code the product.",
     )
     def get(self, request, pk=None):
-        product = self.get_object()
-        query = NextQuerySerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        record = current_next_item_model(query.validated_data.get("flavor"))
+        product, query = self.product_and_query(request)
+        record = current_next_item_model(query.get("flavor"))
         if record is None:
             return Response([])
-        rows = may_add_next(product=product, k=query.validated_data["k"], flavor=record.run.flavor)
+        rows = may_add_next(product=product, k=query["k"], flavor=record.run.flavor)
         data = [{"rank": r.rank, "product": r.product, "code": r.code, "flavor": record.run.flavor,
                  "model": record.pk, "run": record.run_id} for r in rows]
         return Response(NextProductSerializer(data, many=True).data)

@@ -191,7 +191,7 @@ def compute_copurchase(*, min_support: int = MIN_PAIR_SUPPORT) -> int:
 # --------------------------------------------------------------------------- "customers may add next"
 
 NEXT_ITEM_HOLDOUT = 0.1  # share of orders held out for the model's recorded figures
-NextItemProgress = Callable[[int, int, float], None]  # (epoch, epochs, loss)
+EpochHook = Callable[[int, int, dict], None]  # (epoch, epochs, the epoch's history row)
 
 
 class NoBaskets(Exception):
@@ -222,7 +222,7 @@ def _orders_over_codes(run) -> tuple[list, np.ndarray, np.ndarray]:
 
 
 def train_next_item_model(*, flavor: str, config: dict | None = None, device: str = "cpu",
-                          progress: NextItemProgress | None = None) -> NextItemModel:
+                          on_epoch: EpochHook | None = None) -> NextItemModel:
     """Train the next-item model on the imported orders and the codes of ``flavor``'s active run: a
     random NEXT_ITEM_HOLDOUT of the orders (the config's seed) is held out and its figures recorded
     (leave-last-out Recall@10 / NDCG@10, warm and cold targets). Recorded whatever happens: a failure
@@ -240,7 +240,7 @@ def train_next_item_model(*, flavor: str, config: dict | None = None, device: st
         baskets, codes, _ = _orders_over_codes(run)
         train_idx, _, test_idx = split_orders(len(baskets), cfg.seed, (1 - NEXT_ITEM_HOLDOUT, 0.0))
         train = [baskets[i] for i in train_idx]
-        model = train_next_item(train, codes, cfg, device=device, progress=progress)
+        model = train_next_item(train, codes, cfg, device=device, on_epoch=on_epoch)
         histories, target = leave_last_out([baskets[i] for i in test_idx])
         metrics = {"held_out_orders": len(test_idx)}
         if len(target):

@@ -215,7 +215,7 @@ def main():
                                       overrides=codes_overrides)
             config = NextItemConfig.from_dict({**NextItemConfig().to_dict(), **overrides, "seed": seed})
             model = train_next_item(train, codes, config, device=args.device,
-                                    progress=lambda e, E, loss: print(f"  tiger epoch {e}/{E} loss {loss:.3f}",
+                                    on_epoch=lambda e, E, row: print(f"  tiger epoch {e}/{E} loss {row['loss']:.3f}",
                                                                       file=sys.stderr, flush=True))
             recs = np.concatenate([recommend(model, histories[lo: lo + 256], K, device=args.device, popularity=pop)
                                    for lo in range(0, len(histories), 256)])

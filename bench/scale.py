@@ -175,7 +175,7 @@ def main() -> None:
     recipe = config.to_dict()
     epoch_ends: list[float] = []
     result = train_rqvae(x, taxonomy, config, device=args.device,
-                         progress=lambda *_: epoch_ends.append(time.perf_counter()))
+                         on_epoch=lambda *_: epoch_ends.append(time.perf_counter()))
     figures["train_products"] = result.train_products
     figures["train_s"] = round(result.seconds, 1)
     steps_per_epoch = int(np.ceil(figures["train_products"] / recipe["batch_size"]))

@@ -113,13 +113,14 @@ class ProgressReporter:
 
 
 class BarProgress:
-    """The same progress signature drawn on a tqdm bar of total 100: a command's view of a job's service."""
+    """A progress callback drawn on a tqdm bar of total 100: a command's view of a job's service. Every
+    progress callback in semid takes `(done, total=1.0, message=None)` (an epoch hook, `on_epoch`, is not one)."""
 
     def __init__(self, bar):
         self.bar = bar
 
     def __call__(self, done: float, total: float = 1.0, message: str | None = None) -> None:
-        self.bar.n = int(100 * done / total)
+        self.bar.n = int(100 * done / total) if total else 0
         if message:
             self.bar.set_postfix_str(message)
         self.bar.refresh()

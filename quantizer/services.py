@@ -186,7 +186,7 @@ def train_rqvae_run(run: QuantizerRun, vectors: np.ndarray, taxonomy: np.ndarray
         if progress:
             progress(TRAINED * epoch / total, 1.0, f"epoch {epoch}/{total}")
 
-    result = train_rqvae(vectors, taxonomy, config, device=default_device(), progress=on_epoch,
+    result = train_rqvae(vectors, taxonomy, config, device=default_device(), on_epoch=on_epoch,
                          init_state=init_state)
     weights = save_model(result.model, config)
     encoded = encode(result.model, vectors, device=default_device())

@@ -24,7 +24,6 @@ from audit.core.noise import leaf_classes, parent_groups
 from audit.core.signals import (
     CLASSIFIER_MAX_ITER, KNN, MIN_LABELLED_PER_FOLD, SIGNALS, compute_signals, has_brands, text_features,
 )
-from audit.core.signals import WEIGHT_DECAY_GRID  # noqa: F401  (committed tests/audit/test_pipeline.py reads it here)
 from audit.core.top_leaves import TopLeaves
 from quantizer.core.sampling import row_sample
 

@@ -38,7 +38,7 @@ def neighbour_summary(neighbours: Sequence[Neighbour], suggested: str, label: st
     return "; ".join(parts)
 
 
-# The audit's signals (audit.core.scoring.SIGNALS): each says how strongly the current category looks wrong
+# The audit's signals (audit.core.signals.SIGNALS): each says how strongly the current category looks wrong
 SIGNAL_HELP = {
     "classifier": ("Text classifier", "a model trained on the rest of the catalog (never on this product) reads "
                    "the name, brand and description and finds the current category unlikely"),

@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 FORMAT_VERSION = 1
-Progress = Callable[[int, int, float], None]  # (epoch, epochs, mean loss)
+EpochHook = Callable[[int, int, dict], None]  # (epoch, epochs, the epoch's history row: loss, seconds)
 
 
 @dataclass
@@ -179,7 +179,7 @@ class NextItemModel:
 
 
 def train_next_item(baskets: Sequence[np.ndarray], codes: np.ndarray, config: NextItemConfig | None = None, *,
-                    device: str = "cpu", progress: Progress | None = None,
+                    device: str = "cpu", on_epoch: EpochHook | None = None,
                     max_seconds: float | None = None) -> NextItemModel:
     """Train on ``baskets`` (each an array of product rows in cart order; rows index ``codes`` (N, L))."""
     config = NextItemConfig.from_dict((config or NextItemConfig()).to_dict())
@@ -219,8 +219,8 @@ def train_next_item(baskets: Sequence[np.ndarray], codes: np.ndarray, config: Ne
             if max_seconds is not None and time.time() - started > max_seconds:
                 break
         history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "seconds": time.time() - started})
-        if progress:
-            progress(epoch + 1, config.epochs, history[-1]["loss"])
+        if on_epoch:
+            on_epoch(epoch + 1, config.epochs, history[-1])
         if max_seconds is not None and time.time() - started > max_seconds:
             break
     net.eval()

@@ -27,7 +27,9 @@ from .neighbours import input_neighbours
 from .rqvae import RQVAE, exact_float32
 from .sampling import HierarchicalBatchSampler, RandomBatchSampler, row_sample, validate_taxonomy
 
-ProgressFn = Callable[[int, int, dict], None]
+# Called after each epoch with (epoch, epochs, the epoch's history row): the loss terms and the learning rate.
+# (A progress callback elsewhere is progress(done, total=1.0, message=None); this hook carries the losses.)
+EpochHook = Callable[[int, int, dict], None]
 
 # The history's figures per epoch, in order: every loss term (`losses.loss_terms`) and L_total.
 TERMS = ("reconstruction", "rq", "codebook", "commitment", "contrastive", "similarity", "neighbour", "unique", "total")
@@ -222,7 +224,7 @@ def train_rqvae(
     config: RQVAEConfig,
     *,
     device="cpu",
-    progress: ProgressFn | None = None,
+    on_epoch: EpochHook | None = None,
     init_state: dict | None = None,
 ) -> TrainResult:
     x_all, tax_all = training_inputs(embeddings, taxonomy, config)
@@ -305,8 +307,8 @@ def train_rqvae(
             following.extend(upcoming)
             row = log.row(epoch + 1, len(batches), last_lr)
             history.append(row)
-            if progress is not None:
-                progress(epoch + 1, train.epochs, row)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, train.epochs, row)
             batches = following
         optimizer.zero_grad(set_to_none=True)  # (on CUDA the gradients live in the graphs' memory)
         model.eval()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from audit.core.scoring import WEIGHT_DECAY_GRID
+from audit.core.signals import WEIGHT_DECAY_GRID
 from audit.models import Flag, Score
 from catalog.demo import generate_demo_catalog, write_csv
 from jobs.runner import start_job

@@ -210,10 +210,10 @@ def test_encode_returns_codes_errors_and_gaps_of_the_right_shapes(catalog, train
     assert enc.gaps.shape == (len(x), 3) and np.all(enc.gaps >= 0)
 
 
-def test_progress_is_called_once_per_epoch(catalog):
+def test_the_epoch_hook_is_called_once_per_epoch(catalog):
     x, tax = catalog
     calls = []
-    train_rqvae(x, tax, small_config(epochs=2), progress=lambda e, t, row: calls.append((e, t)))
+    train_rqvae(x, tax, small_config(epochs=2), on_epoch=lambda e, t, row: calls.append((e, t)))
     assert calls == [(1, 2), (2, 2)]
 
 

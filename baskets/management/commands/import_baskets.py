@@ -3,6 +3,7 @@ from tqdm import tqdm
 
 from baskets.rows import BasketFileError
 from baskets.services import MIN_PAIR_SUPPORT, import_baskets
+from jobs.runner import BarProgress
 
 
 class Command(BaseCommand):
@@ -13,13 +14,8 @@ class Command(BaseCommand):
         parser.add_argument("path")
 
     def handle(self, *args, path, **options):
-        bar = tqdm(total=0, unit="steps", desc="import baskets", disable=options["verbosity"] == 0)
-
-        def progress(done, total):
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
+        bar = tqdm(total=100, unit="%", desc="import baskets", disable=options["verbosity"] == 0)
+        progress = BarProgress(bar)
         try:
             result = import_baskets(path=path, progress=progress)
         except BasketFileError as exc:

@@ -26,12 +26,12 @@ class Command(BaseCommand):
         if seed is not None:
             overrides["seed"] = seed
 
-        def progress(epoch, total, loss):
+        def on_epoch(epoch, total, row):
             if options["verbosity"]:
-                self.stdout.write(f"epoch {epoch}/{total}: loss {loss:.4f}")
+                self.stdout.write(f"epoch {epoch}/{total}: loss {row['loss']:.4f}")
 
         try:
-            record = train_next_item_model(flavor=flavor, config=overrides, device=device, progress=progress)
+            record = train_next_item_model(flavor=flavor, config=overrides, device=device, on_epoch=on_epoch)
         except (NoBaskets, NoActiveRun, ValueError) as exc:
             raise CommandError(str(exc)) from None
         m = record.metrics

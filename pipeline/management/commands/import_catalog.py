@@ -3,6 +3,7 @@ from tqdm import tqdm
 
 from catalog.rows import CatalogFileError
 from catalog.services import import_catalog
+from jobs.runner import BarProgress
 from pipeline.services import assign_and_audit
 
 
@@ -22,13 +23,8 @@ class Command(BaseCommand):
                  "empty taxonomy creates its categories either way")
 
     def handle(self, *args, path, overwrite, allow_new_categories, **options):
-        bar = tqdm(total=0, unit="rows", desc="import", disable=options["verbosity"] == 0)
-
-        def progress(done, total):
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
+        bar = tqdm(total=100, unit="%", desc="import", disable=options["verbosity"] == 0)
+        progress = BarProgress(bar)
         try:
             result = import_catalog(path=path, progress=progress, overwrite=overwrite,
                                     allow_new_categories=allow_new_categories)
