@@ -144,14 +144,8 @@ def main():
 
     import torch
 
-    from baskets.core.nextitem import (
-        NextItemConfig,
-        cold_index,
-        recommend,
-        sasrec_recommend,
-        train_next_item,
-        train_sasrec,
-    )
+    from baskets.core.nextitem import NextItemConfig, cold_index, recommend, train_next_item
+    from baskets.core.sasrec import sasrec_recommend, train_sasrec
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 1))
     started = time.time()
