@@ -16,7 +16,12 @@ class AccountsConfig(AppConfig):
         post_migrate.connect(_sync_roles, dispatch_uid="accounts-sync-roles")
 
 
-def _sync_roles(**kwargs) -> None:
+def _sync_roles(*, app_config, **kwargs) -> None:
+    """Once per migrate (or test flush): after the last installed app's post_migrate, when every model's
+    permissions exist."""
+    from django.apps import apps
+
     from accounts.roles import ensure_roles
 
-    ensure_roles()
+    if app_config is list(apps.get_app_configs())[-1]:
+        ensure_roles()

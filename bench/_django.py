@@ -16,8 +16,8 @@ def require(*names: str) -> list[Path]:
     return paths
 
 
-def use_database(name: str) -> None:
-    """Point Django at database `name` as it is (migrated to today's schema)."""
+def _connect(name: str) -> None:
+    """Start the embedded servers where no URL is set (database `name` included) and set Django up on it."""
     sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
     os.environ["SEMID_DB_NAME"] = name
@@ -25,24 +25,21 @@ def use_database(name: str) -> None:
 
     from config.embedded import start_services
 
-    start_services()  # the embedded servers (and database `name`) where no URL is set
+    start_services()
     django.setup()
+
+
+def use_database(name: str) -> None:
+    """Point Django at database `name` as it is (migrated to today's schema)."""
     from django.core.management import call_command
 
+    _connect(name)
     call_command("migrate", verbosity=0)
 
 
 def fresh_database(name: str) -> None:
     """Point Django at database `name`, empty it and migrate."""
-    sys.path.insert(0, str(ROOT))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
-    os.environ["SEMID_DB_NAME"] = name
-    import django
-
-    from config.embedded import start_services
-
-    start_services()  # the embedded servers (and database `name`) where no URL is set
-    django.setup()
+    _connect(name)
     from django.core.management import call_command
     from django.db import connection
 

@@ -44,11 +44,7 @@ class Job(models.Model):
 class JobChunk(models.Model):
     """One part of a chunked job, run by its own Celery task (`jobs.run_chunk`) on any worker."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+    Status = Job.Status  # a chunk moves through the same states as its job
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
