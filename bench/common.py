@@ -73,6 +73,7 @@ def taxonomy_array(paths: list) -> np.ndarray:
 # Catalogs of other shapes built from the shared ones, for leave-one-catalog-out checks: a name is
 # "<file>[+<variant>...]", e.g. "bigbasket+2level+nodesc".
 VARIANTS = {
+    "1level": "the taxonomy cut to its first level (a coarse tree)",
     "2level": "the taxonomy cut to its first two levels",
     "mixed": "each second-level category cut to one, two or three levels (a fixed hash of its path): "
              "paths of mixed depth, a department also a label",
@@ -105,6 +106,8 @@ def load_dataset(name: str, limit: int | None = None, sample_seed: int = 0) -> D
         levels = tuple(s.strip() for s in (row.get("category_path") or "").split(">") if s.strip())
         if levels and all(level.lower() in UNCATEGORIZED for level in levels):
             levels = ()
+        if "1level" in variants:
+            levels = levels[:1]
         if "2level" in variants:
             levels = levels[:2]
         if "mixed" in variants and levels:
