@@ -85,6 +85,7 @@ def collect_one(catalog: str, regime: str, seed: int, args) -> dict:
     if lexical is not None:
         extra["txt"] = (lexical, None, 5)
         extra["both10"] = (np.hstack([emb, lexical]), wd, 10)
+    extra = {k: v for k, v in extra.items() if k in args.extras.split(",")}
     for name, (x, decay, folds) in extra.items():
         if decay is None:
             decay = choose_weight_decay(x, labels, n_leaves, seed=seed, device=args.device)
@@ -93,7 +94,7 @@ def collect_one(catalog: str, regime: str, seed: int, args) -> dict:
         out[f"f:{name}:self"], out[f"f:{name}:margin"], top3 = _columns(p, lab)
         out[f"hits:{name}"] = top_hits(top3)
         out[f"decay:{name}"] = decay
-    p, c = cv_logistic_probs(emb[labelled], lab, n_leaves, seed, args.device)
+    p, c = cv_logistic_probs(emb[labelled], lab, n_leaves, seed, args.device)  # the baseline, always
     out["f:cleanlab:self"], out["f:cleanlab:margin"], top3 = _columns(p, lab)
     out["hits:cleanlab"] = top_hits(top3)
     out["decay:cleanlab_C"] = c
@@ -135,6 +136,17 @@ CANDIDATES = {
     "classifier + codes margins": ("classifier:margin", "codes:margin"),
     "classifier + cleanlab margins": ("classifier:margin", "cleanlab:margin"),
     "cleanlab self": ("cleanlab:self",),
+    "cleanlab margin": ("cleanlab:margin",),
+    "emb self": ("emb:self",),
+    "txt self": ("txt:self",),
+    "10-fold self": ("both10:self",),
+    "pooled self + classifier self": ("pooled:self", "classifier:self"),
+    "pooled self + 10-fold self": ("pooled:self", "both10:self"),
+    "pooled self + 10-fold self + cleanlab self": ("pooled:self", "both10:self", "cleanlab:self"),
+    "10-fold self + cleanlab self": ("both10:self", "cleanlab:self"),
+    "pooled self + emb self + txt self": ("pooled:self", "emb:self", "txt:self"),
+    "knn self": ("knn:self",),
+    "codes self": ("codes:self",),
 }
 BASELINE = "cleanlab self"
 
@@ -208,6 +220,7 @@ def main() -> None:
     c.add_argument("--rate", type=float, default=0.03)
     c.add_argument("--quantizer", default="rqvae")
     c.add_argument("--device", default="cpu")
+    c.add_argument("--extras", default="emb,txt,both10", help="which extra classifiers to fit")
     c.add_argument("--out", required=True)
     e = sub.add_parser("evaluate")
     e.add_argument("folder")
