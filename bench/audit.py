@@ -99,7 +99,7 @@ SCORE_CANDIDATES = (
     ("classifier:margin",),
     ("pooled:margin",),
     ("classifier:self",),
-    ("pooled:self", "classifier:self"),
+    ("pooled:margin", "classifier:margin"),
 )
 
 
@@ -266,7 +266,8 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
     if not args.no_cleanlab:
         t0 = time.time()
         leaf_paths, _ = leaf_classes(noisy)
-        class_ids = leaf_paths[:, -1]
+        present = leaf_paths >= 0  # a leaf's id is in its deepest present column (paths of mixed depth)
+        class_ids = leaf_paths[np.arange(len(leaf_paths)), present.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)]
         inputs = embeddings
         if args.cleanlab_text:  # the same inputs as semid's classifiers: embeddings and words
             words = text_features([product_words(r["name"], r["brand"]) for r in ds.records], seed=seed)

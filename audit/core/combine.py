@@ -2,12 +2,12 @@
 
 A log-linear pool of the signals (``classifier``, ``codes``, ``knn``), with weights fitted to predict
 the given labels, is the suggestion distribution: the suggested fix is its most probable leaf other
-than the label. The raw score is the logistic of the pool's log-margin of the best other leaf over the
-label plus the classifier's own log-margin (the classifier is the sharpest single signal for uniform
-moves, the pool for sibling and look-alike moves), or the brand score less ``Combiner.brand_offset``
-where that is larger: the ``brand_out`` log-margin averaged over the products sharing a brand and a
-label, which finds a brand moved together (its suggestion then comes from ``brand_out``).
-``calibration.py`` turns the raw score into a probability.
+than the label. The raw score is the logistic of -log q(label) - log p_classifier(label), the pool's
+and the classifier's surprise at the given label (the classifier is the sharpest single signal for
+uniform moves, the pool for sibling and look-alike moves), or the brand score less
+``Combiner.brand_offset`` where that is larger: the ``brand_out`` log-margin averaged over the products
+sharing a brand and a label, which finds a brand moved together (its suggestion then comes from
+``brand_out``). ``calibration.py`` turns the raw score into a probability.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from audit.core.signals import brand_groups
 
 EPS = 1e-6
 POOL_SIGNALS = ("classifier", "codes", "knn")  # brand_out is kept out of the pool (signals.py)
-# The raw score is the logistic of the sum of these feature columns. On the full BigBasket dev split
-# (seed 100) it ranked injected labels better than the pool alone, the classifier alone and a stacked
-# logistic regression over every feature (bench/studies/stacked_combiner.py).
-POOLED_SCORE = ("pooled:margin", "classifier:margin")
+# The raw score is the logistic of the sum of these feature columns. Chosen leave-one-catalog-out over
+# six catalog shapes and four regimes (bench/studies/audit_signals.py; docs/audit.md): with every catalog
+# but one, this sum has the best worst-case gain over cleanlab in five of the six choices, and on the
+# catalog left out it is ahead of cleanlab in every regime. The log-margins it replaced (chosen on the
+# BigBasket dev split) lost to cleanlab on names-only Instacart (uniform moves, -0.033 AP).
+POOLED_SCORE = ("pooled:self", "classifier:self")
 # A brand line scores on its own scale: a (brand, label) group's mean brand-out log-margin is often
 # positive for clean brands (the taxonomy is ambiguous), so it must clear the pooled score by this
 # much. Dev split (12,000 BigBasket products, seed 100, k-means codes): brand-regime AP 0.044 -> 0.14,
@@ -141,7 +143,8 @@ class Combiner:
         return self._brand_score(features) > np.maximum(self._margins(features), 0.0)
 
     def raw_score(self, features: np.ndarray) -> np.ndarray:
-        """Logistic of ``log_odds``: the best other leaf against the label."""
+        """Logistic of ``log_odds``: how surprising the given label is (in [0.5, 1) for sums of
+        -log p(label) columns, the default; calibration.py maps it to a probability)."""
         return 1.0 / (1.0 + np.exp(-self.log_odds(features)))
 
     def to_dict(self) -> dict:

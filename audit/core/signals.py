@@ -318,13 +318,15 @@ def label_prior(labels: np.ndarray, n_leaves: int) -> np.ndarray:
 
 
 def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: int, device: str,
+                    classifier_folds: int | None = None,
                     weight_decay: float | None = None, max_iter: int = CLASSIFIER_MAX_ITER, signals=SIGNALS,
                     brands=None, classifier_inputs=None, neighbours=None) -> Signals:
     """Fit what each signal needs (fold classifiers, prefix counts, neighbours); ``Signals.probs(rows)``
     then gives any rows' distributions. ``classifier_inputs`` (default: the embeddings) feed the two
     classifiers; neighbours and codes always come from the embeddings. ``neighbours``: ((N, k) indices,
     (N, k) cosines) from ``nearest_labelled`` over the same labelled products, when already computed.
-    ``weight_decay`` None: chosen from ``WEIGHT_DECAY_GRID`` (``choose_weight_decay``)."""
+    ``weight_decay`` None: chosen from ``WEIGHT_DECAY_GRID`` (``choose_weight_decay``). ``n_folds``: folds of
+    ``brand_out`` and of that choice; ``classifier_folds`` (default ``n_folds``): of ``classifier``."""
     x = embeddings if classifier_inputs is None else classifier_inputs
     prior = label_prior(labels, n_leaves)
     neighbours, sims = neighbours or nearest_labelled(embeddings, labels, KNN, device)
@@ -334,7 +336,8 @@ def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: 
     fold_args = dict(n_folds=n_folds, seed=seed, device=device, weight_decay=weight_decay, max_iter=max_iter)
     sources = {}
     if "classifier" in signals:
-        sources["classifier"] = FoldClassifiers(x, labels, n_leaves, **fold_args).probs
+        sources["classifier"] = FoldClassifiers(x, labels, n_leaves, **{
+            **fold_args, "n_folds": classifier_folds or n_folds}).probs
     if "codes" in signals:
         sources["codes"] = CodeVotes(codes, labels, n_leaves, prior).probs
     if "knn" in signals:

@@ -145,6 +145,9 @@ CANDIDATES = {
     "pooled self + 10-fold self + cleanlab self": ("pooled:self", "both10:self", "cleanlab:self"),
     "10-fold self + cleanlab self": ("both10:self", "cleanlab:self"),
     "pooled self + emb self + txt self": ("pooled:self", "emb:self", "txt:self"),
+    "pooled margin + 10-fold self": ("pooled:margin", "both10:self"),
+    "pooled self + 10-fold margin": ("pooled:self", "both10:margin"),
+    "pooled + 10-fold margins and selves": ("pooled:margin", "both10:margin", "pooled:self", "both10:self"),
     "knn self": ("knn:self",),
     "codes self": ("codes:self",),
 }
@@ -184,15 +187,16 @@ def evaluate(args) -> None:
     for name in CANDIDATES:
         row = [np.mean(table[cell].get(name, [np.nan])) for cell in cells]
         print(f"{name:<{width}} " + " ".join(f"{v:27.3f}" for v in row))
-    print("\nleave one catalog out (candidate with the best mean gain over cleanlab on the others):")
+    print("\nleave one catalog out: the candidate with the best worst-case gain over cleanlab on the other "
+          "catalogs' cells (then the best mean), reported on the catalog left out:")
     catalogs = sorted({c for c, _ in cells})
+    complete = [n for n in CANDIDATES if all(n in table[cell] for cell in cells)]
     for left in catalogs:
         gains = {}
-        for name in CANDIDATES:
-            g = [np.mean(table[cell][name]) - np.mean(table[cell][BASELINE]) for cell in cells
-                 if cell[0] != left and name in table[cell]]
-            if g:
-                gains[name] = min(g) if args.worst else np.mean(g)
+        for name in complete:
+            g = [np.mean(table[cell][name]) - np.mean(table[cell][BASELINE]) for cell in cells if cell[0] != left]
+            gains[name] = (round(min(g), 3), float(np.mean(g))) if g else None
+        gains = {k: v for k, v in gains.items() if v is not None}
         if not gains:
             continue
         pick = max(gains, key=gains.get)
@@ -224,7 +228,6 @@ def main() -> None:
     c.add_argument("--out", required=True)
     e = sub.add_parser("evaluate")
     e.add_argument("folder")
-    e.add_argument("--worst", action="store_true", help="choose by the worst gain, not the mean")
     args = p.parse_args()
     collect(args) if args.command == "collect" else evaluate(args)
 

@@ -15,8 +15,8 @@ from audit.core.combine import best_other
 from audit.core.top_leaves import TopLeaves
 from tests.audit.test_scoring_core import branded_catalog, plant_mislabels
 
-BLOCKS = ScoringConfig(n_folds=3, block_rows=37)
-WHOLE = ScoringConfig(n_folds=3)
+BLOCKS = ScoringConfig(n_folds=3, classifier_folds=3, block_rows=37)  # a catalog of 256 products
+WHOLE = ScoringConfig(n_folds=3, classifier_folds=3)
 
 
 @pytest.fixture(scope="module")

@@ -405,3 +405,26 @@ def test_knn_probs_and_pooled_in_row_chunks_equal_the_whole_array_formulas():
     logq = sum(wt * np.log(probs[s] + EPS) for s, wt in w.items())
     q = np.exp(logq - logq.max(1, keepdims=True))
     np.testing.assert_array_equal(pooled(probs, w, chunk=7), (q / q.sum(1, keepdims=True)).astype(np.float32))
+
+
+def test_the_raw_score_is_the_pool_and_the_classifier_surprised_by_the_label(scored):
+    *_, scores = scored
+    names = scores.combiner.feature_names
+    surprise = sum(scores.features[:, names.index(f)] for f in ("pooled:self", "classifier:self"))
+    labelled = scores.labels >= 0
+    np.testing.assert_allclose(scores.raw_score[labelled], 1.0 / (1.0 + np.exp(-surprise[labelled])), rtol=1e-6)
+    q = scores.signal_top["pooled"].label_prob[labelled]  # -log q(label) is the pool's column
+    np.testing.assert_allclose(scores.features[labelled, names.index("pooled:self")], -np.log(q + 1e-6), rtol=1e-4)
+
+
+@pytest.mark.parametrize("per_leaf, folds", [(30, 10), (4, 8), (2, 5)])
+def test_the_classifier_holds_out_a_tenth_where_the_catalog_allows(per_leaf, folds):
+    from audit.core.signals import compute_signals
+
+    emb, taxonomy, codes = clustered_catalog(per_leaf=per_leaf)
+    leaf_paths, labels = leaf_classes(taxonomy)
+    config = ScoringConfig()
+    sig = compute_signals(emb, labels, len(leaf_paths), codes, n_folds=config.n_folds, seed=0, device="cpu",
+                          classifier_folds=config.classifier_folds_for(len(labels)), signals=("classifier",))
+    model = sig.sources["classifier"].__self__
+    assert model.n_folds == folds == len(np.unique(model.fold[labels >= 0]))
