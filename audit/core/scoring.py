@@ -38,12 +38,18 @@ class ScoringConfig:
 
     n_folds: int = 5  # folds of brand_out and of the L2 weight's choice; the least a catalog must fill
     # Folds of the classifier: each fold model learns from 9/10 of the catalog instead of 4/5, which ranked
-    # moved labels better on all six catalog shapes of bench/studies/audit_signals.py (docs/audit.md).
+    # moved labels better on all six catalog shapes of bench/studies/audit_signals.py (docs/audit.md), each
+    # of 6,000 products. Above classifier_folds_max_rows labelled products the classifier keeps n_folds: a
+    # fold of 4/5 is then itself tens of thousands of products, and twice the fits would lengthen the audit
+    # at a million (docs/benchmarks.md), where the gain was never measured.
     classifier_folds: int = 10
+    classifier_folds_max_rows: int = 100_000
 
     def classifier_folds_for(self, n_labelled: int) -> int:
-        """``classifier_folds``, fewer where a fold would hold under MIN_LABELLED_PER_FOLD products, never
-        fewer than ``n_folds``."""
+        """``classifier_folds`` up to ``classifier_folds_max_rows`` labelled products (fewer where a fold would
+        hold under MIN_LABELLED_PER_FOLD of them), ``n_folds`` above; never fewer than ``n_folds``."""
+        if n_labelled > self.classifier_folds_max_rows:
+            return self.n_folds
         return max(self.n_folds, min(self.classifier_folds, n_labelled // MIN_LABELLED_PER_FOLD))
     # None: chosen per catalog from WEIGHT_DECAY_GRID by held-out log-loss of the given labels
     classifier_weight_decay: float | None = None

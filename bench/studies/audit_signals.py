@@ -15,6 +15,7 @@ Two steps, so the expensive one runs once (on the GPU machine) and the choices a
     python bench/studies/audit_signals.py collect --catalogs instacart,bigbasket+2level+nodesc --limit 6000 \
         --regimes uniform --seeds 0 --device cpu --out /tmp/signals
     python bench/studies/audit_signals.py evaluate /tmp/signals
+    python bench/studies/audit_signals.py inputs --catalogs instacart   # can the labels choose the inputs?
 """
 
 from __future__ import annotations
@@ -213,6 +214,39 @@ def evaluate(args) -> None:
         print(f"  {cell[0]}/{cell[1]}: " + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in h.items()))
 
 
+def inputs(args) -> None:
+    """Can the catalog's own labels choose the classifier's inputs? The held-out log-loss of the given
+    labels (one stratified fold, the best of the L2 grid) of the embeddings, the words, and both."""
+    import torch
+    import torch.nn.functional as F
+
+    from audit.core import inject_noise, leaf_classes, product_words
+    from audit.core.signals import WEIGHT_DECAY_GRID, fit_softmax_regression, stratified_folds, text_features
+    from bench.common import embed_dataset, load_dataset
+
+    def heldout(x, labels, n_leaves):
+        labelled = np.flatnonzero(labels >= 0)
+        folds = stratified_folds(labels[labelled], 5, np.random.default_rng(args.seed))
+        train, test = labelled[folds != 0], labelled[folds == 0]
+        x = torch.as_tensor(np.asarray(x, np.float32))
+        mean, std = x[train].mean(0), x[train].std(0) + 1e-6
+        losses = []
+        for decay in WEIGHT_DECAY_GRID:
+            w, b = fit_softmax_regression((x[train] - mean) / std, torch.as_tensor(labels[train]), n_leaves, decay)
+            losses.append(float(F.cross_entropy(((x[test] - mean) / std) @ w + b, torch.as_tensor(labels[test]))))
+        return min(losses)
+
+    for catalog in args.catalogs.split(","):
+        ds = load_dataset(catalog, limit=args.limit)
+        emb = embed_dataset(ds, "precision", args.device)
+        noisy, _ = inject_noise(ds.taxonomy, args.regime, 0.03, args.seed, embeddings=emb)
+        leaf_paths, labels = leaf_classes(noisy)
+        words = text_features([product_words(r["name"], r["brand"]) for r in ds.records], seed=args.seed)
+        k = len(leaf_paths)
+        print(f"{catalog}: held-out log-loss, embeddings {heldout(emb, labels, k):.4f}, words "
+              f"{heldout(words, labels, k):.4f}, both {heldout(np.hstack([emb, words]), labels, k):.4f}", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -228,8 +262,14 @@ def main() -> None:
     c.add_argument("--out", required=True)
     e = sub.add_parser("evaluate")
     e.add_argument("folder")
+    i = sub.add_parser("inputs")
+    i.add_argument("--catalogs", required=True)
+    i.add_argument("--limit", type=int, default=6000)
+    i.add_argument("--regime", default="uniform")
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--device", default="cpu")
     args = p.parse_args()
-    collect(args) if args.command == "collect" else evaluate(args)
+    {"collect": collect, "evaluate": evaluate, "inputs": inputs}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -428,3 +428,9 @@ def test_the_classifier_holds_out_a_tenth_where_the_catalog_allows(per_leaf, fol
                           classifier_folds=config.classifier_folds_for(len(labels)), signals=("classifier",))
     model = sig.sources["classifier"].__self__
     assert model.n_folds == folds == len(np.unique(model.fold[labels >= 0]))
+
+
+def test_a_large_catalog_keeps_five_classifier_folds():
+    config = ScoringConfig()
+    assert config.classifier_folds_for(config.classifier_folds_max_rows) == config.classifier_folds == 10
+    assert config.classifier_folds_for(config.classifier_folds_max_rows + 1) == config.n_folds == 5
