@@ -163,14 +163,14 @@ def load(folder: Path) -> list:
     return jobs
 
 
-def candidate_ap(data: dict, columns, brand: bool = True) -> float | None:
+def candidate_ap(data: dict, columns, brand_offset: float = 2.0) -> float | None:
     from sklearn.metrics import average_precision_score
 
     if any(f"f:{c}" not in data for c in columns):
         return None
     score = sum(data[f"f:{c}"] for c in columns)
-    if brand and "f:brand_out:group" in data:
-        score = np.maximum(score, data["f:brand_out:group"] - 2.0)
+    if "f:brand_out:group" in data and not columns[0].startswith("cleanlab"):  # the baseline has no brand score
+        score = np.maximum(score, data["f:brand_out:group"] - brand_offset)
     return float(average_precision_score(data["injected"], score))
 
 
@@ -180,7 +180,7 @@ def evaluate(args) -> None:
     table = {}  # (catalog, regime) -> candidate -> [AP per seed]
     for catalog, regime, seed, data in jobs:
         for name, columns in CANDIDATES.items():
-            ap = candidate_ap(data, columns)
+            ap = candidate_ap(data, columns, args.brand_offset)
             if ap is not None:
                 table.setdefault((catalog, regime), {}).setdefault(name, []).append(ap)
     width = max(len(n) for n in CANDIDATES)
@@ -262,6 +262,7 @@ def main() -> None:
     c.add_argument("--out", required=True)
     e = sub.add_parser("evaluate")
     e.add_argument("folder")
+    e.add_argument("--brand-offset", type=float, default=2.0, help="the brand score's offset (BRAND_OFFSET)")
     i = sub.add_parser("inputs")
     i.add_argument("--catalogs", required=True)
     i.add_argument("--limit", type=int, default=6000)
