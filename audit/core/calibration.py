@@ -1,11 +1,14 @@
 """Turning raw scores into a calibrated P(label is wrong).
 
 Isotonic regression of "was this label moved on purpose" on the raw score, fitted on a copy of the
-catalog with known injected wrong labels. The catalog's own, unknown mistakes sit among the
-"not injected" products of that copy and would pull the curve down (a score that is certainly
-wrong would read ~0.5 when as many real mistakes as injected ones score there). So the curve is
-divided by c = P(injected | wrong), estimated among the top-scored products of the copy, where
-nearly every label is wrong (Elkan & Noto, 2008, learning from positive and unlabelled data).
+catalog with known injected wrong labels. The catalog's own, unknown mistakes sit among the "not
+injected" products of that copy and would pull the curve down (a score that is certainly wrong would
+read ~0.5 when as many real mistakes as injected ones score there). So the products the catalog's own
+audit suspects most, as many as the copy moves, are left out of the fit unless the copy moved them
+(``suspects``): what remains "not injected" is mostly right. On six 6,000-product catalogs this kept ECE
+under 0.05 where dividing the curve by the share of injected labels among the copy's top-scored (Elkan &
+Noto, 2008; ``correct_for_unknown_errors``, the calibrator before 2026-12-01) reached 0.076 on names-only
+Instacart, and where the plain curve raised no flag at all there (docs/audit.md).
 
 The confidence keeps the raw score's ranking (the queue is ordered by it): the curve runs through
 the centres of the isotonic steps, linear in between, and ``RANK_WEIGHT`` of the raw score is
@@ -57,10 +60,22 @@ def _step_centres(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return (x[starts] + x[ends]) / 2.0, y[starts]
 
 
-def fit_calibrator(raw, injected, *, correct_for_unknown_errors: bool = True) -> Calibrator:
-    """Isotonic raw -> P(injected), divided by the estimated share of injected among wrong labels."""
+def catalog_suspects(raw, labels, n: int) -> np.ndarray:
+    """(N,) bool: the ``n`` labelled products with the highest raw scores (the catalog's own suspects)."""
+    raw = np.where(np.asarray(labels) >= 0, np.asarray(raw, dtype=np.float64), -np.inf)
+    out = np.zeros(len(raw), dtype=bool)
+    out[np.argsort(-raw, kind="stable")[:n]] = True
+    return out & np.isfinite(raw)
+
+
+def fit_calibrator(raw, injected, *, suspects=None, correct_for_unknown_errors: bool = False) -> Calibrator:
+    """Isotonic raw -> P(injected) over the copy's products, those in ``suspects`` left out unless injected;
+    with ``correct_for_unknown_errors``, divided by the estimated share of injected among wrong labels."""
     raw = np.asarray(raw, dtype=np.float64)
     injected = np.asarray(injected, dtype=bool)
+    if suspects is not None:
+        keep = ~np.asarray(suspects, dtype=bool) | injected
+        raw, injected = raw[keep], injected[keep]
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, injected.astype(float))
     x, y = _step_centres(np.asarray(iso.X_thresholds_, dtype=np.float64),
                          np.asarray(iso.y_thresholds_, dtype=np.float64))
@@ -91,29 +106,6 @@ def score_copy(
     return copy, injected
 
 
-def calibration_sample(
-    *,
-    embeddings,
-    taxonomy,
-    codes,
-    combiner: Combiner,
-    rate: float = 0.03,
-    seed: int = 1,
-    brands=None,
-    texts=None,
-    device: str = "cpu",
-    config: ScoringConfig = ScoringConfig(),
-    reuse=None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw scores and the injected indicator of a held-out copy (uniform, sibling and look-alike
-    moves), over its labelled products: what ``calibrate`` fits. ``reuse``: the catalog's Scores,
-    whose text features and labelled neighbours the copy shares (``score_products``)."""
-    copy, injected = score_copy(combiner=combiner, embeddings=embeddings, taxonomy=taxonomy, codes=codes, rate=rate,
-                                seed=seed, brands=brands, texts=texts, device=device, config=config, reuse=reuse)
-    labelled = copy.labels >= 0
-    return copy.raw_score[labelled], injected[labelled]
-
-
 def calibrate(
     *,
     embeddings,
@@ -126,19 +118,24 @@ def calibrate(
     texts=None,
     device: str = "cpu",
     config: ScoringConfig = ScoringConfig(),
-    correct_for_unknown_errors: bool = True,
-    reuse=None,
+    correct_for_unknown_errors: bool = False,
+    reuse: Scores | None = None,
 ) -> Calibrator:
     """Inject ``rate`` known wrong labels into a copy (uniform, sibling and look-alike moves), score
-    the copy with the same ``combiner``, fit raw -> P(wrong).
+    the copy with the same ``combiner``, fit raw -> P(wrong). ``reuse``: the catalog's Scores, whose text
+    features and neighbours the copy shares and whose most suspected products leave the fit
+    (``catalog_suspects``, as many as the copy moves).
 
     Use a ``seed`` other than the one the combiner was fitted with, so the copy is a held-out one.
     """
-    raw, injected = calibration_sample(
-        embeddings=embeddings, taxonomy=taxonomy, codes=codes, combiner=combiner, rate=rate, seed=seed,
-        brands=brands, texts=texts, device=device, config=config, reuse=reuse,
-    )
-    return fit_calibrator(raw, injected, correct_for_unknown_errors=correct_for_unknown_errors)
+    copy, injected = score_copy(combiner=combiner, embeddings=embeddings, taxonomy=taxonomy, codes=codes, rate=rate,
+                                seed=seed, brands=brands, texts=texts, device=device, config=config, reuse=reuse)
+    labelled = copy.labels >= 0
+    suspects = None
+    if reuse is not None:
+        suspects = catalog_suspects(reuse.raw_score, reuse.labels, int(injected[labelled].sum()))[labelled]
+    return fit_calibrator(copy.raw_score[labelled], injected[labelled], suspects=suspects,
+                          correct_for_unknown_errors=correct_for_unknown_errors)
 
 
 def expected_calibration_error(prob, outcome, n_bins: int = 10) -> float:

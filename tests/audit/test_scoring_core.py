@@ -19,7 +19,7 @@ from audit.core import (
     score_products,
     taxonomy_issues,
 )
-from audit.core.calibration import fit_calibrator
+from audit.core.calibration import catalog_suspects, fit_calibrator
 from audit.core.scoring import rescore
 from audit.core.signals import WEIGHT_DECAY_GRID, choose_weight_decay
 
@@ -138,8 +138,23 @@ def test_calibrator_divides_out_errors_it_was_not_told_about():
     raw = rng.random(2000)
     wrong = raw > 0.9  # every label above 0.9 is wrong, but only half were injected on purpose
     injected = wrong & (rng.random(2000) < 0.5)
-    assert fit_calibrator(raw, injected).predict([0.97])[0] > 0.9
-    assert fit_calibrator(raw, injected, correct_for_unknown_errors=False).predict([0.97])[0] < 0.7
+    assert fit_calibrator(raw, injected, correct_for_unknown_errors=True).predict([0.97])[0] > 0.9
+    assert fit_calibrator(raw, injected).predict([0.97])[0] < 0.7
+
+
+def test_the_catalogs_own_suspects_leave_the_calibration_fit():
+    rng = np.random.default_rng(0)
+    raw = rng.random(2000)
+    wrong = raw > 0.9  # every label above 0.9 is wrong, but only half were moved in the copy
+    injected = wrong & (rng.random(2000) < 0.5)
+    suspects = catalog_suspects(raw, np.zeros(2000, int), int(injected.sum()))  # the top-scored, as many as moved
+    assert suspects.sum() == injected.sum() and raw[suspects].min() > raw[~suspects].max()
+    assert fit_calibrator(raw, injected, suspects=suspects).predict([0.97])[0] > 0.9
+    assert fit_calibrator(raw, injected).predict([0.97])[0] < 0.7
+    assert fit_calibrator(raw, injected, suspects=suspects).predict([0.3])[0] < 0.05
+    unlabelled = np.zeros(2000, int)
+    unlabelled[np.argmax(raw)] = -1  # an uncategorized product is nobody's suspect
+    assert not catalog_suspects(raw, unlabelled, 5)[np.argmax(raw)]
 
 
 def test_cluster_evidence_backs_off_to_a_coarser_prefix_when_the_deep_one_is_small():
