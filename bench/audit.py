@@ -41,7 +41,7 @@ from audit.core import (  # noqa: E402
 )
 from audit.core.calibration import catalog_suspects, score_copy  # noqa: E402
 from audit.core.combine import POOLED_SCORE, best_other  # noqa: E402
-from audit.core.scoring import Scores, rescore  # noqa: E402
+from audit.core.scoring import Scores, leaf_ids_of, rescore  # noqa: E402
 from audit.core.signals import stratified_folds, text_features  # noqa: E402
 from bench.common import DATASETS, embed_dataset, embedding_model_name, load_dataset  # noqa: E402
 
@@ -272,8 +272,7 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
     if not args.no_cleanlab:
         t0 = time.time()
         leaf_paths, _ = leaf_classes(noisy)
-        present = leaf_paths >= 0  # a leaf's id is in its deepest present column (paths of mixed depth)
-        class_ids = leaf_paths[np.arange(len(leaf_paths)), present.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)]
+        class_ids = leaf_ids_of(leaf_paths)
         inputs = embeddings
         if args.cleanlab_text:  # the same inputs as semid's classifiers: embeddings and words
             words = text_features([product_words(r["name"], r["brand"]) for r in ds.records], seed=seed)

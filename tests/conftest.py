@@ -39,6 +39,11 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     app.conf.task_default_queue = queue  # this process (and the live server in it) sends there
     proc = spawn_worker(queue, f"test-{os.getpid()}", ARTIFACTS / "celery-worker.log")
     yield proc
+    stop_worker(proc)
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    """Let a worker finish its task and exit; kill it after 20 s."""
     proc.terminate()
     try:
         proc.wait(timeout=20)

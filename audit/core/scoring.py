@@ -214,7 +214,8 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
                      neighbour_sims=sig.neighbour_sims, lexical=lexical)
 
 
-def _leaf_ids(leaf_paths: np.ndarray) -> np.ndarray:
+def leaf_ids_of(leaf_paths: np.ndarray) -> np.ndarray:
+    """(K,) each leaf class's taxonomy id: its path's deepest present column (paths of mixed depth)."""
     present = leaf_paths >= 0
     deepest = present.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)
     return leaf_paths[np.arange(len(leaf_paths)), deepest]
@@ -233,7 +234,7 @@ def _assemble(*, leaf_paths, labels, signal_top, confusion, components, features
     p_label = np.where(unlabelled, 0.0, probs.label_prob)
     # A suggestion is a fix: the most probable category other than the product's own.
     suggested_leaf, suggested_prob = (a[:, 0] for a in probs.best_others(labels, 1))
-    leaf_ids = _leaf_ids(leaf_paths)
+    leaf_ids = leaf_ids_of(leaf_paths)
     return Scores(
         leaf_paths=leaf_paths, leaf_ids=leaf_ids, labels=labels, probs=probs,
         suggested_leaf=suggested_leaf, suggested=leaf_ids[suggested_leaf],

@@ -47,8 +47,6 @@ def _columns(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def collect_one(catalog: str, regime: str, seed: int, args) -> dict:
-    import torch
-
     from audit.core import inject_noise, leaf_classes, product_words, score_products
     from audit.core.signals import FoldClassifiers, choose_weight_decay
     from bench.audit import cv_logistic_probs, train_codes
@@ -102,7 +100,6 @@ def collect_one(catalog: str, regime: str, seed: int, args) -> dict:
     out["decay:classifier"] = wd
     out["classes"] = n_leaves
     out["seconds"] = np.array([t1 - t0, t2 - t1, time.time() - t2])
-    del torch
     return out
 
 

@@ -4,7 +4,6 @@ process, progress counted by chunk, a failed chunk failing the job, and a retry 
 from __future__ import annotations
 
 import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from catalog.models import Product, ProductEmbedding
 from catalog.services import import_catalog
 from jobs.models import Job, JobChunk
 from jobs.runner import retry_job, start_job
-from tests.conftest import ARTIFACTS, spawn_worker, wait_for
+from tests.conftest import ARTIFACTS, spawn_worker, stop_worker, wait_for
 
 CHUNK = 30  # products a chunk here: eight or nine chunks of the demo catalog below
 
@@ -35,11 +34,7 @@ def second_worker(worker):
 
     proc = spawn_worker(app.conf.task_default_queue, f"second-{os.getpid()}", ARTIFACTS / "celery-second.log")
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_worker(proc)
 
 
 def finished(job: Job) -> Job:
