@@ -7,7 +7,8 @@
 synthetic catalog (384-d vectors, 960 leaves, names and brands), 3% of the labels moved (uniform), codes
 from random hyperplanes (4 levels of 8 bits: no quantizer training, which is not what is measured). A
 thread samples the resident memory every 20 ms and charges each sample to the innermost `audit.core`
-function running then: the table shows, for each, the most memory seen while it ran. `--max-iter` caps
+function running then: the table shows, for each, the most memory seen while it ran; `stages_seconds`
+charges the wall time between samples to the innermost three `audit.core` functions (a sampling profile). `--max-iter` caps
 the classifiers' L-BFGS iterations (default: the shipped value): the arrays, hence the memory, are the
 same, and a CPU run gets done in minutes (its times are then not the product's).
 
@@ -49,19 +50,25 @@ class StageSampler(threading.Thread):
     def __init__(self, interval: float = 0.02):
         super().__init__(daemon=True)
         self.interval, self.peaks, self.stop = interval, {}, threading.Event()
+        self.seconds = {}  # the innermost audit.core functions (up to 3, innermost first) -> wall seconds seen
         self.main = threading.main_thread().ident
 
     def run(self) -> None:
+        last = time.perf_counter()
         while not self.stop.wait(self.interval):
+            now = time.perf_counter()
             rss, frame = rss_mib(), sys._current_frames().get(self.main)
-            stage = "(outside audit.core)"
-            while frame is not None:
+            chain = []
+            while frame is not None and len(chain) < 3:
                 module = frame.f_globals.get("__name__", "")
                 if module.startswith("audit.core"):
-                    stage = f"{module.rsplit('.', 1)[-1]}.{frame.f_code.co_name}"
-                    break
+                    chain.append(f"{module.rsplit('.', 1)[-1]}.{frame.f_code.co_name}")
                 frame = frame.f_back
+            stage = chain[0] if chain else "(outside audit.core)"
             self.peaks[stage] = max(self.peaks.get(stage, 0.0), rss)
+            path = " < ".join(chain) or stage
+            self.seconds[path] = self.seconds.get(path, 0.0) + now - last  # charged to where the main thread is now
+            last = now
 
 
 def hyperplane_codes(x: np.ndarray, levels: int = 4, bits: int = 8, seed: int = 0) -> np.ndarray:
@@ -99,6 +106,8 @@ def audit(args) -> dict:
     sampler.join()
     figures["peak_rss_mib"] = round(peak_rss_mib())
     figures["stages_peak_rss_mib"] = {k: round(v) for k, v in sorted(sampler.peaks.items(), key=lambda kv: -kv[1])}
+    figures["stages_seconds"] = {k: round(v, 1) for k, v in sorted(sampler.seconds.items(), key=lambda kv: -kv[1])
+                                 if v >= 0.5}  # sampled wall time, by where the main thread was
     from sklearn.metrics import average_precision_score
 
     figures["AP"] = round(float(average_precision_score(injected, calibrator.predict(scores.raw_score))), 4)

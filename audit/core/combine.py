@@ -47,13 +47,14 @@ def pooled(probs: dict, weights: dict, chunk: int = 8192) -> np.ndarray:
     return out
 
 
-def fit_pool_weights(probs: dict, labels: np.ndarray, steps=50) -> dict:
-    """Weights that best predict the given labels from the leave-self-out distributions."""
+def fit_pool_weights(probs: dict, labels: np.ndarray, steps=50, device: str = "cpu") -> dict:
+    """Weights that best predict the given labels from the leave-self-out distributions (fitted on ``device``)."""
     names = [s for s in probs if s in POOL_SIGNALS]
     keep = np.flatnonzero(labels >= 0)
-    logp = torch.stack([torch.as_tensor(np.log(probs[s][keep] + EPS)) for s in names])  # (S, n, K)
-    y = torch.as_tensor(labels[keep])
-    w = torch.ones(len(names), dtype=logp.dtype, requires_grad=True)
+    device = torch.device(device)
+    logp = torch.stack([torch.as_tensor(np.log(probs[s][keep] + EPS), device=device) for s in names])  # (S, n, K)
+    y = torch.as_tensor(labels[keep], device=device)
+    w = torch.ones(len(names), dtype=logp.dtype, device=device, requires_grad=True)
     opt = torch.optim.LBFGS([w], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():

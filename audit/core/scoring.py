@@ -173,11 +173,11 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
     if combiner is not None:
         weights = combiner.weights
     elif probs is not None:
-        weights = fit_pool_weights(probs, labels)
+        weights = fit_pool_weights(probs, labels, device=device)
     else:  # on the labelled products, a seeded sample of them where more than BLOCK_CELLS // K
         labelled = np.flatnonzero(labels >= 0)
         fit = labelled[row_sample(len(labelled), max(1, BLOCK_CELLS // n_leaves), np.random.default_rng(seed))]
-        weights = fit_pool_weights(sig.probs(fit, POOL_SIGNALS), labels[fit])
+        weights = fit_pool_weights(sig.probs(fit, POOL_SIGNALS), labels[fit], device=device)
     parent_of = parent_groups(leaf_paths)
     unlabelled = labels < 0
     features = components = None
@@ -196,8 +196,8 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
         at = np.arange(len(rows)), np.maximum(block_labels, 0)
         for name, p in probs.items():
             components[name][rows] = 1.0 - p[at]
-            signal_top[name].put(rows, TopLeaves.of(p, block_labels))
-        signal_top["pooled"].put(rows, TopLeaves.of(q, block_labels))
+            signal_top[name].put(rows, TopLeaves.of(p, block_labels, device=device))
+        signal_top["pooled"].put(rows, TopLeaves.of(q, block_labels, device=device))
         if ISSUE_SIGNAL in probs:
             confusion += label_confusion(block_labels, probs[ISSUE_SIGNAL], n_leaves)
         probs = q = feats = None  # before the next block's

@@ -260,17 +260,25 @@ def knn_probs(neighbours, sims, labels, n_leaves, prior, chunk: int = 8192) -> n
     for start in range(0, n, chunk):
         nb, sm = neighbours[start:start + chunk], sims[start:start + chunk]
         weights = np.exp((sm.astype(np.float64) - 1.0) / KNN_TEMPERATURE)  # (chunk, k)
-        votes = np.zeros((len(nb), n_leaves), dtype=np.float64)
         rows, cols = np.nonzero(nb >= 0)  # -1: padding where fewer were found
-        np.add.at(votes, (rows, labels[nb[rows, cols]]), weights[rows, cols])
+        # the votes summed cell by cell in the neighbours' order (as np.add.at would, many times faster)
+        # (neighbours are labelled products; an index of -1 would count for the last leaf, as in numpy)
+        votes = np.bincount(rows * n_leaves + labels[nb[rows, cols]] % n_leaves, weights=weights[rows, cols],
+                            minlength=len(nb) * n_leaves).reshape(len(nb), n_leaves)
         votes += KNN_PRIOR * prior
         out[start:start + chunk] = votes / votes.sum(1, keepdims=True)
     return out
 
 
 def prefix_ids(codes: np.ndarray, depth: int) -> np.ndarray:
-    """(N,) id of each product's code prefix of ``depth`` levels."""
-    _, ids = np.unique(codes[:, :depth], axis=0, return_inverse=True)
+    """(N,) id of each product's code prefix of ``depth`` levels (ids in the prefixes' lexicographic order)."""
+    prefix = np.asarray(codes)[:, :depth]
+    base = prefix.max(0).astype(object) + 1 if len(prefix) else np.ones(depth, object)
+    if prefix.size and prefix.min() >= 0 and np.prod(base) < 2**62:  # one int64 key a row, same order
+        key = prefix @ np.cumprod([1, *base[:0:-1]])[::-1].astype(np.int64)
+        _, ids = np.unique(key, return_inverse=True)
+    else:
+        _, ids = np.unique(prefix, axis=0, return_inverse=True)
     return ids.reshape(-1)
 
 
@@ -286,6 +294,8 @@ class CodeVotes:
         self.groups = [prefix_ids(codes, depth) for depth in range(1, codes.shape[1] + 1)]
         self.counts = [coo_matrix((np.ones(len(labelled)), (g[labelled], labels[labelled])),
                                   shape=(int(g.max()) + 1, n_leaves)).tocsr() for g in self.groups]
+        self.sizes = [np.bincount(g[labelled], minlength=c.shape[0]).astype(np.float64)
+                      for g, c in zip(self.groups, self.counts)]  # labelled products per prefix
 
     def probs(self, rows: np.ndarray, chunk: int = 8192) -> np.ndarray:
         out = np.empty((len(rows), self.n_leaves), np.float32)
@@ -294,10 +304,10 @@ class CodeVotes:
             own_label = self.labels[part]
             mine = np.flatnonzero(own_label >= 0)
             p = np.broadcast_to(self.prior, (len(part), self.n_leaves))
-            for g, c in zip(self.groups, self.counts):
+            for g, c, sizes in zip(self.groups, self.counts, self.sizes):
                 own = c[g[part]].toarray()  # (chunk, K)
                 own[mine, own_label[mine]] -= 1.0  # leave the product out
-                size = own.sum(1)
+                size = sizes[g[part]] - (own_label >= 0)  # own's row sums (whole numbers: exact)
                 p = (own + CODE_PRIOR * p) / (size[:, None] + CODE_PRIOR)
             out[start:start + chunk] = p
         return out

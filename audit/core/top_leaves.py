@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 TOP_LEAVES = 16  # leaves kept per row: the evidence reads 3 besides the label
 
@@ -22,20 +23,21 @@ class TopLeaves:
     n_leaves: int  # K, the leaves of the whole distribution
 
     @classmethod
-    def of(cls, probs: np.ndarray, labels: np.ndarray, k: int = TOP_LEAVES, chunk: int = 8192) -> "TopLeaves":
-        """The top ``k`` (at most K) of each row of ``probs`` (R, K), non-negative, and of ``labels`` (R,)."""
+    def of(cls, probs: np.ndarray, labels: np.ndarray, k: int = TOP_LEAVES, chunk: int = 8192,
+           device: str = "cpu") -> "TopLeaves":
+        """The top ``k`` (at most K) of each row of ``probs`` (R, K), non-negative, and of ``labels`` (R,);
+        the selection runs on ``device`` (the same leaves on any: every key is distinct)."""
         n, n_leaves = probs.shape
         k = min(k, n_leaves)
         leaves = np.empty((n, k), np.int64)
         # A key per cell that orders like (probability, then the lower leaf): a non-negative float32's
         # bits order like its value, so the top k are exact, ties included, without a full sort.
-        tie = n_leaves - 1 - np.arange(n_leaves)
+        device = torch.device(device)
+        tie = torch.arange(n_leaves - 1, -1, -1, device=device)
         for start in range(0, n, chunk):
-            p = np.ascontiguousarray(probs[start:start + chunk], np.float32)
-            key = p.view(np.int32).astype(np.int64) * n_leaves + tie  # (chunk, K)
-            top = np.argpartition(key, n_leaves - k, axis=1)[:, n_leaves - k:]
-            order = np.argsort(-np.take_along_axis(key, top, 1), axis=1)
-            leaves[start:start + chunk] = np.take_along_axis(top, order, 1)
+            p = torch.as_tensor(np.ascontiguousarray(probs[start:start + chunk], np.float32), device=device)
+            key = p.view(torch.int32).to(torch.int64) * n_leaves + tie  # (chunk, K)
+            leaves[start:start + chunk] = torch.topk(key, k, dim=1, sorted=True).indices.cpu().numpy()
         rows = np.arange(n)
         return cls(leaves, probs[rows[:, None], leaves].astype(np.float32),
                    probs[rows, np.maximum(labels, 0)].astype(np.float32), n_leaves)

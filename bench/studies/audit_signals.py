@@ -52,7 +52,7 @@ def collect_one(catalog: str, regime: str, seed: int, args) -> dict:
     from bench.audit import cv_logistic_probs, train_codes
     from bench.common import embed_dataset, load_dataset
 
-    ds = load_dataset(catalog, limit=args.limit)
+    ds = load_dataset(catalog, limit=args.limit or None)  # 0: the whole catalog
     emb = embed_dataset(ds, "precision", args.device)
     brands = ds.brands if (ds.brands != "").any() else None
     texts = [product_words(r["name"], r["brand"]) for r in ds.records]
@@ -234,7 +234,7 @@ def inputs(args) -> None:
         return min(losses)
 
     for catalog in args.catalogs.split(","):
-        ds = load_dataset(catalog, limit=args.limit)
+        ds = load_dataset(catalog, limit=args.limit or None)  # 0: the whole catalog
         emb = embed_dataset(ds, "precision", args.device)
         noisy, _ = inject_noise(ds.taxonomy, args.regime, 0.03, args.seed, embeddings=emb)
         leaf_paths, labels = leaf_classes(noisy)
@@ -249,7 +249,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("collect")
     c.add_argument("--catalogs", required=True)
-    c.add_argument("--limit", type=int, default=6000)
+    c.add_argument("--limit", type=int, default=6000, help="products sampled; 0: the whole catalog")
     c.add_argument("--regimes", default="uniform")
     c.add_argument("--seeds", default="0")
     c.add_argument("--rate", type=float, default=0.03)
