@@ -160,7 +160,7 @@ def load(folder: Path) -> list:
     return jobs
 
 
-def candidate_ap(data: dict, columns, brand_offset: float = 2.0) -> float | None:
+def candidate_ap(data: dict, columns, brand_offset: float) -> float | None:
     from sklearn.metrics import average_precision_score
 
     if any(f"f:{c}" not in data for c in columns):
@@ -172,6 +172,9 @@ def candidate_ap(data: dict, columns, brand_offset: float = 2.0) -> float | None
 
 
 def evaluate(args) -> None:
+    from audit.core.combine import BRAND_OFFSET
+
+    args.brand_offset = BRAND_OFFSET if args.brand_offset is None else args.brand_offset
     jobs = load(Path(args.folder))
     cells = sorted({(c, r) for c, r, _, _ in jobs})
     table = {}  # (catalog, regime) -> candidate -> [AP per seed]
@@ -259,7 +262,7 @@ def main() -> None:
     c.add_argument("--out", required=True)
     e = sub.add_parser("evaluate")
     e.add_argument("folder")
-    e.add_argument("--brand-offset", type=float, default=2.0, help="the brand score's offset (BRAND_OFFSET)")
+    e.add_argument("--brand-offset", type=float, default=None, help="the brand score's offset (default: BRAND_OFFSET)")
     i = sub.add_parser("inputs")
     i.add_argument("--catalogs", required=True)
     i.add_argument("--limit", type=int, default=6000)
