@@ -449,3 +449,14 @@ def test_a_large_catalog_keeps_five_classifier_folds():
     config = ScoringConfig()
     assert config.classifier_folds_for(config.classifier_folds_max_rows) == config.classifier_folds == 10
     assert config.classifier_folds_for(config.classifier_folds_max_rows + 1) == config.n_folds == 5
+
+
+def test_prefix_ids_number_prefixes_in_lexicographic_order_whatever_the_codes():
+    from audit.core.signals import prefix_ids
+
+    rng = np.random.default_rng(9)
+    for codes in (rng.integers(0, 256, (400, 4)), rng.integers(0, 2**40, (50, 3)),  # packed keys; too wide to pack
+                  rng.integers(-1, 4, (60, 4))):  # a negative code falls back to the row-wise unique
+        for depth in range(1, codes.shape[1] + 1):
+            _, expected = np.unique(codes[:, :depth], axis=0, return_inverse=True)
+            np.testing.assert_array_equal(prefix_ids(codes, depth), expected.reshape(-1))
