@@ -173,7 +173,7 @@ def embed_dataset(ds: Dataset, flavor: str = "precision", device: str = "cpu") -
     ).astype(np.float32)
     out = vectors[inverse.reshape(-1)]
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")  # several processes may embed the same catalog at once
     np.save(tmp, out)
     tmp.replace(cache)
     print(f"  {time.time() - started:.0f}s -> {cache}", file=sys.stderr)
