@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -273,13 +274,14 @@ def knn_probs(neighbours, sims, labels, n_leaves, prior, chunk: int = 8192) -> n
 def prefix_ids(codes: np.ndarray, depth: int) -> np.ndarray:
     """(N,) id of each product's code prefix of ``depth`` levels (ids in the prefixes' lexicographic order)."""
     prefix = np.asarray(codes)[:, :depth]
-    base = prefix.max(0).astype(object) + 1 if len(prefix) else np.ones(depth, object)
-    if prefix.size and prefix.min() >= 0 and np.prod(base) < 2**62:  # one int64 key a row, same order
-        key = prefix @ np.cumprod([1, *base[:0:-1]])[::-1].astype(np.int64)
-        _, ids = np.unique(key, return_inverse=True)
-    else:
-        _, ids = np.unique(prefix, axis=0, return_inverse=True)
-    return ids.reshape(-1)
+    if len(prefix) and prefix.min() >= 0:
+        radix = [int(v) + 1 for v in prefix.max(0)]
+        if math.prod(radix) < 2**62:  # one int64 key a row, a mixed-radix number: orders like the rows
+            key = np.zeros(len(prefix), np.int64)
+            for column, size in zip(prefix.T, radix):
+                key = key * size + column
+            return np.unique(key, return_inverse=True)[1].reshape(-1)
+    return np.unique(prefix, axis=0, return_inverse=True)[1].reshape(-1)
 
 
 class CodeVotes:
@@ -294,8 +296,7 @@ class CodeVotes:
         self.groups = [prefix_ids(codes, depth) for depth in range(1, codes.shape[1] + 1)]
         self.counts = [coo_matrix((np.ones(len(labelled)), (g[labelled], labels[labelled])),
                                   shape=(int(g.max()) + 1, n_leaves)).tocsr() for g in self.groups]
-        self.sizes = [np.bincount(g[labelled], minlength=c.shape[0]).astype(np.float64)
-                      for g, c in zip(self.groups, self.counts)]  # labelled products per prefix
+        self.sizes = [np.asarray(c.sum(axis=1)).ravel() for c in self.counts]  # labelled products per prefix
 
     def probs(self, rows: np.ndarray, chunk: int = 8192) -> np.ndarray:
         out = np.empty((len(rows), self.n_leaves), np.float32)

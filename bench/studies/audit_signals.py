@@ -174,13 +174,13 @@ def candidate_ap(data: dict, columns, brand_offset: float) -> float | None:
 def evaluate(args) -> None:
     from audit.core.combine import BRAND_OFFSET
 
-    args.brand_offset = BRAND_OFFSET if args.brand_offset is None else args.brand_offset
+    brand_offset = BRAND_OFFSET if args.brand_offset is None else args.brand_offset
     jobs = load(Path(args.folder))
     cells = sorted({(c, r) for c, r, _, _ in jobs})
     table = {}  # (catalog, regime) -> candidate -> [AP per seed]
     for catalog, regime, seed, data in jobs:
         for name, columns in CANDIDATES.items():
-            ap = candidate_ap(data, columns, args.brand_offset)
+            ap = candidate_ap(data, columns, brand_offset)
             if ap is not None:
                 table.setdefault((catalog, regime), {}).setdefault(name, []).append(ap)
     width = max(len(n) for n in CANDIDATES)
