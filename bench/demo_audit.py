@@ -10,14 +10,12 @@ were flagged and how many planted among them, and how often the suggested catego
 """
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sklearn.metrics import average_precision_score  # noqa: E402
-
+from bench.catalog_audit import export_metrics  # noqa: E402
 from catalog.demo import generate_demo_catalog  # noqa: E402
 
 
@@ -28,20 +26,11 @@ def main() -> None:
     if not args.csv.exists():
         raise SystemExit(f"{args.csv} not found: run the three manage.py commands of this script's help first")
     demo = generate_demo_catalog()
-    with args.csv.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["label_path"]]
-    if not rows:
-        raise SystemExit(f"{args.csv} holds no scored product: did the pipeline's audit run?")
-    planted = [r["external_id"] in demo.planted for r in rows]
-    confidence = [float(r["confidence"]) for r in rows]
-    flagged = [r for r in rows if r["flagged"] == "1"]
-    found = [r for r in flagged if r["external_id"] in demo.planted]
-    right = [r for r in rows if r["external_id"] in demo.planted
-             and r["suggested_path"] == demo.true_paths[r["external_id"]]]
-    print(f"products scored {len(rows)}, planted {sum(planted)}")
-    print(f"average precision of the confidence {average_precision_score(planted, confidence):.3f}")
-    print(f"flagged {len(flagged)}, planted among them {len(found)}")
-    print(f"suggested category right for {len(right)} of {sum(planted)} planted ({len(right) / max(sum(planted), 1):.1%})")
+    m = export_metrics(args.csv, set(demo.planted), demo.true_paths)
+    print(f"products scored {m['products']}, planted {m['moved']}")
+    print(f"average precision of the confidence {m['AP']:.3f}")
+    print(f"flagged {m['flagged']}, planted among them {m['moved_among_flagged']}")
+    print(f"suggested category right for {m['right_suggestions']} of {m['moved']} planted ({m['top1']:.1%})")
 
 
 if __name__ == "__main__":

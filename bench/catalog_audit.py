@@ -1,0 +1,110 @@
+"""The audit through the application on a shared catalog with labels moved on purpose, as a user with their
+own catalog would run it (issue 21's check of catalogs the scorer was not tuned on).
+
+    .venv/bin/python bench/catalog_audit.py make bigbasket+2level+nodesc /tmp/cat.csv /tmp/truth.csv \\
+        --limit 6000 --regime uniform --seed 0
+    SEMID_HOME=/tmp/semid-cat .venv/bin/python manage.py import_catalog /tmp/cat.csv --allow-new-categories
+    SEMID_HOME=/tmp/semid-cat .venv/bin/python manage.py pipeline --flavor precision
+    SEMID_HOME=/tmp/semid-cat .venv/bin/python manage.py export_audit /tmp/audit.csv
+    .venv/bin/python bench/catalog_audit.py score /tmp/audit.csv /tmp/truth.csv
+
+``make`` writes the catalog (a ``bench.common`` dataset, variants included, names of ``--limit`` products
+sampled as ``bench/audit.py`` samples them, labels moved by ``audit.core.inject_noise``) and the truth
+(external_id, true_path, moved). ``score`` reads what ``export_audit`` wrote: average precision and
+precision at k (k = the moved labels) of the confidence, distinct confidences, ECE against the moved labels,
+the flags and the moved labels among them, and how often the suggestion is the true category.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from audit.core.calibration import expected_calibration_error  # noqa: E402
+
+
+def export_metrics(path: Path, wrong: set, true_paths: dict) -> dict:
+    """Figures of an ``export_audit`` file against the external ids of the ``wrong`` labels and the true
+    category path of (at least) each of them."""
+    if not path.exists():
+        raise SystemExit(f"{path} not found: run export_audit first")
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["label_path"]]
+    if not rows:
+        raise SystemExit(f"{path} holds no scored product: did the pipeline's audit run?")
+    from sklearn.metrics import average_precision_score
+
+    moved = np.array([r["external_id"] in wrong for r in rows])
+    confidence = np.array([float(r["confidence"]) for r in rows])
+    flagged = np.array([r["flagged"] == "1" for r in rows])
+    top = np.argsort(-confidence, kind="stable")[:int(moved.sum())]
+    right = [r["suggested_path"] == true_paths[r["external_id"]] for r in rows if r["external_id"] in wrong]
+    return {"products": len(rows), "moved": int(moved.sum()),
+            "AP": float(average_precision_score(moved, confidence)) if moved.any() else float("nan"),
+            "P@k": float(moved[top].mean()) if moved.any() else float("nan"),
+            "distinct_confidences": int(len(np.unique(confidence))),
+            "ECE": float(expected_calibration_error(confidence, moved)),
+            "flagged": int(flagged.sum()), "moved_among_flagged": int((flagged & moved).sum()),
+            "right_suggestions": int(sum(right)), "top1": float(np.mean(right)) if right else float("nan")}
+
+
+def make(args) -> None:
+    from audit.core import inject_noise
+    from bench.common import PATH_SEPARATOR, embed_dataset, load_dataset
+
+    ds = load_dataset(args.catalog, limit=args.limit or None)
+    brands = ds.brands if (ds.brands != "").any() else None
+    embeddings = embed_dataset(ds, "precision", "cpu") if args.regime == "lookalike" else None
+    noisy, injected = inject_noise(ds.taxonomy, args.regime, args.rate, args.seed, embeddings=embeddings,
+                                   brands=brands)
+    path_of = {tuple(row): PATH_SEPARATOR.join(p) for row, p in zip(ds.taxonomy.tolist(), ds.paths)}
+    with open(args.catalog_csv, "w", newline="") as f, open(args.truth_csv, "w", newline="") as t:
+        out, truth = csv.writer(f), csv.writer(t)
+        out.writerow(["external_id", "name", "brand", "description", "category_path"])
+        truth.writerow(["external_id", "true_path", "moved"])
+        for record, row, path, moved in zip(ds.records, noisy.tolist(), ds.paths, injected):
+            label = path_of[tuple(row)] if path else ""
+            out.writerow([record["external_id"], record["name"], record["brand"], record["description"], label])
+            truth.writerow([record["external_id"], PATH_SEPARATOR.join(path), int(moved)])
+    print(f"{len(ds)} products, {int(injected.sum())} labels moved ({args.regime}, seed {args.seed}): "
+          f"{args.catalog_csv}, truth in {args.truth_csv}")
+
+
+def score(args) -> None:
+    with open(args.truth_csv, newline="") as f:
+        truth = list(csv.DictReader(f))
+    m = export_metrics(Path(args.export_csv), {r["external_id"] for r in truth if r["moved"] == "1"},
+                       {r["external_id"]: r["true_path"] for r in truth})
+    print(f"products scored {m['products']}, moved {m['moved']}")
+    print(f"average precision of the confidence {m['AP']:.3f}, precision at k {m['P@k']:.3f}, "
+          f"{m['distinct_confidences']} distinct confidences, ECE {m['ECE']:.3f}")
+    print(f"flagged {m['flagged']}, moved among them {m['moved_among_flagged']}")
+    print(f"suggested category right for {m['right_suggestions']} of {m['moved']} moved ({m['top1']:.1%})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("make", help="write a catalog with moved labels and its truth")
+    m.add_argument("catalog", help='a bench.common dataset, e.g. "bigbasket+2level+nodesc"')
+    m.add_argument("catalog_csv")
+    m.add_argument("truth_csv")
+    m.add_argument("--limit", type=int, default=6000, help="products sampled; 0: the whole catalog")
+    m.add_argument("--regime", default="uniform", choices=("uniform", "sibling", "lookalike", "brand"))
+    m.add_argument("--rate", type=float, default=0.03)
+    m.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("score", help="score what export_audit wrote against the truth")
+    s.add_argument("export_csv")
+    s.add_argument("truth_csv")
+    args = parser.parse_args()
+    {"make": make, "score": score}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
