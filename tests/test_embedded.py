@@ -75,6 +75,12 @@ def test_redis_keeps_its_data_across_a_restart_and_two_homes_do_not_collide(tmp_
         embedded.stop_redis(second)
 
 
+def test_redis_ports_stay_below_the_ephemeral_range(tmp_path):
+    ports = {embedded.redis_port(tmp_path / f"home-{i}") for i in range(2000)}
+    assert len(ports) > 1800  # homes spread over the range
+    assert min(ports) >= 20000 and max(ports) < 32768  # never where the kernel hands out client ports
+
+
 def test_redis_port_taken_by_another_program_is_named(tmp_path):
     home = tmp_path / "home"
     with socket.socket() as squatter:
