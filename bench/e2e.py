@@ -3,6 +3,7 @@ peak resident memory of this process while it ran.
 
     .venv/bin/python bench/e2e.py --n 10000 [--flavor precision] [--json PATH]
     .venv/bin/python bench/e2e.py --pages-only     # the pages again, on the last run's database
+    bash bench/gpu/e2e.sh 1000000 --until embed     # on the GPU machine (carry .carry/minilm and .carry/app)
 
 The catalog is the demo's generator scaled (`catalog.demo.generate_demo_catalog`: names, brands, sizes,
 descriptions, a three-level grocery tree, 3% of labels moved; deterministic for a seed), written to CSV
@@ -95,6 +96,15 @@ def pages_of_last_run(rows: list) -> dict:
     return pages
 
 
+def device_name() -> str:
+    """Where the stages that have a device ran: the GPU's name, or the CPU and its cores."""
+    import os
+
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000)
@@ -102,6 +112,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--pages-only", action="store_true", help="time the pages of the last run's database")
+    parser.add_argument("--until", choices=["import", "embed", "train"],
+                        help="stop after this stage (a machine that cannot run the rest within one call)")
     args = parser.parse_args()
 
     rows: list[dict] = []
@@ -109,6 +121,7 @@ def main() -> None:
         _django.use_database("semid_bench_e2e")
         return pages_of_last_run(rows)
     _django.fresh_database("semid_bench_e2e")
+    print(f"{args.n:,} products on {device_name()}", flush=True)
     from audit.runs import run_audit
     from catalog.demo import generate_demo_catalog, write_csv
     from catalog.embeddings import embed_products
@@ -123,21 +136,22 @@ def main() -> None:
         with Stage("import", rows):
             result = import_catalog(path=path)
     assert result.created == args.n, result
-    with Stage("embed", rows):
-        embed_products(flavor=args.flavor)
-    run = create_run(flavor=args.flavor, seed=args.seed)
-    with Stage("train + assign + evaluate", rows):
-        train_run(run=run)
-    run.refresh_from_db()
-    rows[-1]["train_seconds"] = round(run.train_seconds or 0.0, 1)
-    with Stage("audit", rows):
-        report = run_audit(run=run)
-
-    make_user("e2e-admin", "admin", "e2e-pass-123")
-    pages = pages_of_last_run(rows)
-
-    figures = {"n": args.n, "flavor": args.flavor, "stages": rows, "pages_median_ms": pages,
-               "flagged": report.stats.get("flagged"), "spearman": run.metrics.get("spearman")}
+    figures = {"n": args.n, "flavor": args.flavor, "device": device_name(), "stages": rows}
+    if args.until != "import":
+        with Stage("embed", rows):
+            embed_products(flavor=args.flavor)
+    if args.until not in ("import", "embed"):
+        run = create_run(flavor=args.flavor, seed=args.seed)
+        with Stage("train + assign + evaluate", rows):
+            train_run(run=run)
+        run.refresh_from_db()
+        rows[-1]["train_seconds"] = round(run.train_seconds or 0.0, 1)
+        figures["spearman"] = run.metrics.get("spearman")
+    if args.until is None:
+        with Stage("audit", rows):
+            report = run_audit(run=run)
+        make_user("e2e-admin", "admin", "e2e-pass-123")
+        figures.update(pages_median_ms=pages_of_last_run(rows), flagged=report.stats.get("flagged"))
     print(json.dumps({k: v for k, v in figures.items() if k != "stages"}))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))

@@ -8,6 +8,14 @@
    ratio goal >= 0.9.
 3. Pads the table to --knn-products vectors (real vectors + small jitter) and times
    `similar_products` through the HNSW index: p50 goal <= 10 ms at 50k.
+
+    .venv/bin/python bench/embed.py --demo N [--skip-default-build] [--json PATH]   # GPU: bench/gpu/e2e.sh embed N
+
+instead: a generated catalog of N products (`generate_demo_catalog`), bare `encode` of its precision texts, then
+the whole `embed_products` step in one load (index dropped and rebuilt), with the step's time split into its
+parts (texts, encode, vector writes, index build; the rest: product queries, hashes, the plan); then the
+index built again with PostgreSQL's default build settings (64 MB, 2 workers) and with
+`index_build_settings` (what the step uses).
 """
 
 import argparse
@@ -26,7 +34,13 @@ def main():
     parser.add_argument("--knn-products", type=int, default=50000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--slices", type=int, default=5)
+    parser.add_argument("--demo", type=int, metavar="N", help="a generated catalog of N products, one load")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--skip-default-build", action="store_true",
+                        help="--demo: no index build with PostgreSQL's defaults (on disk past ~35,000 vectors: long)")
     args = parser.parse_args()
+    if args.demo:
+        return demo(args.demo, args.json, default_build=not args.skip_default_build)
     (path,) = require("bigbasket.csv")
     fresh_database("semid_bench_embed")
 
@@ -98,6 +112,78 @@ def main():
     print(f"kNN (k=10) over {total} vectors, {len(times)} queries: p50 {statistics.median(times):.2f} ms, "
           f"p95 {times[int(0.95 * len(times)) - 1]:.2f} ms  (goal p50 <= 10 ms at 50k)")
 
+
+def demo(n: int, json_path: Path | None, *, default_build: bool = True) -> None:
+    import json
+    import os
+    import tempfile
+    from collections import defaultdict
+
+    import torch
+
+    fresh_database("semid_bench_embed")
+    from django.conf import settings
+
+    import catalog.embeddings as embeddings
+    from catalog.demo import generate_demo_catalog, write_csv
+    from catalog.encoder import load_encoder
+    from catalog.models import Product
+    from catalog.services import import_catalog
+    from catalog.text import product_text
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_csv(generate_demo_catalog(n_products=n, seed=0), Path(tmp) / "catalog.csv")
+        import_catalog(path=Path(tmp) / "catalog.csv")
+    model = load_encoder(settings.SEMID_EMBEDDING_MODEL)
+    model.encode(["warm up"] * 1024, batch_size=settings.SEMID_EMBEDDING_BATCH_SIZE)
+    texts = [product_text(p.as_record(), "precision") for p in Product.objects.order_by("id")]
+    distinct = list(dict.fromkeys(texts))  # the step encodes each distinct text of a chunk once: so does bare
+    started = time.perf_counter()
+    model.encode(distinct, batch_size=settings.SEMID_EMBEDDING_BATCH_SIZE, normalize_embeddings=True)
+    bare = time.perf_counter() - started
+
+    parts = defaultdict(float)  # seconds inside each part of the step, timed around the module's own functions
+
+    def timed(name, function):
+        def wrapper(*a, **k):
+            started = time.perf_counter()
+            try:
+                return function(*a, **k)
+            finally:
+                parts[name] += time.perf_counter() - started
+        return wrapper
+
+    for name, attribute in [("texts", "texts_for"), ("encode", "encode_texts"), ("write", "_write_vectors"),
+                            ("index", "_ensure_index")]:
+        setattr(embeddings, attribute, timed(name, getattr(embeddings, attribute)))
+    started = time.perf_counter()
+    result = embeddings.embed_products(flavor="precision")
+    whole = time.perf_counter() - started
+    parts["rest"] = whole - sum(parts.values())
+    assert result.index_rebuilt and result.encoded == n, result
+
+    dim = embeddings.ProductEmbedding._meta.get_field("embedding").dimensions
+    builds, default = {}, {"maintenance_work_mem": "64MB", "max_parallel_maintenance_workers": "2"}
+    for label, build in [("postgres default", default)] * default_build + [
+            ("index_build_settings", embeddings.index_build_settings(rows=n, dim=dim))]:
+        embeddings._drop_index("precision")
+        started = time.perf_counter()
+        embeddings._create_index("precision", build)
+        builds[label] = {"settings": build, "seconds": round(time.perf_counter() - started, 2)}
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
+    figures = {"n": n, "distinct_texts": len(distinct), "device": device,
+               "batch_size": settings.SEMID_EMBEDDING_BATCH_SIZE, "bare_encode_s": round(bare, 2),
+               "whole_step_s": round(whole, 2), "ratio": round(bare / whole, 3),
+               "parts_s": {k: round(v, 2) for k, v in parts.items()}, "index_builds": builds}
+    print(f"{n:,} products ({len(distinct):,} distinct texts) on {device}, batch {figures['batch_size']}")
+    print(f"bare encode {bare:.1f} s ({len(distinct) / bare:,.0f} texts/s); whole step {whole:.1f} s; "
+          f"ratio {bare / whole:.3f} (goal >= 0.9)")
+    print("  parts: " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
+    for label, build in builds.items():
+        print(f"  index build, {label} {build['settings']}: {build['seconds']} s")
+    if json_path:
+        json_path.write_text(json.dumps(figures, indent=1))
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ its chunks run on every worker (jobs.runner.Chunked); `embed_products` runs the 
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -228,12 +229,38 @@ def _ensure_index(flavor: str) -> bool:
     return True
 
 
-def _create_index(flavor: str) -> None:
+# Building an HNSW index: pgvector holds the graph in maintenance_work_mem and, once it outgrows it, goes on
+# on disk many times slower (PostgreSQL's default is 64 MB: about 35,000 of these vectors). A graph element is
+# its vector (4 bytes a dimension) and its neighbour lists, about 1 kB with the default m = 16. Parallel workers
+# share the graph's construction; the server runs on this machine (embedded) or one like it.
+INDEX_BYTES_PER_ROW_OVER_VECTOR = 1024
+INDEX_BUILD_MEMORY_MAX = 8 * 2**30
+INDEX_BUILD_WORKERS_MAX = 7  # PostgreSQL's max_worker_processes and max_parallel_workers default to 8
+
+
+def index_build_settings(*, rows: int, dim: int) -> dict[str, str]:
+    """The session settings of an HNSW build over `rows` vectors of `dim` dimensions: memory for the whole
+    graph (a quarter more than the estimate, at least PostgreSQL's default, at most INDEX_BUILD_MEMORY_MAX) and
+    one worker a core beside the leader (at most INDEX_BUILD_WORKERS_MAX)."""
+    graph = rows * (4 * dim + INDEX_BYTES_PER_ROW_OVER_VECTOR) * 5 // 4
+    memory_mb = min(max(graph, 64 * 2**20), INDEX_BUILD_MEMORY_MAX) // 2**20
+    workers = max(0, min(INDEX_BUILD_WORKERS_MAX, (os.cpu_count() or 1) - 1))
+    return {"maintenance_work_mem": f"{memory_mb}MB", "max_parallel_maintenance_workers": str(workers)}
+
+
+def _create_index(flavor: str, build_settings: dict[str, str] | None = None) -> None:
+    """CREATE INDEX with `build_settings` (default: index_build_settings of the flavor's vectors) set for
+    this transaction only."""
     index = _hnsw_indexes()[f"embedding_hnsw_{flavor}"]
-    with connection.cursor() as cursor:  # deferred FK checks of the rows just written block CREATE INDEX
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    with connection.schema_editor(atomic=False) as editor:
-        editor.add_index(ProductEmbedding, index)
+    if build_settings is None:
+        rows = ProductEmbedding.objects.filter(flavor=flavor).count()
+        build_settings = index_build_settings(rows=rows, dim=ProductEmbedding._meta.get_field("embedding").dimensions)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # deferred FK checks of the rows just written block it
+        for name, value in build_settings.items():
+            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+        with connection.schema_editor(atomic=False) as editor:
+            editor.add_index(ProductEmbedding, index)
 
 
 def embed_job(*, params: dict, user=None, progress=None) -> Chunked:

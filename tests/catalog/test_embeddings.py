@@ -80,3 +80,41 @@ def test_a_large_load_rebuilds_the_index_after_writing(catalog, monkeypatch):
         assert "embedding_hnsw_precision" in {row[0] for row in cursor.fetchall()}
     milk = Product.objects.get(external_id="M1")
     assert similar_products(product=milk, flavor="precision", k=1)[0][0].external_id == "M2"
+
+
+def test_index_build_settings_hold_the_graph_between_postgres_default_and_the_cap():
+    from catalog.embeddings import INDEX_BUILD_MEMORY_MAX, INDEX_BUILD_WORKERS_MAX, index_build_settings
+
+    def memory_mb(rows):
+        return int(index_build_settings(rows=rows, dim=384)["maintenance_work_mem"].removesuffix("MB"))
+
+    assert memory_mb(1_000) == 64  # PostgreSQL's default: never less
+    assert memory_mb(100_000) == 100_000 * (4 * 384 + 1024) * 5 // 4 // 2**20 == 305
+    assert memory_mb(100_000_000) == INDEX_BUILD_MEMORY_MAX // 2**20
+    sizes = [memory_mb(rows) for rows in (10_000, 50_000, 200_000, 1_000_000, 5_000_000)]
+    assert sizes == sorted(sizes)
+    assert 0 <= int(index_build_settings(rows=1, dim=384)["max_parallel_maintenance_workers"]) <= INDEX_BUILD_WORKERS_MAX
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_index_build_settings_last_only_for_the_build(tmp_path):
+    from django.db import connection
+
+    from catalog.embeddings import _create_index, _drop_index
+
+    path = tmp_path / "c.csv"
+    path.write_text(CSV)
+    import_catalog(path=path)
+    embed_products(flavor="precision")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW maintenance_work_mem")
+        before = cursor.fetchone()[0]
+    _drop_index("precision")
+    _create_index("precision", {"maintenance_work_mem": "77MB", "max_parallel_maintenance_workers": "1"})
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW maintenance_work_mem")
+        assert cursor.fetchone()[0] == before != "77MB"
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'catalog_productembedding'")
+        assert "embedding_hnsw_precision" in {row[0] for row in cursor.fetchall()}
+    with pytest.raises(Exception, match="max_parallel_maintenance_workers"):  # the settings reach the server
+        _create_index("precision", {"max_parallel_maintenance_workers": "-1"})
