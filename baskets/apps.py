@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class BasketsConfig(AppConfig):
     name = "baskets"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from baskets.services import on_run_activated
+        from jobs.runner import register_job_kind
+        from quantizer.services import run_activated
+
+        register_job_kind("cluster_copurchase", "baskets.services.cluster_copurchase_job")
+        run_activated.connect(on_run_activated, dispatch_uid="baskets-cluster-copurchase-on-activation")

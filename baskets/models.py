@@ -57,6 +57,30 @@ class CoPurchase(models.Model):
         return f"{self.product_a_id} + {self.product_b_id}: {self.orders} orders, lift {self.lift:.2f}"
 
 
+class ClusterCoPurchase(models.Model):
+    """Clusters of a run bought together: for a cluster (`prefix`, a semantic-ID prefix of `level` codewords),
+    another cluster of the same level (`other`) whose products share far more orders with its products than
+    chance. Per cluster its CLUSTER_PARTNERS best by lift, stored from both sides, with `rank` 1 the best.
+    Rewritten per run by `baskets.services.compute_cluster_copurchase`.
+
+    A cluster is in an order when any of its products is: orders = orders holding both clusters,
+    lift = orders · N / (orders with the cluster · orders with the other), N = orders with a coded product."""
+
+    run = models.ForeignKey("quantizer.QuantizerRun", on_delete=models.CASCADE, related_name="+")
+    level = models.PositiveSmallIntegerField()
+    prefix = models.CharField(max_length=100)
+    other = models.CharField(max_length=100)
+    rank = models.PositiveSmallIntegerField()
+    orders = models.PositiveIntegerField()
+    lift = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "prefix", "rank"], name="cluster_copurchase_rank")]
+
+    def __str__(self):
+        return f"run {self.run_id} {self.prefix} + {self.other}: {self.orders} orders, lift {self.lift:.2f}"
+
+
 class NextItemModel(models.Model):
     """A trained "customers may add next" model (baskets.core.nextitem, TIGER-style over semantic IDs),
     recorded like a quantizer run: its config, per-epoch history, held-out metrics and weights. It reads the

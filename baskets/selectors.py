@@ -9,12 +9,45 @@ import numpy as np
 
 from django.db.models import Q
 
-from baskets.models import BasketLine, CoPurchase
+from baskets.models import BasketLine, ClusterCoPurchase, CoPurchase
 from catalog.models import Product
 from quantizer.core.ids import code_string
-from quantizer.models import SemanticId
+from quantizer.models import ClusterSummary, SemanticId
 
 PANEL_SIZE = 8  # complements on the product page
+
+
+@dataclass(frozen=True)
+class BoughtWithCluster:
+    """Another cluster of the same level whose products are bought with this cluster's far more often than
+    chance (baskets.models.ClusterCoPurchase), with what the cluster tree shows of it."""
+
+    prefix: str
+    orders: int  # orders holding a product of each
+    lift: float
+    size: int  # its products
+    words: tuple[str, ...]  # its most characteristic name words
+    label: str  # the category most of its products are filed in, cut to its level ("" when none)
+
+
+def bought_with_clusters(*, run, prefix: str) -> list[BoughtWithCluster]:
+    """The clusters bought with the cluster `prefix` of `run`, best lift first (at most CLUSTER_PARTNERS)."""
+    rows = list(ClusterCoPurchase.objects.filter(run=run, prefix=prefix).order_by("rank"))
+    summaries = {s.prefix: s for s in ClusterSummary.objects.filter(run=run, prefix__in=[r.other for r in rows])}
+    out = []
+    for row in rows:
+        summary = summaries.get(row.other)
+        labels = summary.labels if summary else {}
+        out.append(BoughtWithCluster(
+            prefix=row.other, orders=row.orders, lift=row.lift, size=summary.size if summary else 0,
+            words=tuple((summary.words or [])[:4]) if summary else (),
+            label=max(labels, key=lambda k: (labels[k], k)) if labels else "",
+        ))
+    return out
+
+
+def cluster_copurchase_computed(run) -> bool:
+    return ClusterCoPurchase.objects.filter(run=run).exists()
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ import numpy as np
 from django.db import connection, transaction
 
 from baskets.core.copurchase import MIN_PAIR_SUPPORT  # noqa: F401 (re-exported: the app's name for it)
-from baskets.models import BasketLine, CoPurchase, NextItemModel
+from baskets.models import BasketLine, ClusterCoPurchase, CoPurchase, NextItemModel
 from baskets.rows import NO_REORDERED, BasketFileError, BasketLines, read_baskets
 from catalog.models import Product
 from catalog.rows import RowError
+from quantizer.models import QuantizerRun, SemanticId
 
 Progress = Callable[[int, int], None]
 
@@ -162,7 +163,12 @@ def import_baskets(*, path: str | Path, progress: Progress | None = None) -> Bas
         cursor.execute("ANALYZE baskets_basketline")
         report(3, STEPS)
         # The pairs follow from the lines: a file that changed none (a re-import) leaves them as they are.
-        pairs = compute_copurchase() if created or updated or removed else CoPurchase.objects.count()
+        if created or updated or removed:
+            pairs = compute_copurchase()
+            for run in QuantizerRun.objects.filter(is_active=True):
+                compute_cluster_copurchase(run=run)
+        else:
+            pairs = CoPurchase.objects.count()
         report(4, STEPS)
     return BasketImportResult(lines=len(lines), orders=orders, created=created, updated=updated,
                               unchanged=len(lines) - created - updated, removed=removed, pairs=pairs)
@@ -186,6 +192,82 @@ def compute_copurchase(*, min_support: int = MIN_PAIR_SUPPORT) -> int:
         stored = cursor.rowcount
         cursor.execute("ANALYZE baskets_copurchase")
     return stored
+
+
+# --------------------------------------------------------------------------- clusters bought together
+
+# The tree's levels whose clusters say which clusters they are bought with. A deeper cluster holds a few
+# products (about 8 at level 3 of Instacart's codes), whose own complements their product pages list.
+CLUSTER_LEVELS = 2
+CLUSTER_PARTNERS = 8  # stored per cluster, best lift first
+# A cluster is in an order when any of its products is; then the product pairs' rule, one level up: every
+# pair of clusters of one level in an order once, their orders together and lift over the orders holding a
+# product the run codes.
+CLUSTER_COPURCHASE_SQL = """
+    WITH coded AS (
+        SELECT l.order_id, s.codes FROM baskets_basketline l
+        JOIN quantizer_semanticid s ON s.product_id = l.product_id AND s.run_id = %(run)s
+    ), present AS (
+        SELECT DISTINCT v.level, c.order_id, array_to_string(c.codes[1:v.level], '_') AS prefix
+        FROM coded c CROSS JOIN generate_series(1, %(levels)s) AS v(level)
+    ), sizes AS (
+        SELECT level, prefix, count(*)::float8 AS orders FROM present GROUP BY level, prefix
+    ), total AS (
+        SELECT count(DISTINCT order_id)::float8 AS orders FROM coded
+    ), pairs AS (
+        SELECT x.level, x.prefix, y.prefix AS other, count(*) AS orders
+        FROM present x JOIN present y ON y.order_id = x.order_id AND y.level = x.level AND y.prefix <> x.prefix
+        GROUP BY x.level, x.prefix, y.prefix
+        HAVING count(*) >= %(min_support)s
+    ), ranked AS (
+        SELECT p.level, p.prefix, p.other, p.orders, p.orders * total.orders / (a.orders * b.orders) AS lift,
+               row_number() OVER (PARTITION BY p.level, p.prefix
+                                  ORDER BY p.orders * total.orders / (a.orders * b.orders) DESC, p.orders DESC,
+                                           p.other) AS rank
+        FROM pairs p
+        JOIN sizes a ON a.level = p.level AND a.prefix = p.prefix
+        JOIN sizes b ON b.level = p.level AND b.prefix = p.other
+        CROSS JOIN total
+        WHERE p.orders * total.orders > a.orders * b.orders
+    )
+    INSERT INTO baskets_clustercopurchase (run_id, level, prefix, other, rank, orders, lift)
+    SELECT %(run)s, level, prefix, other, rank, orders, lift FROM ranked WHERE rank <= %(partners)s
+"""
+
+
+@transaction.atomic
+def compute_cluster_copurchase(*, run, min_support: int = MIN_PAIR_SUPPORT) -> int:
+    """Rewrite the run's clusters bought together (`ClusterCoPurchase`) from all basket lines, in one
+    INSERT … SELECT: at each of the first CLUSTER_LEVELS levels (not the last, whose clusters are single
+    products), per cluster the CLUSTER_PARTNERS others of lift above 1 in at least `min_support` orders.
+    Returns the rows stored."""
+    if min_support < 1:
+        raise ValueError(f"min_support must be at least 1, got {min_support}")
+    codes = SemanticId.objects.filter(run=run).values_list("codes", flat=True).first()
+    levels = min(CLUSTER_LEVELS, len(codes) - 1) if codes else 0
+    ClusterCoPurchase.objects.filter(run=run).delete()
+    if levels < 1:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [PAIRS_WORK_MEM])
+        cursor.execute(CLUSTER_COPURCHASE_SQL, {"run": run.pk, "levels": levels, "min_support": min_support,
+                                                "partners": CLUSTER_PARTNERS})
+        return cursor.rowcount
+
+
+def cluster_copurchase_job(*, params: dict, user=None, progress=None) -> dict:
+    """The `cluster_copurchase` job: one run's clusters bought together."""
+    run = QuantizerRun.objects.get(pk=params["run"])
+    return {"run": run.pk, "rows": compute_cluster_copurchase(run=run)}
+
+
+def on_run_activated(sender, run, **kwargs) -> None:
+    """A run became active: its clusters bought together are computed by a job (seconds to a minute on
+    131,209 orders), once orders exist."""
+    from jobs.runner import start_job
+
+    if BasketLine.objects.exists():
+        start_job(kind="cluster_copurchase", params={"run": run.pk})
 
 
 # --------------------------------------------------------------------------- "customers may add next"

@@ -15,6 +15,7 @@ import torch
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from catalog.embeddings import model_name, product_vectors
@@ -37,6 +38,10 @@ from quantizer.core.metrics import collision_rates
 from quantizer.models import QuantizerRun, SemanticId
 
 WRITE_BATCH = 5000
+
+# Sent once a run's activation has committed, with the run as `run`: an app that keeps figures of the active
+# runs (baskets: the clusters bought together) brings them up to date.
+run_activated = Signal()
 # Shares of a run's progress bar at which training ends and evaluation starts.
 TRAINED, EVALUATING = 0.85, 0.94
 
@@ -259,6 +264,7 @@ def activate_run(run: QuantizerRun) -> QuantizerRun:
     )
     QuantizerRun.objects.filter(pk=run.pk).update(is_active=True)
     run.is_active = True
+    transaction.on_commit(lambda: run_activated.send(sender=QuantizerRun, run=run))
     return run
 
 

@@ -1,5 +1,8 @@
-"""The product page's "Goes well with" panel. catalog's product page includes
-templates/baskets/_goes_well_with.html, which asks this tag for its rows: catalog imports nothing of baskets."""
+"""The baskets panels of other apps' pages: the product page's "Goes well with" and "Customers may add next"
+(templates/catalog/product.html includes templates/baskets/_goes_well_with.html and _may_add_next.html) and
+the cluster tree's "Bought with" (templates/quantizer/clusters.html includes
+templates/baskets/_bought_with_clusters.html). Each template asks a tag here for its rows: catalog and
+quantizer import nothing of baskets."""
 
 from django import template
 
@@ -30,3 +33,16 @@ def may_add_next(product) -> dict | None:
     if record is None:
         return None
     return {"products": decode(product=product, k=NEXT_PANEL_SIZE, flavor=record.run.flavor), "model": record}
+
+
+@register.simple_tag
+def bought_with(run, prefix: str) -> dict | None:
+    """The cluster tree's "Bought with" panel for the cluster `prefix` of `run`; None (no panel) at the root,
+    below the levels that have it (baskets.services.CLUSTER_LEVELS), or while no basket was imported."""
+    from baskets.selectors import bought_with_clusters, cluster_copurchase_computed
+    from baskets.services import CLUSTER_LEVELS
+
+    if run is None or not prefix or len(prefix.split("_")) > CLUSTER_LEVELS or not has_baskets():
+        return None
+    return {"clusters": bought_with_clusters(run=run, prefix=prefix), "computed": cluster_copurchase_computed(run),
+            "min_support": MIN_PAIR_SUPPORT}
