@@ -276,17 +276,41 @@ def embed_job(*, params: dict, user=None, progress=None) -> Chunked:
 # --- selectors -------------------------------------------------------------------------------
 
 
+# PostgreSQL's binary COPY: a signature, flags and a header extension's length, then per row the field count
+# and each field's length and bytes (big-endian), then -1. A row of (product id, vector) has a fixed width.
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
 def product_vectors(*, flavor: str, product_ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(ids (N,), vectors (N, D)) ordered by product id."""
-    queryset = ProductEmbedding.objects.filter(flavor=flavor).order_by("product_id")
+    """(ids (N,), vectors (N, D)) ordered by product id, read by one binary COPY whose fixed-width rows numpy
+    reads in place (20,000 vectors: 4.2 s as Python objects through the ORM, see docs/benchmarks.md)."""
+    where, params = "flavor = %s", [flavor]
     if product_ids is not None:
-        queryset = queryset.filter(product_id__in=product_ids)
-    pairs = list(queryset.values_list("product_id", "embedding"))
-    if not pairs:
+        where, params = where + " AND product_id = ANY(%s)", [*params, [int(pk) for pk in product_ids]]
+    query = (f"COPY (SELECT product_id, embedding FROM {ProductEmbedding._meta.db_table} WHERE {where} "
+             "ORDER BY product_id) TO STDOUT (FORMAT BINARY)")
+    with connection.cursor() as cursor, cursor.cursor.copy(query, params) as copy:
+        data = b"".join(bytes(block) for block in copy)
+    return _parse_vector_copy(data)
+
+
+def _parse_vector_copy(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    if not data.startswith(COPY_SIGNATURE):
+        raise ValueError("not a binary COPY stream")
+    start = len(COPY_SIGNATURE) + 8 + int.from_bytes(data[len(COPY_SIGNATURE) + 4 : len(COPY_SIGNATURE) + 8], "big")
+    body = memoryview(data)[start:-2]  # the rows, without the trailer
+    if not len(body):
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-    ids = np.fromiter((p for p, _ in pairs), dtype=np.int64, count=len(pairs))
-    vectors = np.vstack([np.asarray(v, dtype=np.float32) for _, v in pairs])
-    return ids, vectors
+    dim = int.from_bytes(body[2 + 4 + 8 + 4 : 2 + 4 + 8 + 4 + 2], "big")  # pgvector: dimensions, unused, floats
+    row = np.dtype([("fields", ">i2"), ("id_length", ">i4"), ("id", ">i8"), ("vector_length", ">i4"),
+                    ("dim", ">u2"), ("unused", ">u2"), ("vector", ">f4", (dim,))])
+    if len(body) % row.itemsize:
+        raise ValueError(f"vectors of different dimensions in one COPY (the first has {dim})")
+    rows = np.frombuffer(body, dtype=row)
+    if not ((rows["fields"] == 2) & (rows["id_length"] == 8) & (rows["vector_length"] == 4 + 4 * dim)
+            & (rows["dim"] == dim)).all():
+        raise ValueError(f"vectors of different dimensions in one COPY (the first has {dim})")
+    return rows["id"].astype(np.int64), rows["vector"].astype(np.float32)
 
 
 def neighbours_of_vectors(*, vectors, flavor: str, k: int = 10, exclude_product_ids=(), chunk: int = 256,

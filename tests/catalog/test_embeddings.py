@@ -118,3 +118,25 @@ def test_the_index_build_settings_last_only_for_the_build(tmp_path):
         assert "embedding_hnsw_precision" in {row[0] for row in cursor.fetchall()}
     with pytest.raises(Exception, match="max_parallel_maintenance_workers"):  # the settings reach the server
         _create_index("precision", {"max_parallel_maintenance_workers": "-1"})
+
+
+def test_product_vectors_read_back_exactly_what_was_written_in_product_order(catalog):
+    from django.db import transaction
+
+    from catalog.embeddings import _write_vectors, product_vectors
+
+    ids = list(Product.objects.order_by("-id").values_list("id", flat=True))  # written out of order
+    vectors = np.random.default_rng(0).normal(size=(len(ids), 384)).astype(np.float32)
+    vectors[0, :3] = [np.float32(1e-38), np.float32(-0.0), np.float32(3.4e38)]  # tiny, signed zero, huge
+    with transaction.atomic():
+        _write_vectors(flavor="precision", model="m", product_ids=ids, hashes=["h"] * len(ids), vectors=vectors)
+
+    got_ids, got = product_vectors(flavor="precision")
+    order = np.argsort(ids)
+    assert got_ids.tolist() == sorted(ids) and got.dtype == np.float32
+    assert np.array_equal(got.view(np.uint32), vectors[order].view(np.uint32))  # bit for bit
+    some = sorted(ids)[1::2]
+    sub_ids, sub = product_vectors(flavor="precision", product_ids=some)
+    assert sub_ids.tolist() == some and np.array_equal(sub, vectors[order][1::2])
+    none_ids, none = product_vectors(flavor="discovery")
+    assert none_ids.shape == (0,) and none.shape == (0, 0)

@@ -1,0 +1,121 @@
+"""The database side of training a run: reading the flavor's vectors (`catalog.embeddings.product_vectors`) and
+writing every product's code (`quantizer.services.write_codes`, its cluster words included), side by side
+with the ORM paths they replaced (kept here as the reference), on N generated products with stand-in vectors
+and codes. Both sides must store and read the same values; median of --repeats, alternating.
+
+    .venv/bin/python bench/assign_io.py [--n 20000] [--repeats 2] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _django  # noqa: E402
+
+
+def orm_vectors(flavor: str):
+    from catalog.models import ProductEmbedding
+
+    pairs = list(ProductEmbedding.objects.filter(flavor=flavor).order_by("product_id").values_list(
+        "product_id", "embedding"))
+    return (np.fromiter((p for p, _ in pairs), dtype=np.int64, count=len(pairs)),
+            np.vstack([np.asarray(v, dtype=np.float32) for _, v in pairs]))
+
+
+def bulk_create_codes(*, run, product_ids, codes, errors, gaps):
+    """write_codes for a new run as it was: SemanticId objects through bulk_create, 5,000 a statement."""
+    from django.db import transaction
+
+    from quantizer.clusters import fill_words
+    from quantizer.core.ids import code_string, disambiguate
+    from quantizer.models import SemanticId
+
+    order = np.argsort(product_ids, kind="stable")
+    product_ids, codes, errors, gaps = product_ids[order], codes[order], errors[order], gaps[order]
+    strings = [code_string(row) for row in codes.tolist()]
+    tokens = disambiguate(strings, {})
+    rows = [SemanticId(run=run, product_id=pk, codes=codes[i].tolist(), code=strings[i], token=tokens[i],
+                       reconstruction_error=float(errors[i]), gaps=[float(g) for g in gaps[i]])
+            for i, pk in enumerate(product_ids.tolist())]
+    with transaction.atomic():
+        for start in range(0, len(rows), 5000):
+            SemanticId.objects.bulk_create(rows[start : start + 5000], update_conflicts=True,
+                                           unique_fields=["run", "product"],
+                                           update_fields=["codes", "code", "token", "reconstruction_error", "gaps"])
+    fill_words(run=run)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    _django.fresh_database("semid_bench_assign_io")
+    from django.db import transaction
+
+    from catalog.demo import generate_demo_catalog, write_csv
+    from catalog.embeddings import _write_vectors, product_vectors
+    from catalog.models import Product
+    from catalog.services import import_catalog
+    from quantizer.models import ClusterSummary, QuantizerRun, SemanticId
+    from quantizer.services import write_codes
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_csv(generate_demo_catalog(n_products=args.n, seed=0), Path(tmp) / "c.csv")
+        import_catalog(path=Path(tmp) / "c.csv")
+    ids = np.array(list(Product.objects.order_by("id").values_list("id", flat=True)))
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(ids), 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with transaction.atomic():
+        _write_vectors(flavor="precision", model="stand-in", product_ids=ids.tolist(), hashes=[""] * len(ids),
+                       vectors=vectors)
+    # Codes shaped like a trained run's at this size: 4 levels, most level-2 clusters a few dozen products.
+    codes = np.stack([rng.integers(0, 64, len(ids)), rng.integers(0, 16, len(ids)), rng.integers(0, 16, len(ids)),
+                      rng.integers(0, 4, len(ids))], 1)
+    errors, gaps = rng.random(len(ids)).astype(np.float32), rng.random(codes.shape).astype(np.float32)
+
+    seconds: dict[str, list[float]] = {"vectors, ORM": [], "vectors, COPY": [], "codes, bulk_create": [],
+                                       "codes, COPY + upsert": []}
+    runs = {}
+    for _ in range(args.repeats):
+        for label, read in [("vectors, ORM", orm_vectors), ("vectors, COPY", lambda f: product_vectors(flavor=f))]:
+            started = time.perf_counter()
+            got_ids, got = read("precision")
+            seconds[label].append(time.perf_counter() - started)
+            assert np.array_equal(got_ids, ids) and np.array_equal(got, vectors)
+        for label, write in [("codes, bulk_create", bulk_create_codes), ("codes, COPY + upsert", write_codes)]:
+            runs[label] = QuantizerRun.objects.create(flavor="precision", embedding_model="stand-in")
+            started = time.perf_counter()
+            write(run=runs[label], product_ids=ids, codes=codes, errors=errors, gaps=gaps)
+            seconds[label].append(time.perf_counter() - started)
+
+    def stored(run):
+        return (list(SemanticId.objects.filter(run=run).order_by("product_id").values_list(
+                    "product_id", "codes", "code", "token", "reconstruction_error", "gaps")),
+                list(ClusterSummary.objects.filter(run=run).order_by("prefix").values_list(
+                    "prefix", "size", "labels", "words")))
+
+    assert stored(runs["codes, bulk_create"]) == stored(runs["codes, COPY + upsert"])
+    medians = {label: round(statistics.median(times), 2) for label, times in seconds.items()}
+    print(f"{len(ids):,} products, median of {args.repeats} (same values read and stored on both sides):")
+    for label, median in medians.items():
+        print(f"  {label:<22} {median:7.2f} s   runs {[round(t, 2) for t in seconds[label]]}")
+    print(f"  reading vectors: {medians['vectors, ORM'] / medians['vectors, COPY']:.1f}x; writing codes: "
+          f"{medians['codes, bulk_create'] / medians['codes, COPY + upsert']:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps({"n": len(ids), "median_s": medians, "runs_s": seconds}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
