@@ -16,14 +16,17 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.sparse import coo_matrix, hstack
+from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
 from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from quantizer.core.neighbours import nearest_neighbours
 from quantizer.core.sampling import row_sample
@@ -118,22 +121,17 @@ def product_words(name, brand) -> str:
     return f"{name or ''} {brand or ''}".strip()
 
 
-def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0, max_fit: int = TEXT_FIT_ROWS) -> np.ndarray | None:
+def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0, max_fit: int = TEXT_FIT_ROWS,
+                  workers: int | None = None) -> np.ndarray | None:
     """(N, d <= dims) lexical features: TF-IDF of word 1-2-grams and in-word character 2-4-grams,
     reduced by truncated SVD (LSA), rows L2-normalised. Unsupervised (no labels), deterministic for a
     seed. None when the texts hold too few distinct terms to give two dimensions. Above ``max_fit``
     texts the SVD is fitted on a seeded sample of that many and projects all of them (the SVD was more than
-    half of the scoring time at a million products); the vocabulary is always the whole catalog's."""
+    half of the scoring time at a million products); the vocabulary is always the whole catalog's. The texts
+    are counted in `workers` processes (default `text_workers`), with the same result for any number."""
     texts = ["" if t is None else str(t) for t in texts]
-    blocks = []
-    for vectorizer in (
-        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True),
-    ):
-        try:
-            blocks.append(vectorizer.fit_transform(texts))
-        except ValueError:  # empty vocabulary: no term in two texts
-            continue
+    workers = text_workers(len(texts)) if workers is None else workers
+    blocks = [block for analyzer in TEXT_ANALYZERS if (block := tfidf_matrix(texts, analyzer, workers)) is not None]
     if not blocks:
         return None
     tfidf = hstack(blocks).tocsr()
@@ -147,6 +145,69 @@ def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0, max_fit: int = TE
     else:
         z = svd.fit_transform(tfidf).astype(np.float32)
     return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-9)
+
+
+TEXT_ANALYZERS = ({"ngram_range": (1, 2)}, {"analyzer": "char_wb", "ngram_range": (2, 4)})
+TEXT_MIN_DF = 2
+TEXT_WORKERS_ABOVE = 50_000  # texts; fewer are counted in this process (a pool's start costs more than it saves)
+
+
+def text_workers(n_texts: int) -> int:
+    """Processes to count `n_texts` texts in: one a core (at most 16) above TEXT_WORKERS_ABOVE texts; one in a
+    daemonic process (a worker of Celery's prefork pool), which may not start children."""
+    if n_texts <= TEXT_WORKERS_ABOVE or multiprocessing.current_process().daemon:
+        return 1
+    return min(os.cpu_count() or 1, 16)
+
+
+def tfidf_matrix(texts: list[str], analyzer: dict, workers: int = 1):
+    """TfidfVectorizer(**analyzer, min_df=TEXT_MIN_DF, sublinear_tf=True).fit_transform(texts), with the
+    texts counted in `workers` processes: each counts its slice's terms, the slices' vocabularies merge
+    (sorted, as scikit-learn sorts them), terms in fewer than TEXT_MIN_DF texts go, then one TfidfTransformer
+    over the whole. None when no term is in TEXT_MIN_DF texts."""
+    bounds = np.linspace(0, len(texts), max(1, min(workers, len(texts))) + 1).round().astype(int)
+    jobs = [(texts[a:b], analyzer) for a, b in zip(bounds, bounds[1:])]
+    parts = None
+    if len(jobs) > 1:
+        try:
+            with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("fork")) as pool:
+                parts = list(pool.map(_count_terms, jobs))
+        except (AssertionError, OSError):  # no children here (a daemonic process, no resources): count here
+            parts = None
+    if parts is None:
+        parts = [_count_terms(job) for job in jobs]
+    vocabulary = np.unique(np.concatenate([terms for terms, _ in parts]))
+    places = [np.searchsorted(vocabulary, terms) for terms, _ in parts]
+    df = sum(np.bincount(where[counts.indices], minlength=len(vocabulary)) for where, (_, counts) in zip(places, parts))
+    keep = df >= TEXT_MIN_DF
+    if not keep.any():
+        return None
+    column = np.where(keep, np.cumsum(keep) - 1, -1)
+    counts = vstack([_kept_columns(counts, column[where], int(keep.sum())) for where, (_, counts) in zip(places, parts)])
+    return TfidfTransformer(sublinear_tf=True).fit_transform(counts.tocsr())
+
+
+def _count_terms(job) -> tuple[np.ndarray, csr_matrix]:
+    """A slice's terms (sorted) and its (texts, terms) counts, every term kept. scikit-learn leaves a row's
+    terms in the order they first appeared in the slice, which would make the rows' norms, and so the
+    features' last bits, depend on the slicing."""
+    texts, analyzer = job
+    vectorizer = CountVectorizer(**analyzer, dtype=np.float64)
+    try:
+        counts = vectorizer.fit_transform(texts)
+    except ValueError:  # no term at all in the slice
+        return np.array([], dtype=object), csr_matrix((len(texts), 0))
+    counts.sort_indices()  # a row's terms in alphabetical order: the same matrix however the texts are sliced
+    return vectorizer.get_feature_names_out().astype(object), counts
+
+
+def _kept_columns(counts: csr_matrix, column: np.ndarray, width: int) -> csr_matrix:
+    """`counts` with its columns renumbered by `column` (-1: dropped); the order within a row is kept, since
+    both numberings are alphabetical."""
+    cols = column[counts.indices]
+    kept = cols >= 0
+    indptr = np.concatenate([[0], np.cumsum(kept)])[counts.indptr]
+    return csr_matrix((counts.data[kept], cols[kept], indptr), shape=(counts.shape[0], width))
 
 
 # ---------------------------------------------------------------------------------------------

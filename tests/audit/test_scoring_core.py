@@ -315,6 +315,25 @@ def test_text_features_are_deterministic_unit_rows_and_none_without_words():
         score_products(embeddings=emb, taxonomy=taxonomy, codes=codes, config=THREE_FOLDS, texts=texts[:-1])
 
 
+def test_text_features_counted_in_several_processes_are_the_same_bit_for_bit():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from audit.core.signals import TEXT_ANALYZERS, text_features, tfidf_matrix
+
+    *_, texts = worded_catalog()
+    texts = ["", ""] + list(texts) + ["", "only-once"]  # a slice of empty texts; a term in one text only
+    for analyzer in TEXT_ANALYZERS:
+        one = tfidf_matrix(texts, analyzer, 1)
+        reference = TfidfVectorizer(**analyzer, min_df=2, sublinear_tf=True).fit_transform(texts)
+        assert one.shape == reference.shape and abs(one - reference).max() < 1e-15  # scikit-learn's, up to rounding
+        for workers in (2, 3, 7):
+            many = tfidf_matrix(texts, analyzer, workers)
+            for part in ("indptr", "indices", "data"):
+                np.testing.assert_array_equal(getattr(many, part), getattr(one, part))
+    np.testing.assert_array_equal(text_features(texts, dims=8, workers=3), text_features(texts, dims=8, workers=1))
+    assert tfidf_matrix(["a b", "c d", "", "e"], TEXT_ANALYZERS[0], 2) is None  # no term in two texts
+
+
 def test_text_features_fitted_on_a_sample_project_every_text_and_keep_who_is_alike():
     from audit.core.signals import text_features
 
