@@ -4,6 +4,7 @@ peak resident memory of this process while it ran.
     .venv/bin/python bench/e2e.py --n 10000 [--flavor precision] [--json PATH]
     .venv/bin/python bench/e2e.py --pages-only     # the pages again, on the last run's database
     bash bench/gpu/e2e.sh 1000000 --until embed     # on the GPU machine (carry .carry/minilm and .carry/app)
+    bash bench/gpu/e2e.sh 1000000 --from train      # the next call, on the same warm machine: train, audit, pages
 
 The catalog is the demo's generator scaled (`catalog.demo.generate_demo_catalog`: names, brands, sizes,
 descriptions, a three-level grocery tree, 3% of labels moved; deterministic for a seed), written to CSV
@@ -96,6 +97,9 @@ def pages_of_last_run(rows: list) -> dict:
     return pages
 
 
+STAGES = ["import", "embed", "train", "audit"]  # import includes generating the catalog; audit, the pages
+
+
 def device_name() -> str:
     """Where the stages that have a device ran: the GPU's name, or the CPU and its cores."""
     import os
@@ -112,50 +116,63 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--pages-only", action="store_true", help="time the pages of the last run's database")
-    parser.add_argument("--until", choices=["import", "embed", "train"],
-                        help="stop after this stage (a machine that cannot run the rest within one call)")
+    parser.add_argument("--from", dest="start", choices=STAGES, default="import",
+                        help="start at this stage, on the database an earlier run left (the rest of a run cut in calls)")
+    parser.add_argument("--until", choices=STAGES, help="stop after this stage")
     args = parser.parse_args()
 
     rows: list[dict] = []
     if args.pages_only:
         _django.use_database("semid_bench_e2e")
         return pages_of_last_run(rows)
-    _django.fresh_database("semid_bench_e2e")
-    print(f"{args.n:,} products on {device_name()}", flush=True)
+    stages = STAGES[STAGES.index(args.start) : STAGES.index(args.until or STAGES[-1]) + 1]
+    if args.start == "import":
+        _django.fresh_database("semid_bench_e2e")
+    else:  # resume on the database an earlier call left (same machine, still there)
+        _django.use_database("semid_bench_e2e")
+    print(f"{args.n:,} products on {device_name()}: {', '.join(stages)}", flush=True)
+    from django.contrib.auth.models import User
+
     from audit.runs import run_audit
     from catalog.demo import generate_demo_catalog, write_csv
     from catalog.embeddings import embed_products
+    from catalog.models import Product
     from catalog.services import import_catalog
+    from quantizer.models import QuantizerRun
     from quantizer.services import create_run, train_run
     from tests.conftest import make_user
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "catalog.csv"
-        with Stage("generate", rows):
-            write_csv(generate_demo_catalog(n_products=args.n, seed=args.seed), path)
-        with Stage("import", rows):
-            result = import_catalog(path=path)
-    assert result.created == args.n, result
     figures = {"n": args.n, "flavor": args.flavor, "device": device_name(), "stages": rows}
-    if args.until != "import":
+    if "import" in stages:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "catalog.csv"
+            with Stage("generate", rows):
+                write_csv(generate_demo_catalog(n_products=args.n, seed=args.seed), path)
+            with Stage("import", rows):
+                result = import_catalog(path=path)
+        assert result.created == args.n, result
+    elif Product.objects.count() != args.n:
+        sys.exit(f"--from {args.start}: the database holds {Product.objects.count():,} products, not {args.n:,}")
+    if "embed" in stages:
         with Stage("embed", rows):
             embed_products(flavor=args.flavor)
-    if args.until not in ("import", "embed"):
+    if "train" in stages:
         run = create_run(flavor=args.flavor, seed=args.seed)
         with Stage("train + assign + evaluate", rows):
             train_run(run=run)
         run.refresh_from_db()
         rows[-1]["train_seconds"] = round(run.train_seconds or 0.0, 1)
         figures["spearman"] = run.metrics.get("spearman")
-    if args.until is None:
+    if "audit" in stages:
+        run = QuantizerRun.objects.get(flavor=args.flavor, is_active=True)
         with Stage("audit", rows):
             report = run_audit(run=run)
-        make_user("e2e-admin", "admin", "e2e-pass-123")
+        if not User.objects.filter(username="e2e-admin").exists():
+            make_user("e2e-admin", "admin", "e2e-pass-123")
         figures.update(pages_median_ms=pages_of_last_run(rows), flagged=report.stats.get("flagged"))
     print(json.dumps({k: v for k, v in figures.items() if k != "stages"}))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
-
 
 if __name__ == "__main__":
     main()
