@@ -10,5 +10,6 @@ class BasketsConfig(AppConfig):
         from jobs.runner import register_job_kind
         from quantizer.services import run_activated
 
-        register_job_kind("cluster_copurchase", "baskets.services.cluster_copurchase_job")
+        register_job_kind("cluster_copurchase", "baskets.services.cluster_copurchase_job",
+                          label="clusters bought together")
         run_activated.connect(on_run_activated, dispatch_uid="baskets-cluster-copurchase-on-activation")

@@ -37,6 +37,13 @@ class Job(models.Model):
         return f"{self.kind} #{self.pk} ({self.status})"
 
     @property
+    def kind_label(self) -> str:
+        """The kind as pages name it (`register_job_kind(label=...)`)."""
+        from jobs.runner import kind_label
+
+        return kind_label(self.kind)
+
+    @property
     def finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 

@@ -63,7 +63,7 @@ def test_a_basket_import_recomputes_the_active_runs_clusters(catalog, tmp_path):
     assert not ClusterCoPurchase.objects.filter(run=inactive).exists()
 
 
-def test_activating_a_run_computes_its_clusters_on_the_worker(worker, catalog, tmp_path):
+def test_activating_a_run_computes_its_clusters_on_the_worker(worker, catalog, tmp_path, client, admin_user):
     from jobs.models import Job
     from quantizer.services import activate_run
     from tests.conftest import wait_for
@@ -76,6 +76,8 @@ def test_activating_a_run_computes_its_clusters_on_the_worker(worker, catalog, t
 
     job = wait_for(lambda: Job.objects.filter(kind="cluster_copurchase", status="succeeded").first())
     assert job.params == {"run": run.pk} and job.result == {"run": run.pk, "rows": 0}  # toy orders: under support
+    client.force_login(admin_user)  # the job page names the kind as people do
+    assert f"Clusters bought together job #{job.pk}" in client.get(f"/jobs/{job.pk}/").content.decode()
 
 
 def test_the_cluster_tree_shows_the_clusters_bought_with_a_cluster(client, reviewer_user, catalog, tmp_path):
