@@ -15,6 +15,7 @@ Two steps, so the expensive one runs once (on the GPU machine) and the choices a
     python bench/studies/audit_signals.py collect --catalogs instacart,bigbasket+2level+nodesc --limit 6000 \
         --regimes uniform --seeds 0 --device cpu --out /tmp/signals
     python bench/studies/audit_signals.py evaluate /tmp/signals
+    python bench/studies/audit_signals.py offsets /tmp/signals    # the shipped score at each brand offset
     python bench/studies/audit_signals.py inputs --catalogs instacart   # can the labels choose the inputs?
 """
 
@@ -50,7 +51,7 @@ def collect_one(catalog: str, regime: str, seed: int, args) -> dict:
     from audit.core import inject_noise, leaf_classes, product_words, score_products
     from audit.core.signals import FoldClassifiers, choose_weight_decay
     from bench.audit import cv_logistic_probs, train_codes
-    from bench.common import embed_dataset, load_dataset
+    from bench.common import embed_dataset, load_dataset, product_texts
 
     ds = load_dataset(catalog, limit=args.limit or None)  # 0: the whole catalog
     emb = embed_dataset(ds, "precision", args.device)
@@ -85,6 +86,11 @@ def collect_one(catalog: str, regime: str, seed: int, args) -> dict:
         extra["txt"] = (lexical, None, 5)
         extra["both10"] = (np.hstack([emb, lexical]), wd, 10)
     extra = {k: v for k, v in extra.items() if k in args.extras.split(",")}
+    if "ft" in args.extras.split(","):  # the encoder fine-tuned out of fold (issue 21's "frontier" candidate)
+        p = finetuned_probs(product_texts(ds, "precision"), labels, n_leaves, seed=seed, device=args.device,
+                            n_folds=args.ft_folds, epochs=args.ft_epochs)[labelled]
+        out["f:ft:self"], out["f:ft:margin"], top3 = _columns(p, lab)
+        out["hits:ft"] = top_hits(top3)
     for name, (x, decay, folds) in extra.items():
         if decay is None:
             decay = choose_weight_decay(x, labels, n_leaves, seed=seed, device=args.device)
@@ -100,6 +106,70 @@ def collect_one(catalog: str, regime: str, seed: int, args) -> dict:
     out["decay:classifier"] = wd
     out["classes"] = n_leaves
     out["seconds"] = np.array([t1 - t0, t2 - t1, time.time() - t2])
+    return out
+
+
+def finetuned_probs(texts, labels, n_leaves, *, seed: int, device: str, n_folds: int = 5, epochs: int = 3,
+                    batch: int = 32, lr: float = 1e-4, head_lr: float = 1e-2) -> np.ndarray:
+    """(N, K) out-of-fold probabilities of the sentence encoder fine-tuned with a linear head on the mean of
+    its token states: per fold, the catalog's encoder trained on the other folds' given labels (AdamW, one
+    cycle), then predicting the fold. Unlabelled rows: the fold models' mean. About 7 minutes a fold of
+    4,800 products on this 2-core CPU (3 epochs), seconds on a GPU: a study, not in the app."""
+    import torch
+    import torch.nn.functional as F
+
+    from audit.core.signals import stratified_folds
+    from bench.common import _load_model
+
+    device = torch.device(device)
+    encoder = _load_model(str(device))
+    model, tokenizer = encoder[0].auto_model, encoder.tokenizer
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    tokens = tokenizer(list(texts), padding=True, truncation=True, max_length=48, return_tensors="pt")
+    ids, mask = tokens["input_ids"].to(device), tokens["attention_mask"].to(device)
+    labelled = np.flatnonzero(labels >= 0)
+    folds = stratified_folds(labels[labelled], n_folds, np.random.default_rng(seed))
+    y = torch.as_tensor(labels, device=device)
+    out = np.zeros((len(labels), n_leaves), np.float32)
+    unlabelled = np.flatnonzero(labels < 0)
+
+    def forward(head, rows):
+        width = int(mask[rows].sum(1).max())
+        states = model(input_ids=ids[rows, :width], attention_mask=mask[rows, :width]).last_hidden_state
+        m = mask[rows, :width].unsqueeze(-1).to(states.dtype)
+        return head((states * m).sum(1) / m.sum(1))
+
+    def predict(head, rows):
+        model.eval()
+        with torch.no_grad():
+            return np.concatenate([torch.softmax(forward(head, rows[s:s + 512]), 1).float().cpu().numpy()
+                                   for s in range(0, len(rows), 512)]) if len(rows) else np.zeros((0, n_leaves))
+
+    for f in range(n_folds):
+        model.load_state_dict(start)
+        torch.manual_seed(seed * 1000 + f)
+        head = torch.nn.Linear(model.config.hidden_size, n_leaves).to(device)
+        train = labelled[folds != f]
+        opt = torch.optim.AdamW([{"params": model.parameters(), "lr": lr}, {"params": head.parameters(), "lr": head_lr}],
+                                weight_decay=0.01)
+        steps = epochs * -(-len(train) // batch)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[lr, head_lr], total_steps=steps, pct_start=0.1)
+        rng = np.random.default_rng(seed * 1000 + f)
+        model.train()
+        for _ in range(epochs):
+            order = rng.permutation(train)
+            for s in range(0, len(order), batch):
+                rows = torch.as_tensor(order[s:s + batch], device=device)
+                loss = F.cross_entropy(forward(head, rows), y[rows])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                schedule.step()
+        test = labelled[folds == f]
+        out[test] = predict(head, torch.as_tensor(test, device=device))
+        if len(unlabelled):
+            out[unlabelled] += predict(head, torch.as_tensor(unlabelled, device=device)) / n_folds
+    model.load_state_dict(start)
     return out
 
 
@@ -148,7 +218,31 @@ CANDIDATES = {
     "pooled + 10-fold margins and selves": ("pooled:margin", "both10:margin", "pooled:self", "both10:self"),
     "knn self": ("knn:self",),
     "codes self": ("codes:self",),
+    # Ensembles that average instead of multiplying: a member that is confidently wrong on one catalog (the
+    # words on names-only Instacart) moves an arithmetic mean of probabilities, or of ranks, less than a sum
+    # of -log p. "mean p:" scores -log of the members' mean p(label); "mean rank:" the members' mean rank.
+    "mean p: pooled, 10-fold": ("mean p", "pooled:self", "both10:self"),
+    "mean p: pooled, 10-fold, emb": ("mean p", "pooled:self", "both10:self", "emb:self"),
+    "mean p: pooled, 10-fold, cleanlab": ("mean p", "pooled:self", "both10:self", "cleanlab:self"),
+    "mean p: 10-fold, emb": ("mean p", "both10:self", "emb:self"),
+    "mean p: pooled, emb, txt": ("mean p", "pooled:self", "emb:self", "txt:self"),
+    "mean rank: pooled, 10-fold": ("mean rank", "pooled:self", "both10:self"),
+    "mean rank: pooled, 10-fold, emb": ("mean rank", "pooled:self", "both10:self", "emb:self"),
+    "mean rank: pooled, 10-fold, cleanlab": ("mean rank", "pooled:self", "both10:self", "cleanlab:self"),
+    "pooled self + 10-fold self + emb self": ("pooled:self", "both10:self", "emb:self"),
+    # the app's own columns since the ``embedding`` signal (10 folds, as the classifier): jobs collected since
+    "pooled self + classifier self + embedding self": ("pooled:self", "classifier:self", "embedding:self"),
+    # the fine-tuned encoder (``--extras ft``): alone, and beside the app's columns
+    # the mean of the columns instead of their sum: the same order, but the brand score (``BRAND_OFFSET``)
+    # meets it on one column's scale, however many columns there are
+    "mean: pooled self, 10-fold self": ("mean", "pooled:self", "both10:self"),
+    "mean: pooled self, classifier self, embedding self": ("mean", "pooled:self", "classifier:self", "embedding:self"),
+    "ft self": ("ft:self",),
+    "pooled self + classifier self + ft self": ("pooled:self", "classifier:self", "ft:self"),
+    "pooled self + classifier self + embedding self + ft self": ("pooled:self", "classifier:self", "embedding:self",
+                                                                  "ft:self"),
 }
+MODES = ("mean p", "mean rank", "mean")
 BASELINE = "cleanlab self"
 
 
@@ -161,11 +255,22 @@ def load(folder: Path) -> list:
 
 
 def candidate_ap(data: dict, columns, brand_offset: float) -> float | None:
+    from scipy.stats import rankdata
     from sklearn.metrics import average_precision_score
 
+    mode = columns[0] if columns[0] in MODES else "sum"
+    columns = columns[1:] if mode != "sum" else columns
     if any(f"f:{c}" not in data for c in columns):
         return None
-    score = sum(data[f"f:{c}"] for c in columns)
+    if mode == "mean p":  # the columns are -log(p + EPS)
+        score = -np.log(np.mean([np.exp(-data[f"f:{c}"]) for c in columns], axis=0) + EPS)
+    elif mode == "mean rank":  # no brand score: a rank has no scale to compare it with
+        return float(average_precision_score(data["injected"],
+                                             np.mean([rankdata(data[f"f:{c}"]) for c in columns], axis=0)))
+    elif mode == "mean":
+        score = np.mean([data[f"f:{c}"] for c in columns], axis=0)
+    else:
+        score = sum(data[f"f:{c}"] for c in columns)
     if "f:brand_out:group" in data and not columns[0].startswith("cleanlab"):  # the baseline has no brand score
         score = np.maximum(score, data["f:brand_out:group"] - brand_offset)
     return float(average_precision_score(data["injected"], score))
@@ -214,6 +319,38 @@ def evaluate(args) -> None:
         print(f"  {cell[0]}/{cell[1]}: " + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in h.items()))
 
 
+def offsets(args) -> None:
+    """AP per cell of the shipped raw score (``POOLED_SCORE``, its columns' mean) at each brand offset, beside
+    cleanlab's and the score before it (the sum of the pool's and the classifier's -log p, offset 1), with the
+    leave-one-catalog-out choice of the offset among the branded catalogs (the rule of ``evaluate``)."""
+    from audit.core.combine import POOLED_SCORE
+
+    grid = [float(o) for o in args.grid.split(",")]
+    shipped, before = ("mean", *POOLED_SCORE), ("pooled:self", "both10:self")
+    rows = []
+    for catalog, regime, seed, data in load(Path(args.folder)):
+        aps = [candidate_ap(data, shipped, o) for o in grid]
+        if aps[0] is not None:
+            rows.append((catalog, regime, seed, candidate_ap(data, CANDIDATES[BASELINE], 0.0),
+                         candidate_ap(data, before, 1.0), aps, "f:brand_out:group" in data))
+    print("| catalog | regime | seed | cleanlab | before (sum, offset 1) | " +
+          " | ".join(f"offset {o:g}" if o < 1e9 else "no brand score" for o in grid) + " |")
+    print("|---" * (5 + len(grid)) + "|")
+    for catalog, regime, seed, cl, old, aps, _ in rows:
+        print(f"| {catalog} | {regime} | {seed} | {cl:.3f} | {old:.3f} | " + " | ".join(f"{a:.3f}" for a in aps) + " |")
+    branded = sorted({r[0] for r in rows if r[6]})
+
+    def choose(catalogs):
+        cells = [r for r in rows if r[0] in catalogs]
+        keys = [(round(min(r[5][i] - r[3] for r in cells), 3), float(np.mean([r[5][i] - r[3] for r in cells])))
+                for i in range(len(grid))]
+        return grid[max(range(len(grid)), key=keys.__getitem__)]
+
+    print(f"\nchosen on every branded catalog ({', '.join(branded)}): offset {choose(branded):g} (1e9: none)")
+    for left in branded:
+        print(f"  {left} left out: the others choose offset {choose([c for c in branded if c != left]):g}")
+
+
 def inputs(args) -> None:
     """Can the catalog's own labels choose the classifier's inputs? The held-out log-loss of the given
     labels (one stratified fold, the best of the L2 grid) of the embeddings, the words, and both."""
@@ -258,11 +395,17 @@ def main() -> None:
     c.add_argument("--rate", type=float, default=0.03)
     c.add_argument("--quantizer", default="rqvae")
     c.add_argument("--device", default="cpu")
-    c.add_argument("--extras", default="emb,txt,both10", help="which extra classifiers to fit")
+    c.add_argument("--extras", default="emb,txt,both10", help="which extra classifiers to fit (ft: the encoder "
+                   "fine-tuned out of fold, --ft-folds, --ft-epochs; minutes on a GPU, hours on this CPU)")
+    c.add_argument("--ft-folds", type=int, default=5)
+    c.add_argument("--ft-epochs", type=int, default=3)
     c.add_argument("--out", required=True)
     e = sub.add_parser("evaluate")
     e.add_argument("folder")
     e.add_argument("--brand-offset", type=float, default=None, help="the brand score's offset (default: BRAND_OFFSET)")
+    o = sub.add_parser("offsets")
+    o.add_argument("folder")
+    o.add_argument("--grid", default="0,1,2,3,4,1e9", help="brand offsets (1e9: no brand score)")
     i = sub.add_parser("inputs")
     i.add_argument("--catalogs", required=True)
     i.add_argument("--limit", type=int, default=6000)
@@ -270,7 +413,7 @@ def main() -> None:
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--device", default="cpu")
     args = p.parse_args()
-    {"collect": collect, "evaluate": evaluate, "inputs": inputs}[args.command](args)
+    {"collect": collect, "evaluate": evaluate, "offsets": offsets, "inputs": inputs}[args.command](args)
 
 
 if __name__ == "__main__":
