@@ -2,10 +2,9 @@
 
 A log-linear pool of the signals (``classifier``, ``codes``, ``knn``), with weights fitted to predict
 the given labels, is the suggestion distribution: the suggested fix is its most probable leaf other
-than the label. The raw score is the logistic of the mean of -log q(label), -log p_classifier(label) and
--log p_embedding(label), the pool's and both classifiers' surprise at the given label (the classifier is
-the sharpest single signal for uniform moves, the pool for sibling and look-alike moves, the embedding
-classifier the one the words cannot mislead), or the brand score less
+than the label. The raw score is the logistic of -log of the mean of q(label) and p_classifier(label), the
+pool's and the classifier's probability of the given label (the classifier is the sharpest single signal
+for uniform moves, the pool for sibling and look-alike moves), or the brand score less
 ``Combiner.brand_offset`` where that is larger: the ``brand_out`` log-margin averaged over the products
 sharing a brand and a label, which finds a brand moved together (its suggestion then comes from
 ``brand_out``). ``calibration.py`` turns the raw score into a probability.
@@ -23,25 +22,23 @@ from audit.core.signals import brand_groups
 
 EPS = 1e-6
 POOL_SIGNALS = ("classifier", "codes", "knn")  # brand_out is kept out of the pool (signals.py)
-# The raw score is the logistic of the mean of these feature columns: the pool's surprise at the label, the
-# classifier's (embeddings and words) and the embedding classifier's (embeddings alone, which the words cannot
-# sway). Chosen leave one catalog out (bench/studies/audit_signals.py; docs/audit.md, "Catalogs the scorer was
-# not tuned on"), 6,000-product catalogs of five shapes, seed 0: with the embedding term names-only Instacart's
-# uniform moves go from +0.012 to +0.034 AP over cleanlab, the other shapes' uniform moves by -0.002 to +0.019,
-# BigBasket's sibling moves (two levels) lose 0.011. A mean, not a sum: the brand score meets it on one
-# column's scale, and three columns of up to -log(1e-6) would sum past float64's last step below 1.0 (ties at
-# the top of the queue). Before it: the sum of pooled and classifier (chosen the same way over six shapes),
-# and before that the log-margins (chosen on the BigBasket dev split), which lost to cleanlab on Instacart.
-POOLED_SCORE = ("pooled:self", "classifier:self", "embedding:self")
+# The raw score is the logistic of -log of the mean probability of the label under these feature columns'
+# signals (each column is -log(p(label) + EPS)). Chosen leave one catalog out on 6,000-product catalogs of five
+# shapes and four regimes, seed 0 (bench/studies/audit_signals.py; docs/audit.md, "Today's raw score"): picked
+# in every fold, its worst cell +0.018 AP over cleanlab (Instacart's uniform and look-alike moves), where the
+# sum of the same two columns had +0.012 and a mean with a third, embeddings-only classifier +0.013. A mean of
+# probabilities, not a sum of logs: a label is suspect where both signals doubt it, and one signal's near-zero
+# p(label) no longer decides alone (Instacart uniform 0.645 -> 0.651); the brand score meets it on the scale
+# of one column.
+POOLED_SCORE = ("pooled:self", "classifier:self")
 # A brand line scores on its own scale: a (brand, label) group's mean brand-out log-margin is often
-# positive for clean brands (the taxonomy is ambiguous), so it must clear the raw score's mean by this
-# much. Chosen for POOLED_SCORE on the branded catalog shapes (BigBasket with descriptions, cut to two levels,
-# of mixed depth; a brand on every product, ~1,500 brands a 6,000-product sample; seed 0) from 0-4 by the best
-# worst case over cleanlab across their cells, then the best mean (docs/audit.md, "The brand-out signal"):
-# 3 and 4 tie on the worst case (two levels, uniform moves, +0.057) and 3 finds more whole brand lines
-# (two levels 0.318 against 0.249 AP, mixed depth 0.236 against 0.188). Each catalog left out, the other two
-# choose 3 as well.
-BRAND_OFFSET = 3.0
+# positive for clean brands (the taxonomy is ambiguous), so it must clear the raw score's log-odds by this
+# much. Chosen for POOLED_SCORE on the three branded catalog shapes (BigBasket with descriptions, cut to two
+# levels, of mixed depth; a brand on every product, ~1,500 brands a 6,000-product sample; seed 0) from 0-4 by
+# the best worst case over cleanlab across their cells, then the best mean (docs/audit.md; `bench/studies/
+# audit_signals.py offsets`): 4 (+0.063, two levels' uniform moves) by 0.001 over 3; left out one at a time, the
+# other two choose 4, 3 and 4. Brand lines moved whole: 0.256 and 0.189 AP (cleanlab 0.181, 0.082).
+BRAND_OFFSET = 4.0
 
 
 def pooled(probs: dict, weights: dict, chunk: int = 8192) -> np.ndarray:
@@ -130,18 +127,20 @@ class Combiner:
     brand_offset: float = BRAND_OFFSET
     score: tuple = POOLED_SCORE  # the feature columns the raw score sums
     classifier_weight_decay: float | None = None  # the classifiers' L2 weight, chosen on the catalog
-    embedding_weight_decay: float | None = None  # the ``embedding`` classifier's, chosen on the catalog
 
     def _margins(self, features: np.ndarray) -> np.ndarray:
-        """The mean of ``score``'s columns (those this catalog has: ``embedding`` is absent without texts)."""
+        """-log(mean of exp(-column)) over ``score``'s columns: with -log(p + EPS) columns, the surprise at the
+        signals' mean probability of the label (the order bench/studies/audit_signals.py's "mean p" gives; one
+        column is itself)."""
         cols = [self.feature_names.index(f) for f in self.score if f in self.feature_names]
-        return features[:, cols].mean(1)
+        return -np.log(np.exp(-features[:, cols]).mean(1))
 
     def _brand_score(self, features: np.ndarray) -> np.ndarray:
         return features[:, self.feature_names.index("brand_out:group")] - self.brand_offset
 
     def log_odds(self, features: np.ndarray) -> np.ndarray:
-        """The mean of the score's columns, or the brand score less ``brand_offset`` where larger."""
+        """-log of the score's mean probability of the label, or the brand score less ``brand_offset``
+        where larger."""
         m = self._margins(features)
         if "brand_out:group" in self.feature_names:
             m = np.maximum(m, self._brand_score(features))
@@ -155,12 +154,12 @@ class Combiner:
         return self._brand_score(features) > np.maximum(self._margins(features), 0.0)
 
     def raw_score(self, features: np.ndarray) -> np.ndarray:
-        """Logistic of ``log_odds``: how surprising the given label is (in [0.5, 1) for means of
-        -log p(label) columns, the default; calibration.py maps it to a probability)."""
+        """Logistic of ``log_odds``: how surprising the given label is (in [0.5, 1) for the default's
+        -log p(label) columns; calibration.py maps it to a probability)."""
         return 1.0 / (1.0 + np.exp(-self.log_odds(features)))
 
     def to_dict(self) -> dict:
-        keys = ("weights", "feature_names", "brand_offset", "classifier_weight_decay", "embedding_weight_decay")
+        keys = ("weights", "feature_names", "brand_offset", "classifier_weight_decay")
         return {k: getattr(self, k) for k in keys} | {"signals": list(self.signals), "score": list(self.score)}
 
     @classmethod

@@ -129,8 +129,6 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
     signals = tuple(s for s in SIGNALS if s in combiner.signals) if combiner is not None else SIGNALS
     if combiner is None and not has_brands(brands):
         signals = tuple(s for s in signals if s != "brand_out")
-    if texts is None:  # the classifier reads the embeddings alone: ``embedding`` would be the same model
-        signals = tuple(s for s in signals if s != "embedding")
     embeddings = np.asarray(embeddings, dtype=np.float32)
     taxonomy = np.asarray(taxonomy, dtype=np.int64)
     codes = np.asarray(codes, dtype=np.int64)
@@ -159,16 +157,14 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
     if (reuse is not None and np.array_equal(reuse.labels >= 0, labels >= 0)
             and reuse.neighbours.shape[1] == min(KNN, n_labelled - 1)):
         known = (reuse.neighbours, reuse.neighbour_sims)
-    weight_decay, embedding_weight_decay = config.classifier_weight_decay, None
-    if combiner is not None:  # a copy is scored as its catalog was
-        weight_decay = combiner.classifier_weight_decay if weight_decay is None else weight_decay
-        embedding_weight_decay = combiner.embedding_weight_decay
+    weight_decay = config.classifier_weight_decay
+    if combiner is not None and weight_decay is None:  # a copy is scored as its catalog was
+        weight_decay = combiner.classifier_weight_decay
     inputs = None if lexical is None else np.hstack([embeddings, lexical])
     sig = compute_signals(embeddings, labels, len(leaf_paths), codes, n_folds=config.n_folds,
                           classifier_folds=config.classifier_folds_for(n_labelled), seed=seed,
                           device=device, weight_decay=weight_decay, max_iter=config.classifier_max_iter,
-                          signals=signals, brands=brands, classifier_inputs=inputs, neighbours=known,
-                          embedding_weight_decay=embedding_weight_decay)
+                          signals=signals, brands=brands, classifier_inputs=inputs, neighbours=known)
     del inputs
     n, n_leaves = len(labels), len(leaf_paths)
     block = config.block_rows or max(1, BLOCK_CELLS // n_leaves)
@@ -212,8 +208,7 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
         names.append("brand_out:group")
     if combiner is None:
         combiner = Combiner(signals=signals, weights=weights, feature_names=names,
-                            classifier_weight_decay=sig.classifier_weight_decay,
-                            embedding_weight_decay=sig.embedding_weight_decay)
+                            classifier_weight_decay=sig.classifier_weight_decay)
     return _assemble(leaf_paths=leaf_paths, labels=labels, signal_top=signal_top, confusion=confusion,
                      components=components, features=features, combiner=combiner, neighbours=sig.neighbours,
                      neighbour_sims=sig.neighbour_sims, lexical=lexical)

@@ -3,10 +3,6 @@
 - ``classifier``: out-of-fold softmax regression on the embeddings (cleanlab's self-confidence
   signal), and on the products' own words when texts are given (``text_features``: words that name a
   category count in full, where a sentence embedding blurs them with their context);
-- ``embedding``: the same out-of-fold regression on the embeddings alone, where the classifier also reads
-  the words (with no texts the two would be one model). A second opinion that the words cannot sway: on
-  names-only catalogs the words mislead (Instacart: AP 0.35 alone, against 0.64 for the embeddings), and
-  the raw score sums both classifiers' surprise (``combine.POOLED_SCORE``);
 - ``codes``: label make-up of the product's code prefixes, deepest level backed off to coarser ones
   (leave-self-out);
 - ``knn``: similarity-weighted label vote of the nearest labelled neighbours (itself left out);
@@ -35,7 +31,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from quantizer.core.neighbours import nearest_neighbours
 from quantizer.core.sampling import row_sample
 
-SIGNALS = ("classifier", "embedding", "codes", "knn", "brand_out")
+SIGNALS = ("classifier", "codes", "knn", "brand_out")
 MIN_LABELLED_PER_FOLD = 4  # fewer, and an out-of-fold classifier has nothing to learn from
 # LSA dimensions of the texts' TF-IDF appended to the classifier's inputs. BigBasket, clean labels,
 # 5-fold top-1 of the classifier: embeddings alone 0.752, + 128 dims 0.774, + 256 dims 0.783
@@ -64,7 +60,6 @@ class Signals:
     neighbours: np.ndarray  # (N, KNN) indices of the nearest labelled products, -1 padded
     neighbour_sims: np.ndarray  # (N, KNN) cosine similarities
     classifier_weight_decay: float | None = None  # what the classifiers used (chosen or given)
-    embedding_weight_decay: float | None = None  # what ``embedding`` used (chosen or given; None: no such signal)
 
     def probs(self, rows: np.ndarray, names=None) -> dict:
         """Signal name -> (len(rows), K) float32 for ``rows`` (increasing indices), of every signal or of
@@ -399,16 +394,13 @@ def label_prior(labels: np.ndarray, n_leaves: int) -> np.ndarray:
 def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: int, device: str,
                     classifier_folds: int | None = None,
                     weight_decay: float | None = None, max_iter: int = CLASSIFIER_MAX_ITER, signals=SIGNALS,
-                    brands=None, classifier_inputs=None, neighbours=None,
-                    embedding_weight_decay: float | None = None) -> Signals:
+                    brands=None, classifier_inputs=None, neighbours=None) -> Signals:
     """Fit what each signal needs (fold classifiers, prefix counts, neighbours); ``Signals.probs(rows)``
     then gives any rows' distributions. ``classifier_inputs`` (default: the embeddings) feed the two
     classifiers; neighbours and codes always come from the embeddings. ``neighbours``: ((N, k) indices,
     (N, k) cosines) from ``nearest_labelled`` over the same labelled products, when already computed.
     ``weight_decay`` None: chosen from ``WEIGHT_DECAY_GRID`` (``choose_weight_decay``). ``n_folds``: folds of
-    ``brand_out`` and of that choice; ``classifier_folds`` (default ``n_folds``): of ``classifier`` and
-    ``embedding``. ``embedding`` is fitted only with ``classifier_inputs`` (else it would be ``classifier``), with
-    its own L2 weight (``embedding_weight_decay``; None: chosen as the classifier's is)."""
+    ``brand_out`` and of that choice; ``classifier_folds`` (default ``n_folds``): of ``classifier``."""
     x = embeddings if classifier_inputs is None else classifier_inputs
     prior = label_prior(labels, n_leaves)
     neighbours, sims = neighbours or nearest_labelled(embeddings, labels, KNN, device)
@@ -420,14 +412,6 @@ def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: 
     if "classifier" in signals:
         sources["classifier"] = FoldClassifiers(x, labels, n_leaves, **{
             **fold_args, "n_folds": classifier_folds or n_folds}).probs
-    if "embedding" in signals and classifier_inputs is not None:
-        if embedding_weight_decay is None:
-            embedding_weight_decay = choose_weight_decay(embeddings, labels, n_leaves, n_folds=n_folds, seed=seed,
-                                                         device=device, max_iter=max_iter)
-        sources["embedding"] = FoldClassifiers(embeddings, labels, n_leaves, **{
-            **fold_args, "n_folds": classifier_folds or n_folds, "weight_decay": embedding_weight_decay}).probs
-    else:
-        embedding_weight_decay = None
     if "codes" in signals:
         sources["codes"] = CodeVotes(codes, labels, n_leaves, prior).probs
     if "knn" in signals:
@@ -436,4 +420,4 @@ def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: 
         if brands is None:
             raise ValueError('signal "brand_out" needs brands: pass brands= (one per product)')
         sources["brand_out"] = FoldClassifiers(x, labels, n_leaves, **fold_args, brands=brands).probs
-    return Signals(sources, neighbours, sims, weight_decay, embedding_weight_decay)
+    return Signals(sources, neighbours, sims, weight_decay)

@@ -42,8 +42,6 @@ def neighbour_summary(neighbours: Sequence[Neighbour], suggested: str, label: st
 SIGNAL_HELP = {
     "classifier": ("Text classifier", "a model trained on the rest of the catalog (never on this product) reads "
                    "the name, brand and description and finds the current category unlikely"),
-    "embedding": ("Meaning classifier", "a second model trained on the rest of the catalog reads the text's meaning "
-                  "alone (its sentence embedding, not its exact words) and finds the current category unlikely"),
     "codes": ("Semantic-ID cluster", "the products that share this product's semantic-ID prefix are mostly filed "
               "under other categories"),
     "knn": ("Nearest neighbours", "the products whose text is most similar to this one's are mostly filed under "

@@ -230,7 +230,8 @@ CANDIDATES = {
     "mean rank: pooled, 10-fold, emb": ("mean rank", "pooled:self", "both10:self", "emb:self"),
     "mean rank: pooled, 10-fold, cleanlab": ("mean rank", "pooled:self", "both10:self", "cleanlab:self"),
     "pooled self + 10-fold self + emb self": ("pooled:self", "both10:self", "emb:self"),
-    # the app's own columns since the ``embedding`` signal (10 folds, as the classifier): jobs collected since
+    # ``embedding:self``: a 10-fold classifier on the embeddings alone, which score_products computed for a day
+    # (2026-12-01, commit 2af5988; not shipped, docs/audit.md): only jobs collected with it have the column
     "pooled self + classifier self + embedding self": ("pooled:self", "classifier:self", "embedding:self"),
     # the fine-tuned encoder (``--extras ft``): alone, and beside the app's columns
     # the mean of the columns instead of their sum: the same order, but the brand score (``BRAND_OFFSET``)
@@ -320,13 +321,13 @@ def evaluate(args) -> None:
 
 
 def offsets(args) -> None:
-    """AP per cell of the shipped raw score (``POOLED_SCORE``, its columns' mean) at each brand offset, beside
+    """AP per cell of the shipped raw score (``POOLED_SCORE``'s mean probability) at each brand offset, beside
     cleanlab's and the score before it (the sum of the pool's and the classifier's -log p, offset 1), with the
     leave-one-catalog-out choice of the offset among the branded catalogs (the rule of ``evaluate``)."""
     from audit.core.combine import POOLED_SCORE
 
     grid = [float(o) for o in args.grid.split(",")]
-    shipped, before = ("mean", *POOLED_SCORE), ("pooled:self", "both10:self")
+    shipped, before = ("mean p", *POOLED_SCORE), ("pooled:self", "both10:self")
     rows = []
     for catalog, regime, seed, data in load(Path(args.folder)):
         aps = [candidate_ap(data, shipped, o) for o in grid]

@@ -301,41 +301,6 @@ def test_product_words_find_mislabels_the_embeddings_cannot():
     assert (worded.suggested[planted] == taxonomy[planted, 2]).mean() >= 0.75
 
 
-def test_the_embedding_classifier_reads_the_embeddings_alone_where_the_classifier_reads_words():
-    from audit.core.signals import FoldClassifiers
-
-    emb, taxonomy, codes, texts = worded_catalog()
-    noisy, _ = plant_mislabels(taxonomy, n=8)
-    worded = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS, texts=texts)
-    combiner = worded.combiner
-    assert "embedding" in worded.components and combiner.embedding_weight_decay in WEIGHT_DECAY_GRID
-    labelled = np.flatnonzero(worded.labels >= 0)
-    alone = FoldClassifiers(emb, worded.labels, len(worded.leaf_paths), seed=0, device="cpu",
-                            n_folds=THREE_FOLDS.classifier_folds_for(len(labelled)),
-                            weight_decay=combiner.embedding_weight_decay).probs(np.arange(len(emb)))
-    p_label = alone[labelled, worded.labels[labelled]]
-    np.testing.assert_allclose(worded.components["embedding"][labelled], 1.0 - p_label, atol=1e-6)
-    # not the classifier, which reads the words too
-    assert np.abs(worded.components["classifier"] - worded.components["embedding"]).max() > 0.05
-    # the raw score is the mean of the pool's and both classifiers' surprise at the label
-    names = combiner.feature_names
-    surprise = sum(worded.features[labelled, names.index(f)] for f in ("pooled:self", "classifier:self", "embedding:self"))
-    np.testing.assert_allclose(worded.features[labelled, names.index("embedding:self")], -np.log(p_label + 1e-6), rtol=1e-4)
-    np.testing.assert_allclose(worded.raw_score[labelled], 1.0 / (1.0 + np.exp(-surprise / 3)), rtol=1e-6)
-    # three columns of up to -log(1e-6) would sum to 1.0 in float64; their mean keeps them apart
-    top = Combiner.from_dict(combiner.to_dict())
-    features = np.zeros((2, len(names)))
-    features[:, [names.index(f) for f in top.score]] = [[13.8, 13.8, 13.8], [13.8, 13.8, 13.7]]
-    high, lower = top.raw_score(features)
-    assert 1.0 > high > lower
-    # a copy is scored with the catalog's weight, which the combiner keeps through JSON
-    again = Combiner.from_dict(json.loads(json.dumps(combiner.to_dict())))
-    assert again.embedding_weight_decay == combiner.embedding_weight_decay
-    # without words the classifier is that model: no second copy of it
-    blind = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS)
-    assert "embedding" not in blind.components and blind.combiner.embedding_weight_decay is None
-
-
 def test_text_features_are_deterministic_unit_rows_and_none_without_words():
     from audit.core.signals import text_features
 
@@ -479,10 +444,17 @@ def test_knn_probs_and_pooled_in_row_chunks_equal_the_whole_array_formulas():
 def test_the_raw_score_is_the_pool_and_the_classifier_surprised_by_the_label(scored):
     *_, scores = scored
     names = scores.combiner.feature_names
-    surprise = sum(scores.features[:, names.index(f)] for f in ("pooled:self", "classifier:self"))
     labelled = scores.labels >= 0
-    # the mean of the two columns: without texts there is no embedding classifier
-    np.testing.assert_allclose(scores.raw_score[labelled], 1.0 / (1.0 + np.exp(-surprise[labelled] / 2)), rtol=1e-6)
+    p_label = [scores.signal_top["pooled"].label_prob[labelled],
+               1.0 - scores.components["classifier"][labelled]]  # the pool's and the classifier's p(label)
+    surprise = -np.log((p_label[0] + p_label[1]) / 2 + 1e-6)  # each column is -log(p + 1e-6)
+    np.testing.assert_allclose(scores.raw_score[labelled], 1.0 / (1.0 + np.exp(-surprise)), rtol=1e-4)
+    # one signal's doubt alone no longer decides: a mean of probabilities, not a sum of logs
+    top = scores.combiner
+    features = np.zeros((2, len(names)))
+    features[:, [names.index(f) for f in top.score]] = [[0.0, 13.8], [5.0, 5.0]]  # p 1 and 1e-6; p 0.007 twice
+    sure_and_wrong, both_doubt = top.raw_score(features)
+    assert sure_and_wrong < both_doubt
     q = scores.signal_top["pooled"].label_prob[labelled]  # -log q(label) is the pool's column
     np.testing.assert_allclose(scores.features[labelled, names.index("pooled:self")], -np.log(q + 1e-6), rtol=1e-4)
 
