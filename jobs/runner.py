@@ -61,8 +61,9 @@ def register_job_kind(kind: str, service: str, *, short: bool = False, label: st
 
 
 def kind_label(kind: str) -> str:
+    """The kind's `label`, or the kind with its underscores as spaces."""
     registered = JOB_KINDS.get(kind)
-    return (registered.label if registered and registered.label else "") or kind.replace("_", " ")
+    return registered.label if registered and registered.label else kind.replace("_", " ")
 
 
 def queue_for(kind: str) -> str:

@@ -6,8 +6,8 @@ quantizer import nothing of baskets."""
 
 from django import template
 
-from baskets.selectors import PANEL_SIZE, complements, has_baskets
-from baskets.services import MIN_PAIR_SUPPORT
+from baskets.selectors import PANEL_SIZE, bought_with_clusters, cluster_copurchase_computed, complements, has_baskets
+from baskets.services import CLUSTER_LEVELS, MIN_PAIR_SUPPORT
 
 register = template.Library()
 
@@ -39,9 +39,6 @@ def may_add_next(product) -> dict | None:
 def bought_with(run, prefix: str) -> dict | None:
     """The cluster tree's "Bought with" panel for the cluster `prefix` of `run`; None (no panel) at the root,
     below the levels that have it (baskets.services.CLUSTER_LEVELS), or while no basket was imported."""
-    from baskets.selectors import bought_with_clusters, cluster_copurchase_computed
-    from baskets.services import CLUSTER_LEVELS
-
     if run is None or not prefix or len(prefix.split("_")) > CLUSTER_LEVELS or not has_baskets():
         return None
     return {"clusters": bought_with_clusters(run=run, prefix=prefix), "computed": cluster_copurchase_computed(run),

@@ -230,18 +230,13 @@ CANDIDATES = {
     "mean rank: pooled, 10-fold, emb": ("mean rank", "pooled:self", "both10:self", "emb:self"),
     "mean rank: pooled, 10-fold, cleanlab": ("mean rank", "pooled:self", "both10:self", "cleanlab:self"),
     "pooled self + 10-fold self + emb self": ("pooled:self", "both10:self", "emb:self"),
-    # ``embedding:self``: a 10-fold classifier on the embeddings alone, which score_products computed for a day
-    # (2026-12-01, commit 2af5988; not shipped, docs/audit.md): only jobs collected with it have the column
-    "pooled self + classifier self + embedding self": ("pooled:self", "classifier:self", "embedding:self"),
     # the fine-tuned encoder (``--extras ft``): alone, and beside the app's columns
     # the mean of the columns instead of their sum: the same order, but the brand score (``BRAND_OFFSET``)
     # meets it on one column's scale, however many columns there are
     "mean: pooled self, 10-fold self": ("mean", "pooled:self", "both10:self"),
-    "mean: pooled self, classifier self, embedding self": ("mean", "pooled:self", "classifier:self", "embedding:self"),
     "ft self": ("ft:self",),
     "pooled self + classifier self + ft self": ("pooled:self", "classifier:self", "ft:self"),
-    "pooled self + classifier self + embedding self + ft self": ("pooled:self", "classifier:self", "embedding:self",
-                                                                  "ft:self"),
+    "mean p: pooled, classifier, ft": ("mean p", "pooled:self", "classifier:self", "ft:self"),
 }
 MODES = ("mean p", "mean rank", "mean")
 BASELINE = "cleanlab self"
