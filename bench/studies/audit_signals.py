@@ -123,7 +123,7 @@ def finetuned_probs(texts, labels, n_leaves, *, seed: int, device: str, n_folds:
 
     device = torch.device(device)
     encoder = _load_model(str(device))
-    model, tokenizer = encoder[0].auto_model, encoder.tokenizer
+    model, tokenizer = encoder[0].auto_model.float(), encoder.tokenizer  # fine-tuned in fp32 (the carried folder is fp16)
     start = {k: v.detach().clone() for k, v in model.state_dict().items()}
     tokens = tokenizer(list(texts), padding=True, truncation=True, max_length=48, return_tensors="pt")
     ids, mask = tokens["input_ids"].to(device), tokens["attention_mask"].to(device)
@@ -171,6 +171,59 @@ def finetuned_probs(texts, labels, n_leaves, *, seed: int, device: str, n_folds:
             out[unlabelled] += predict(head, torch.as_tensor(unlabelled, device=device)) / n_folds
     model.load_state_dict(start)
     return out
+
+
+def ft_inputs(args) -> None:
+    """Here: each collected job's fine-tuning inputs (the products' texts and the labels after the same noise,
+    rebuilt from the cached embeddings), small enough to carry to the GPU machine, where ``ft`` fine-tunes."""
+    from audit.core import inject_noise, leaf_classes
+    from audit.core.scoring import leaf_ids_of
+    from bench.common import embed_dataset, load_dataset, product_texts
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(Path(args.folder).glob("*.npz")):
+        catalog, regime, seed = path.stem.rsplit("-", 2)
+        ds = load_dataset(catalog, limit=args.limit or None)
+        emb = embed_dataset(ds, "precision", "cpu")
+        brands = ds.brands if (ds.brands != "").any() else None
+        noisy, injected = inject_noise(ds.taxonomy, regime, args.rate, int(seed), embeddings=emb, brands=brands)
+        leaf_paths, labels = leaf_classes(noisy)
+        labelled = np.flatnonzero(labels >= 0)
+        if not np.array_equal(injected[labelled], np.load(path)["injected"]):
+            sys.exit(f"{path.name}: the rebuilt noise differs from the collected one")
+        np.savez_compressed(out / path.name, texts=np.array(product_texts(ds, "precision")), labels=labels,
+                            n_leaves=len(leaf_paths), seed=int(seed), leaf_ids=leaf_ids_of(leaf_paths),
+                            true=ds.leaf[labelled])
+        print(f"{path.name}: {len(labelled)} labelled, {len(leaf_paths)} classes", flush=True)
+
+
+def ft(args) -> None:
+    """On the GPU machine: the fine-tuned encoder's out-of-fold p over the labelled products of each input."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in args.inputs:
+        d = np.load(path)
+        started = time.time()
+        p = finetuned_probs(list(d["texts"]), d["labels"], int(d["n_leaves"]), seed=int(d["seed"]),
+                            device=args.device, n_folds=args.ft_folds, epochs=args.ft_epochs)
+        np.savez_compressed(out / Path(path).name, probs=p[d["labels"] >= 0].astype(np.float16))
+        print(f"{Path(path).name}: fine-tuned {args.ft_folds} folds in {time.time() - started:.0f} s", flush=True)
+
+
+def ft_merge(args) -> None:
+    """Here: the fine-tuned columns (``ft:self``, ``ft:margin``, ``hits:ft``) into the collected jobs."""
+    for path in sorted(Path(args.ft).glob("*.npz")):
+        name = path.name.replace("_", "+")  # bench/gpu/audit_ft.sh's names: the device tool returns no "+"
+        inputs = np.load(Path(args.inputs) / name)
+        target = Path(args.folder) / name
+        data = dict(np.load(target))
+        labels = inputs["labels"]
+        lab = labels[labels >= 0]
+        data["f:ft:self"], data["f:ft:margin"], top3 = _columns(np.load(path)["probs"].astype(np.float32), lab)
+        data["hits:ft"] = inputs["leaf_ids"][top3] == inputs["true"][:, None]
+        np.savez_compressed(target, **data)
+        print(f"{name}: ft top-1 {data['hits:ft'][:, 0][data['injected']].mean():.3f} on moved products")
 
 
 def collect(args) -> None:
@@ -408,8 +461,24 @@ def main() -> None:
     i.add_argument("--regime", default="uniform")
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--device", default="cpu")
+    fi = sub.add_parser("ft-inputs", help="here: the fine-tuning inputs of each collected job, to carry")
+    fi.add_argument("folder")
+    fi.add_argument("--out", required=True)
+    fi.add_argument("--limit", type=int, default=6000)
+    fi.add_argument("--rate", type=float, default=0.03)
+    f = sub.add_parser("ft", help="GPU machine: fine-tune out of fold on ft-inputs' files")
+    f.add_argument("inputs", nargs="+")
+    f.add_argument("--out", required=True)
+    f.add_argument("--device", default="cuda")
+    f.add_argument("--ft-folds", type=int, default=5)
+    f.add_argument("--ft-epochs", type=int, default=3)
+    fm = sub.add_parser("ft-merge", help="here: ft's columns into the collected jobs")
+    fm.add_argument("folder")
+    fm.add_argument("--inputs", required=True)
+    fm.add_argument("--ft", required=True)
     args = p.parse_args()
-    {"collect": collect, "evaluate": evaluate, "offsets": offsets, "inputs": inputs}[args.command](args)
+    {"collect": collect, "evaluate": evaluate, "offsets": offsets, "inputs": inputs, "ft-inputs": ft_inputs,
+     "ft": ft, "ft-merge": ft_merge}[args.command](args)
 
 
 if __name__ == "__main__":
