@@ -3,11 +3,14 @@ ordered for the queues), its scores (what `export_audit` writes) and a report.""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import NamedTuple
+
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
-from audit.core import calibrate, product_words, score_products, taxonomy_issues
+from audit.core import CodePrefixes, calibrate, product_words, score_products, taxonomy_issues
 from audit.evidence import Evidence, FlavorView
 from audit.models import AuditReport, Flag, Queue, Score
 from catalog.embeddings import product_vectors
@@ -15,6 +18,27 @@ from catalog.encoder import default_device
 from catalog.models import Category, Product
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.services import active_run, taxonomy_array
+
+
+SCORES_COPY_BATCH = 50_000
+NULL = "\\N"  # COPY's text format
+
+
+class AuditProduct(NamedTuple):
+    """What the audit reads of a product (a million whole rows, descriptions and attributes, cost minutes)."""
+
+    pk: int
+    external_id: str
+    name: str
+    brand: str
+    category_id: int | None
+    updated_at: datetime
+
+
+def audit_products() -> dict[int, AuditProduct]:
+    """Every product's `AuditProduct` by id, in one pass over the table (no list of a million ids to match)."""
+    rows = Product.objects.values_list(*AuditProduct._fields).iterator(chunk_size=20_000)
+    return {row[0]: AuditProduct(*row) for row in rows}
 
 
 def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = None) -> AuditReport:
@@ -27,7 +51,7 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
     ids, vectors = ids[keep], vectors[keep]
     codes = np.array([codes_by_product[pk] for pk in ids.tolist()], dtype=np.int64)
     taxonomy = taxonomy_array(ids)
-    products = Product.objects.in_bulk(ids.tolist())
+    products = audit_products()
     brands = np.array([products[pk].brand.lower() for pk in ids.tolist()], dtype=object)
     texts = [product_words(products[pk].name, products[pk].brand) for pk in ids.tolist()]
     step(0.1, 1.0, "scoring")
@@ -40,13 +64,15 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
     step(0.8, 1.0, "writing flags")
     paths = dict(Category.objects.values_list("pk", "path"))
     label_ids = scores.label_ids()
+    prefixes = CodePrefixes(codes)
     flagged = []
     for i, pk in enumerate(ids.tolist()):
         unlabelled = label_ids[i] < 0
         suggested = int(scores.suggested[i])
         if not unlabelled and confidence[i] < threshold:
             continue
-        evidence = Evidence.from_scores(scores.evidence(i, codes), ids, products, paths)
+        evidence = Evidence.from_scores(scores.evidence(i, codes, prefixes=prefixes, label_ids=label_ids), ids,
+                                          products, paths)
         flagged.append((products[pk], suggested, float(1.0 if unlabelled else confidence[i]), evidence, unlabelled,
                         float(scores.suggested_prob[i])))
     stats = _write_flags(run=run, flagged=flagged)
@@ -68,14 +94,22 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
 
 @transaction.atomic
 def _write_scores(*, run, ids, products, scores, confidence, flagged) -> None:
+    """Replace the run's scores, one row a product, in one COPY (a million ORM objects took minutes)."""
     Score.objects.filter(run=run).delete()
-    rows = [
-        Score(run=run, product_id=pk, label_id=products[pk].category_id, suggested_id=int(scores.suggested[i]),
-              confidence=float(min(max(confidence[i], 0.0), 1.0)) if products[pk].category_id else 1.0,
-              raw_score=float(scores.raw_score[i]), flagged=pk in flagged)
-        for i, pk in enumerate(ids.tolist())
-    ]
-    Score.objects.bulk_create(rows, batch_size=5000)
+    label = np.array([products[pk].category_id or 0 for pk in ids.tolist()], dtype=np.int64)  # 0: none
+    confidence = np.where(label > 0, np.clip(confidence, 0.0, 1.0), 1.0).astype(np.float64)
+    is_flagged = np.array([pk in flagged for pk in ids.tolist()])
+    with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {Score._meta.db_table} (run_id, product_id, label_id, suggested_id, confidence, raw_score, "
+            "flagged) FROM STDIN") as copy:
+        for start in range(0, len(ids), SCORES_COPY_BATCH):
+            rows = slice(start, start + SCORES_COPY_BATCH)
+            copy.write("".join(
+                f"{run.pk}\t{pk}\t{lab or NULL}\t{sug}\t{conf!r}\t{raw!r}\t{'t' if f else 'f'}\n"
+                for pk, lab, sug, conf, raw, f in zip(
+                    ids[rows].tolist(), label[rows].tolist(), np.asarray(scores.suggested[rows]).tolist(),
+                    confidence[rows].tolist(), np.asarray(scores.raw_score[rows], dtype=np.float64).tolist(),
+                    is_flagged[rows].tolist())))
 
 
 def queue_priority(*, confidence: float, suggested_prob: float, unlabelled: bool) -> float:
@@ -102,8 +136,8 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
         (f.product_id, f.label_id): f.evidence_signature
         for f in Flag.objects.filter(status=Flag.Status.REJECTED).only("product_id", "label_id", "evidence_signature")
     }
-    created = refreshed = suppressed = merged = 0
-    raised = set()
+    refreshed = suppressed = merged = 0
+    raised, new = set(), []
     paths = dict(Category.objects.values_list("pk", "path")) if elsewhere else {}  # for merged views only
     for product, suggested, confidence, evidence, unlabelled, suggested_prob in flagged:
         signature = evidence.signature(suggested)
@@ -130,14 +164,15 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
         raised.add(product.pk)
         flag = existing.get(product.pk)
         if flag is None:
-            Flag.objects.create(product=product, run=run, **values)
-            created += 1
+            new.append(Flag(product_id=product.pk, run=run, **values))
         elif flag.status in (Flag.Status.OPEN, Flag.Status.STALE, Flag.Status.DEFERRED, Flag.Status.REJECTED):
             # a rejected flag gets here only when its evidence changed materially since the rejection;
             # a deferred one stays deferred: a reviewer put it aside, a new audit does not undo that
             status = Flag.Status.DEFERRED if flag.status == Flag.Status.DEFERRED else Flag.Status.OPEN
             Flag.objects.filter(pk=flag.pk).update(status=status, **values)
             refreshed += 1
+    Flag.objects.bulk_create(new, batch_size=2000)
+    created = len(new)
     # open flags no longer raised and never decided are withdrawn
     withdrawn = Flag.objects.filter(run=run, status=Flag.Status.OPEN).exclude(product_id__in=raised)
     withdrawn = withdrawn.filter(decisions__isnull=True).delete()[0]

@@ -61,6 +61,21 @@ class Stage:
         print(f"{self.name:<28} {seconds:8.1f} s   peak {self.peak / 2**20:7.0f} MiB", flush=True)
 
 
+class Steps:
+    """A stage's progress messages, each with the seconds since the stage began, printed as they come and kept in
+    the figures (written after each one, so a call cut at its time limit still says where the time went)."""
+
+    def __init__(self, stage: str, figures: dict, save):
+        self.stage, self.figures, self.save = stage, figures, save
+        self.started = time.perf_counter()
+
+    def __call__(self, done, total=1.0, message="", **_):
+        seconds = round(time.perf_counter() - self.started, 1)
+        print(f"  {seconds:8.1f} s  {message or f'{done / total:.0%}'}", flush=True)
+        self.figures.setdefault("steps", []).append([self.stage, seconds, message])
+        self.save()
+
+
 def page_times(paths: list[str], user, requests: int = 10) -> dict[str, float]:
     from django.test import Client
 
@@ -143,6 +158,10 @@ def main() -> None:
     from tests.conftest import make_user
 
     figures = {"n": args.n, "flavor": args.flavor, "device": device_name(), "stages": rows}
+
+    def save():
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=1))
     if "import" in stages:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "catalog.csv"
@@ -150,29 +169,32 @@ def main() -> None:
                 write_csv(generate_demo_catalog(n_products=args.n, seed=args.seed), path)
             with Stage("import", rows):
                 result = import_catalog(path=path)
+        save()
         assert result.created == args.n, result
     elif Product.objects.count() != args.n:
         sys.exit(f"--from {args.start}: the database holds {Product.objects.count():,} products, not {args.n:,}")
     if "embed" in stages:
         with Stage("embed", rows):
             embed_products(flavor=args.flavor)
+        save()
     if "train" in stages:
         run = create_run(flavor=args.flavor, seed=args.seed)
         with Stage("train + assign + evaluate", rows):
-            train_run(run=run)
+            train_run(run=run, progress=Steps("train", figures, save))
         run.refresh_from_db()
         rows[-1]["train_seconds"] = round(run.train_seconds or 0.0, 1)
         figures["spearman"] = run.metrics.get("spearman")
+        save()
     if "audit" in stages:
         run = QuantizerRun.objects.get(flavor=args.flavor, is_active=True)
         with Stage("audit", rows):
-            report = run_audit(run=run)
+            report = run_audit(run=run, progress=Steps("audit", figures, save))
+        save()
         if not User.objects.filter(username="e2e-admin").exists():
             make_user("e2e-admin", "admin", "e2e-pass-123")
         figures.update(pages_median_ms=pages_of_last_run(rows), flagged=report.stats.get("flagged"))
-    print(json.dumps({k: v for k, v in figures.items() if k != "stages"}))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=1))
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("stages", "steps")}))
+    save()
 
 if __name__ == "__main__":
     main()

@@ -139,10 +139,14 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
         fitted = fit_quantizer(run, vectors, taxonomy, config, active=active, progress=progress)
         if fitted.weights is not None:
             run.store_weights(fitted.weights)
-        _set(run, message="assigning codes", progress=0.88, config=config.to_dict(), train_seconds=fitted.seconds,
+        _set(run, message="writing codes", progress=0.88, config=config.to_dict(), train_seconds=fitted.seconds,
              n_products=len(ids))
+        if progress:
+            progress(0.88, 1.0, "writing codes")
         write_codes(run=run, product_ids=ids, codes=fitted.codes, errors=fitted.errors, gaps=fitted.gaps)
         _set(run, message="evaluating", progress=EVALUATING)
+        if progress:
+            progress(EVALUATING, 1.0, "evaluating")
         metrics = run_metrics(run, vectors, taxonomy, config, fitted)
         churn = code_churn(old=active, new=run) if active else {}
         _set(run, metrics=metrics, churn=churn, status=QuantizerRun.Status.SUCCEEDED, progress=1.0,

@@ -7,13 +7,13 @@
 
 from audit.core.calibration import Calibrator, calibrate, expected_calibration_error, fit_calibrator
 from audit.core.combine import Combiner
-from audit.core.evidence import cluster_evidence, taxonomy_issues
+from audit.core.evidence import CodePrefixes, cluster_evidence, taxonomy_issues
 from audit.core.noise import REGIMES, inject_noise, leaf_classes
 from audit.core.scoring import Scores, ScoringConfig, score_products
 from audit.core.signals import SIGNALS, product_words
 
 __all__ = [
     "REGIMES", "SIGNALS", "Calibrator", "Combiner", "Scores", "ScoringConfig", "calibrate",
-    "cluster_evidence", "expected_calibration_error", "fit_calibrator", "inject_noise",
+    "CodePrefixes", "cluster_evidence", "expected_calibration_error", "fit_calibrator", "inject_noise",
     "leaf_classes", "product_words", "score_products", "taxonomy_issues",
 ]

@@ -19,7 +19,8 @@ import numpy as np
 from audit.core.combine import (
     POOL_SIGNALS, Combiner, brand_group_score, fit_pool_weights, pooled, suspicion_features,
 )
-from audit.core.evidence import ISSUE_SIGNAL, MIN_CLUSTER, SUGGESTIONS, cluster_evidence, label_confusion, neighbour_evidence
+from audit.core.evidence import (ISSUE_SIGNAL, MIN_CLUSTER, SUGGESTIONS, CodePrefixes, cluster_evidence,
+                                 label_confusion, neighbour_evidence)
 from audit.core.noise import leaf_classes, parent_groups
 from audit.core.signals import (
     CLASSIFIER_MAX_ITER, KNN, MIN_LABELLED_PER_FOLD, SIGNALS, compute_signals, has_brands, text_features,
@@ -94,11 +95,14 @@ class Scores:
         """[[product index, cosine, label id], ...] nearest labelled products first."""
         return neighbour_evidence(self.neighbours[i], self.neighbour_sims[i], self.label_ids())
 
-    def evidence(self, i: int, codes: np.ndarray, min_cluster: int | None = None) -> dict:
-        """JSON-able evidence for a flag: cluster make-up, neighbours, top suggestions, signals."""
+    def evidence(self, i: int, codes: np.ndarray, min_cluster: int | None = None, *,
+                 prefixes: CodePrefixes | None = None, label_ids: np.ndarray | None = None) -> dict:
+        """JSON-able evidence for a flag: cluster make-up, neighbours, top suggestions, signals. For many
+        flags, pass ``CodePrefixes(codes)`` and ``label_ids()`` computed once."""
         min_cluster = self.extra.get("min_cluster", MIN_CLUSTER) if min_cluster is None else min_cluster
+        label_ids = self.label_ids() if label_ids is None else label_ids
         return {
-            "cluster": cluster_evidence(codes, self.label_ids(), i, min_cluster),
+            "cluster": cluster_evidence(codes, label_ids, i, min_cluster, prefixes),
             "neighbours": self.neighbour_evidence(i),
             "suggestions": self.top_suggestions(i),
             "signals": {s: round(float(1.0 - c[i]), 4) for s, c in self.components.items()},

@@ -386,7 +386,8 @@ def offsets(args) -> None:
           " | ".join(f"offset {o:g}" if o < 1e9 else "no brand score" for o in grid) + " |")
     print("|---" * (5 + len(grid)) + "|")
     for catalog, regime, seed, cl, old, aps, _ in rows:
-        print(f"| {catalog} | {regime} | {seed} | {cl:.3f} | {old:.3f} | " + " | ".join(f"{a:.3f}" for a in aps) + " |")
+        before_ap = "—" if old is None else f"{old:.3f}"  # a job collected without the 10-fold column
+        print(f"| {catalog} | {regime} | {seed} | {cl:.3f} | {before_ap} | " + " | ".join(f"{a:.3f}" for a in aps) + " |")
     branded = sorted({r[0] for r in rows if r[6]})
 
     def choose(catalogs):

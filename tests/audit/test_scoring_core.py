@@ -9,6 +9,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from audit.core import (
     Calibrator,
+    CodePrefixes,
     Combiner,
     ScoringConfig,
     calibrate,
@@ -164,6 +165,20 @@ def test_cluster_evidence_backs_off_to_a_coarser_prefix_when_the_deep_one_is_sma
     assert ev == {"prefix": "1_2", "level": 2, "size": 6, "composition": [[7, 4], [8, 1], [9, 1]]}
     deep = cluster_evidence(codes, labels, 0, min_cluster=2)
     assert deep["prefix"] == "1_2_3_0" and deep["level"] == 4 and deep["size"] == 2
+
+
+def test_grouped_prefixes_give_every_product_the_cluster_evidence_of_a_scan():
+    rng = np.random.default_rng(3)
+    # skewed codes: big and tiny clusters at every level, so the back-off stops at each of them somewhere
+    codes = np.stack([rng.zipf(1.6, 3000) % 7, rng.integers(0, 3, 3000), rng.zipf(1.3, 3000) % 50,
+                      rng.integers(0, 4, 3000)], 1)
+    labels = rng.integers(-1, 12, 3000)
+    prefixes = CodePrefixes(codes)
+    for min_cluster in (1, 5, 40, 200):
+        assert [cluster_evidence(codes, labels, i, min_cluster, prefixes) for i in range(len(codes))] == [
+            cluster_evidence(codes, labels, i, min_cluster) for i in range(len(codes))]
+    levels = {cluster_evidence(codes, labels, i, m, prefixes)["level"] for i in range(len(codes)) for m in (5, 200)}
+    assert levels == {1, 2, 3, 4}
 
 
 def test_evidence_names_cluster_neighbours_and_suggestions(scored):
