@@ -68,12 +68,16 @@ def make(args) -> None:
         out, truth = csv.writer(f), csv.writer(t)
         out.writerow(["external_id", "name", "brand", "description", "category_path"])
         truth.writerow(["external_id", "true_path", "moved"])
+        left_out = 0
         for record, row, path, moved in zip(ds.records, noisy.tolist(), ds.paths, injected):
-            label = path_of[tuple(row)] if path else ""
-            out.writerow([record["external_id"], record["name"], record["brand"], record["description"], label])
+            if not path:  # import_catalog takes no product without a category: such products are left out
+                left_out += 1
+                continue
+            out.writerow([record["external_id"], record["name"], record["brand"], record["description"],
+                          path_of[tuple(row)]])
             truth.writerow([record["external_id"], PATH_SEPARATOR.join(path), int(moved)])
-    print(f"{len(ds)} products, {int(injected.sum())} labels moved ({args.regime}, seed {args.seed}): "
-          f"{args.catalog_csv}, truth in {args.truth_csv}")
+    print(f"{len(ds) - left_out} products ({left_out} without a category left out), {int(injected.sum())} labels "
+          f"moved ({args.regime}, seed {args.seed}): {args.catalog_csv}, truth in {args.truth_csv}")
 
 
 def score(args) -> None:

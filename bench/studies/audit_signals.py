@@ -396,6 +396,8 @@ def offsets(args) -> None:
                 for i in range(len(grid))]
         return grid[max(range(len(grid)), key=keys.__getitem__)]
 
+    if not branded:  # e.g. Instacart alone: no brand score to place
+        return
     print(f"\nchosen on every branded catalog ({', '.join(branded)}): offset {choose(branded):g} (1e9: none)")
     for left in branded:
         print(f"  {left} left out: the others choose offset {choose([c for c in branded if c != left]):g}")
