@@ -60,6 +60,9 @@ class ImportSerializer(serializers.Serializer):
     allow_new_categories = serializers.BooleanField(
         default=False, help_text="create the categories the file names that the taxonomy lacks (listed in the job's "
                                  "result); otherwise an unknown path is a row error")
+    allow_uncategorized = serializers.BooleanField(
+        default=False, help_text="import a row with an empty category_path as a product without a category "
+                                 "(the audit suggests one); otherwise an empty path is a row error")
     overwrite = serializers.BooleanField(
         default=False, help_text="move products whose category was changed since their last import "
                                  "(by a reviewer, an admin or the API); otherwise such rows are listed as conflicts")
@@ -147,6 +150,7 @@ class ImportView(APIView):
         serializer.is_valid(raise_exception=True)
         job = start_upload_import(upload=serializer.validated_data["file"], user=request.user,
                                   overwrite=serializer.validated_data["overwrite"],
-                                  allow_new_categories=serializer.validated_data["allow_new_categories"])
+                                  allow_new_categories=serializer.validated_data["allow_new_categories"],
+                                  allow_uncategorized=serializer.validated_data["allow_uncategorized"])
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -32,6 +32,10 @@ class ImportForm(forms.Form):
         required=False, label="Create the categories the file names that the taxonomy lacks",
         help_text="Unchecked, an unknown category path is a row error (with a \"did you mean\" for a near miss), "
                   "so a typo never creates a category. Every category created is listed on the job page.")
+    allow_uncategorized = forms.BooleanField(
+        required=False, label="Import products without a category",
+        help_text="Unchecked, an empty category path is a row error. Checked, such a product is imported "
+                  "uncategorized and the audit suggests its category in the Uncategorized queue.")
     overwrite = forms.BooleanField(
         required=False, label="Overwrite category changes made since the last import",
         help_text="Unchecked, a row that would move a product a reviewer (or an admin) has moved since is "

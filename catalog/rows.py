@@ -95,7 +95,7 @@ _checked_text_path = functools.lru_cache(maxsize=8192)(_checked_path)
 
 
 def _validate(
-    row: int, values: dict, seen: dict[str, int], check_nul: bool = True
+    row: int, values: dict, seen: dict[str, int], check_nul: bool = True, allow_uncategorized: bool = False
 ) -> tuple[CatalogRow | None, list[RowError]]:
     errors = []
     external_id = str(values.get("external_id") or "").strip()
@@ -104,6 +104,8 @@ def _validate(
     size = str(values.get("size") or "").strip()
     raw_path = values.get("category_path")
     path, path_problem = (_checked_text_path if isinstance(raw_path, str) else _checked_path)(raw_path)
+    if allow_uncategorized and not any(path):
+        path, path_problem = (), None  # an uncategorized product: the audit suggests its category
     if not external_id:
         errors.append(RowError(row, "external_id is empty"))
     elif external_id in seen:
@@ -144,7 +146,7 @@ def _validate(
     )
 
 
-def _read_csv(text: str) -> tuple[list[CatalogRow], list[RowError]]:
+def _read_csv(text: str, allow_uncategorized: bool = False) -> tuple[list[CatalogRow], list[RowError]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip() for h in next(reader)]
@@ -179,14 +181,14 @@ def _read_csv(text: str) -> tuple[list[CatalogRow], list[RowError]]:
         if len(fields) != len(header):
             errors.append(RowError(number, f"expected {len(header)} fields, found {len(fields)}"))
             continue
-        parsed, row_errors = _validate(number, dict(zip(header, fields)), seen, check_nul)
+        parsed, row_errors = _validate(number, dict(zip(header, fields)), seen, check_nul, allow_uncategorized)
         errors.extend(row_errors)
         if parsed:
             rows.append(parsed)
     return rows, errors
 
 
-def _read_jsonl(text: str) -> tuple[list[CatalogRow], list[RowError]]:
+def _read_jsonl(text: str, allow_uncategorized: bool = False) -> tuple[list[CatalogRow], list[RowError]]:
     rows, errors, seen = [], [], {}
     # Only an escape can put a NUL, or the backslash of a literal \u0000, into a decoded value.
     check_nul = "\\" in text or "\x00" in text
@@ -206,15 +208,16 @@ def _read_jsonl(text: str) -> tuple[list[CatalogRow], list[RowError]]:
             errors.append(RowError(number, f"missing key(s) {', '.join(missing)}"))
             continue
         values = {k: (json.dumps(v) if isinstance(v, (dict, list)) and k != "category_path" else v) for k, v in values.items()}
-        parsed, row_errors = _validate(number, values, seen, check_nul)
+        parsed, row_errors = _validate(number, values, seen, check_nul, allow_uncategorized)
         errors.extend(row_errors)
         if parsed:
             rows.append(parsed)
     return rows, errors
 
 
-def read_catalog(path: str | Path, *, raw: bytes | None = None) -> list[CatalogRow]:
-    """Parse and validate a whole catalog file; raise CatalogFileError listing every bad row."""
+def read_catalog(path: str | Path, *, raw: bytes | None = None, allow_uncategorized: bool = False) -> list[CatalogRow]:
+    """Parse and validate a whole catalog file; raise CatalogFileError listing every bad row. An empty
+    category_path is a row error unless ``allow_uncategorized`` (the row's ``category_path`` is then ())."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FILE_EXTENSIONS:
@@ -232,7 +235,7 @@ def read_catalog(path: str | Path, *, raw: bytes | None = None) -> list[CatalogR
     collecting = gc.isenabled()
     gc.disable()
     try:
-        rows, errors = _read_csv(text) if suffix == ".csv" else _read_jsonl(text)
+        rows, errors = (_read_csv if suffix == ".csv" else _read_jsonl)(text, allow_uncategorized)
     finally:
         if collecting:
             gc.enable()

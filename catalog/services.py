@@ -28,12 +28,12 @@ class ImportConflict:
     row: int
     external_id: str
     current_path: str | None
-    file_path: str
+    file_path: str | None  # None: the file leaves the product uncategorized
     changed_by: str  # the source of the later change, e.g. "review:accept"
 
     def __str__(self) -> str:
         return (f"row {self.row}: {self.external_id} is in {self.current_path or 'no category'} since "
-                f"{self.changed_by}; the file says {self.file_path} (kept, not imported)")
+                f"{self.changed_by}; the file says {self.file_path or 'no category'} (kept, not imported)")
 
 
 @dataclass
@@ -81,7 +81,7 @@ def ensure_categories(paths: Iterable[tuple[str, ...]]) -> tuple[dict[str, Categ
     return by_path, sorted(created)
 
 
-def _staging_values(row: CatalogRow, category_id: int) -> tuple:
+def _staging_values(row: CatalogRow, category_id: int | None) -> tuple:
     """One row of the staging table, in STAGING_COLUMNS order."""
     attributes = json.dumps(row.attributes) if row.attributes else "{}"
     return (row.row, row.external_id, row.name, row.brand, row.description, row.size, attributes, category_id)
@@ -134,8 +134,8 @@ def check_category_paths(rows: list[CatalogRow], *, allow_new_categories: bool =
                         "would leave them on a non-leaf category")
         return None
 
-    problems = {levels: problem(levels) for levels in paths}
-    errors = [RowError(row.row, problems[row.category_path]) for row in resolved if problems[row.category_path]]
+    problems = {levels: problem(levels) for levels in paths if levels}  # (): an uncategorized row
+    errors = [RowError(row.row, problems[row.category_path]) for row in resolved if problems.get(row.category_path)]
     if errors:
         raise CatalogFileError(errors)
     return resolved
@@ -169,7 +169,7 @@ WOULD_MOVE_SQL = f"""
     SELECT s.line, s.external_id, p.id, current.path, wanted.path
     FROM {STAGING_TABLE} s
     JOIN catalog_product p ON p.external_id = s.external_id
-    JOIN catalog_category wanted ON wanted.id = s.category_id
+    LEFT JOIN catalog_category wanted ON wanted.id = s.category_id
     LEFT JOIN catalog_category current ON current.id = p.category_id
     WHERE p.category_id IS DISTINCT FROM s.category_id
 """
@@ -218,9 +218,10 @@ def import_rows(
     listed in the result."""
     rows = check_category_paths(rows, allow_new_categories=allow_new_categories)
     with pghistory.context(user=getattr(user, "pk", None), source="import"):
-        paths = list(dict.fromkeys(r.category_path for r in rows))  # distinct, in file order
+        paths = [p for p in dict.fromkeys(r.category_path for r in rows) if p]  # distinct, in file order
         categories, created_paths = ensure_categories(paths)
         category_id = {levels: categories[PATH_SEPARATOR.join(levels)].pk for levels in paths}
+        category_id[()] = None  # an uncategorized row (read_catalog's allow_uncategorized)
         now = timezone.now()
         with connection.cursor() as cursor:
             columns = ", ".join(f"{name} {kind}" for name, kind in STAGING_COLUMNS.items())
@@ -265,10 +266,11 @@ def import_rows(
 
 def import_catalog(
     *, path: str | Path, user=None, progress: Progress | None = None, overwrite: bool = False,
-    allow_new_categories: bool = False,
+    allow_new_categories: bool = False, allow_uncategorized: bool = False,
 ) -> ImportResult:
-    """Validate the whole file (raising CatalogFileError with every bad row), then import it."""
-    rows = read_catalog(path)
+    """Validate the whole file (raising CatalogFileError with every bad row), then import it. With
+    ``allow_uncategorized`` a row with an empty category_path imports its product without a category."""
+    rows = read_catalog(path, allow_uncategorized=allow_uncategorized)
     return import_rows(rows=rows, user=user, progress=progress, overwrite=overwrite,
                        allow_new_categories=allow_new_categories)
 
@@ -293,7 +295,8 @@ def upload_problem(*, name: str, size: int) -> str | None:
     return None
 
 
-def start_upload_import(*, upload, user=None, overwrite: bool = False, allow_new_categories: bool = False):
+def start_upload_import(*, upload, user=None, overwrite: bool = False, allow_new_categories: bool = False,
+                        allow_uncategorized: bool = False):
     """Save an uploaded catalog file under SEMID_HOME/uploads and queue its import job."""
     import uuid
 
@@ -306,4 +309,5 @@ def start_upload_import(*, upload, user=None, overwrite: bool = False, allow_new
         for chunk in upload.chunks():
             handle.write(chunk)
     return start_job(kind="import", params={"path": str(path), "filename": upload.name, "uploaded": True, "overwrite": overwrite,
-                                          "allow_new_categories": allow_new_categories}, user=user)
+                                          "allow_new_categories": allow_new_categories,
+                                          "allow_uncategorized": allow_uncategorized}, user=user)

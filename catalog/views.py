@@ -27,7 +27,8 @@ def import_page(request):
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         job = start_upload_import(upload=upload, user=request.user, overwrite=form.cleaned_data["overwrite"],
-                                  allow_new_categories=form.cleaned_data["allow_new_categories"])
+                                  allow_new_categories=form.cleaned_data["allow_new_categories"],
+                                  allow_uncategorized=form.cleaned_data["allow_uncategorized"])
         messages.info(request, f"Importing {upload.name}…")
         return redirect("job", pk=job.pk)
     jobs = Job.objects.filter(kind="import").select_related("created_by")[:10]

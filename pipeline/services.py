@@ -57,7 +57,8 @@ def import_job(*, params: dict, user=None, progress=None) -> dict:
     try:
         result = import_catalog(path=params["path"], user=user, progress=progress,
                                 overwrite=bool(params.get("overwrite")),
-                                allow_new_categories=bool(params.get("allow_new_categories")))
+                                allow_new_categories=bool(params.get("allow_new_categories")),
+                                allow_uncategorized=bool(params.get("allow_uncategorized")))
     except CatalogFileError as exc:
         raise JobFailed(
             f"{len(exc.errors)} bad row(s), nothing imported", {"errors": [str(e) for e in exc.errors]}

@@ -136,6 +136,31 @@ def test_a_file_moves_a_product_again_only_after_its_move_by_hand_is_overwritten
 
 
 @pytest.mark.django_db
+def test_a_product_without_a_category_is_imported_uncategorized_only_when_allowed(tmp_path):
+    from catalog.services import move_product
+
+    path = write(tmp_path, GOOD + "P4,Mystery Snack,,,,,\n")
+    with pytest.raises(CatalogFileError) as excinfo:
+        import_catalog(path=path)
+    assert [str(e) for e in excinfo.value.errors] == ["row 5: category_path is empty"]
+    assert Product.objects.count() == 0
+
+    result = import_catalog(path=path, allow_uncategorized=True)
+    assert (result.created, result.categories_created) == (4, 8)
+    assert Product.objects.get(external_id="P4").category is None
+    assert import_catalog(path=path, allow_uncategorized=True).unchanged == 4
+
+    # a reviewer files it; the file, which still has no category for it, does not undo that
+    olives = Category.objects.get(path="Pantry > Olives > Black Olives")
+    move_product(product=Product.objects.get(external_id="P4"), category=olives, source="review:reassign")
+    kept = import_catalog(path=path, allow_uncategorized=True)
+    assert [str(c) for c in kept.conflicts] == [
+        "row 5: P4 is in Pantry > Olives > Black Olives since review:reassign; the file says no category "
+        "(kept, not imported)"]
+    assert Product.objects.get(external_id="P4").category == olives
+
+
+@pytest.mark.django_db
 def test_running_demo_setup_again_keeps_the_reviewed_categories(settings, tmp_path):
     from django.core.management import call_command
 

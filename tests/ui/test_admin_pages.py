@@ -104,15 +104,18 @@ def test_good_jsonl_upload_reports_counts(page, admin_user, worker, tmp_path):
     from catalog.models import Product
 
     good = Path(tmp_path) / "good.jsonl"
-    good.write_text('{"external_id": "G1", "name": "Oat Milk", "category_path": "Dairy & Eggs > Milk > Plant-Based Milk"}\n')
+    good.write_text('{"external_id": "G1", "name": "Oat Milk", "category_path": "Dairy & Eggs > Milk > Plant-Based Milk"}\n'
+                    '{"external_id": "G2", "name": "Mystery Snack", "category_path": ""}\n')
     login(page, "ada", "admin-pass-123")
     page.goto("/import/")
     page.get_by_label("Catalog file").set_input_files(str(good))
+    page.get_by_label("Import products without a category").check()
     page.get_by_role("button", name="Upload and import").click()
     result = page.get_by_test_id("job-result")
     expect(result).to_be_visible(timeout=60_000)
     assert "created" in result.inner_text()
     assert Product.objects.filter(external_id="G1").exists()
+    assert Product.objects.get(external_id="G2").category is None  # the checkbox reached the import
 
 
 def test_a_reviewer_on_an_admin_page_gets_a_page_with_the_way_back(page, reviewer_user):

@@ -21,13 +21,18 @@ class Command(BaseCommand):
             help="create the categories the file names that the taxonomy lacks (each is listed); without it an "
                  "unknown path is a row error, with a 'did you mean' for a near miss. A first import into an "
                  "empty taxonomy creates its categories either way")
+        parser.add_argument(
+            "--allow-uncategorized", action="store_true",
+            help="import a row with an empty category_path as a product without a category (the audit "
+                 "suggests one, in the Uncategorized queue); without it an empty path is a row error")
 
-    def handle(self, *args, path, overwrite, allow_new_categories, **options):
+    def handle(self, *args, path, overwrite, allow_new_categories, allow_uncategorized, **options):
         bar = tqdm(total=100, unit="%", desc="import", disable=options["verbosity"] == 0)
         progress = BarProgress(bar)
         try:
             result = import_catalog(path=path, progress=progress, overwrite=overwrite,
-                                    allow_new_categories=allow_new_categories)
+                                    allow_new_categories=allow_new_categories,
+                                    allow_uncategorized=allow_uncategorized)
         except CatalogFileError as exc:
             raise CommandError(str(exc)) from None
         finally:
