@@ -46,3 +46,20 @@ def fresh_database(name: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
     call_command("migrate", verbosity=0)
+
+
+def import_generated_catalog(n: int, seed: int = 0):
+    """The demo generator's N products imported (``import_catalog``) into the database set up above; their ids,
+    ascending, as an int64 array."""
+    import tempfile
+
+    import numpy as np
+
+    from catalog.demo import generate_demo_catalog, write_csv
+    from catalog.models import Product
+    from catalog.services import import_catalog
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_csv(generate_demo_catalog(n_products=n, seed=seed), Path(tmp) / "catalog.csv")
+        import_catalog(path=Path(tmp) / "catalog.csv")
+    return np.array(list(Product.objects.order_by("id").values_list("id", flat=True)), dtype=np.int64)

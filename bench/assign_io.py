@@ -12,7 +12,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -63,17 +62,11 @@ def main() -> None:
     _django.fresh_database("semid_bench_assign_io")
     from django.db import transaction
 
-    from catalog.demo import generate_demo_catalog, write_csv
     from catalog.embeddings import _write_vectors, product_vectors
-    from catalog.models import Product
-    from catalog.services import import_catalog
     from quantizer.models import ClusterSummary, QuantizerRun, SemanticId
     from quantizer.services import write_codes
 
-    with tempfile.TemporaryDirectory() as tmp:
-        write_csv(generate_demo_catalog(n_products=args.n, seed=0), Path(tmp) / "c.csv")
-        import_catalog(path=Path(tmp) / "c.csv")
-    ids = np.array(list(Product.objects.order_by("id").values_list("id", flat=True)))
+    ids = _django.import_generated_catalog(args.n)
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(len(ids), 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

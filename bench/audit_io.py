@@ -13,7 +13,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -109,15 +108,10 @@ def main() -> None:
     from audit.evidence import Evidence
     from audit.models import Flag, Score
     from audit.runs import _write_flags, _write_scores, audit_products
-    from catalog.demo import generate_demo_catalog, write_csv
-    from catalog.models import Category, Product
-    from catalog.services import import_catalog
+    from catalog.models import Category
     from quantizer.models import QuantizerRun
 
-    with tempfile.TemporaryDirectory() as tmp:
-        write_csv(generate_demo_catalog(n_products=args.n, seed=0), Path(tmp) / "c.csv")
-        import_catalog(path=Path(tmp) / "c.csv")
-    ids = np.array(list(Product.objects.order_by("id").values_list("id", flat=True)))
+    ids = _django.import_generated_catalog(args.n)
     rng = np.random.default_rng(0)
     leaves = np.array(list(Category.objects.filter(children__isnull=True).values_list("id", flat=True)))
     scores = SimpleNamespace(suggested=rng.choice(leaves, len(ids)), raw_score=rng.normal(size=len(ids)))
