@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
 
 from accounts.decorators import admin_required
 from jobs.models import Job
@@ -23,6 +24,7 @@ def job_retry(request, pk):
 
 
 @admin_required
+@vary_on_headers("HX-Request")  # one URL, two bodies: the page, or its status for the htmx poll
 def job_detail(request, pk):
     fail_abandoned_jobs()
     job = get_object_or_404(Job.objects.select_related("created_by"), pk=pk)

@@ -4,6 +4,7 @@
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from accounts.decorators import admin_required, reviewer_required
 from audit.models import AuditReport, Flag
@@ -50,6 +51,7 @@ def _runs_status_context():
 
 
 @admin_required
+@vary_on_headers("HX-Request")  # one URL, two bodies: the page, or its status for the htmx poll
 def runs(request):
     context = _runs_status_context()
     if request.htmx:

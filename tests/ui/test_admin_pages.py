@@ -70,9 +70,10 @@ def test_admin_starts_the_pipeline_and_watches_it_finish(page, admin_user, worke
     assert run.status == "succeeded" and run.is_active
     expect(page.locator(f"tr[data-run='{run.pk}']")).to_contain_text("succeeded")
     expect(page.locator("#runs-status")).to_have_attribute("data-busy", "no")  # polling stopped
-    # no poll still in flight: a fresh-clone run once saw this navigation aborted (net::ERR_ABORTED) right here
+    # no poll still in flight; the run's own page, not the polled URL again (two fresh-clone runs saw a
+    # navigation to the same /runs/ aborted here, net::ERR_ABORTED)
     page.wait_for_load_state("networkidle")
-    page.goto("/runs/")
+    page.goto(f"/runs/?run={run.pk}")
     assert page.get_by_role("region", name="Metrics").is_visible()
     screenshot(page, "runs")
 
