@@ -91,9 +91,10 @@ class Scores:
         leaves, probs = self.probs.rows(slice(i, i + 1)).best_others(self.labels[i : i + 1], k)
         return [[int(self.leaf_ids[j]), float(p)] for j, p in zip(leaves[0], probs[0])]
 
-    def neighbour_evidence(self, i: int) -> list:
+    def neighbour_evidence(self, i: int, label_ids: np.ndarray | None = None) -> list:
         """[[product index, cosine, label id], ...] nearest labelled products first."""
-        return neighbour_evidence(self.neighbours[i], self.neighbour_sims[i], self.label_ids())
+        label_ids = self.label_ids() if label_ids is None else label_ids
+        return neighbour_evidence(self.neighbours[i], self.neighbour_sims[i], label_ids)
 
     def evidence(self, i: int, codes: np.ndarray, min_cluster: int | None = None, *,
                  prefixes: CodePrefixes | None = None, label_ids: np.ndarray | None = None) -> dict:
@@ -103,7 +104,7 @@ class Scores:
         label_ids = self.label_ids() if label_ids is None else label_ids
         return {
             "cluster": cluster_evidence(codes, label_ids, i, min_cluster, prefixes),
-            "neighbours": self.neighbour_evidence(i),
+            "neighbours": self.neighbour_evidence(i, label_ids),
             "suggestions": self.top_suggestions(i),
             "signals": {s: round(float(1.0 - c[i]), 4) for s, c in self.components.items()},
             # The brand's other products carry the same label, and products like them of other
