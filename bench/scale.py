@@ -193,7 +193,7 @@ def main() -> None:
 
     started = time.perf_counter()
     metrics = intrinsic_metrics(x, encoded.codes, truth, codebook_sizes=recipe["codebook_sizes"],
-                                reconstruction_error=encoded.reconstruction_error)
+                                reconstruction_error=encoded.reconstruction_error, device=args.device)
     metrics["collision_rate_nearest"] = collision_rates(x, encoded.nearest_codes)[0]  # as train_run stores it
     figures["metrics_s"] = round(time.perf_counter() - started, 1)
     if "audit" in stages:

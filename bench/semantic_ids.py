@@ -65,14 +65,15 @@ def run_one(method, x, taxonomy, seed, device, overrides):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     metrics = intrinsic_metrics(x, codes, taxonomy, seed=seed, codebook_sizes=config.model.codebook_sizes,
-                                reconstruction_error=errors)
+                                reconstruction_error=errors, device=device)
     if nearest is None:  # residual k-means: its codes again, nearest centroid at every level (not timed)
         nearest = residual_kmeans(x, config.model.codebook_sizes, seed=seed, device=device, spread=False,
                                   near_duplicate_threshold=config.assignment.near_duplicate_threshold,
                                   near_duplicate_max_group=config.assignment.near_duplicate_max_group)
     metrics["collision_rate_nearest"] = collision_rates(x, nearest)[0]
     # What the spread last level changed: the headline figures of the same model's nearest codes.
-    plain = intrinsic_metrics(x, nearest, taxonomy, seed=seed, codebook_sizes=config.model.codebook_sizes)
+    plain = intrinsic_metrics(x, nearest, taxonomy, seed=seed, codebook_sizes=config.model.codebook_sizes,
+                              device=device)
     metrics["nearest"] = {k: plain[k] for k in ("spearman", "high_sim_same_l1", "high_sim_same_full", "nmi_l1")}
     levels = config.model.levels
     metrics["min_utilization"] = min(metrics[f"utilization_l{k}"] for k in range(1, levels + 1))

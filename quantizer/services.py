@@ -217,7 +217,7 @@ def run_metrics(run: QuantizerRun, vectors: np.ndarray, taxonomy: np.ndarray, co
                 fitted: Fitted) -> dict:
     """The run's intrinsic metrics (quantizer.core.metrics), with the products it trained on and, for an
     RQ-VAE, the collision rate its nearest codes would have had (what the spread last level saved)."""
-    metrics = intrinsic_metrics(vectors, fitted.codes, taxonomy, seed=run.seed,
+    metrics = intrinsic_metrics(vectors, fitted.codes, taxonomy, seed=run.seed, device=default_device(),
                                 codebook_sizes=config.model.codebook_sizes, reconstruction_error=fitted.errors)
     metrics["train_products"] = fitted.train_products
     if fitted.nearest is not None:

@@ -27,7 +27,7 @@ from quantizer.core import (
 )
 from quantizer.core import neighbours
 from quantizer.core.neighbours import keep_codewords_used, near_duplicate_groups, nearest_neighbours
-from quantizer.core.metrics import collision_rates
+from quantizer.core.metrics import _neighbours, collision_rates, row_ids
 from quantizer.core.rqvae import exact_float32
 from quantizer.core.losses import COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED
 from quantizer.core.training import deterministic_algorithms, training_sample
@@ -1022,6 +1022,42 @@ def test_metrics_on_a_toy_case_with_known_answers():
     assert m["utilization_l2"] == 0.5 and m["perplexity_l2"] == pytest.approx(2.0)
     assert m["purity_l1"] == 0.75  # one level-1 cluster, majority top category 0
     assert m["nmi_l1"] == pytest.approx(0.0)
+
+
+def test_row_ids_number_equal_rows_alike_as_unique_rows_does():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 24)).astype(np.float32)
+    x[2000:] = x[rng.integers(0, 2000, 1000)]  # a third are copies of earlier rows
+    x[5, 7] = np.nextafter(x[5, 7], np.float32(9))  # one bit away from its original: a row of its own
+    codes = rng.integers(0, 3, (3000, 3))
+    for rows in (x, codes, codes.astype(np.int16)):
+        ids, expected = row_ids(rows), np.unique(rows, axis=0, return_inverse=True)[1].ravel()
+        assert ids.min() == 0 and ids.max() == expected.max()  # 0 .. distinct - 1
+        assert len(np.unique(np.stack([ids, expected], 1), axis=0)) == expected.max() + 1  # the same partition
+    # The collision rates against their definition, product by product.
+    real, raw = collision_rates(x, codes)
+    same_code = (codes[:, None] == codes[None]).all(2) & ~np.eye(3000, dtype=bool)
+    other_vector = (x[:, None] != x[None]).any(2)
+    assert raw == same_code.any(1).mean()
+    assert real == (same_code & other_vector).any(1).mean()
+
+
+def test_neighbours_are_the_exact_nearest_and_every_close_pair_once():
+    x = np.random.default_rng(4).normal(size=(600, 16)).astype(np.float32)
+    x[300:310] = x[:10] * 1.01  # cosine 1 pairs: 4 with an anchor (0, 3, 6, 9), (300, 0) counted once
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    anchors = np.arange(0, 600, 3)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    knn_idx, hi_i, hi_j = _neighbours(x, anchors, 5, chunk=64, device=device)
+    sim = x[anchors] @ x.T
+    sim[np.arange(len(anchors)), anchors] = -np.inf
+    found_sims = np.take_along_axis(sim, knn_idx, 1)  # the 5 most similar, up to rounding of near ties
+    assert np.allclose(found_sims, -np.sort(-sim, axis=1)[:, :5], atol=1e-6)
+    anchor_set = set(anchors.tolist())
+    expected = {(int(a), int(j)) for r, a in enumerate(anchors) for j in np.flatnonzero(sim[r] >= 0.9)
+                if j not in anchor_set or j > a}
+    found = list(zip(np.concatenate(hi_i).tolist(), np.concatenate(hi_j).tolist()))
+    assert len(found) == len(set(found)) and set(found) == expected and len(expected) == 4
 
 
 def test_spearman_is_one_when_shared_levels_follow_cosine():
