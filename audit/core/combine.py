@@ -41,16 +41,21 @@ POOLED_SCORE = ("pooled:self", "classifier:self")
 BRAND_OFFSET = 4.0
 
 
-def pooled(probs: dict, weights: dict, chunk: int = 8192) -> np.ndarray:
-    """Log-linear pool: q ∝ Π_s p_s ** w_s, (N, K); `chunk` rows at a time."""
+def pooled(probs: dict, weights: dict, chunk: int = 8192, device: str = "cpu") -> np.ndarray:
+    """Log-linear pool: q ∝ Π_s p_s ** w_s, (N, K); `chunk` rows at a time on ``device`` (``pool_rows``)."""
     n, k = next(iter(probs.values())).shape
     out = np.empty((n, k), np.float32)
     for start in range(0, n, chunk):
-        logq = sum(w * np.log(probs[s][start:start + chunk] + EPS) for s, w in weights.items())
-        logq = logq - logq.max(1, keepdims=True)
-        q = np.exp(logq)
-        out[start:start + chunk] = q / q.sum(1, keepdims=True)
+        part = {s: torch.as_tensor(probs[s][start:start + chunk], device=device) for s in weights}
+        out[start:start + chunk] = pool_rows(part, weights).cpu().numpy()
     return out
+
+
+def pool_rows(probs: dict, weights: dict) -> torch.Tensor:
+    """``pooled`` of rows held as tensors (R, K) on one device."""
+    logq = sum(w * torch.log(probs[s] + EPS) for s, w in weights.items())
+    q = torch.exp(logq - logq.amax(1, keepdim=True))
+    return q / q.sum(1, keepdim=True)
 
 
 def fit_pool_weights(probs: dict, labels: np.ndarray, steps=50, device: str = "cpu") -> dict:
@@ -83,29 +88,50 @@ def best_other(probs: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
     return np.argsort(-masked, axis=1, kind="stable")[:, :k]
 
 
-def suspicion_features(probs: dict, q: np.ndarray, labels, parent_of) -> tuple[np.ndarray, list[str]]:
+def suspicion_features(probs: dict, q: np.ndarray, labels, parent_of, device: str = "cpu"
+                       ) -> tuple[np.ndarray, list[str]]:
     """Per product (the rows of ``probs`` and ``q``), a handful of "suspicion" features, each oriented so
     that larger means more likely wrong: pooled -log p(label), pooled -log p(label's parent), pooled
     log-margin of the best other leaf over the label, and each signal's -log p(label) and log-margin.
-    Column 0 is pooled -log p(label). ``brand_group_score`` adds one column for the whole catalog."""
-    n = len(labels)
-    rows = np.arange(n)
-    lab = np.where(labels >= 0, labels, 0)
-    to_parent = np.zeros((len(parent_of), parent_of.max() + 1), dtype=np.float32)
-    to_parent[np.arange(len(parent_of)), parent_of] = 1.0
-    own = q[rows, lab]
-    other = q.copy()
-    other[rows, lab] = 0.0
-    cols = [-np.log(own + EPS), -np.log((q @ to_parent)[rows, parent_of[lab]] + EPS),
-            np.log(other.max(1) + EPS) - np.log(own + EPS)]
-    names = ["pooled:self", "pooled:parent", "pooled:margin"]
-    for name, p in probs.items():
-        own_s = p[rows, lab]
-        other = p.copy()
+    Column 0 is pooled -log p(label). ``brand_group_score`` adds one column for the whole catalog.
+    Computed on ``device`` (``suspicion_rows``)."""
+    names = suspicion_names(probs)
+    tensors = {name: torch.as_tensor(p, device=device) for name, p in probs.items()}
+    labels = torch.as_tensor(np.asarray(labels), device=device)
+    features = suspicion_rows(tensors, torch.as_tensor(q, device=device), labels, parent_matrix(parent_of, device))
+    return features.cpu().numpy(), names
+
+
+def suspicion_names(signals) -> list[str]:
+    """The columns of ``suspicion_features`` for these signals, in order."""
+    return ["pooled:self", "pooled:parent", "pooled:margin"] + [
+        f"{name}:{kind}" for name in signals for kind in ("self", "margin")]
+
+
+def parent_matrix(parent_of: np.ndarray, device: str = "cpu") -> torch.Tensor:
+    """(K, P) float32 one-hot of each leaf's parent group (``suspicion_rows``' ``to_parent``)."""
+    to_parent = torch.zeros((len(parent_of), int(parent_of.max()) + 1), dtype=torch.float32, device=device)
+    to_parent[torch.arange(len(parent_of), device=device), torch.as_tensor(parent_of, device=device)] = 1.0
+    return to_parent
+
+
+def suspicion_rows(probs: dict, q: torch.Tensor, labels: torch.Tensor, to_parent: torch.Tensor) -> torch.Tensor:
+    """``suspicion_features`` of rows held as tensors on one device: (R, F) float64, in its columns' order."""
+    rows = torch.arange(len(labels), device=q.device)
+    lab = labels.clamp(min=0)
+
+    def own_and_margin(p):
+        own = p[rows, lab]
+        other = p.clone()
         other[rows, lab] = 0.0
-        cols += [-np.log(own_s + EPS), np.log(other.max(1) + EPS) - np.log(own_s + EPS)]
-        names += [f"{name}:self", f"{name}:margin"]
-    return np.stack(cols, axis=1).astype(np.float64), names
+        return -torch.log(own + EPS), torch.log(other.amax(1) + EPS) - torch.log(own + EPS)
+
+    q_self, q_margin = own_and_margin(q)
+    parent = (q @ to_parent)[rows, to_parent[lab].argmax(1)]
+    cols = [q_self, -torch.log(parent + EPS), q_margin]
+    for p in probs.values():
+        cols += own_and_margin(p)
+    return torch.stack(cols, dim=1).to(torch.float64)
 
 
 def brand_group_score(brand_out_margin: np.ndarray, labels: np.ndarray, brands) -> np.ndarray:

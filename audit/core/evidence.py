@@ -7,7 +7,6 @@ turns them into paths and products).
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 ISSUE_SIGNAL = "codes"  # the signal whose confusions are the taxonomy issues: what the codes merge
 MIN_CLUSTER = 5  # members a code prefix needs to be shown as the product's cluster
@@ -66,18 +65,6 @@ def neighbour_evidence(neighbours: np.ndarray, sims: np.ndarray, label_ids: np.n
     """[[product index, cosine, label id], ...] of one product's nearest labelled products (its rows of
     the (N, k) neighbours and cosines), nearest first."""
     return [[int(j), round(float(s), 4), int(label_ids[j])] for j, s in zip(neighbours, sims) if j >= 0]
-
-
-def label_confusion(labels: np.ndarray, probs: np.ndarray, n_leaves: int, chunk: int = 8192) -> np.ndarray:
-    """(K, K) float64: row a sums the distributions ``probs`` (R, K) of the products labelled a
-    (``labels`` (R,), -1 left out)."""
-    confusion = np.zeros((n_leaves, n_leaves))
-    keep = np.flatnonzero(labels >= 0)
-    for start in range(0, len(keep), chunk):
-        part = keep[start:start + chunk]
-        by_label = csr_matrix((np.ones(len(part)), (labels[part], np.arange(len(part)))), shape=(n_leaves, len(part)))
-        confusion += by_label @ probs[part].astype(np.float64)
-    return confusion
 
 
 def taxonomy_issues(scores, *, top: int = 20, min_overlap: float = 0.0) -> list:

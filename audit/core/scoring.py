@@ -15,12 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from audit.core.combine import (
-    POOL_SIGNALS, Combiner, brand_group_score, fit_pool_weights, pooled, suspicion_features,
+    POOL_SIGNALS, Combiner, brand_group_score, fit_pool_weights, parent_matrix, pool_rows, suspicion_names,
+    suspicion_rows,
 )
 from audit.core.evidence import (ISSUE_SIGNAL, MIN_CLUSTER, SUGGESTIONS, CodePrefixes, cluster_evidence,
-                                 label_confusion, neighbour_evidence)
+                                 neighbour_evidence)
 from audit.core.noise import leaf_classes, parent_groups
 from audit.core.signals import (
     CLASSIFIER_MAX_ITER, KNN, MIN_LABELLED_PER_FOLD, SIGNALS, compute_signals, has_brands, text_features,
@@ -31,6 +33,8 @@ from quantizer.core.sampling import row_sample
 # Cells (rows x leaves) of one block: each signal's distribution of a block is 512 MiB of float32, and a
 # block's arrays together stay under ~4 GiB. 139,810 rows at 960 leaves.
 BLOCK_CELLS = 2**27
+# Rows of a block pooled, featured and ranked at a time on the device: 31 MiB a distribution at 960 leaves.
+DEVICE_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -183,29 +187,34 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
         labelled = np.flatnonzero(labels >= 0)
         fit = labelled[row_sample(len(labelled), max(1, BLOCK_CELLS // n_leaves), np.random.default_rng(seed))]
         weights = fit_pool_weights(sig.probs(fit, POOL_SIGNALS), labels[fit], device=device)
-    parent_of = parent_groups(leaf_paths)
+    to_parent = parent_matrix(parent_groups(leaf_paths), device)
     unlabelled = labels < 0
-    features = components = None
+    features = components = names = None
     signal_top = {name: TopLeaves.empty(n, n_leaves) for name in ("pooled", *sig.sources)}
-    confusion = np.zeros((n_leaves, n_leaves))
+    confusion = torch.zeros((n_leaves, n_leaves), dtype=torch.float64, device=device)
     for rows in blocks:
         if probs is None:
             probs = sig.probs(rows)
-        q = pooled(probs, weights)
-        block_labels = labels[rows]
-        feats, names = suspicion_features(probs, q, block_labels, parent_of)
         if features is None:
-            features = np.empty((n, feats.shape[1]), feats.dtype)
+            names = suspicion_names(probs)
+            features = np.empty((n, len(names)))
             components = {s: np.empty(n, np.float32) for s in probs}
-        features[rows] = feats
-        at = np.arange(len(rows)), np.maximum(block_labels, 0)
-        for name, p in probs.items():
-            components[name][rows] = 1.0 - p[at]
-            signal_top[name].put(rows, TopLeaves.of(p, block_labels, device=device))
-        signal_top["pooled"].put(rows, TopLeaves.of(q, block_labels, device=device))
-        if ISSUE_SIGNAL in probs:
-            confusion += label_confusion(block_labels, probs[ISSUE_SIGNAL], n_leaves)
-        probs = q = feats = None  # before the next block's
+        for start in range(0, len(rows), DEVICE_ROWS):  # on the device, a slice of the block at a time
+            at = slice(start, start + DEVICE_ROWS)
+            part, lab = rows[at], torch.as_tensor(labels[rows[at]], device=device)
+            p = {s: torch.as_tensor(v[at], device=device) for s, v in probs.items()}
+            q = pool_rows(p, weights)
+            features[part] = suspicion_rows(p, q, lab, to_parent).cpu().numpy()
+            for name, t in p.items():
+                top = TopLeaves.of_rows(t, lab)
+                components[name][part] = 1.0 - top.label_prob
+                signal_top[name].put(part, top)
+            signal_top["pooled"].put(part, TopLeaves.of_rows(q, lab))
+            if ISSUE_SIGNAL in p:  # row a: the sum of the distributions of the products labelled a
+                known = lab >= 0
+                confusion.index_add_(0, lab[known], p[ISSUE_SIGNAL][known].to(torch.float64))
+        probs = None  # before the next block's
+    confusion = confusion.cpu().numpy()
     components = {s: np.where(unlabelled, 1.0, c) for s, c in components.items()}
     if "brand_out" in signal_top:
         features = np.hstack([features, brand_group_score(features[:, names.index("brand_out:margin")], labels,

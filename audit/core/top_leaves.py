@@ -26,21 +26,28 @@ class TopLeaves:
     def of(cls, probs: np.ndarray, labels: np.ndarray, k: int = TOP_LEAVES, chunk: int = 8192,
            device: str = "cpu") -> "TopLeaves":
         """The top ``k`` (at most K) of each row of ``probs`` (R, K), non-negative, and of ``labels`` (R,);
-        the selection runs on ``device`` (the same leaves on any: every key is distinct)."""
+        `chunk` rows at a time on ``device`` (``of_rows``)."""
+        n, n_leaves = probs.shape
+        out = cls.empty(n, n_leaves, k)
+        for start in range(0, n, chunk):
+            rows = np.arange(start, min(n, start + chunk))
+            out.put(rows, cls.of_rows(torch.as_tensor(np.ascontiguousarray(probs[rows], np.float32), device=device),
+                                      torch.as_tensor(labels[rows], device=device), k))
+        return out
+
+    @classmethod
+    def of_rows(cls, probs: torch.Tensor, labels: torch.Tensor, k: int = TOP_LEAVES) -> "TopLeaves":
+        """``of`` for rows held as a float32 tensor (R, K) with their labels (R,) on one device; the same leaves
+        on any device: every key is distinct."""
         n, n_leaves = probs.shape
         k = min(k, n_leaves)
-        leaves = np.empty((n, k), np.int64)
         # A key per cell that orders like (probability, then the lower leaf): a non-negative float32's
         # bits order like its value, so the top k are exact, ties included, without a full sort.
-        device = torch.device(device)
-        tie = torch.arange(n_leaves - 1, -1, -1, device=device)
-        for start in range(0, n, chunk):
-            p = torch.as_tensor(np.ascontiguousarray(probs[start:start + chunk], np.float32), device=device)
-            key = p.view(torch.int32).to(torch.int64) * n_leaves + tie  # (chunk, K)
-            leaves[start:start + chunk] = torch.topk(key, k, dim=1, sorted=True).indices.cpu().numpy()
-        rows = np.arange(n)
-        return cls(leaves, probs[rows[:, None], leaves].astype(np.float32),
-                   probs[rows, np.maximum(labels, 0)].astype(np.float32), n_leaves)
+        tie = torch.arange(n_leaves - 1, -1, -1, device=probs.device)
+        key = probs.view(torch.int32).to(torch.int64) * n_leaves + tie  # (R, K)
+        leaves = torch.topk(key, k, dim=1, sorted=True).indices
+        label_prob = probs[torch.arange(n, device=probs.device), labels.clamp(min=0)]
+        return cls(leaves.cpu().numpy(), probs.gather(1, leaves).cpu().numpy(), label_prob.cpu().numpy(), n_leaves)
 
     @classmethod
     def empty(cls, n: int, n_leaves: int, k: int = TOP_LEAVES) -> "TopLeaves":

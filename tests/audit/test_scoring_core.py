@@ -453,7 +453,8 @@ def test_knn_probs_and_pooled_in_row_chunks_equal_the_whole_array_formulas():
     w = {"a": 0.7, "b": 0.2, "c": np.float64(0.4)}
     logq = sum(wt * np.log(probs[s] + EPS) for s, wt in w.items())
     q = np.exp(logq - logq.max(1, keepdims=True))
-    np.testing.assert_array_equal(pooled(probs, w, chunk=7), (q / q.sum(1, keepdims=True)).astype(np.float32))
+    # torch's log and exp may differ from numpy's in the last bit
+    np.testing.assert_allclose(pooled(probs, w, chunk=7), (q / q.sum(1, keepdims=True)).astype(np.float32), rtol=1e-5)
 
 
 def test_the_raw_score_is_the_pool_and_the_classifier_surprised_by_the_label(scored):
