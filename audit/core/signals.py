@@ -52,6 +52,9 @@ KNN = 10  # labelled neighbours that vote
 KNN_TEMPERATURE = 0.1  # neighbour weight exp((cos - 1) / T): near-duplicates dominate
 KNN_PRIOR = 0.5  # pseudo-weight of the catalog-wide label prior in the kNN vote
 CODE_PRIOR = 2.0  # pseudo-count backing a prefix's make-up off to its parent prefix
+# A depth's prefix counts are held dense up to this many (prefix, leaf) cells (128 MiB of float64), where
+# gathering whole rows beats scattering a sparse matrix's entries; sparse (CSR) above.
+CODE_DENSE_CELLS = 2**24
 
 
 @dataclass
@@ -313,22 +316,26 @@ def nearest_labelled(embeddings, labels, k, device, chunk=2048):
     return idx.cpu().numpy(), sims.cpu().numpy()
 
 
-def knn_probs(neighbours, sims, labels, n_leaves, prior, chunk: int = 8192) -> np.ndarray:
+def knn_probs(neighbours, sims, labels, n_leaves, prior, chunk: int = 8192, device: str = "cpu") -> np.ndarray:
     """(R, K) similarity-weighted label vote of the neighbours of R products ((R, k) rows of
     ``nearest_labelled``; ``labels`` the catalog's) plus ``KNN_PRIOR`` times the prior, normalised;
-    `chunk` rows at a time (no float64 (R, K) temporaries)."""
+    `chunk` rows at a time on ``device``."""
     n = len(neighbours)
     out = np.empty((n, n_leaves), np.float32)
+    labels_t = torch.as_tensor(np.asarray(labels), device=device)
+    prior_t = KNN_PRIOR * torch.as_tensor(np.asarray(prior, np.float64), device=device)
     for start in range(0, n, chunk):
-        nb, sm = neighbours[start:start + chunk], sims[start:start + chunk]
-        weights = np.exp((sm.astype(np.float64) - 1.0) / KNN_TEMPERATURE)  # (chunk, k)
-        rows, cols = np.nonzero(nb >= 0)  # -1: padding where fewer were found
-        # the votes summed cell by cell in the neighbours' order (as np.add.at would, many times faster)
-        # (neighbours are labelled products; an index of -1 would count for the last leaf, as in numpy)
-        votes = np.bincount(rows * n_leaves + labels[nb[rows, cols]] % n_leaves, weights=weights[rows, cols],
-                            minlength=len(nb) * n_leaves).reshape(len(nb), n_leaves)
-        votes += KNN_PRIOR * prior
-        out[start:start + chunk] = votes / votes.sum(1, keepdims=True)
+        nb = torch.as_tensor(neighbours[start:start + chunk], device=device)
+        weights = torch.exp((torch.as_tensor(sims[start:start + chunk], device=device).to(torch.float64) - 1.0)
+                            / KNN_TEMPERATURE)  # (chunk, k)
+        weights = torch.where(nb >= 0, weights, 0.0)  # -1: padding where fewer were found
+        leaf = labels_t[nb.clamp(min=0)] % n_leaves
+        votes = torch.zeros((len(nb), n_leaves), dtype=torch.float64, device=device)
+        cell = torch.arange(len(nb), device=device)[:, None] * n_leaves + leaf  # (chunk, k) flat cells
+        for j in range(nb.shape[1]):  # one neighbour a row at a time: each cell sums in the neighbours' order
+            votes.view(-1).index_add_(0, cell[:, j], weights[:, j])  # distinct cells: no race on any device
+        votes += prior_t
+        out[start:start + chunk] = (votes / votes.sum(1, keepdim=True)).to(torch.float32).cpu().numpy()
     return out
 
 
@@ -348,33 +355,54 @@ def prefix_ids(codes: np.ndarray, depth: int) -> np.ndarray:
 class CodeVotes:
     """Leave-self-out label make-up of each code prefix, depth 1 backed off to the catalog prior,
     depth d to depth d-1 (Dirichlet smoothing with ``CODE_PRIOR`` pseudo-counts). Prefix counts are
-    kept sparse; ``probs(rows)`` smooths `chunk` rows at a time, so memory beyond its result stays
-    small."""
+    kept sparse (CSR on ``device``); ``probs(rows)`` smooths `chunk` rows at a time there, so memory beyond
+    its result stays small."""
 
-    def __init__(self, codes, labels, n_leaves, prior):
+    def __init__(self, codes, labels, n_leaves, prior, device: str = "cpu"):
         labelled = np.flatnonzero(labels >= 0)
-        self.labels, self.n_leaves, self.prior = labels, n_leaves, np.asarray(prior, np.float64)
-        self.groups = [prefix_ids(codes, depth) for depth in range(1, codes.shape[1] + 1)]
-        self.counts = [coo_matrix((np.ones(len(labelled)), (g[labelled], labels[labelled])),
-                                  shape=(int(g.max()) + 1, n_leaves)).tocsr() for g in self.groups]
-        self.sizes = [np.asarray(c.sum(axis=1)).ravel() for c in self.counts]  # labelled products per prefix
+        self.device, self.n_leaves = torch.device(device), n_leaves
+        self.labels = torch.as_tensor(np.asarray(labels), device=self.device)
+        self.prior = torch.as_tensor(np.asarray(prior, np.float64), device=self.device)
+        self.groups, self.counts, self.sizes = [], [], []
+        for depth in range(1, codes.shape[1] + 1):
+            g = prefix_ids(codes, depth)
+            c = coo_matrix((np.ones(len(labelled)), (g[labelled], labels[labelled])),
+                           shape=(int(g.max()) + 1, n_leaves)).tocsr()
+            self.groups.append(torch.as_tensor(g, device=self.device))
+            if c.shape[0] * c.shape[1] <= CODE_DENSE_CELLS:  # few prefixes: a dense table, rows gathered whole
+                self.counts.append(torch.as_tensor(c.toarray(), device=self.device))
+            else:
+                self.counts.append(tuple(torch.as_tensor(a, device=self.device).to(dtype) for a, dtype in (
+                    (c.indptr, torch.int64), (c.indices, torch.int64), (c.data, torch.float64))))
+            self.sizes.append(torch.as_tensor(np.asarray(c.sum(axis=1)).ravel(), device=self.device))
 
     def probs(self, rows: np.ndarray, chunk: int = 8192) -> np.ndarray:
         out = np.empty((len(rows), self.n_leaves), np.float32)
         for start in range(0, len(rows), chunk):
-            part = rows[start:start + chunk]
+            part = torch.as_tensor(rows[start:start + chunk], device=self.device)
             own_label = self.labels[part]
-            mine = np.flatnonzero(own_label >= 0)
-            p = np.broadcast_to(self.prior, (len(part), self.n_leaves))
-            for g, c, sizes in zip(self.groups, self.counts, self.sizes):
-                own = c[g[part]].toarray()  # (chunk, K)
-                own[mine, own_label[mine]] -= 1.0  # leave the product out
-                size = sizes[g[part]] - (own_label >= 0)  # own's row sums (whole numbers: exact)
-                own += CODE_PRIOR * p  # in place: (own + CODE_PRIOR * p) / (size + CODE_PRIOR), a third of the passes
+            mine = torch.nonzero(own_label >= 0).ravel()
+            p = self.prior.expand(len(part), self.n_leaves)
+            for g, counts, sizes in zip(self.groups, self.counts, self.sizes):
+                own = counts[g[part]] if torch.is_tensor(counts) else _csr_rows(*counts, g[part], self.n_leaves)
+                own.view(-1)[mine * self.n_leaves + own_label[mine]] -= 1.0  # leave the product out
+                size = sizes[g[part]] - (own_label >= 0).to(torch.float64)  # own's row sums (whole numbers: exact)
+                own += CODE_PRIOR * p  # in place: (own + CODE_PRIOR * p) / (size + CODE_PRIOR)
                 own /= size[:, None] + CODE_PRIOR
                 p = own
-            out[start:start + chunk] = p
+            out[start:start + chunk] = p.to(torch.float32).cpu().numpy()
         return out
+
+
+def _csr_rows(indptr, indices, data, rows, width: int) -> torch.Tensor:
+    """Dense (len(rows), width) of the CSR matrix (indptr, indices, data)'s ``rows``, tensors on one device."""
+    starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
+    out = torch.zeros((len(rows), width), dtype=data.dtype, device=data.device)
+    at = torch.repeat_interleave(torch.arange(len(rows), device=data.device), lengths)  # the row of each entry
+    first = torch.cumsum(lengths, 0) - lengths  # where each row's entries start among them all
+    entry = starts[at] + torch.arange(len(at), device=data.device) - first[at]
+    out.view(-1)[at * width + indices[entry]] = data[entry]
+    return out
 
 
 def code_probs(codes, labels, n_leaves, prior, chunk: int = 8192) -> np.ndarray:
@@ -413,9 +441,9 @@ def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: 
         sources["classifier"] = FoldClassifiers(x, labels, n_leaves, **{
             **fold_args, "n_folds": classifier_folds or n_folds}).probs
     if "codes" in signals:
-        sources["codes"] = CodeVotes(codes, labels, n_leaves, prior).probs
+        sources["codes"] = CodeVotes(codes, labels, n_leaves, prior, device).probs
     if "knn" in signals:
-        sources["knn"] = lambda rows: knn_probs(neighbours[rows], sims[rows], labels, n_leaves, prior)
+        sources["knn"] = lambda rows: knn_probs(neighbours[rows], sims[rows], labels, n_leaves, prior, device=device)
     if "brand_out" in signals:
         if brands is None:
             raise ValueError('signal "brand_out" needs brands: pass brands= (one per product)')
