@@ -93,7 +93,7 @@ def main() -> None:
                 time.sleep(0.5)
         time.sleep(1)
         print(f"server: {args.server} ({args.checkout}), {args.concurrency} clients at once")
-        print(f"| requests | kind | resident MiB | statuses |\n|---|---|---|---|")
+        print("| requests | kind | resident MiB | statuses |\n|---|---|---|---|")
         print(f"| 0 | (started) | {resident_mib(process):.0f} | |")
         done = 0
         for kind in args.kinds.split(","):

@@ -7,9 +7,13 @@ whole row to another leaf's row, so noisy labels stay consistent multi-level pat
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy.sparse import csr_matrix
 
 REGIMES = ("uniform", "sibling", "lookalike", "brand")
+CENTROID_ROWS = 65536  # products summed into the leaf centroids at a time (a float64 copy of 192 MiB at 384-d)
 
 
 def leaf_classes(taxonomy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -22,7 +26,16 @@ def leaf_classes(taxonomy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels = np.full(len(taxonomy), -1, dtype=np.int64)
     if not labelled.any():
         return np.zeros((0, taxonomy.shape[1]), dtype=np.int64), labels
-    leaf_paths, inverse = np.unique(taxonomy[labelled], axis=0, return_inverse=True)
+    rows = taxonomy[labelled]
+    radix = [int(v) + 2 for v in rows.max(0)]  # values from -1: each column shifted by one, in order
+    if math.prod(radix) < 2**62:  # one int64 key a row, a mixed-radix number: orders like the rows
+        key = np.zeros(len(rows), np.int64)
+        for column, size in zip(rows.T, radix):
+            key = key * size + (column + 1)
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        leaf_paths = rows[first]
+    else:
+        leaf_paths, inverse = np.unique(rows, axis=0, return_inverse=True)
     labels[labelled] = inverse.reshape(-1)
     return leaf_paths, labels
 
@@ -41,7 +54,11 @@ def parent_groups(leaf_paths: np.ndarray) -> np.ndarray:
 def leaf_centroid_neighbours(embeddings: np.ndarray, labels: np.ndarray, n_leaves: int) -> np.ndarray:
     """(K,) the other leaf whose mean embedding is nearest by cosine (-1 where a leaf is empty)."""
     centroids = np.zeros((n_leaves, embeddings.shape[1]), dtype=np.float64)
-    np.add.at(centroids, labels[labels >= 0], embeddings[labels >= 0])
+    keep = np.flatnonzero(labels >= 0)
+    for start in range(0, len(keep), CENTROID_ROWS):  # sums by label, a slice of products at a time
+        part = keep[start:start + CENTROID_ROWS]
+        by_label = csr_matrix((np.ones(len(part)), (labels[part], np.arange(len(part)))), shape=(n_leaves, len(part)))
+        centroids += by_label @ np.asarray(embeddings[part], dtype=np.float64)
     norms = np.linalg.norm(centroids, axis=1, keepdims=True)
     empty = norms[:, 0] == 0
     centroids /= np.where(norms == 0, 1.0, norms)

@@ -503,3 +503,29 @@ def test_prefix_ids_number_prefixes_in_lexicographic_order_whatever_the_codes():
         for depth in range(1, codes.shape[1] + 1):
             _, expected = np.unique(codes[:, :depth], axis=0, return_inverse=True)
             np.testing.assert_array_equal(prefix_ids(codes, depth), expected.reshape(-1))
+
+
+def test_leaf_classes_and_centroid_neighbours_against_their_definitions():
+    from audit.core.noise import leaf_centroid_neighbours
+
+    rng = np.random.default_rng(8)
+    leaf = rng.integers(0, 40, 3000)
+    taxonomy = np.stack([leaf // 10, leaf // 4, leaf], 1)
+    taxonomy[::7, 2] = -1  # paths of mixed depth
+    taxonomy[::50] = -1  # unlabelled products
+    leaf_paths, labels = leaf_classes(taxonomy)
+    labelled = (taxonomy >= 0).any(1)
+    expected_paths, expected = np.unique(taxonomy[labelled], axis=0, return_inverse=True)
+    np.testing.assert_array_equal(leaf_paths, expected_paths)  # in the rows' lexicographic order
+    np.testing.assert_array_equal(labels[labelled], expected.ravel())
+    assert (labels[~labelled] == -1).all()
+
+    x = rng.normal(size=(3000, 8)).astype(np.float32)
+    k = len(leaf_paths)
+    centroids = np.stack([x[labels == c].astype(np.float64).sum(0) for c in range(k)])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    sims = centroids @ centroids.T
+    np.fill_diagonal(sims, -np.inf)
+    np.testing.assert_array_equal(leaf_centroid_neighbours(x, labels, k), sims.argmax(1))
+    with_empty = leaf_centroid_neighbours(x, labels, k + 1)  # a leaf without products: none nearest to it
+    assert with_empty[k] == -1 and (with_empty[:k] == sims.argmax(1)).all()

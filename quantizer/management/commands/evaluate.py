@@ -1,4 +1,4 @@
-import json
+import json as jsonlib
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -14,8 +14,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     def handle(self, *args, flavor=None, json=False, **options):
-        import json as jsonlib
-
         out = {}
         for name in [flavor] if flavor else Flavor.values:
             try:
