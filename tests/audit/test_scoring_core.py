@@ -529,3 +529,16 @@ def test_leaf_classes_and_centroid_neighbours_against_their_definitions():
     np.testing.assert_array_equal(leaf_centroid_neighbours(x, labels, k), sims.argmax(1))
     with_empty = leaf_centroid_neighbours(x, labels, k + 1)  # a leaf without products: none nearest to it
     assert with_empty[k] == -1 and (with_empty[:k] == sims.argmax(1)).all()
+
+
+def test_brand_groups_are_the_brand_and_label_pairs_with_unbranded_products_alone():
+    from audit.core.signals import brand_groups
+
+    brands = np.array(["Acme", " acme ", "ACME", "Zeta", "", None, "Zeta", "Émile", "émile", "Acme"], dtype=object)
+    labels = np.array([3, 3, 4, 3, 3, 3, 3, 1, 1, -1])
+    group = brand_groups(labels, brands)
+    key = [("" if b is None else b.strip().lower(), int(c)) for b, c in zip(brands, labels)]
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            together = i == j or (key[i] == key[j] and key[i][0] != "" and labels[i] >= 0)
+            assert (group[i] == group[j]) == together, (i, j)
