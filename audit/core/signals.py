@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -28,6 +27,7 @@ from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
+from audit.core.noise import unique_rows
 from quantizer.core.neighbours import nearest_neighbours
 from quantizer.core.sampling import row_sample
 
@@ -349,15 +349,7 @@ def knn_probs(neighbours, sims, labels, n_leaves, prior, chunk: int = 8192, devi
 
 def prefix_ids(codes: np.ndarray, depth: int) -> np.ndarray:
     """(N,) id of each product's code prefix of ``depth`` levels (ids in the prefixes' lexicographic order)."""
-    prefix = np.asarray(codes)[:, :depth]
-    if len(prefix) and prefix.min() >= 0:
-        radix = [int(v) + 1 for v in prefix.max(0)]
-        if math.prod(radix) < 2**62:  # one int64 key a row, a mixed-radix number: orders like the rows
-            key = np.zeros(len(prefix), np.int64)
-            for column, size in zip(prefix.T, radix):
-                key = key * size + column
-            return np.unique(key, return_inverse=True)[1].reshape(-1)
-    return np.unique(prefix, axis=0, return_inverse=True)[1].reshape(-1)
+    return unique_rows(np.asarray(codes)[:, :depth])[1]
 
 
 class CodeVotes:
