@@ -127,7 +127,7 @@ def suspicion_rows(probs: dict, q: torch.Tensor, labels: torch.Tensor, to_parent
         return -torch.log(own + EPS), torch.log(other.amax(1) + EPS) - torch.log(own + EPS)
 
     q_self, q_margin = own_and_margin(q)
-    parent = (q @ to_parent)[rows, to_parent[lab].argmax(1)]
+    parent = (q @ to_parent)[rows, to_parent.argmax(1)[lab]]  # q summed over the label's parent's leaves
     cols = [q_self, -torch.log(parent + EPS), q_margin]
     for p in probs.values():
         cols += own_and_margin(p)

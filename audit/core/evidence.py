@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from audit.core.noise import prefix_ranks
+
 ISSUE_SIGNAL = "codes"  # the signal whose confusions are the taxonomy issues: what the codes merge
 MIN_CLUSTER = 5  # members a code prefix needs to be shown as the product's cluster
 SUGGESTIONS = 3  # categories offered on a flag, most probable first
@@ -18,17 +20,9 @@ class CodePrefixes:
     thousands of flags does not scan a million codes per flag and level."""
 
     def __init__(self, codes: np.ndarray):
-        codes = np.asarray(codes, dtype=np.int64)
-        self.groups, self.orders, self.starts = [], [], []
-        group = np.zeros(len(codes), dtype=np.int64)
-        for level in range(codes.shape[1]):
-            column = codes[:, level] - codes[:, level].min(initial=0)
-            # the prefix of this level as one integer: its parent's group and its own codeword
-            _, group = np.unique(group * (int(column.max()) + 1) + column, return_inverse=True)
-            group = group.reshape(-1)
-            self.groups.append(group)
-            self.orders.append(np.argsort(group, kind="stable"))  # members in row order within a group
-            self.starts.append(np.concatenate([[0], np.cumsum(np.bincount(group))]))
+        self.groups = prefix_ranks(codes)  # each level's prefix ids
+        self.orders = [np.argsort(group, kind="stable") for group in self.groups]  # members in row order
+        self.starts = [np.concatenate([[0], np.cumsum(np.bincount(group))]) for group in self.groups]
 
     def members(self, i: int, level: int) -> np.ndarray:
         """Rows sharing product ``i``'s first ``level`` codewords, ascending."""

@@ -7,8 +7,6 @@ whole row to another leaf's row, so noisy labels stay consistent multi-level pat
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy.sparse import csr_matrix
 
@@ -27,27 +25,22 @@ def leaf_classes(taxonomy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not labelled.any():
         return np.zeros((0, taxonomy.shape[1]), dtype=np.int64), labels
     rows = taxonomy[labelled]
-    first, inverse = unique_rows(rows)
+    inverse = prefix_ranks(rows)[-1]
     labels[labelled] = inverse
-    return rows[first], labels
+    return rows[np.unique(inverse, return_index=True)[1]], labels
 
 
-def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(rows, axis=0, return_index=True, return_inverse=True)``'s index and inverse for integer
-    rows (R, C): ids in the rows' lexicographic order. Each row is keyed as one mixed-radix int64 where the
-    columns' ranges fit (a million 3-column rows: 0.45 s against 4.1 s on 2 cores)."""
+def prefix_ranks(rows: np.ndarray) -> list[np.ndarray]:
+    """Integer rows (R, C) -> C arrays (R,): the id of each row's prefix of 1, 2, ..., C columns, in the
+    prefixes' lexicographic order (``np.unique(rows[:, :d], axis=0, return_inverse=True)`` for every d), a
+    column at a time: the prefix of d columns is its parent's id and its own value, one int64."""
     rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) and rows.shape[1]:
-        low = rows.min(0)
-        radix = [int(v) + 1 for v in rows.max(0) - low]
-        if math.prod(radix) < 2**62:  # a mixed-radix number orders like the rows
-            key = np.zeros(len(rows), np.int64)
-            for column, base, size in zip(rows.T, low, radix):
-                key = key * size + (column - base)
-            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-            return first, inverse.reshape(-1)
-    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
+    ranks, rank = [], np.zeros(len(rows), dtype=np.int64)
+    for column in rows.T:
+        column = column - column.min(initial=0)
+        rank = np.unique(rank * (int(column.max(initial=0)) + 1) + column, return_inverse=True)[1].reshape(-1)
+        ranks.append(rank)
+    return ranks
 
 
 def parent_groups(leaf_paths: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
-from audit.core.noise import unique_rows
+from audit.core.noise import prefix_ranks
 from quantizer.core.neighbours import nearest_neighbours
 from quantizer.core.sampling import row_sample
 
@@ -337,6 +337,7 @@ def knn_probs(neighbours, sims, labels, n_leaves, prior, chunk: int = 8192, devi
         weights = torch.exp((torch.as_tensor(sims[start:start + chunk], device=device).to(torch.float64) - 1.0)
                             / KNN_TEMPERATURE)  # (chunk, k)
         weights = torch.where(nb >= 0, weights, 0.0)  # -1: padding where fewer were found
+        # (neighbours are labelled products; a label of -1 counts for the last leaf, as numpy's indexing did)
         leaf = labels_t[nb.clamp(min=0)] % n_leaves
         votes = torch.zeros((len(nb), n_leaves), dtype=torch.float64, device=device)
         cell = torch.arange(len(nb), device=device)[:, None] * n_leaves + leaf  # (chunk, k) flat cells
@@ -349,7 +350,7 @@ def knn_probs(neighbours, sims, labels, n_leaves, prior, chunk: int = 8192, devi
 
 def prefix_ids(codes: np.ndarray, depth: int) -> np.ndarray:
     """(N,) id of each product's code prefix of ``depth`` levels (ids in the prefixes' lexicographic order)."""
-    return unique_rows(np.asarray(codes)[:, :depth])[1]
+    return prefix_ranks(np.asarray(codes)[:, :depth])[-1]
 
 
 class CodeVotes:
@@ -364,8 +365,7 @@ class CodeVotes:
         self.labels = torch.as_tensor(np.asarray(labels), device=self.device)
         self.prior = torch.as_tensor(np.asarray(prior, np.float64), device=self.device)
         self.groups, self.counts, self.sizes = [], [], []
-        for depth in range(1, codes.shape[1] + 1):
-            g = prefix_ids(codes, depth)
+        for g in prefix_ranks(codes):  # each depth's prefix ids
             c = coo_matrix((np.ones(len(labelled)), (g[labelled], labels[labelled])),
                            shape=(int(g.max()) + 1, n_leaves)).tocsr()
             self.groups.append(torch.as_tensor(g, device=self.device))

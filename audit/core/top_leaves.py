@@ -30,7 +30,7 @@ class TopLeaves:
         n, n_leaves = probs.shape
         out = cls.empty(n, n_leaves, k)
         for start in range(0, n, chunk):
-            rows = np.arange(start, min(n, start + chunk))
+            rows = slice(start, start + chunk)
             out.put(rows, cls.of_rows(torch.as_tensor(np.ascontiguousarray(probs[rows], np.float32), device=device),
                                       torch.as_tensor(labels[rows], device=device), k))
         return out
