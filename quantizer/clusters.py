@@ -4,8 +4,10 @@ reads one level's children by index whatever the catalog's size.
 
 Sizes and label make-up are kept current by PostgreSQL triggers (quantizer migration 0003) on every write of
 semantic IDs, product categories and category paths; `rebuild_cluster_summaries` recomputes a run's from its
-semantic IDs, set-based. Words come from a sample of each cluster's names, written with the
-codes (`fill_words`) and, for a cluster created since, on first view."""
+semantic IDs, set-based. Words come from a sample of each cluster's names: written with the codes for the
+clusters of more than `SMALL_CLUSTER` products (`fill_words`), on the first view of their parent for the
+smaller ones (at a million products the deep levels hold about as many clusters as products, and naming them
+all with the codes took longer than writing the codes) and for a cluster created since."""
 
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from quantizer.selectors import normalize_prefix
 
 NAME_SAMPLE_PER_CHILD = 60
 CATALOG_SAMPLE = 4000
-FEW_CLUSTERS = 500  # up to this many clusters to name, each reads its own sample; more, one pass per level
+# Clusters of more products are named when the codes are written; smaller ones on the first view of their parent
+SMALL_CLUSTER = 16
 WORDS_BATCH = 10000
 TOKEN = re.compile(r"[a-z][a-z'-]{2,}")
 STOPWORDS = frozenset(
@@ -78,17 +81,16 @@ def characteristic_words(names: list[str], frequencies: Counter, total: int, k: 
     return [token for _, token in scored[:k]]
 
 
-def _sample_names(run: QuantizerRun, level: int, prefixes: list[str]) -> dict[str, list[str]]:
-    """{prefix: the names of its first products (by semantic-ID id)} for level-`level` prefixes."""
+def codes_under(prefix: str) -> str:
+    """The LIKE pattern of the codes under `prefix`: the prefix and an underscore, escaped (`_` is LIKE's
+    wildcard)."""
+    return prefix.replace("_", "\\_") + "\\_%"
+
+
+def _level_sample(run: QuantizerRun, level: int, wanted: set[str]) -> dict[str, list[str]]:
+    """{prefix: the names of its first products by semantic-ID id} for the `wanted` level-`level` prefixes, in
+    one pass over the run's products."""
     names: dict[str, list[str]] = {}
-    if len(prefixes) <= FEW_CLUSTERS:
-        deepest = level == ClusterSummary.objects.filter(run=run).aggregate(deepest=Max("level"))["deepest"]
-        for prefix in prefixes:
-            under = Q(code=prefix) if deepest else Q(code__startswith=prefix + "_")  # one condition: the index's
-            names[prefix] = list(SemanticId.objects.filter(under, run=run).order_by("id")
-                                 .values_list("product__name", flat=True)[:NAME_SAMPLE_PER_CHILD])
-        return names
-    wanted = set(prefixes)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT prefix, name FROM (SELECT array_to_string(s.codes[1:%s], '_') AS prefix, p.name, "
@@ -102,11 +104,32 @@ def _sample_names(run: QuantizerRun, level: int, prefixes: list[str]) -> dict[st
     return names
 
 
+def _cluster_sample(run: QuantizerRun, prefixes: list[str], *, deepest: bool) -> dict[str, list[str]]:
+    """{prefix: the names of its first products in code order}, each prefix read from the run's code index
+    (`semid_run_code_prefix`): a whole cluster for the small ones this is for. A prefix of the `deepest` level
+    is a whole code; else its codes are the index's byte-order range ["6_19_", "6_19_~"] ('~' follows digits
+    and '_'), given as bounds: a LIKE of a joined column would not use the index."""
+    bounds = [(p, p) if deepest else (p + "_", p + "_~") for p in prefixes]
+    names: dict[str, list[str]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT w.prefix, p.name FROM unnest(%s::text[], %s::text[], %s::text[]) AS w(prefix, low, high) "
+            "CROSS JOIN LATERAL (SELECT s.product_id FROM quantizer_semanticid s WHERE s.run_id = %s "
+            "AND s.code ~>=~ w.low AND s.code ~<=~ w.high ORDER BY s.code USING ~<~, s.token LIMIT %s) AS s "
+            "JOIN catalog_product p ON p.id = s.product_id",
+            [prefixes, [low for low, _ in bounds], [high for _, high in bounds], run.pk, NAME_SAMPLE_PER_CHILD])
+        for prefix, name in cursor:
+            names.setdefault(prefix, []).append(name)
+    return names
+
+
 def fill_words(*, run: QuantizerRun, prefixes: list[str] | None = None) -> dict[str, list[str]]:
-    """Name the run's clusters that have no words yet (all of them after its codes are written; a few created
-    by a later cold start or an admin's edit), or only those of `prefixes`. Returns {prefix: words}."""
+    """Name the run's clusters of `prefixes` that have no words yet (a level's children, on first view), or,
+    without `prefixes`, those of more than `SMALL_CLUSTER` products. Returns {prefix: words}."""
     missing = ClusterSummary.objects.filter(run=run, words__isnull=True)
-    if prefixes is not None:
+    if prefixes is None:
+        missing = missing.filter(size__gt=SMALL_CLUSTER)
+    else:
         missing = missing.filter(prefix__in=prefixes)
     by_level: dict[int, dict[str, int]] = {}
     for pk, level, prefix in missing.values_list("pk", "level", "prefix").iterator(chunk_size=WORDS_BATCH):
@@ -114,9 +137,13 @@ def fill_words(*, run: QuantizerRun, prefixes: list[str] | None = None) -> dict[
     if not by_level:
         return {}
     frequencies, total = _catalog_frequencies(run)
+    deepest = ClusterSummary.objects.filter(run=run).aggregate(deepest=Max("level"))["deepest"]
     named: dict[str, list[str]] = {}
     for level, ids in sorted(by_level.items()):
-        names = _sample_names(run, level, list(ids))
+        if prefixes is None:
+            names = _level_sample(run, level, set(ids))
+        else:
+            names = _cluster_sample(run, list(ids), deepest=level == deepest)
         words = {prefix: characteristic_words(names.get(prefix, []), frequencies, total) for prefix in ids}
         named.update(words)
         rows = [(ids[prefix], w) for prefix, w in words.items()]
@@ -131,7 +158,8 @@ def fill_words(*, run: QuantizerRun, prefixes: list[str] | None = None) -> dict[
 
 
 def rebuild_cluster_summaries(*, run: QuantizerRun) -> int:
-    """Recompute the run's clusters from its semantic IDs (set-based, one statement per level) and name them.
+    """Recompute the run's clusters from its semantic IDs (set-based, one statement per level) and name those
+    of more than `SMALL_CLUSTER` products.
     The triggers keep them current after that; this is for codes written with triggers off (a bulk copy)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT quantizer_rebuild_cluster_summaries(%s)", [run.pk])
@@ -173,8 +201,7 @@ class ClusterProducts:
 
     def __init__(self, *, run: QuantizerRun, prefix: str, size: int, deepest: bool):
         self.run, self.size = run, size
-        # a whole code is matched exactly; else the prefix and an underscore (escaped: `_` is LIKE's wildcard)
-        self.condition = ("code = %s", prefix) if deepest else ("code LIKE %s", prefix.replace("_", "\\_") + "\\_%")
+        self.condition = ("code = %s", prefix) if deepest else ("code LIKE %s", codes_under(prefix))
 
     def __len__(self) -> int:
         return self.size

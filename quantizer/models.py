@@ -108,8 +108,9 @@ class ClusterSummary(models.Model):
     Sizes and label make-up are kept by PostgreSQL triggers (migration 0003) on every write that can
     change them, whatever path it takes: semantic IDs written, moved or deleted (training, cold start,
     the admin), a product's category changed (a decision, an undo, an import, the admin, the API) and a
-    category's path renamed. `words` are written with the codes (quantizer.clusters.fill_words) and filled
-    on first view for a cluster created later; they do not follow decisions."""
+    category's path renamed. `words` are written with the codes for clusters of more than
+    `quantizer.clusters.SMALL_CLUSTER` products (`fill_words`), on the first view of their parent for the
+    others; they do not follow decisions."""
 
     run = models.ForeignKey(QuantizerRun, on_delete=models.CASCADE, related_name="cluster_summaries")
     level = models.PositiveSmallIntegerField()  # 1 = the first code
@@ -127,7 +128,6 @@ class ClusterSummary(models.Model):
         ]
         indexes = [
             models.Index(fields=["run", "level", "parent"], name="cluster_summary_children"),
-            models.Index(fields=["run"], condition=Q(words__isnull=True), name="cluster_summary_unnamed"),
         ]
 
     def __str__(self):

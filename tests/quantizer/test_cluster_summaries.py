@@ -9,7 +9,6 @@ import re
 from collections import Counter
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -21,10 +20,10 @@ from catalog.demo import generate_demo_catalog, write_csv
 from catalog.embeddings import embed_products
 from catalog.models import Category, Product
 from catalog.services import import_catalog, move_product
-from quantizer.clusters import cluster_children, rebuild_cluster_summaries
+from quantizer.clusters import SMALL_CLUSTER, cluster_children, rebuild_cluster_summaries, tokens
 from quantizer.models import ClusterSummary, QuantizerRun, SemanticId
 from quantizer.assignment import assign_products
-from quantizer.services import active_run
+from quantizer.services import active_run, create_run, train_run
 from tests.conftest import make_user
 
 
@@ -60,7 +59,8 @@ def trained(tmp_path, db):
     write_csv(generate_demo_catalog(n_products=80, seed=2), tmp_path / "c.csv")
     import_catalog(path=tmp_path / "c.csv")
     embed_products(flavor="precision")
-    call_command("train", "--flavor", "precision", "--epochs", "3", verbosity=0)
+    # small codebooks, so that some clusters are larger than SMALL_CLUSTER (named with the codes), some not
+    train_run(run=create_run(flavor="precision", overrides={"epochs": 3, "codebook_sizes": [4, 8, 8, 8]}))
     return active_run("precision")
 
 
@@ -73,8 +73,23 @@ def other_leaf(product: Product) -> Category:
 def test_summaries_equal_the_semantic_ids_after_training_a_decision_and_its_undo(trained, reviewer_user):
     run = trained
     assert_current(run)
-    assert not ClusterSummary.objects.filter(run=run, words__isnull=True).exists()  # named with the codes
-    assert ClusterSummary.objects.filter(run=run, level=1).exclude(words=[]).exists()
+    # clusters of more than SMALL_CLUSTER products are named with the codes; the smaller ones on the first view
+    # of their parent
+    summaries = ClusterSummary.objects.filter(run=run)
+    assert summaries.filter(size__gt=SMALL_CLUSTER).exists() and summaries.filter(size__lte=SMALL_CLUSTER).exists()
+    assert not summaries.filter(size__gt=SMALL_CLUSTER, words__isnull=True).exists()
+    assert not summaries.filter(size__lte=SMALL_CLUSTER, words__isnull=False).exists()
+    parent = summaries.filter(level=1).order_by("-size", "prefix").first().prefix
+    children = summaries.filter(level=2, parent=parent)
+    assert children.filter(words__isnull=True).exists()
+    shown = {c["prefix"]: c["words"] for c in cluster_children(run=run, prefix=parent)}
+    assert set(shown) == set(children.values_list("prefix", flat=True))
+    assert dict(children.values_list("prefix", "words")) == shown  # kept for the next view
+    assert any(shown.values())
+    assert not summaries.filter(words__isnull=False, size__lte=SMALL_CLUSTER).exclude(parent=parent).exists()
+    deepest = summaries.filter(level=4).order_by("prefix").first()  # a whole code: its names read exactly
+    names = list(SemanticId.objects.filter(run=run, code=deepest.prefix).values_list("product__name", flat=True))
+    assert set(cluster_children(run=run, prefix=deepest.parent)[0]["words"]) <= set().union(*map(tokens, names))
 
     product = Product.objects.select_related("category").order_by("id").first()
     target = other_leaf(product)
@@ -117,7 +132,7 @@ def test_imports_cold_starts_code_edits_and_category_renames_keep_the_summaries(
     assign_products(product_ids=result.changed_ids)  # cold start, as after an import
     assert SemanticId.objects.filter(run=run, product__external_id__startswith="NEW-").count() == 4
     assert_current(run)
-    assert not ClusterSummary.objects.filter(run=run, words__isnull=True).exists()  # new clusters named too
+    assert not ClusterSummary.objects.filter(run=run, size__gt=SMALL_CLUSTER, words__isnull=True).exists()
 
     # an admin edits a code (the admin's form saves the row), a category is renamed, a product loses its category
     sid = SemanticId.objects.filter(run=run).order_by("id")[3]
