@@ -87,21 +87,26 @@ def codes_under(prefix: str) -> str:
     return prefix.replace("_", "\\_") + "\\_%"
 
 
+def _names_by_prefix(sql: str, params: list, wanted: set[str] | None = None) -> dict[str, list[str]]:
+    """{prefix: names} from a query of (prefix, name) rows, keeping the `wanted` prefixes (None: every one)."""
+    names: dict[str, list[str]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for prefix, name in cursor:
+            if wanted is None or prefix in wanted:
+                names.setdefault(prefix, []).append(name)
+    return names
+
+
 def _level_sample(run: QuantizerRun, level: int, wanted: set[str]) -> dict[str, list[str]]:
     """{prefix: the names of its first products by semantic-ID id} for the `wanted` level-`level` prefixes, in
     one pass over the run's products."""
-    names: dict[str, list[str]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT prefix, name FROM (SELECT array_to_string(s.codes[1:%s], '_') AS prefix, p.name, "
-            "row_number() OVER (PARTITION BY s.codes[1:%s] ORDER BY s.id) AS rank "
-            "FROM quantizer_semanticid s JOIN catalog_product p ON p.id = s.product_id "
-            "WHERE s.run_id = %s AND cardinality(s.codes) >= %s) AS sample WHERE rank <= %s",
-            [level, level, run.pk, level, NAME_SAMPLE_PER_CHILD])
-        for prefix, name in cursor:
-            if prefix in wanted:
-                names.setdefault(prefix, []).append(name)
-    return names
+    return _names_by_prefix(
+        "SELECT prefix, name FROM (SELECT array_to_string(s.codes[1:%s], '_') AS prefix, p.name, "
+        "row_number() OVER (PARTITION BY s.codes[1:%s] ORDER BY s.id) AS rank "
+        "FROM quantizer_semanticid s JOIN catalog_product p ON p.id = s.product_id "
+        "WHERE s.run_id = %s AND cardinality(s.codes) >= %s) AS sample WHERE rank <= %s",
+        [level, level, run.pk, level, NAME_SAMPLE_PER_CHILD], wanted)
 
 
 def _cluster_sample(run: QuantizerRun, prefixes: list[str], *, deepest: bool) -> dict[str, list[str]]:
@@ -110,17 +115,12 @@ def _cluster_sample(run: QuantizerRun, prefixes: list[str], *, deepest: bool) ->
     is a whole code; else its codes are the index's byte-order range ["6_19_", "6_19_~"] ('~' follows digits
     and '_'), given as bounds: a LIKE of a joined column would not use the index."""
     bounds = [(p, p) if deepest else (p + "_", p + "_~") for p in prefixes]
-    names: dict[str, list[str]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT w.prefix, p.name FROM unnest(%s::text[], %s::text[], %s::text[]) AS w(prefix, low, high) "
-            "CROSS JOIN LATERAL (SELECT s.product_id FROM quantizer_semanticid s WHERE s.run_id = %s "
-            "AND s.code ~>=~ w.low AND s.code ~<=~ w.high ORDER BY s.code USING ~<~, s.token LIMIT %s) AS s "
-            "JOIN catalog_product p ON p.id = s.product_id",
-            [prefixes, [low for low, _ in bounds], [high for _, high in bounds], run.pk, NAME_SAMPLE_PER_CHILD])
-        for prefix, name in cursor:
-            names.setdefault(prefix, []).append(name)
-    return names
+    return _names_by_prefix(
+        "SELECT w.prefix, p.name FROM unnest(%s::text[], %s::text[], %s::text[]) AS w(prefix, low, high) "
+        "CROSS JOIN LATERAL (SELECT s.product_id FROM quantizer_semanticid s WHERE s.run_id = %s "
+        "AND s.code ~>=~ w.low AND s.code ~<=~ w.high ORDER BY s.code USING ~<~, s.token LIMIT %s) AS s "
+        "JOIN catalog_product p ON p.id = s.product_id",
+        [prefixes, [low for low, _ in bounds], [high for _, high in bounds], run.pk, NAME_SAMPLE_PER_CHILD])
 
 
 def fill_words(*, run: QuantizerRun, prefixes: list[str] | None = None) -> dict[str, list[str]]:
