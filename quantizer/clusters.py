@@ -81,10 +81,12 @@ def characteristic_words(names: list[str], frequencies: Counter, total: int, k: 
     return [token for _, token in scored[:k]]
 
 
-def codes_under(prefix: str) -> str:
-    """The LIKE pattern of the codes under `prefix`: the prefix and an underscore, escaped (`_` is LIKE's
-    wildcard)."""
-    return prefix.replace("_", "\\_") + "\\_%"
+def code_bounds(prefix: str, *, deepest: bool) -> tuple[str, str]:
+    """The codes under `prefix` as a byte-order range [low, high] of the run's code index
+    (`semid_run_code_prefix`, `~>=~` / `~<=~`): a whole code where `prefix` is of the deepest level, else
+    ["6_19_", "6_19_~"] ('~' follows digits and '_'). Bounds, unlike a LIKE, use the index when they come from
+    a joined column too."""
+    return (prefix, prefix) if deepest else (prefix + "_", prefix + "_~")
 
 
 def _names_by_prefix(sql: str, params: list, wanted: set[str] | None = None) -> dict[str, list[str]]:
@@ -111,10 +113,8 @@ def _level_sample(run: QuantizerRun, level: int, wanted: set[str]) -> dict[str, 
 
 def _cluster_sample(run: QuantizerRun, prefixes: list[str], *, deepest: bool) -> dict[str, list[str]]:
     """{prefix: the names of its first products in code order}, each prefix read from the run's code index
-    (`semid_run_code_prefix`): a whole cluster for the small ones this is for. A prefix of the `deepest` level
-    is a whole code; else its codes are the index's byte-order range ["6_19_", "6_19_~"] ('~' follows digits
-    and '_'), given as bounds: a LIKE of a joined column would not use the index."""
-    bounds = [(p, p) if deepest else (p + "_", p + "_~") for p in prefixes]
+    (`code_bounds`): a whole cluster for the small ones this is for."""
+    bounds = [code_bounds(prefix, deepest=deepest) for prefix in prefixes]
     return _names_by_prefix(
         "SELECT w.prefix, p.name FROM unnest(%s::text[], %s::text[], %s::text[]) AS w(prefix, low, high) "
         "CROSS JOIN LATERAL (SELECT s.product_id FROM quantizer_semanticid s WHERE s.run_id = %s "
@@ -137,7 +137,7 @@ def fill_words(*, run: QuantizerRun, prefixes: list[str] | None = None) -> dict[
     if not by_level:
         return {}
     frequencies, total = _catalog_frequencies(run)
-    deepest = ClusterSummary.objects.filter(run=run).aggregate(deepest=Max("level"))["deepest"]
+    deepest = None if prefixes is None else ClusterSummary.objects.filter(run=run).aggregate(Max("level"))["level__max"]
     named: dict[str, list[str]] = {}
     for level, ids in sorted(by_level.items()):
         if prefixes is None:
@@ -201,7 +201,7 @@ class ClusterProducts:
 
     def __init__(self, *, run: QuantizerRun, prefix: str, size: int, deepest: bool):
         self.run, self.size = run, size
-        self.condition = ("code = %s", prefix) if deepest else ("code LIKE %s", codes_under(prefix))
+        self.bounds = code_bounds(prefix, deepest=deepest)
 
     def __len__(self) -> int:
         return self.size
@@ -211,10 +211,11 @@ class ClusterProducts:
 
     def __getitem__(self, index: slice) -> list[SemanticId]:
         start, stop, _ = index.indices(self.size)
-        where, value = self.condition
+        low, high = self.bounds
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT id FROM quantizer_semanticid WHERE run_id = %s AND {where} "
-                           "ORDER BY code USING ~<~, token LIMIT %s OFFSET %s", [self.run.pk, value, stop - start, start])
+            cursor.execute("SELECT id FROM quantizer_semanticid WHERE run_id = %s AND code ~>=~ %s AND code ~<=~ %s "
+                           "ORDER BY code USING ~<~, token LIMIT %s OFFSET %s",
+                           [self.run.pk, low, high, stop - start, start])
             ids = [pk for (pk,) in cursor]
         rows = SemanticId.objects.select_related("product__category").in_bulk(ids)
         return [rows[pk] for pk in ids]
