@@ -4,9 +4,11 @@ semantic-ID prefixes, the embedding's nearest neighbours, at equal candidate-set
     .venv/bin/python bench/baskets_complements.py [--flavors precision discovery] [--methods rqvae rqvae_l0 rkmeans]
         [--seeds 0 1 2] [--device cpu|cuda] [--config '{"epochs": 20}'] [--json-out F] [--merge F...]
 
-Anchors: catalog products in at least --min-baskets orders (20) with a categorized leaf and at least one
-partner; their partners: the --partners (10) of highest lift above 1 among pairs of at least
-MIN_PAIR_SUPPORT (the application's, baskets.core.copurchase) shared orders, lift = together·N/(n_a·n_b).
+Orders are split as the next-item benchmark splits them (baskets.core.evaluation.split_orders, seed 0):
+"rqvae_cp" reads the co-purchase embedding of the training 80% beside the text
+(baskets.core.copurchase.copurchase_embedding), and every method is scored on the other 20%. Anchors: catalog products in at least --min-baskets of those orders (20) with a categorized leaf and at
+least one partner; their partners: the --partners (10) of highest lift above 1 among pairs of at least
+MIN_PAIR_SUPPORT (the application's) shared orders, lift = together·N/(n_a·n_b).
 
 Every method ranks the other 49,687 catalog products for an anchor:
 - the tree: same aisle (leaf) first, then same department, then the rest;
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baskets_data as bd  # noqa: E402
 import common  # noqa: E402
 
-from baskets.core.copurchase import MIN_PAIR_SUPPORT, lift_matrix, order_matrix, top_partners  # noqa: E402
+from baskets.core.copurchase import MIN_PAIR_SUPPORT, copurchase_embedding, orders_lift, top_partners  # noqa: E402
 
 FIXED_K = (10, 100, 250, 1000)
 
@@ -160,8 +162,9 @@ def main():
 
         torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
         ds = common.load_dataset(args.dataset)
-        lines = bd.load_baskets(ds)
-        lift, bought = lift_matrix(order_matrix(lines.order, lines.product, len(ds)), MIN_PAIR_SUPPORT)
+        train_orders, scored_orders = bd.split(bd.load_baskets(ds))
+        lift, bought = orders_lift(scored_orders, len(ds))
+        learned = copurchase_embedding(train_orders, len(ds)) if "rqvae_cp" in args.methods else None
         candidates = np.flatnonzero((bought >= args.min_baskets) & (ds.leaf >= 0))
         partners = top_partners(lift, candidates, args.partners)
         keep = np.array([len(p) > 0 for p in partners], bool)
@@ -176,6 +179,7 @@ def main():
             "other_dept_share": float(an.other_dept.mean()), "mean_aisle": float(aisle.mean()),
             "mean_department": float(dept.mean()), "catalog": len(ds), "min_support": MIN_PAIR_SUPPORT,
             "min_baskets": args.min_baskets, "top": args.partners, "device": bd.device_name(args.device),
+            "orders_scored": len(scored_orders), "orders_learned": len(train_orders),
             "config": overrides,
         }
         print(json.dumps(info), flush=True)
@@ -195,7 +199,8 @@ def main():
             print(json.dumps(results[-1]), flush=True)
             for method in args.methods:
                 for seed in args.seeds:
-                    codes = bd.semantic_codes(ds, x, flavor, method, seed, device=args.device, overrides=overrides)
+                    codes = bd.semantic_codes(ds, x, flavor, method, seed, device=args.device, overrides=overrides,
+                                              copurchase=learned)
                     groups = group_ids(codes)
                     results.append({"flavor": flavor, "method": method, "seed": seed,
                                     **reach_row(lambda k: graded_hits(groups, an, k), an),
@@ -236,7 +241,8 @@ def tables(info: dict, results: list[dict]) -> str:
             cells.append(f"{size:,.0f} / {bd.mean_spread([g[1] for g in got])}")
         out.append(f"| {flavor} | {label[method]} | " + " | ".join(cells) + " |")
     head = (f"{info['anchors']:,} anchors (of {info['in_min_baskets']:,} categorized products in >= "
-            f"{info['min_baskets']} orders; those with a partner of lift > 1 at support >= {info['min_support']}), "
+            f"{info['min_baskets']} of the {info.get('orders_scored', 0):,} scored orders; those with a partner of "
+            f"lift > 1 at support >= {info['min_support']}), "
             f"{info['partners']:,} partners (top {info['top']} by lift), {info['other_dept_share']:.1%} of them in "
             f"another department; mean aisle {info['mean_aisle']:,.0f} and department {info['mean_department']:,.0f}"
             f" other products of {info['catalog']:,}")

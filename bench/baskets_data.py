@@ -23,8 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 BASKETS_FILE = "instacart_baskets.csv"
-METHODS = ("rqvae", "rqvae_l0", "rkmeans")
-LABELS = {"rqvae": "RQ-VAE (default λ)", "rqvae_l0": "RQ-VAE λ=0", "rkmeans": "residual k-means"}
+METHODS = ("rqvae", "rqvae_l0", "rkmeans", "rqvae_cp")
+LABELS = {"rqvae": "RQ-VAE (default λ)", "rqvae_l0": "RQ-VAE λ=0", "rkmeans": "residual k-means",
+          "rqvae_cp": "RQ-VAE on text + co-purchase embedding (training orders)"}
+# The orders the co-purchase embedding may read: the training part of `split_orders(orders, SPLIT_SEED)` (80%);
+# the complements and the next-item benchmarks score on the other 20%.
+SPLIT_SEED = 0
 
 
 def cache_dir() -> Path:
@@ -103,17 +107,30 @@ def load_baskets(ds: common.Dataset) -> Baskets:
     order, product, position = (np.asarray(v, dtype=np.int64) for v in (orders, products, positions))
     sort = np.lexsort((position, order))
     out = Baskets(order[sort], product[sort], position[sort])
-    np.savez(cache, order=out.order, product=out.product, position=out.position)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")  # several processes may read the orders at once
+    np.savez(tmp, order=out.order, product=out.product, position=out.position)
+    tmp.replace(cache)
     print(f"read {len(order):,} basket lines in {time.time() - started:.0f}s"
           + (f" ({unknown} of unknown products dropped)" if unknown else ""), file=sys.stderr)
     return out
 
 
+def split(lines: Baskets, seed: int = SPLIT_SEED) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The orders (each its product rows in cart order) cut by `split_orders`: (training 80%, the other 20%)."""
+    from baskets.core.evaluation import split_orders
+
+    orders = lines.orders()
+    train, validation, test = split_orders(len(orders), seed)
+    return [orders[i] for i in train], [orders[i] for i in np.sort(np.r_[validation, test])]
+
+
 def semantic_codes(ds: common.Dataset, x: np.ndarray, flavor: str, method: str, seed: int, *,
-                   device: str = "cpu", overrides: dict | None = None) -> np.ndarray:
+                   device: str = "cpu", overrides: dict | None = None, copurchase: np.ndarray | None = None) -> np.ndarray:
     """(N, L) semantic IDs of every product: the RQ-VAE (default config, the taxonomy contrastive weight
-    as configured), the RQ-VAE with λ = 0, or residual k-means, as bench/semantic_ids.py trains them.
-    Cached by dataset, flavor, method, seed, config and a digest of the embeddings."""
+    as configured), the RQ-VAE with λ = 0, residual k-means, as bench/semantic_ids.py trains them, or
+    ("rqvae_cp") the RQ-VAE on each product's text embedding beside its `copurchase` row
+    (baskets.core.copurchase.copurchase_embedding of the training orders), the two halves weighed alike.
+    Cached by dataset, flavor, method, seed, config and a digest of the input."""
     import torch
 
     from quantizer.core import RQVAEConfig, encode, residual_kmeans, train_rqvae
@@ -121,6 +138,10 @@ def semantic_codes(ds: common.Dataset, x: np.ndarray, flavor: str, method: str, 
     overrides = dict(overrides or {})
     if method == "rqvae_l0":
         overrides["contrastive_weight"] = 0.0
+    if method == "rqvae_cp":
+        if copurchase is None:
+            raise ValueError("rqvae_cp needs the co-purchase embedding of the training orders")
+        x = (np.hstack([x, copurchase]) / np.sqrt(2)).astype(np.float32)
     # the flat stored form (to_dict / from_dict): the same names whether or not the recipe is grouped
     config = RQVAEConfig.from_dict({**RQVAEConfig().to_dict(), "input_dim": x.shape[1], "seed": seed, **overrides})
     flat = config.to_dict()
@@ -136,7 +157,7 @@ def semantic_codes(ds: common.Dataset, x: np.ndarray, flavor: str, method: str, 
                                 spread=flat["spread_last_level"],
                                 near_duplicate_threshold=flat["near_duplicate_threshold"],
                                 near_duplicate_max_group=flat["near_duplicate_max_group"])
-    elif method in ("rqvae", "rqvae_l0"):
+    elif method in ("rqvae", "rqvae_l0", "rqvae_cp"):
         result = train_rqvae(x, ds.taxonomy, config, device=device)
         codes = encode(result.model, x, device=device).codes
     else:
@@ -187,8 +208,13 @@ def main():
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 1))
     ds = common.load_dataset(args.dataset)
     x = common.embed_dataset(ds, args.flavor, device=args.device)
+    copurchase = None
+    if args.method == "rqvae_cp":
+        from baskets.core.copurchase import copurchase_embedding
+
+        copurchase = copurchase_embedding(split(load_baskets(ds))[0], len(ds))
     codes = semantic_codes(ds, x, args.flavor, args.method, args.seed, device=args.device,
-                           overrides=json.loads(args.config))
+                           overrides=json.loads(args.config), copurchase=copurchase)
     print(f"{args.flavor} {args.method} seed {args.seed}: {len(np.unique(codes, axis=0))} distinct codes of {len(codes)}")
 
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baskets_data as bd  # noqa: E402
 import common  # noqa: E402
 
-from baskets.core.copurchase import order_matrix  # noqa: E402
+from baskets.core.copurchase import copurchase_embedding, order_matrix  # noqa: E402
 from baskets.core.evaluation import hit_metrics, leave_last_out, split_orders  # noqa: E402
 
 K = 10
@@ -177,6 +177,8 @@ def main():
     tail = np.ones(n, bool)
     tail[by_pop[:head_n]] = False
     x = common.embed_dataset(ds, args.flavor, device=args.device) if {"content", "tiger"} & set(args.methods) else None
+    # Codes that read the baskets read the training orders only.
+    learned = copurchase_embedding(train, n) if args.codes == "rqvae_cp" else None
     info = {"orders": len(baskets), "train_orders": len(tr), "val_orders": len(va), "test_orders": len(te),
             "test_cases": int(len(target)), "warm_cases": int(warm.sum()), "cold_cases": int((~warm).sum()),
             "train_products": int((pop > 0).sum()), "head_products": head_n, "tail_products": int(tail.sum()),
@@ -206,7 +208,7 @@ def main():
         if "tiger" in args.methods:
             t = time.time()
             codes = bd.semantic_codes(ds, x, args.flavor, args.codes, seed, device=args.device,
-                                      overrides=codes_overrides)
+                                      overrides=codes_overrides, copurchase=learned)
             config = NextItemConfig.from_dict({**NextItemConfig().to_dict(), **overrides, "seed": seed})
             model = train_next_item(train, codes, config, device=args.device,
                                     on_epoch=lambda e, E, row: print(f"  tiger epoch {e}/{E} loss {row['loss']:.3f}",

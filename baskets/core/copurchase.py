@@ -15,6 +15,8 @@ from scipy import sparse
 # copy holds 8% as many as the real orders from 4 shared orders on, 2.4% from 5, 0.8% from 6 (103 of
 # 12,894; 100 with another seed). 6 is the smallest support where chance makes under 1% of them.
 MIN_PAIR_SUPPORT = 6
+# Width of the co-purchase embedding: the RQ-VAE's latent width (quantizer ModelConfig.latent_dim); not tuned.
+COPURCHASE_DIM = 64
 
 
 def order_matrix(order_ids: np.ndarray, product_ids: np.ndarray, n_products: int) -> sparse.csr_matrix:
@@ -54,4 +56,47 @@ def top_partners(lift: sparse.csr_matrix, anchors: np.ndarray, k: int) -> list[n
         cols, vals = cols[keep], vals[keep]
         order = np.lexsort((cols, -vals))[:k]
         out.append(cols[order])
+    return out
+
+
+
+def orders_lift(orders: list[np.ndarray], n_products: int,
+                min_support: int = MIN_PAIR_SUPPORT) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """`lift_matrix` of `orders` (each an array of product rows)."""
+    return lift_matrix(_orders_matrix(orders, n_products), min_support)
+
+
+def _orders_matrix(orders: list[np.ndarray], n_products: int) -> sparse.csr_matrix:
+    order_ids = np.repeat(np.arange(len(orders)), [len(o) for o in orders])
+    products = np.concatenate(orders) if orders else np.zeros(0, np.int64)
+    return order_matrix(order_ids, products, n_products)
+
+
+def copurchase_embedding(orders: list[np.ndarray], n_products: int, dim: int = COPURCHASE_DIM,
+                         min_support: int = 1) -> np.ndarray:
+    """(n_products, dim) float32 unit rows: where each product sits among the baskets, zero for a product
+    never bought with another. The truncated SVD of the positive PMI of products bought in one order
+    (PMI_ab = log(together_ab · T / (c_a · c_b)), c_a = the pairs a is in, T = all pairs; kept where > 0 and
+    together_ab >= `min_support`), rows U·sqrt(S) (Levy & Goldberg's symmetric factorisation), from `orders`
+    (each an array of product rows). Products bought together far more often than chance get close rows,
+    across departments. Deterministic (ARPACK from a fixed start)."""
+    from scipy.sparse.linalg import svds
+
+    m = _orders_matrix(orders, n_products)
+    together = (m.T @ m).tocsr().astype(np.float64)
+    together.setdiag(0)
+    together.eliminate_zeros()
+    counts = np.asarray(together.sum(1)).ravel()
+    coo = together.tocoo()
+    pmi = np.log(coo.data * counts.sum() / (counts[coo.row] * counts[coo.col])) if coo.nnz else coo.data
+    keep = (pmi > 0) & (coo.data >= min_support)
+    ppmi = sparse.csr_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=together.shape)
+    out = np.zeros((n_products, dim), np.float32)
+    rank = min(dim, n_products - 2, ppmi.nnz)
+    if rank < 1:
+        return out
+    u, s, _ = svds(ppmi, k=rank, v0=np.ones(n_products) / np.sqrt(n_products))
+    rows = u * np.sqrt(s)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    out[:, :rank] = np.where(norms > 1e-9, rows / np.maximum(norms, 1e-9), 0.0)
     return out

@@ -3,11 +3,12 @@
 # Needs in .carry/data, beside instacart.csv: instacart_baskets.csv.xz (5.3 MB:
 #   xz -9 -T1 -c ../shared/data/instacart_baskets.csv > .carry/data/instacart_baskets.csv.xz).
 # codes: embeds instacart's two flavors on the GPU, then one process per (flavor, method, seed): RQ-VAE default lambda,
-#   lambda = 0 and residual k-means, seeds 0 1 2 (18 side by side), cached under $SEMID_HOME (/tmp/sh); a set already
+#   lambda = 0, residual k-means and the RQ-VAE with the co-purchase term (learning from the training 80% of the
+#   orders), seeds 0 1 2 (24 side by side), cached under $SEMID_HOME (/tmp/sh); a set already
 #   cached on this warm machine is skipped, a job still running when BUDGET seconds are spent is cut (call again).
 # complements: bench/baskets_complements.py over the cached codes -> $OUT/baskets-complements.{md,json}.
 # retrieval: bench/baskets_retrieval.py, one process per seed (each trains its SASRec and TIGER on the codes of its
-#   seed), merged -> $OUT/baskets-retrieval.{md,json}. Each stage fits one 600 s call: the lead runs
+#   seed; CODES=rqvae_cp for the codes with the co-purchase term, default rqvae), merged -> $OUT/baskets-retrieval.{md,json}. Each stage fits one 600 s call: the lead runs
 #   `bash bench/gpu/baskets.sh codes`, then `bash bench/gpu/baskets.sh complements`, then `... retrieval`.
 source "$(dirname "$0")/env.sh"
 STAGE=${1:-all}; DEADLINE=$(( $(date +%s) + ${BUDGET:-540} ))
@@ -16,9 +17,10 @@ left() { echo $(( DEADLINE - $(date +%s) )); }
 if [ "$STAGE" = codes ] || [ "$STAGE" = all ]; then
   t0=$(date +%s)
   python3 -c "import sys; sys.path.insert(0, 'bench'); import common; ds = common.load_dataset('instacart')
-for f in ('precision', 'discovery'): common.embed_dataset(ds, f, device='cuda')" > /tmp/bask/embed.log 2>&1
+for f in ('precision', 'discovery'): common.embed_dataset(ds, f, device='cuda')
+import baskets_data; baskets_data.load_baskets(ds)" > /tmp/bask/embed.log 2>&1
   echo "embedded: $(( $(date +%s) - t0 )) s"
-  for f in precision discovery; do for m in rkmeans rqvae rqvae_l0; do for s in 0 1 2; do
+  for f in precision discovery; do for m in rkmeans rqvae rqvae_l0 rqvae_cp; do for s in 0 1 2; do
     OMP_NUM_THREADS=1 timeout $(left) python3 bench/baskets_data.py --flavor $f --method $m --seed $s --device cuda \
       > /tmp/bask/codes-$f-$m-$s.log 2>&1 &
   done; done; done
@@ -33,7 +35,7 @@ if [ "$STAGE" = complements ] || [ "$STAGE" = all ]; then
 fi
 if [ "$STAGE" = retrieval ] || [ "$STAGE" = all ]; then
   for s in 0 1 2; do
-    OMP_NUM_THREADS=4 timeout $(left) python3 bench/baskets_retrieval.py --device cuda --seeds $s \
+    OMP_NUM_THREADS=4 timeout $(left) python3 bench/baskets_retrieval.py --device cuda --seeds $s --codes ${CODES:-rqvae} \
       --json-out /tmp/bask/retrieval-$s.json > /tmp/bask/retrieval-$s.log 2>&1 &
   done
   wait
