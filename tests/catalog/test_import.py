@@ -89,6 +89,28 @@ def test_a_fresh_import_writes_one_created_history_row_per_product_under_the_imp
 
 
 @pytest.mark.django_db
+def test_the_imports_created_rows_are_those_the_history_trigger_writes(tmp_path, admin_user):
+    """The import writes its "created" history rows itself (set-based, the row trigger skipped): every column
+    the trigger fills, the tracked fields included, holds what the trigger would have put there."""
+    import pghistory
+
+    with pghistory.context(user=admin_user.pk, source="import"):
+        by_trigger = Product.objects.create(external_id="ORM", name="Capers", category=None)
+    import_catalog(path=write(tmp_path, GOOD), user=admin_user)
+    imported = Product.objects.get(external_id="P1")
+    columns = [f.attname for f in ProductCategoryEvent._meta.concrete_fields if f.attname != "pgh_id"]
+    tracked = [c for c in columns if not c.startswith("pgh_")]
+    rows = {product.pk: ProductCategoryEvent.objects.get(pgh_obj_id=product.pk) for product in (by_trigger, imported)}
+    assert tracked and all(getattr(rows[imported.pk], c) == getattr(imported, c) for c in tracked)
+    for event in rows.values():
+        assert all(getattr(event, c) is not None for c in columns if c not in tracked)
+        assert event.pgh_label == "created" and event.pgh_context.metadata == {"user": admin_user.pk, "source": "import"}
+    # and the trigger is back on after the import: a product created afterwards gets its row from it
+    later = Product.objects.create(external_id="LATER", name="Olive oil", category=imported.category)
+    assert list(later.category_events.values_list("pgh_label", "category_id")) == [("created", imported.category_id)]
+
+
+@pytest.mark.django_db
 def test_a_reimport_that_moves_one_product_writes_exactly_one_history_row_with_the_import_source(tmp_path, admin_user):
     import_catalog(path=write(tmp_path, GOOD))
     before = set(ProductCategoryEvent.objects.values_list("pgh_id", flat=True))
