@@ -8,8 +8,10 @@ class BasketsConfig(AppConfig):
     def ready(self):
         from baskets.services import on_run_activated
         from jobs.runner import register_job_kind
+        from quantizer.inputs import register_extra_input
         from quantizer.services import run_activated
 
         register_job_kind("cluster_copurchase", "baskets.services.cluster_copurchase_job",
                           label="clusters bought together")
+        register_extra_input("copurchase", "baskets.services.copurchase_rows")
         run_activated.connect(on_run_activated, dispatch_uid="baskets-cluster-copurchase-on-activation")

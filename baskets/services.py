@@ -10,6 +10,7 @@ import numpy as np
 from django.db import connection, transaction
 
 from baskets.core.copurchase import MIN_PAIR_SUPPORT  # noqa: F401 (re-exported: the app's name for it)
+from baskets.core.copurchase import copurchase_embedding
 from baskets.models import BasketLine, ClusterCoPurchase, CoPurchase, NextItemModel
 from baskets.rows import NO_REORDERED, BasketFileError, BasketLines, read_baskets
 from catalog.models import Product
@@ -276,8 +277,8 @@ NEXT_ITEM_HOLDOUT = 0.1  # share of orders held out for the model's recorded fig
 EpochHook = Callable[[int, int, dict], None]  # (epoch, epochs, the epoch's history row)
 
 
-class NoBaskets(Exception):
-    pass
+class NoBaskets(ValueError):
+    """Something needs orders and none is imported."""
 
 
 def _orders_over_codes(run) -> tuple[list, np.ndarray, np.ndarray]:
@@ -290,17 +291,32 @@ def _orders_over_codes(run) -> tuple[list, np.ndarray, np.ndarray]:
         raise ValueError(f"run #{run.pk} codes no product")
     product_ids = np.array([pk for pk, _ in coded], dtype=np.int64)
     codes = np.array([c for _, c in coded], dtype=np.int64)
+    return orders_over(product_ids), codes, product_ids
+
+
+def orders_over(product_ids: np.ndarray) -> list[np.ndarray]:
+    """The imported orders, each an array of rows into `product_ids` in cart order (lines of other products
+    left out; an order left empty is dropped). Raises NoBaskets when no basket is imported."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT order_id, product_id FROM {BasketLine._meta.db_table} "
                        "ORDER BY order_id, add_to_cart_order")
         lines = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
     if not len(lines):
         raise NoBaskets("no basket is imported: manage.py import_baskets PATH first")
-    rows = np.searchsorted(product_ids, lines[:, 1])
-    known = (rows < len(product_ids)) & (product_ids[np.minimum(rows, len(product_ids) - 1)] == lines[:, 1])
-    orders, rows = lines[known, 0], rows[known]
+    order = np.argsort(product_ids, kind="stable")
+    ids = np.asarray(product_ids, dtype=np.int64)[order]
+    at = np.searchsorted(ids, lines[:, 1])
+    known = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == lines[:, 1])
+    orders, rows = lines[known, 0], order[at[known]]
     starts = np.flatnonzero(np.r_[True, orders[1:] != orders[:-1]]) if len(orders) else np.zeros(0, int)
-    return np.split(rows, starts[1:]) if len(rows) else [], codes, product_ids
+    return np.split(rows, starts[1:]) if len(rows) else []
+
+
+def copurchase_rows(*, product_ids: np.ndarray) -> np.ndarray:
+    """The extra input "copurchase" of a quantizer run (registered in BasketsConfig.ready; quantizer.inputs):
+    each product's row of `copurchase_embedding` over every imported order, in `product_ids` order; zero for a
+    product never bought with another. Raises NoBaskets when no basket is imported."""
+    return copurchase_embedding(orders_over(product_ids), len(product_ids))
 
 
 def train_next_item_model(*, flavor: str, config: dict | None = None, device: str = "cpu",

@@ -19,6 +19,7 @@ from config.filters import MAX_ID
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.selectors import products_by_prefix
 from quantizer.assignment import code_for_record
+from quantizer.inputs import EXTRA_INPUTS
 from quantizer.services import NoActiveRun, activate_run, active_run, create_run
 
 # --- serializers -------------------------------------------------------------------------------
@@ -73,8 +74,8 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = QuantizerRun
         # never the weights
-        fields = ["id", "flavor", "kind", "status", "progress", "message", "embedding_model", "config", "seed",
-                  "metrics", "churn", "history", "is_active", "n_products", "train_seconds", "warm_start_from",
+        fields = ["id", "flavor", "kind", "status", "progress", "message", "embedding_model", "extra_input", "config",
+                  "seed", "metrics", "churn", "history", "is_active", "n_products", "train_seconds", "warm_start_from",
                   "created_by", "created_at", "finished_at"]
         read_only_fields = fields
 
@@ -86,6 +87,14 @@ class RunCreateSerializer(serializers.Serializer):
     contrastive_weight = NumberField(
         required=False, min_value=0.0, help_text="lambda of the contrastive term; 0 = the lambda=0 baseline"
     )
+    extra_input = serializers.ChoiceField(
+        choices=[""], required=False, default="", allow_blank=True,
+        help_text='what the run reads beside the text: "copurchase" = each product\'s place among the imported '
+                  'orders; "" = the text alone')
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["extra_input"].choices = ["", *sorted(EXTRA_INPUTS)]  # registered by the apps' ready()
 
 
 class RunStartedSerializer(serializers.Serializer):
@@ -173,7 +182,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         overrides = {"contrastive_weight": data["contrastive_weight"]} if "contrastive_weight" in data else None
         with transaction.atomic():
             run = create_run(flavor=data["flavor"], kind=data["kind"], seed=data["seed"], overrides=overrides,
-                             user=request.user)
+                             extra_input=data["extra_input"], user=request.user)
             job = start_job(kind="train", params={"run_id": run.pk}, user=request.user)
         return Response({"run": RunSerializer(run).data, "job": JobSerializer(job).data},
                         status=status.HTTP_202_ACCEPTED)

@@ -15,6 +15,7 @@ from catalog.models import ProductEmbedding
 from catalog.text import product_text, text_hash
 from quantizer.core import code_string, encode
 from quantizer.core.neighbours import NEAR_DUPLICATE_K
+from quantizer.inputs import coding_input
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.services import active_run, run_model, write_codes
 
@@ -24,7 +25,7 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
 
     The last level keeps off full codes other products hold (`held_codes`); a product whose text an
     already-coded product of the run has (same embedding) takes that product's code, as it would
-    have in training."""
+    have in training. A run that reads an extra input sees the text alone (`coding_input`)."""
     assigned = 0
     for flavor in flavors or [r.flavor for r in QuantizerRun.objects.filter(is_active=True)]:
         run = active_run(flavor, required=False)
@@ -35,19 +36,20 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
         if not len(ids):
             continue
         model, recoded = run_model(run), ids.tolist()
+        vectors_in = coding_input(run, model.config.model.input_dim, vectors)
         hashes = dict(ProductEmbedding.objects.filter(flavor=flavor, product_id__in=recoded)
                       .values_list("product_id", "text_hash"))
         twins = twin_codes(run, hashes, exclude_product_ids=recoded)
         hints = near_duplicate_hints(run, vectors, exclude_product_ids=recoded)
         occupied = held_codes(run, exclude_product_ids=recoded)
-        encoded = encode(model, vectors, device=default_device(), first_code_hints=hints, occupied=occupied)
+        encoded = encode(model, vectors_in, device=default_device(), first_code_hints=hints, occupied=occupied)
         codes = encoded.codes
         if twins:
             is_twin = np.array([pk in twins for pk in recoded])
             codes = codes.copy()
             codes[is_twin] = [twins[pk] for pk in recoded if pk in twins]
             if not is_twin.all():  # the others again, without the twins contesting codes they do not keep
-                codes[~is_twin] = encode(model, vectors[~is_twin], device=default_device(), occupied=occupied,
+                codes[~is_twin] = encode(model, vectors_in[~is_twin], device=default_device(), occupied=occupied,
                                          first_code_hints=None if hints is None else hints[~is_twin]).codes
         write_codes(run=run, product_ids=ids, codes=codes, errors=encoded.reconstruction_error, gaps=encoded.gaps)
         assigned += len(ids)
@@ -114,9 +116,9 @@ def code_for_record(*, record: dict, flavor: str) -> dict:
     if not run.has_weights:
         raise ValueError(f"run #{run.pk} ({run.kind}) has no learned weights; cold start needs an RQ-VAE run")
     text = product_text(record, flavor)
-    vector = encode_texts(load_encoder(run.embedding_model), [text])
-    encoded = encode(run_model(run), vector, device=default_device(), occupied=held_codes(run),
-                     first_code_hints=near_duplicate_hints(run, vector))
+    vector, model = encode_texts(load_encoder(run.embedding_model), [text]), run_model(run)
+    encoded = encode(model, coding_input(run, model.config.model.input_dim, vector), device=default_device(),
+                     occupied=held_codes(run), first_code_hints=near_duplicate_hints(run, vector))
     twin = twin_codes(run, {0: text_hash(text, run.embedding_model)}).get(0)
     codes = list(twin) if twin is not None else encoded.codes[0].tolist()
     return {

@@ -20,6 +20,9 @@ class QuantizerRun(models.Model):
     flavor = models.CharField(max_length=20, choices=Flavor.choices)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.RQVAE)
     embedding_model = models.CharField(max_length=300)
+    # What the run reads beside the text embedding (quantizer.inputs): "" = the text alone, "copurchase" = each
+    # product's place among the imported orders too.
+    extra_input = models.CharField(max_length=40, blank=True, default="")
     config = models.JSONField(default=dict)
     seed = models.IntegerField(default=0)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)

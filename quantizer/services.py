@@ -22,6 +22,7 @@ from catalog.embeddings import model_name, product_vectors
 from catalog.encoder import default_device
 from catalog.models import Category, Product
 from quantizer.clusters import fill_words
+from quantizer.inputs import check_extra_input, training_input
 from quantizer.core import (
     RQVAE,
     RQVAEConfig,
@@ -101,10 +102,11 @@ def default_config(*, input_dim: int, seed: int, overrides: dict | None = None) 
 
 
 def create_run(*, flavor: str, kind: str = QuantizerRun.Kind.RQVAE, seed: int = 0, overrides: dict | None = None,
-               user=None) -> QuantizerRun:
+               extra_input: str = "", user=None) -> QuantizerRun:
+    """A queued run; `extra_input`: what it reads beside the text (quantizer.inputs, "" = the text alone)."""
     return QuantizerRun.objects.create(
         flavor=flavor, kind=kind, seed=seed, embedding_model=model_name(), created_by=user,
-        config=overrides or {},
+        config=overrides or {}, extra_input=check_extra_input(extra_input),
     )
 
 
@@ -161,11 +163,12 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
 
 
 def training_data(run: QuantizerRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The run's flavor's stored embeddings: (N,) product ids, (N, D) vectors, (N, T) `taxonomy_array`."""
+    """The run's flavor's stored embeddings: (N,) product ids, (N, D) vectors (with the run's extra input beside
+    them, `quantizer.inputs.training_input`), (N, T) `taxonomy_array`."""
     ids, vectors = product_vectors(flavor=run.flavor)
     if len(ids) < 2:
         raise ValueError(f"only {len(ids)} {run.flavor} embeddings: import products and embed them first")
-    return ids, vectors, taxonomy_array(ids)
+    return ids, training_input(run, ids, vectors), taxonomy_array(ids)
 
 
 def fit_quantizer(run: QuantizerRun, vectors: np.ndarray, taxonomy: np.ndarray, config: RQVAEConfig, *,

@@ -24,14 +24,20 @@ class Command(BaseCommand):
                             help="products the RQ-VAE trains on, a random sample (default "
                                  f"{TrainingConfig.max_train_products:,}; 0 = all); every product is encoded")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--extra-input", default="", metavar="NAME",
+                            help='what the run reads beside the text: "copurchase" = each product\'s place among the '
+                                 "imported orders (manage.py import_baskets first); default: the text alone")
         parser.add_argument("--no-activate", action="store_true", help="keep the current active run")
         parser.add_argument("--async", dest="run_async", action="store_true", help="queue it on Celery instead")
 
-    def handle(self, *args, flavor, kind, contrastive_weight, epochs, max_train_products, seed, no_activate, run_async,
-               **options):
+    def handle(self, *args, flavor, kind, contrastive_weight, epochs, max_train_products, seed, extra_input,
+               no_activate, run_async, **options):
         given = {"contrastive_weight": contrastive_weight, "epochs": epochs, "max_train_products": max_train_products}
         overrides = {k: v for k, v in given.items() if v is not None}
-        run = create_run(flavor=flavor, kind=kind, seed=seed, overrides=overrides)
+        try:
+            run = create_run(flavor=flavor, kind=kind, seed=seed, overrides=overrides, extra_input=extra_input)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         if run_async:
             job = start_job(kind="train", params={"run_id": run.pk, "activate": not no_activate})
             self.stdout.write(f"queued run #{run.pk} as job #{job.pk}; progress on /runs/")
