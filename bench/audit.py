@@ -58,21 +58,32 @@ def log(msg: str) -> None:
 # codes
 
 
-def train_codes(embeddings, taxonomy, quantizer: str, seed: int, device: str, epochs: int | None):
-    """``rqvae`` (the recipe as configured), ``rqvae:<lambda>`` or ``kmeans`` (residual k-means, no
-    taxonomy) -> (N, L) codes and a note."""
+def train_codes(embeddings, taxonomy, quantizer: str, seed: int, device: str, epochs: int | None, ds=None):
+    """``rqvae`` (the recipe as configured), ``rqvae:<lambda>``, ``kmeans`` (residual k-means, no
+    taxonomy) or ``rqvae+copurchase`` (the recipe on the text beside the co-purchase embedding of every order
+    of ``ds``'s baskets, as a run trained with ``--extra-input copurchase``; Instacart only) -> (N, L) codes
+    and a note."""
     try:
         from quantizer.core import RQVAEConfig, encode, residual_kmeans, train_rqvae
     except ImportError:  # the quantizer core is not there yet: residual k-means stand-in
         return _residual_kmeans_standin(embeddings, seed), "stand-in residual k-means (quantizer.core missing)"
     if quantizer == "kmeans":
         return residual_kmeans(embeddings, (256, 256, 256, 256), seed=seed, device=device), "residual k-means"
-    config = RQVAEConfig.from_dict({"seed": seed, **({"epochs": epochs} if epochs else {})})
+    if quantizer == "rqvae+copurchase":
+        from baskets.core.copurchase import copurchase_embedding
+        from bench import baskets_data
+        from quantizer.core.inputs import side_by_side
+
+        rows = copurchase_embedding(baskets_data.load_baskets(ds).orders(), len(ds))
+        embeddings = side_by_side(embeddings, rows)
+    config = RQVAEConfig.from_dict({"seed": seed, "input_dim": embeddings.shape[1],
+                                    **({"epochs": epochs} if epochs else {})})
     if ":" in quantizer:
         config.loss.contrastive_weight = float(quantizer.split(":", 1)[1])
     lam = config.loss.contrastive_weight
     result = train_rqvae(embeddings, taxonomy, config, device=device)
-    return encode(result.model, embeddings, device=device).codes, f"RQ-VAE lambda={lam:g}"
+    reads = " on text + co-purchase" if quantizer == "rqvae+copurchase" else ""
+    return encode(result.model, embeddings, device=device).codes, f"RQ-VAE lambda={lam:g}{reads}"
 
 
 def _residual_kmeans_standin(embeddings, seed, sizes=(64, 64, 64, 64)):
@@ -212,7 +223,7 @@ def run_one(ds, embeddings, regime, seed, args) -> dict:
 
     for quantizer in args.quantizers:
         t0 = time.time()
-        codes, note = train_codes(embeddings, noisy, quantizer, seed, args.device, args.epochs)
+        codes, note = train_codes(embeddings, noisy, quantizer, seed, args.device, args.epochs, ds=ds)
         t1 = time.time()
         scores = score_products(
             embeddings=embeddings, taxonomy=noisy, codes=codes, seed=seed, brands=brands, texts=texts,
@@ -414,7 +425,8 @@ def main(argv=None) -> None:
     p.add_argument("--flavor", default="precision", choices=("precision", "discovery"))
     p.add_argument("--rate", type=float, default=0.03)
     p.add_argument("--quantizers", default="rqvae,rqvae:0",
-                   help="rqvae (the recipe's lambda), rqvae:<lambda> and/or kmeans")
+                   help="rqvae (the recipe's lambda), rqvae:<lambda>, kmeans and/or rqvae+copurchase (Instacart: the "
+                        "recipe on the text beside every order's co-purchase embedding)")
     p.add_argument("--epochs", type=int, default=None, help="override the RQ-VAE recipe's epochs")
     p.add_argument("--no-cleanlab", action="store_true")
     p.add_argument("--no-ablation", action="store_true", help="skip the per-signal rows")

@@ -141,7 +141,9 @@ def semantic_codes(ds: common.Dataset, x: np.ndarray, flavor: str, method: str, 
     if method == "rqvae_cp":
         if copurchase is None:
             raise ValueError("rqvae_cp needs the co-purchase embedding of the training orders")
-        x = (np.hstack([x, copurchase]) / np.sqrt(2)).astype(np.float32)
+        from quantizer.core.inputs import side_by_side
+
+        x = side_by_side(x, copurchase)
     # the flat stored form (to_dict / from_dict): the same names whether or not the recipe is grouped
     config = RQVAEConfig.from_dict({**RQVAEConfig().to_dict(), "input_dim": x.shape[1], "seed": seed, **overrides})
     flat = config.to_dict()

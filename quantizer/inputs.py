@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from django.utils.module_loading import import_string
 
+from quantizer.core.inputs import side_by_side
+
 EXTRA_INPUTS: dict[str, str] = {}  # name -> dotted path of fn(*, product_ids) -> (N, d) float32
 
 
@@ -28,11 +30,6 @@ def check_extra_input(name: str) -> str:
         known = ", ".join(sorted(EXTRA_INPUTS)) or "none"
         raise ValueError(f"unknown extra input {name!r}; known: {known}")
     return name
-
-
-def side_by_side(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """[vectors, rows] / sqrt(2): unit text vectors and unit (or zero) rows, weighed alike."""
-    return (np.hstack([vectors, rows]) / np.sqrt(2)).astype(np.float32)
 
 
 def training_input(run, product_ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
