@@ -399,7 +399,7 @@ def offsets(args) -> None:
     if not branded:  # e.g. Instacart alone: no brand score to place
         return
     print(f"\nchosen on every branded catalog ({', '.join(branded)}): offset {choose(branded):g} (1e9: none)")
-    for left in branded:
+    for left in branded if len(branded) > 1 else []:  # one catalog alone: nothing is left to choose for it
         print(f"  {left} left out: the others choose offset {choose([c for c in branded if c != left]):g}")
 
 
