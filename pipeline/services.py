@@ -22,7 +22,10 @@ from quantizer.assignment import assign_products
 from quantizer.services import create_run, train_run
 
 
-def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overrides: dict | None = None) -> dict:
+def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overrides: dict | None = None,
+                 extra_input: str = "") -> dict:
+    """embed -> train -> assign -> evaluate -> audit for each flavor; `extra_input`: what the runs read beside the
+    text (quantizer.inputs; "copurchase": the imported orders)."""
     flavors = list(flavors or Flavor.values)
     report = {}
     for n, flavor in enumerate(flavors):
@@ -34,7 +37,7 @@ def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overr
             return report_progress
 
         embedded = embed_products(flavor=flavor, progress=stage(0.0, 0.4, "embedding"))
-        run = create_run(flavor=flavor, seed=seed, overrides=overrides, user=user)
+        run = create_run(flavor=flavor, seed=seed, overrides=overrides, extra_input=extra_input, user=user)
         train_run(run=run, progress=stage(0.4, 0.4, "training"))
         audit = run_audit(run=run, progress=stage(0.8, 0.2, "auditing"))
         report[flavor] = {"embedded": embedded.encoded, "run": run.pk, "flagged": audit.stats.get("flagged", 0),
@@ -44,7 +47,7 @@ def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overr
 
 def pipeline_job(*, params: dict, user=None, progress=None) -> dict:
     return run_pipeline(flavors=params.get("flavors"), seed=params.get("seed", 0), user=user, progress=progress,
-                        overrides=params.get("overrides"))
+                        overrides=params.get("overrides"), extra_input=params.get("extra_input", ""))
 
 
 def missing_flavors() -> list[str]:

@@ -98,3 +98,16 @@ def test_reading_the_orders_needs_orders_and_a_known_input(tmp_path, db):
         call_command("train", "--flavor", "precision", "--extra-input", "weather", verbosity=0)
     with pytest.raises(CommandError, match="no basket is imported: manage.py import_baskets PATH first"):
         call_command("train", "--flavor", "precision", "--extra-input", "copurchase", "--epochs", "1", verbosity=0)
+
+
+def test_the_pipeline_trains_and_audits_runs_that_read_the_orders(shopped):
+    from audit.models import Score
+    from quantizer.services import active_run
+
+    with pytest.raises(CommandError, match="unknown extra input 'weather'"):
+        call_command("pipeline", "--flavor", "precision", "--extra-input", "weather", verbosity=0)
+    call_command("pipeline", "--flavor", "precision", "--extra-input", "copurchase", verbosity=0)
+
+    run = active_run("precision")
+    assert run.extra_input == "copurchase" and run.config["input_dim"] == 384 + 64
+    assert Score.objects.filter(run=run).count() == 80  # the audit scored every product of the run
