@@ -1,13 +1,15 @@
 """Do the codes capture how people shop? Top co-purchased partners reached by the category tree, the
 semantic-ID prefixes, the embedding's nearest neighbours, at equal candidate-set sizes (issue 20).
 
-    .venv/bin/python bench/baskets_complements.py [--flavors precision discovery] [--methods rqvae rqvae_l0 rkmeans]
-        [--seeds 0 1 2] [--device cpu|cuda] [--config '{"epochs": 20}'] [--json-out F] [--merge F...]
+    .venv/bin/python bench/baskets_complements.py [--flavors precision discovery]
+        [--methods rqvae rqvae_l0 rkmeans rqvae_cp] [--seeds 0 1 2] [--device cpu|cuda]
+        [--config '{"epochs": 20}'] [--json-out F] [--merge F...]
 
 Orders are split as the next-item benchmark splits them (baskets.core.evaluation.split_orders, seed 0):
 "rqvae_cp" reads the co-purchase embedding of the training 80% beside the text
-(baskets.core.copurchase.copurchase_embedding), and every method is scored on the other 20%. Anchors: catalog products in at least --min-baskets of those orders (20) with a categorized leaf and at
-least one partner; their partners: the --partners (10) of highest lift above 1 among pairs of at least
+(baskets.core.copurchase.copurchase_embedding), and every method is scored on the other 20%. Anchors:
+catalog products in at least --min-baskets of those orders (20) with a categorized leaf and at least one
+partner; their partners: the --partners (10) of highest lift above 1 among pairs of at least
 MIN_PAIR_SUPPORT (the application's) shared orders, lift = together·N/(n_a·n_b).
 
 Every method ranks the other 49,687 catalog products for an anchor:

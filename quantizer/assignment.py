@@ -36,7 +36,7 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
         if not len(ids):
             continue
         model, recoded = run_model(run), ids.tolist()
-        vectors_in = coding_input(run, model.config.model.input_dim, vectors)
+        vectors_in = coding_input(run, model, vectors)
         hashes = dict(ProductEmbedding.objects.filter(flavor=flavor, product_id__in=recoded)
                       .values_list("product_id", "text_hash"))
         twins = twin_codes(run, hashes, exclude_product_ids=recoded)
@@ -117,7 +117,7 @@ def code_for_record(*, record: dict, flavor: str) -> dict:
         raise ValueError(f"run #{run.pk} ({run.kind}) has no learned weights; cold start needs an RQ-VAE run")
     text = product_text(record, flavor)
     vector, model = encode_texts(load_encoder(run.embedding_model), [text]), run_model(run)
-    encoded = encode(model, coding_input(run, model.config.model.input_dim, vector), device=default_device(),
+    encoded = encode(model, coding_input(run, model, vector), device=default_device(),
                      occupied=held_codes(run), first_code_hints=near_duplicate_hints(run, vector))
     twin = twin_codes(run, {0: text_hash(text, run.embedding_model)}).get(0)
     codes = list(twin) if twin is not None else encoded.codes[0].tolist()

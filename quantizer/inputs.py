@@ -40,10 +40,10 @@ def training_input(run, product_ids: np.ndarray, vectors: np.ndarray) -> np.ndar
     return side_by_side(vectors, np.asarray(rows, dtype=np.float32))
 
 
-def coding_input(run, input_dim: int, vectors: np.ndarray) -> np.ndarray:
-    """The vectors products coded after training give the run's model (`input_dim` wide): text embeddings,
-    with a zero extra half when the run reads one."""
-    width = input_dim - vectors.shape[1]
+def coding_input(run, model, vectors: np.ndarray) -> np.ndarray:
+    """The vectors products coded after training give the run's `model`: text embeddings, with a zero extra
+    half as wide as the model's input leaves when the run reads one."""
+    width = model.config.model.input_dim - vectors.shape[1]
     if not run.extra_input or width <= 0:
         return vectors
     return side_by_side(vectors, np.zeros((len(vectors), width), np.float32))

@@ -59,7 +59,6 @@ def top_partners(lift: sparse.csr_matrix, anchors: np.ndarray, k: int) -> list[n
     return out
 
 
-
 def orders_lift(orders: list[np.ndarray], n_products: int,
                 min_support: int = MIN_PAIR_SUPPORT) -> tuple[sparse.csr_matrix, np.ndarray]:
     """`lift_matrix` of `orders` (each an array of product rows)."""
@@ -72,12 +71,11 @@ def _orders_matrix(orders: list[np.ndarray], n_products: int) -> sparse.csr_matr
     return order_matrix(order_ids, products, n_products)
 
 
-def copurchase_embedding(orders: list[np.ndarray], n_products: int, dim: int = COPURCHASE_DIM,
-                         min_support: int = 1) -> np.ndarray:
+def copurchase_embedding(orders: list[np.ndarray], n_products: int, dim: int = COPURCHASE_DIM) -> np.ndarray:
     """(n_products, dim) float32 unit rows: where each product sits among the baskets, zero for a product
     never bought with another. The truncated SVD of the positive PMI of products bought in one order
-    (PMI_ab = log(together_ab · T / (c_a · c_b)), c_a = the pairs a is in, T = all pairs; kept where > 0 and
-    together_ab >= `min_support`), rows U·sqrt(S) (Levy & Goldberg's symmetric factorisation), from `orders`
+    (PMI_ab = log(together_ab · T / (c_a · c_b)), c_a = the pairs a is in, T = all pairs; kept where > 0, every
+    pair, however few its orders), rows U·sqrt(S) (Levy & Goldberg's symmetric factorisation), from `orders`
     (each an array of product rows). Products bought together far more often than chance get close rows,
     across departments. Deterministic (ARPACK from a fixed start)."""
     from scipy.sparse.linalg import svds
@@ -89,7 +87,7 @@ def copurchase_embedding(orders: list[np.ndarray], n_products: int, dim: int = C
     counts = np.asarray(together.sum(1)).ravel()
     coo = together.tocoo()
     pmi = np.log(coo.data * counts.sum() / (counts[coo.row] * counts[coo.col])) if coo.nnz else coo.data
-    keep = (pmi > 0) & (coo.data >= min_support)
+    keep = pmi > 0
     ppmi = sparse.csr_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=together.shape)
     out = np.zeros((n_products, dim), np.float32)
     rank = min(dim, n_products - 2, ppmi.nnz)
