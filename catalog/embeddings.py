@@ -127,11 +127,9 @@ def embed_chunk(*, params: dict, state: dict, chunk: dict, progress=None) -> dic
     products = list(queryset.only("id", "name", "brand", "description", "size", "attributes", "extracted"))
     texts = texts_for(products, flavor)
     hashes = [text_hash(t, name) for t in texts]
-    stored = dict(
-        ProductEmbedding.objects.filter(flavor=flavor, product_id__in=[p.pk for p in products]).values_list(
-            "product_id", "text_hash"
-        )
-    )
+    # The chunk's stored hashes by its id range (a list of 5,000 ids in the query cost more than the rows).
+    stored = dict(ProductEmbedding.objects.filter(flavor=flavor, product_id__gte=chunk["first"],
+                                                  product_id__lte=chunk["last"]).values_list("product_id", "text_hash"))
     todo = [i for i, p in enumerate(products) if stored.get(p.pk) != hashes[i]]
     if todo:
         encoder = load_encoder(name)
@@ -148,6 +146,7 @@ def embed_chunk(*, params: dict, state: dict, chunk: dict, progress=None) -> dic
             _write_vectors(
                 flavor=flavor, model=name, product_ids=[products[i].pk for i in todo],
                 hashes=[hashes[i] for i in todo], vectors=vectors,
+                replace=[products[i].pk for i in todo if products[i].pk in stored],
             )
     if progress:
         progress(1.0)
@@ -174,14 +173,17 @@ def restore_indexes(*, params: dict, state: dict) -> None:
         _ensure_index(flavor)
 
 
-def _write_vectors(*, flavor: str, model: str, product_ids: list[int], hashes: list[str], vectors: np.ndarray) -> None:
-    """Replace these products' vectors with binary COPY (10k vectors: 0.2 s, against 17 s for bulk INSERTs)."""
+def _write_vectors(*, flavor: str, model: str, product_ids: list[int], hashes: list[str], vectors: np.ndarray,
+                   replace: list[int] | None = None) -> None:
+    """Write these products' vectors with binary COPY (10k vectors: 0.2 s, against 17 s for bulk INSERTs); the
+    stored vectors of `replace` (default: all of `product_ids`) are deleted first."""
     from django.utils import timezone
     from pgvector.psycopg import register_vector
 
     table = ProductEmbedding._meta.db_table
-    for start in range(0, len(product_ids), 10000):
-        ProductEmbedding.objects.filter(flavor=flavor, product_id__in=product_ids[start : start + 10000]).delete()
+    replace = product_ids if replace is None else replace
+    for start in range(0, len(replace), 10000):
+        ProductEmbedding.objects.filter(flavor=flavor, product_id__in=replace[start : start + 10000]).delete()
     raw = connection.connection
     register_vector(raw)
     now = timezone.now()
