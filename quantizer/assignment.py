@@ -25,7 +25,8 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
 
     The last level keeps off full codes other products hold (`held_codes`); a product whose text an
     already-coded product of the run has (same embedding) takes that product's code, as it would
-    have in training. A run that reads an extra input sees the text alone (`coding_input`)."""
+    have in training. A run that reads an extra input reads each product's row as it trained on it, zero for a
+    product it did not train on (`coding_input`)."""
     assigned = 0
     for flavor in flavors or [r.flavor for r in QuantizerRun.objects.filter(is_active=True)]:
         run = active_run(flavor, required=False)
@@ -36,7 +37,7 @@ def assign_products(*, product_ids: list[int], flavors=None) -> int:
         if not len(ids):
             continue
         model, recoded = run_model(run), ids.tolist()
-        vectors_in = coding_input(run, model, vectors)
+        vectors_in = coding_input(run, model, vectors, product_ids=ids)
         hashes = dict(ProductEmbedding.objects.filter(flavor=flavor, product_id__in=recoded)
                       .values_list("product_id", "text_hash"))
         twins = twin_codes(run, hashes, exclude_product_ids=recoded)

@@ -76,6 +76,17 @@ class RunWeights(models.Model):
     data = models.BinaryField()
 
 
+class RunInputRow(models.Model):
+    """A product's extra-input row (`quantizer.inputs`) as its run trained on it, float32 bytes; only non-zero
+    rows are kept. A product coded again later (its text changed) reads its row from here: the input computed
+    afresh would sit in another basis (a new SVD of new orders) that the run's model never saw."""
+
+    pk = models.CompositePrimaryKey("run", "product")
+    run = models.ForeignKey(QuantizerRun, on_delete=models.CASCADE, related_name="input_rows")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    row = models.BinaryField()
+
+
 class SemanticId(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="semantic_ids")
     run = models.ForeignKey(QuantizerRun, on_delete=models.CASCADE, related_name="semantic_ids")

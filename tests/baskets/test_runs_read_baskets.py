@@ -1,6 +1,7 @@
 """A quantizer run that reads the imported orders beside the text (extra input "copurchase"): products bought
-together share codes more often than under a run of the text alone; products coded after training and
-records outside the catalog still get codes; clear errors without orders or with an unknown input."""
+together share codes more often than under a run of the text alone; the run keeps the rows it trained on, so a
+product coded again reads its own; new products and records outside the catalog still get codes; clear errors
+without orders or with an unknown input."""
 
 import numpy as np
 import pytest
@@ -74,7 +75,29 @@ def test_the_api_starts_a_run_that_reads_the_orders_and_the_runs_page_says_so(sh
     assert f"#{run.pk}</a> precision" in page and "reads copurchase" in page
 
 
-def test_products_coded_after_training_read_the_text_alone(shopped, tmp_path):
+def test_products_coded_again_read_the_rows_the_run_trained_on(shopped):
+    from quantizer.assignment import assign_products
+    from quantizer.models import RunInputRow
+
+    run = train_run(run=create_run(flavor="precision", overrides=SMALL, extra_input="copurchase"))
+    trained = dict(SemanticId.objects.filter(run=run).values_list("product_id", "codes__0"))
+    rows = {pk: np.frombuffer(bytes(row), np.float32) for pk, row in
+            RunInputRow.objects.filter(run=run).values_list("product_id", "row")}
+    assert len(rows) == 80 and {len(r) for r in rows.values()} == {64}  # every product was bought with others
+    assert all(abs(np.linalg.norm(r) - 1) < 1e-5 for r in rows.values())
+
+    def kept_level1() -> float:
+        assert assign_products(product_ids=list(trained)) == 80
+        again = dict(SemanticId.objects.filter(run=run).values_list("product_id", "codes__0"))
+        return float(np.mean([again[pk] == trained[pk] for pk in trained]))
+
+    with_rows = kept_level1()
+    RunInputRow.objects.filter(run=run).delete()  # as before the rows were kept: a zero co-purchase half
+    without = kept_level1()
+    assert with_rows == 1.0 and without < 0.8, (with_rows, without)  # measured: 1.0 against 0.575
+
+
+def test_new_products_and_records_outside_the_catalog_are_coded(shopped, tmp_path):
     from quantizer.assignment import assign_products, code_for_record
 
     run = train_run(run=create_run(flavor="precision", overrides=SMALL, extra_input="copurchase"))
