@@ -21,6 +21,10 @@ from quantizer.services import active_run, taxonomy_array
 
 
 SCORES_COPY_BATCH = 50_000
+# pg_advisory_xact_lock key taken by every flag write: two audits (one per flavor, on two workers) write their flags
+# one after the other, so the second sees the first's flags and joins them instead of raising a second flag on a
+# product (`_write_flags`). Any fixed bigint that no other lock of the database uses.
+FLAG_WRITE_LOCK = 0x5E41D_F1A6
 NULL = "\\N"  # COPY's text format
 
 
@@ -125,7 +129,9 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
     unlabelled, suggested probability) tuples. One flag per product: where another run (the other flavor)
     already holds an undecided flag on the product, this run's view joins that flag's evidence
     (`Evidence.flavors`) instead of raising a second flag. A rejected flag is raised again only when its
-    evidence signature changed."""
+    evidence signature changed. Flag writes of all runs take turns (FLAG_WRITE_LOCK, until the commit)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FLAG_WRITE_LOCK])
     existing = {f.product_id: f for f in Flag.objects.filter(run=run).select_for_update()}
     elsewhere = {
         f.product_id: f for f in Flag.objects.filter(status__in=Flag.LIVE_STATES,
