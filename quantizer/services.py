@@ -36,7 +36,7 @@ from quantizer.core import (
     train_rqvae,
 )
 from quantizer.core.metrics import collision_rates
-from quantizer.models import QuantizerRun, SemanticId
+from quantizer.models import ClusterSummary, QuantizerRun, SemanticId
 
 WRITE_BATCH = 5000  # rows formatted per write to COPY
 # The codes go to a staging table by COPY, then into the run's in one upsert: the cluster summaries' statement
@@ -146,6 +146,8 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
         if progress:
             progress(0.88, 1.0, "writing codes")
         write_codes(run=run, product_ids=ids, codes=fitted.codes, errors=fitted.errors, gaps=fitted.gaps)
+        with connection.cursor() as cursor:  # the pages' plans need the new rows' statistics now (see audit's)
+            cursor.execute(f"ANALYZE {SemanticId._meta.db_table}, {ClusterSummary._meta.db_table}")
         _set(run, message="evaluating", progress=EVALUATING)
         if progress:
             progress(EVALUATING, 1.0, "evaluating")

@@ -6,6 +6,7 @@ import io
 import numpy as np
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from audit.core.signals import WEIGHT_DECAY_GRID
 from audit.models import Flag, Score
@@ -77,6 +78,18 @@ def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_
     assert flag.evidence["cluster"]["composition"] and flag.evidence["neighbours"]
     right = sum(f.suggested.path == demo.true_paths[f.product.external_id] for f in flagged_planted)
     assert right >= 0.7 * len(flagged_planted)
+
+    # the tables the run and its audit filled were analyzed at once: the pages' plans need their statistics
+    tables = ["audit_flag", "audit_score", "quantizer_semanticid", "quantizer_clustersummary"]
+
+    def analyzed() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # the counters as of now, not of this transaction
+            cursor.execute("SELECT count(*) FROM pg_stat_user_tables WHERE analyze_count > 0 AND relname = ANY(%s)",
+                           [tables])
+            return cursor.fetchone()[0] == len(tables)
+
+    assert wait_for(analyzed, timeout=15)
 
     # the exported confidence keeps the scorer's whole ranking, and the queue is ordered by it
     call_command("export_audit", str(tmp_path / "audit.csv"), stdout=io.StringIO())
