@@ -204,7 +204,8 @@ def _chunks_fraction(job: Job) -> float:
 
 
 class ChunkProgress:
-    """A chunk's progress on its row and, summed over the chunks, on its job's (never backwards)."""
+    """A chunk's progress on its row and, summed over the chunks, on its job's (never backwards); a message
+    becomes the job's (chunks running at once take turns on it)."""
 
     def __init__(self, chunk: JobChunk, interval: float = 1.0):
         self.chunk, self.interval, self.last = chunk, interval, 0.0
@@ -218,8 +219,9 @@ class ChunkProgress:
         JobChunk.objects.filter(pk=self.chunk.pk, status=JobChunk.Status.RUNNING).update(
             progress=fraction, updated_at=timezone.now())
         job = self.chunk.job
+        fields = {"message": message[:500]} if message else {}
         Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
-            progress=Greatest("progress", _chunks_fraction(job)), updated_at=timezone.now())
+            progress=Greatest("progress", _chunks_fraction(job)), updated_at=timezone.now(), **fields)
 
 
 def run_chunk(*, job_id: int, index: int, worker: str = "") -> str:

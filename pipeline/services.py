@@ -2,8 +2,11 @@
 
 - An import: validate and import a catalog file, give its new and changed products codes from the active
   runs (cold start), queue each such run's audit (`import_job`, `assign_and_audit`).
-- The pipeline: embed -> train -> assign -> evaluate -> audit, for one or both flavors: one service for
-  the `pipeline` command, its `--async` Celery job and the runs page (`run_pipeline`, `pipeline_job`).
+- The pipeline: embed -> train -> assign -> evaluate -> audit, for one or both flavors: one plan for the
+  `pipeline` command, its `--async` Celery job and the runs page (`pipeline_plan`). Each flavor is a chunk
+  (`pipeline_flavor`): the job's chunks run on every worker (two workers take the two flavors at once), the
+  command runs them one after the other (`run_pipeline`). The flavors share nothing but the flags, whose
+  writes take turns (`audit.runs.FLAG_WRITE_LOCK`).
 """
 
 from __future__ import annotations
@@ -16,38 +19,67 @@ from catalog.models import Flavor
 from catalog.rows import CatalogFileError
 from catalog.services import import_catalog
 from jobs.models import Job
-from jobs.runner import JobFailed, start_job
+from jobs.runner import Chunked, JobFailed, run_chunks_here, start_job
 from quantizer.models import QuantizerRun
 from quantizer.assignment import assign_products
+from quantizer.inputs import check_extra_input
 from quantizer.services import create_run, train_run
+
+
+def pipeline_plan(*, flavors=None, seed: int = 0, user=None, overrides: dict | None = None,
+                  extra_input: str = "") -> Chunked:
+    """The pipeline's chunks, one a flavor; `extra_input`: what the runs read beside the text (quantizer.inputs;
+    "copurchase": the imported orders). An unknown input is refused here, before any work."""
+    flavors = list(flavors or Flavor.values)
+    unknown = [f for f in flavors if f not in Flavor.values]
+    if unknown:
+        raise ValueError(f"unknown flavor {unknown[0]!r}; use one of {', '.join(Flavor.values)}")
+    state = {"seed": seed, "overrides": overrides, "extra_input": check_extra_input(extra_input),
+             "user": user.pk if user else None}
+    return Chunked(chunks=[{"flavor": f} for f in flavors], run_chunk="pipeline.services.pipeline_flavor",
+                   finish="pipeline.services.pipeline_report", state=state)
 
 
 def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overrides: dict | None = None,
                  extra_input: str = "") -> dict:
-    """embed -> train -> assign -> evaluate -> audit for each flavor; `extra_input`: what the runs read beside the
-    text (quantizer.inputs; "copurchase": the imported orders)."""
-    flavors = list(flavors or Flavor.values)
-    report = {}
-    for n, flavor in enumerate(flavors):
-        def stage(start, width, label, n=n):
-            def report_progress(done, total=1.0, message=None):
-                if progress:
-                    fraction = (n + start + width * (done / total if total else 0)) / len(flavors)
-                    progress(fraction, 1.0, f"{flavor}: {message or label}")
-            return report_progress
-
-        embedded = embed_products(flavor=flavor, progress=stage(0.0, 0.4, "embedding"))
-        run = create_run(flavor=flavor, seed=seed, overrides=overrides, extra_input=extra_input, user=user)
-        train_run(run=run, progress=stage(0.4, 0.4, "training"))
-        audit = run_audit(run=run, progress=stage(0.8, 0.2, "auditing"))
-        report[flavor] = {"embedded": embedded.encoded, "run": run.pk, "flagged": audit.stats.get("flagged", 0),
-                          "spearman": run.metrics.get("spearman")}
-    return report
+    """The pipeline in this process, one flavor after the other (the `pipeline` command)."""
+    plan = pipeline_plan(flavors=flavors, seed=seed, user=user, overrides=overrides, extra_input=extra_input)
+    return run_chunks_here(plan, params={}, progress=progress)
 
 
-def pipeline_job(*, params: dict, user=None, progress=None) -> dict:
-    return run_pipeline(flavors=params.get("flavors"), seed=params.get("seed", 0), user=user, progress=progress,
-                        overrides=params.get("overrides"), extra_input=params.get("extra_input", ""))
+def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) -> dict:
+    """One flavor's chunk: embed -> train -> assign -> evaluate -> audit."""
+    from django.contrib.auth import get_user_model
+
+    flavor = chunk["flavor"]
+
+    def stage(start, width, label):
+        def report_progress(done, total=1.0, message=None):
+            if progress:
+                progress(start + width * (done / total if total else 0), 1.0, f"{flavor}: {message or label}")
+        return report_progress
+
+    user = get_user_model().objects.filter(pk=state["user"]).first() if state["user"] else None
+    embedded = embed_products(flavor=flavor, progress=stage(0.0, 0.4, "embedding"))
+    run = create_run(flavor=flavor, seed=state["seed"], overrides=state["overrides"], extra_input=state["extra_input"],
+                     user=user)
+    train_run(run=run, progress=stage(0.4, 0.4, "training"))
+    audit = run_audit(run=run, progress=stage(0.8, 0.2, "auditing"))
+    return {"flavor": flavor, "embedded": embedded.encoded, "run": run.pk, "flagged": audit.stats.get("flagged", 0),
+            "spearman": run.metrics.get("spearman")}
+
+
+def pipeline_report(*, params: dict, state: dict, results: list[dict], progress=None) -> dict:
+    """{flavor: its chunk's figures}, in the plan's order."""
+    return {r["flavor"]: {k: v for k, v in r.items() if k != "flavor"} for r in results}
+
+
+def pipeline_job(*, params: dict, user=None, progress=None) -> Chunked:
+    try:
+        return pipeline_plan(flavors=params.get("flavors"), seed=params.get("seed", 0), user=user,
+                             overrides=params.get("overrides"), extra_input=params.get("extra_input", ""))
+    except ValueError as exc:
+        raise JobFailed(str(exc)) from exc
 
 
 def missing_flavors() -> list[str]:
