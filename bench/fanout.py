@@ -1,6 +1,8 @@
-"""Embedding throughput of the chunked `embed` job with 1, 2 and 4 Celery workers.
+"""Embedding throughput of the chunked `embed` job with 1, 2 and 4 Celery workers; with `--job pipeline`, the
+`pipeline` job of both flavors (a chunk a flavor) with 1 and 2.
 
     .venv/bin/python bench/fanout.py [--n 8000] [--chunk-size 1000] [--workers 1 2 4] [--runs 3]
+    .venv/bin/python bench/fanout.py --job pipeline --n 1000 --workers 1 2 [--config '{"epochs": 20}']
 
 A generated catalog (`catalog.demo.generate_demo_catalog` scaled to --n products) is imported into a fresh
 database; for each worker count, that many real Celery workers are started (each `--pool solo`, one process,
@@ -9,6 +11,8 @@ database; for each worker count, that many real Celery workers are started (each
 vector deleted before each run so all are encoded. Printed per worker count: the median run's wall time
 (queued to succeeded) and products/s, every run's time, the chunks each worker took, and the load average
 around the runs (this machine is shared). A warm-up job first loads the encoder in every worker.
+`--job pipeline`: every run and vector deleted before each run, then one `pipeline` job (embed, train, assign,
+evaluate, audit; precision and discovery, seed 0, the recipe with `--config`'s overrides).
 Use its own SEMID_HOME (its embedded Redis then holds nobody else's queue).
 """
 
@@ -65,18 +69,13 @@ def stop_workers(workers) -> None:
             proc.kill()
 
 
-def embed_once(chunk_size: int, product_ids: list[int] | None = None) -> tuple[float, object]:
-    """Every vector deleted, then one `embed` job through the workers: (seconds queued to succeeded, job)."""
-    from catalog.models import ProductEmbedding
+def timed_job(kind: str, params: dict) -> tuple[float, object]:
+    """One job through the workers: (seconds queued to succeeded, job); exits on a failed job."""
     from jobs.models import Job
     from jobs.runner import start_job
 
-    ProductEmbedding.objects.all().delete()
     started = time.perf_counter()
-    params = {"flavors": ["precision"], "chunk_size": chunk_size}
-    if product_ids is not None:
-        params["product_ids"] = product_ids
-    job = start_job(kind="embed", params=params)
+    job = start_job(kind=kind, params=params)
     while True:
         job.refresh_from_db()
         if job.status in (Job.Status.SUCCEEDED, Job.Status.FAILED):
@@ -88,6 +87,27 @@ def embed_once(chunk_size: int, product_ids: list[int] | None = None) -> tuple[f
     return elapsed, job
 
 
+def embed_once(chunk_size: int, product_ids: list[int] | None = None) -> tuple[float, object]:
+    """Every vector deleted, then one `embed` job through the workers."""
+    from catalog.models import ProductEmbedding
+
+    ProductEmbedding.objects.all().delete()
+    params = {"flavors": ["precision"], "chunk_size": chunk_size}
+    if product_ids is not None:
+        params["product_ids"] = product_ids
+    return timed_job("embed", params)
+
+
+def pipeline_once(overrides: dict) -> tuple[float, object]:
+    """Every run and vector deleted, then one `pipeline` job of both flavors."""
+    from catalog.models import ProductEmbedding
+    from quantizer.models import QuantizerRun
+
+    QuantizerRun.objects.all().delete()
+    ProductEmbedding.objects.all().delete()
+    return timed_job("pipeline", {"flavors": ["precision", "discovery"], "seed": 0, "overrides": overrides})
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=8000, help="products in the generated catalog")
@@ -95,7 +115,12 @@ def main():
                         help="products a chunk (8 chunks at 8,000: 1, 2 and 4 workers get equal shares)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--job", choices=["embed", "pipeline"], default="embed")
+    parser.add_argument("--config", default="{}", help="--job pipeline: the runs' recipe overrides (JSON)")
     args = parser.parse_args()
+    import json
+
+    overrides = json.loads(args.config)
     fresh_database(DATABASE)
 
     from catalog.demo import generate_demo_catalog, write_csv
@@ -108,8 +133,9 @@ def main():
     path = write_csv(generate_demo_catalog(n_products=args.n, seed=0), log_dir / "fanout-catalog.csv")
     import_catalog(path=path)
     products = Product.objects.count()
-    print(f"{products} products, {-(-products // args.chunk_size)} chunks of {args.chunk_size}; "
-          f"{os.cpu_count()} cores; runs: {args.runs} per worker count")
+    chunks = "2 chunks (a flavor each)" if args.job == "pipeline" else \
+        f"{-(-products // args.chunk_size)} chunks of {args.chunk_size}"
+    print(f"{args.job} job: {products} products, {chunks}; {os.cpu_count()} cores; runs: {args.runs} per worker count")
     rows = []
     for count in args.workers:
         workers = spawn_workers(count, log_dir)
@@ -119,9 +145,12 @@ def main():
             load_before = os.getloadavg()[0]
             times, took, rebuilt = [], Counter(), set()
             for _ in range(args.runs):
-                elapsed, job = embed_once(args.chunk_size)
+                if args.job == "pipeline":
+                    elapsed, job = pipeline_once(overrides)
+                else:
+                    elapsed, job = embed_once(args.chunk_size)
+                    rebuilt.add(job.result["precision"]["index_rebuilt"])
                 times.append(elapsed)
-                rebuilt.add(job.result["precision"]["index_rebuilt"])
                 took.update(JobChunk.objects.filter(job=job).values_list("worker", flat=True))
             load_after = os.getloadavg()[0]
         finally:
@@ -131,7 +160,8 @@ def main():
         rows.append((count, median, products / median, times, shares, load_before, load_after))
         print(f"{count} worker(s): median {median:.1f} s, {products / median:.1f} products/s; runs "
               f"{', '.join(f'{t:.1f}' for t in times)} s; chunks per worker {shares}; "
-              f"load average {load_before:.1f} -> {load_after:.1f}; index dropped and rebuilt: {rebuilt}", flush=True)
+              f"load average {load_before:.1f} -> {load_after:.1f}"
+              + (f"; index dropped and rebuilt: {rebuilt}" if args.job == "embed" else ""), flush=True)
 
     base = rows[0][2]
     print("\n| workers | wall time (median of %d) | products/s | speed-up | runs (s) | chunks per worker | "
