@@ -4,6 +4,11 @@ with the ORM paths they replaced (kept here as the reference), on N generated pr
 and codes. Both sides must store and read the same values; median of --repeats, alternating.
 
     .venv/bin/python bench/assign_io.py [--n 20000] [--repeats 2] [--json PATH]
+    .venv/bin/python bench/assign_io.py --summaries --n 100000   # write_codes with the summaries' trigger on / off
+
+`--summaries`: what the cluster summaries cost `write_codes`. Codes with deep levels of about a product a
+cluster (level 1 of 256, level 2 of 40 per level-1 code, levels 3 and 4 random), a new run each time, written with
+the summaries' insert trigger on and off, alternating, each inside a transaction rolled back afterwards.
 """
 
 from __future__ import annotations
@@ -53,13 +58,60 @@ def bulk_create_codes(*, run, product_ids, codes, errors, gaps):
     fill_words(run=run)
 
 
+class RolledBack(Exception):
+    pass
+
+
+def summaries_cost(n: int, repeats: int) -> None:
+    from django.db import connection, transaction
+    from django.db.models import Count
+
+    from quantizer.models import ClusterSummary, QuantizerRun
+    from quantizer.services import write_codes
+
+    ids = _django.import_generated_catalog(n)
+    rng = np.random.default_rng(0)
+    first = rng.integers(0, 256, len(ids))
+    codes = np.stack([first, (first * 7 + rng.integers(0, 40, len(ids))) % 256, rng.integers(0, 256, len(ids)),
+                      rng.integers(0, 256, len(ids))], 1).astype(np.int64)
+    errors, gaps = rng.random(len(ids)).astype(np.float32), rng.random(codes.shape).astype(np.float32)
+    seconds: dict[str, list[float]] = {"trigger on": [], "trigger off": []}
+    clusters = {}
+    for _ in range(repeats):
+        for label in seconds:
+            try:
+                with transaction.atomic():
+                    run = QuantizerRun.objects.create(flavor="precision", embedding_model="stand-in")
+                    if label == "trigger off":
+                        with connection.cursor() as cursor:
+                            cursor.execute("ALTER TABLE quantizer_semanticid "
+                                           "DISABLE TRIGGER quantizer_summary_semid_insert")
+                    started = time.perf_counter()
+                    write_codes(run=run, product_ids=ids, codes=codes, errors=errors, gaps=gaps)
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred checks a commit would run
+                    seconds[label].append(time.perf_counter() - started)
+                    clusters = dict(ClusterSummary.objects.filter(run=run).values_list("level").annotate(
+                        n=Count("id"))) or clusters
+                    raise RolledBack
+            except RolledBack:
+                pass
+    print(f"{len(ids):,} products; summary rows by level {clusters}")
+    for label, times in seconds.items():
+        runs = [round(t, 2) for t in times]
+        print(f"  write_codes, {label:<11} median {statistics.median(times):6.2f} s   runs {runs}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--summaries", action="store_true", help="write_codes with the summaries' trigger on / off")
     args = parser.parse_args()
     _django.fresh_database("semid_bench_assign_io")
+    if args.summaries:
+        return summaries_cost(args.n, args.repeats)
     from django.db import transaction
 
     from catalog.embeddings import _write_vectors, product_vectors
