@@ -260,6 +260,11 @@ def treemap_groups(children: list[dict], *, by_department: bool) -> list[dict]:
         for child in group["children"]:
             child["colour"] = purity_colour(child["purity"])
             child["basis"] = _basis(child["n"] / group["n"], 14.0 if not by_department else 30.0)
+            # a tile's text, made here: a level's 256 tiles rendered from template loops and filters took most of
+            # the level-3 page's time at a million products (docs/benchmarks.md)
+            child["percent"] = round(child["purity"] * 100)
+            child["words_text"] = " · ".join(child["words"]) or "—"
+            child["top_two"] = ", ".join(f"{cat['name']} ({cat['n']})" for cat in child["categories"][:2])
     return out
 
 
