@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from audit.core import CodePrefixes, calibrate, product_words, score_products, taxonomy_issues
 from audit.evidence import Evidence, FlavorView
 from audit.models import AuditReport, Flag, Queue, Score
+from config.database import analyze_tables
 from catalog.embeddings import product_vectors
 from catalog.encoder import default_device
 from catalog.models import Category, Product
@@ -115,15 +116,6 @@ def _write_scores(*, run, ids, products, scores, confidence, flagged) -> None:
                     ids[rows].tolist(), label[rows].tolist(), np.asarray(scores.suggested[rows]).tolist(),
                     confidence[rows].tolist(), np.asarray(scores.raw_score[rows], dtype=np.float64).tolist(),
                     is_flagged[rows].tolist())))
-
-
-def analyze_tables(*models) -> None:
-    """ANALYZE the tables a bulk write just filled, so the next page's plans know their rows. Until autovacuum's
-    own pass (up to a minute later, or never for a table it finds too small a change) the planner has no statistics
-    for new rows: right after a million-product audit the queue page's flag list took 1.4 s (this CPU, 100,000
-    flags without statistics), 30 ms once analyzed (docs/performance.md)."""
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE " + ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models))
 
 
 def queue_priority(*, confidence: float, suggested_prob: float, unlabelled: bool) -> float:

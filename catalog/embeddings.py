@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from catalog.encoder import encode_texts, load_encoder
-from catalog.models import Flavor, Product, ProductEmbedding
+from catalog.models import Flavor, Product, ProductEmbedding, check_flavors
 from catalog.text import LLMConfig, extract_attributes, product_text, text_hash
 from jobs.runner import Chunked, JobFailed, run_chunks_here
 
@@ -88,9 +88,7 @@ def embed_plan(*, flavors: list[str], product_ids: list[int] | None = None, chun
     """The chunks of an embedding: per flavor, the products by id in runs of `chunk_size`. Where more than
     REBUILD_INDEX_ABOVE products have no vector of this model (a first load, a new model), the flavor's
     HNSW index is dropped now, before any chunk writes, and `finish_embedding` builds it once at the end."""
-    unknown = [f for f in flavors if f not in Flavor.values]
-    if unknown:
-        raise ValueError(f"unknown flavor {unknown[0]!r}; use one of {', '.join(Flavor.values)}")
+    flavors = check_flavors(flavors)
     chunk_size = CHUNK_PRODUCTS if chunk_size is None else chunk_size
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")

@@ -14,6 +14,15 @@ class Flavor(models.TextChoices):
     DISCOVERY = "discovery", "Discovery"
 
 
+def check_flavors(flavors) -> list[str]:
+    """`flavors` as a list, or a ValueError naming the first one that is not a flavor."""
+    flavors = list(flavors)
+    unknown = [f for f in flavors if f not in Flavor.values]
+    if unknown:
+        raise ValueError(f"unknown flavor {unknown[0]!r}; use one of {', '.join(Flavor.values)}")
+    return flavors
+
+
 class Category(TreeNode):
     """A node of the hand-made taxonomy. `path` is the full materialized path."""
 

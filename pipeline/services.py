@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
+
 from audit.runs import run_audit
 from catalog.embeddings import embed_products
-from catalog.models import Flavor
+from catalog.models import Flavor, check_flavors
 from catalog.rows import CatalogFileError
 from catalog.services import import_catalog
 from jobs.models import Job
@@ -30,10 +32,7 @@ def pipeline_plan(*, flavors=None, seed: int = 0, user=None, overrides: dict | N
                   extra_input: str = "") -> Chunked:
     """The pipeline's chunks, one a flavor; `extra_input`: what the runs read beside the text (quantizer.inputs;
     "copurchase": the imported orders). An unknown input is refused here, before any work."""
-    flavors = list(flavors or Flavor.values)
-    unknown = [f for f in flavors if f not in Flavor.values]
-    if unknown:
-        raise ValueError(f"unknown flavor {unknown[0]!r}; use one of {', '.join(Flavor.values)}")
+    flavors = check_flavors(flavors or Flavor.values)
     state = {"seed": seed, "overrides": overrides, "extra_input": check_extra_input(extra_input),
              "user": user.pk if user else None}
     return Chunked(chunks=[{"flavor": f} for f in flavors], run_chunk="pipeline.services.pipeline_flavor",
@@ -49,8 +48,6 @@ def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overr
 
 def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) -> dict:
     """One flavor's chunk: embed -> train -> assign -> evaluate -> audit."""
-    from django.contrib.auth import get_user_model
-
     flavor = chunk["flavor"]
 
     def stage(start, width, label):

@@ -21,6 +21,7 @@ from django.utils import timezone
 from catalog.embeddings import model_name, product_vectors
 from catalog.encoder import default_device
 from catalog.models import Category, Product
+from config.database import analyze_tables
 from quantizer.clusters import fill_words
 from quantizer.inputs import check_extra_input, training_input
 from quantizer.core import (
@@ -146,8 +147,7 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
         if progress:
             progress(0.88, 1.0, "writing codes")
         write_codes(run=run, product_ids=ids, codes=fitted.codes, errors=fitted.errors, gaps=fitted.gaps)
-        with connection.cursor() as cursor:  # the pages' plans need the new rows' statistics now (see audit's)
-            cursor.execute(f"ANALYZE {SemanticId._meta.db_table}, {ClusterSummary._meta.db_table}")
+        analyze_tables(SemanticId, ClusterSummary)  # the pages' plans need the new rows' statistics now
         _set(run, message="evaluating", progress=EVALUATING)
         if progress:
             progress(EVALUATING, 1.0, "evaluating")
