@@ -162,7 +162,9 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
         raise ValueError(f"reuse= holds scores of {len(reuse.labels)} products, not {len(labels)}")
     lexical, known = None, None
     if texts is not None:
-        lexical = reuse.lexical if reuse is not None and reuse.lexical is not None else text_features(texts, seed=seed)
+        lexical = reuse.lexical if reuse is not None and reuse.lexical is not None else None
+        if lexical is None:
+            lexical = text_features(texts, seed=seed, device=device)
     if (reuse is not None and np.array_equal(reuse.labels >= 0, labels >= 0)
             and reuse.neighbours.shape[1] == min(KNN, n_labelled - 1)):
         known = (reuse.neighbours, reuse.neighbour_sims)

@@ -542,3 +542,52 @@ def test_brand_groups_are_the_brand_and_label_pairs_with_unbranded_products_alon
         for j in range(len(labels)):
             together = i == j or (key[i] == key[j] and key[i][0] != "" and labels[i] >= 0)
             assert (group[i] == group[j]) == together, (i, j)
+
+
+def test_the_devices_svd_finds_the_subspace_scikit_learn_finds():
+    """text_features' SVD on a GPU (randomized_svd_torch) is scikit-learn's algorithm with torch's draws."""
+    from scipy.sparse import hstack
+    from sklearn.decomposition import TruncatedSVD
+
+    from audit.core.signals import TEXT_ANALYZERS, randomized_svd_torch, tfidf_matrix
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}x{i * 7 % 13}" for i in range(60)]
+    zipf = 1.0 / np.arange(1, len(words) + 1)
+    texts = [" ".join(rng.choice(words, size=rng.integers(2, 6), p=zipf / zipf.sum())) for _ in range(800)]
+    tfidf = hstack([tfidf_matrix(texts, analyzer) for analyzer in TEXT_ANALYZERS]).tocsr()
+    k = 24
+    reference = TruncatedSVD(k, random_state=0).fit(tfidf)
+    vectors = randomized_svd_torch(tfidf, k, seed=0).numpy()
+    assert vectors.shape == (tfidf.shape[1], k)
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(k), atol=1e-4)
+    # the leading half of the directions lies in scikit-learn's subspace, and each captures the same variance
+    np.testing.assert_allclose(np.linalg.svd(reference.components_ @ vectors[:, : k // 2], compute_uv=False), 1.0,
+                               atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(tfidf @ vectors, axis=0), reference.singular_values_, rtol=1e-2)
+    assert (vectors[np.abs(vectors).argmax(0), np.arange(k)] > 0).all()  # signs fixed
+    np.testing.assert_array_equal(vectors, randomized_svd_torch(tfidf, k, seed=0).numpy())
+    assert not np.allclose(vectors, randomized_svd_torch(tfidf, k, seed=1).numpy())
+
+
+def test_classifier_fits_run_with_tf32_matmuls_and_restore_the_callers_setting():
+    import torch
+
+    from audit.core.signals import fit_softmax_regression, tf32_matmuls
+
+    matmul = torch.backends.cuda.matmul
+    saved = matmul.allow_tf32
+    seen = []
+    try:
+        matmul.allow_tf32 = False
+        x = torch.randn(40, 3)
+        y = torch.arange(40) % 2
+        with tf32_matmuls():
+            seen.append(matmul.allow_tf32)
+        seen.append(matmul.allow_tf32)
+        w, b = fit_softmax_regression(x, y, 2, 1e-3, max_iter=5)
+        seen.append(matmul.allow_tf32)
+    finally:
+        matmul.allow_tf32 = saved
+    assert seen == [True, False, False]
+    assert w.shape == (3, 2) and b.shape == (2,)
