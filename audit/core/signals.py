@@ -192,6 +192,7 @@ def _torch_csr(matrix: csr_matrix, device: str) -> torch.Tensor:
     """A scipy CSR matrix as a float32 torch sparse CSR tensor on ``device``."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+        warnings.filterwarnings("ignore", "Sparse invariant checks are implicitly disabled", UserWarning)
         return torch.sparse_csr_tensor(torch.as_tensor(matrix.indptr, dtype=torch.int64),
                                        torch.as_tensor(matrix.indices, dtype=torch.int64),
                                        torch.as_tensor(matrix.data, dtype=torch.float32), size=matrix.shape,
