@@ -12,7 +12,9 @@ own catalog would run it (issue 21's check of catalogs the scorer was not tuned 
 sampled as ``bench/audit.py`` samples them, labels moved by ``audit.core.inject_noise``) and the truth
 (external_id, true_path, moved). ``score`` reads what ``export_audit`` wrote: average precision and
 precision at k (k = the moved labels) of the confidence, distinct confidences, ECE against the moved labels,
-the flags and the moved labels among them, and how often the suggestion is the true category.
+the flags and the moved labels among them, and how often the suggestion is the true category. With ``make
+--cleanlab`` the truth also holds cleanlab's 1 - p(label) (bench/audit.py's baseline on the same labels and
+embeddings), and ``score`` prints its AP and P@k on the same products beside semid's.
 """
 
 from __future__ import annotations
@@ -60,24 +62,40 @@ def make(args) -> None:
 
     ds = load_dataset(args.catalog, limit=args.limit or None)
     brands = ds.brands if (ds.brands != "").any() else None
-    embeddings = embed_dataset(ds, "precision", "cpu") if args.regime == "lookalike" else None
+    embeddings = embed_dataset(ds, "precision", "cpu") if args.regime == "lookalike" or args.cleanlab else None
     noisy, injected = inject_noise(ds.taxonomy, args.regime, args.rate, args.seed, embeddings=embeddings,
                                    brands=brands)
+    cleanlab = cleanlab_suspicion(embeddings, noisy, args.seed) if args.cleanlab else None
     path_of = {tuple(row): PATH_SEPARATOR.join(p) for row, p in zip(ds.taxonomy.tolist(), ds.paths)}
     with open(args.catalog_csv, "w", newline="") as f, open(args.truth_csv, "w", newline="") as t:
         out, truth = csv.writer(f), csv.writer(t)
         out.writerow(["external_id", "name", "brand", "description", "category_path"])
-        truth.writerow(["external_id", "true_path", "moved"])
+        truth.writerow(["external_id", "true_path", "moved"] + (["cleanlab"] if args.cleanlab else []))
         left_out = 0
-        for record, row, path, moved in zip(ds.records, noisy.tolist(), ds.paths, injected):
+        for i, (record, row, path, moved) in enumerate(zip(ds.records, noisy.tolist(), ds.paths, injected)):
             if not path:  # left out, as in docs/audit.md's tables (import_catalog --allow-uncategorized takes them now)
                 left_out += 1
                 continue
             out.writerow([record["external_id"], record["name"], record["brand"], record["description"],
                           path_of[tuple(row)]])
-            truth.writerow([record["external_id"], PATH_SEPARATOR.join(path), int(moved)])
+            truth.writerow([record["external_id"], PATH_SEPARATOR.join(path), int(moved)]
+                           + ([repr(float(cleanlab[i]))] if args.cleanlab else []))
     print(f"{len(ds) - left_out} products ({left_out} without a category left out), {int(injected.sum())} labels "
           f"moved ({args.regime}, seed {args.seed}): {args.catalog_csv}, truth in {args.truth_csv}")
+
+
+def cleanlab_suspicion(embeddings: np.ndarray, noisy: np.ndarray, seed: int) -> np.ndarray:
+    """(N,) 1 - p(given label) of cleanlab's baseline as bench/audit.py and the study fit it (5-fold logistic
+    regression on the embeddings, C by out-of-fold log-loss of the given labels), NaN where unlabelled."""
+    from audit.core import leaf_classes
+    from bench.audit import cv_logistic_probs
+
+    leaf_paths, labels = leaf_classes(noisy)
+    labelled = np.flatnonzero(labels >= 0)
+    probs, _ = cv_logistic_probs(embeddings[labelled], labels[labelled], len(leaf_paths), seed, "cpu")
+    out = np.full(len(labels), np.nan)
+    out[labelled] = 1.0 - probs[np.arange(len(labelled)), labels[labelled]]
+    return out
 
 
 def score(args) -> None:
@@ -90,6 +108,22 @@ def score(args) -> None:
           f"{m['distinct_confidences']} distinct confidences, ECE {m['ECE']:.3f}")
     print(f"flagged {m['flagged']}, moved among them {m['moved_among_flagged']}")
     print(f"suggested category right for {m['right_suggestions']} of {m['moved']} moved ({m['top1']:.1%})")
+    if truth and "cleanlab" in truth[0]:
+        c = cleanlab_metrics(Path(args.export_csv), truth)
+        print(f"cleanlab on the same products: average precision {c['AP']:.3f}, precision at k {c['P@k']:.3f}")
+
+
+def cleanlab_metrics(export: Path, truth: list[dict]) -> dict:
+    """AP and P@k of the truth file's cleanlab column over the products ``export`` scored."""
+    from sklearn.metrics import average_precision_score
+
+    with export.open(newline="") as f:
+        scored = {r["external_id"] for r in csv.DictReader(f) if r["label_path"]}
+    rows = [r for r in truth if r["external_id"] in scored]
+    moved = np.array([r["moved"] == "1" for r in rows])
+    suspicion = np.array([float(r["cleanlab"]) for r in rows])
+    top = np.argsort(-suspicion, kind="stable")[:int(moved.sum())]
+    return {"AP": float(average_precision_score(moved, suspicion)), "P@k": float(moved[top].mean())}
 
 
 def main() -> None:
@@ -103,6 +137,8 @@ def main() -> None:
     m.add_argument("--regime", default="uniform", choices=("uniform", "sibling", "lookalike", "brand"))
     m.add_argument("--rate", type=float, default=0.03)
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--cleanlab", action="store_true",
+                   help="also fit cleanlab's baseline on the same labels and embeddings (a truth column score reads)")
     s = sub.add_parser("score", help="score what export_audit wrote against the truth")
     s.add_argument("export_csv")
     s.add_argument("truth_csv")
