@@ -67,11 +67,14 @@ class Steps:
 
     def __init__(self, stage: str, figures: dict, save):
         self.stage, self.figures, self.save = stage, figures, save
-        self.started = time.perf_counter()
+        self.started, self.last = time.perf_counter(), None
 
     def __call__(self, done, total=1.0, message="", **_):
-        seconds = round(time.perf_counter() - self.started, 1)
-        print(f"  {seconds:8.1f} s  {message or f'{done / total:.0%}'}", flush=True)
+        message = message or f"{done / total:.0%}"
+        if message == self.last:  # an encoder's batches report the same percent many times
+            return
+        self.last, seconds = message, round(time.perf_counter() - self.started, 1)
+        print(f"  {seconds:8.1f} s  {message}", flush=True)
         self.figures.setdefault("steps", []).append([self.stage, seconds, message])
         self.save()
 
@@ -175,7 +178,7 @@ def main() -> None:
         sys.exit(f"--from {args.start}: the database holds {Product.objects.count():,} products, not {args.n:,}")
     if "embed" in stages:
         with Stage("embed", rows):
-            embed_products(flavor=args.flavor)
+            embed_products(flavor=args.flavor, progress=Steps("embed", figures, save))
         save()
     if "train" in stages:
         run = create_run(flavor=args.flavor, seed=args.seed)
