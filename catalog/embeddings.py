@@ -9,17 +9,19 @@ its chunks run on every worker (jobs.runner.Chunked); `embed_products` runs the 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
+from django.utils.module_loading import import_string
 
 from catalog.encoder import encode_texts, load_encoder
 from catalog.models import Flavor, Product, ProductEmbedding, check_flavors
 from catalog.text import LLMConfig, extract_attributes, product_text, text_hash
-from jobs.runner import Chunked, JobFailed, run_chunks_here
+from jobs.runner import Chunked, JobFailed, chunk_progress, run_chunks_here, run_finish_here
 
 WRITE_BATCH = 2000
 REBUILD_INDEX_ABOVE = 5000  # products without a vector of the model: more, and the index is dropped and rebuilt
@@ -77,10 +79,12 @@ def texts_for(products: list[Product], flavor: str) -> list[str]:
     return [product_text(p.as_record(), flavor) for p in products]
 
 
-def embed_products(*, flavor: str, product_ids: list[int] | None = None, progress=None) -> EmbedResult:
-    """Embed the products (all, or `product_ids`) in this process: the `embed` job's chunks one after another."""
-    plan = embed_plan(flavors=[flavor], product_ids=product_ids)
-    return EmbedResult(**run_chunks_here(plan, params={}, progress=progress)[flavor])
+def embed_products(*, flavor: str, product_ids: list[int] | None = None, progress=None,
+                   chunk_size: int | None = None) -> EmbedResult:
+    """Embed the products (all, or `product_ids`) in this process: the `embed` job's chunks, each encoded while
+    the next is read and the last written (`_run_plan_here`)."""
+    plan = embed_plan(flavors=[flavor], product_ids=product_ids, chunk_size=chunk_size)
+    return EmbedResult(**_run_plan_here(plan, progress=progress)[flavor])
 
 
 def embed_plan(*, flavors: list[str], product_ids: list[int] | None = None, chunk_size: int | None = None,
@@ -118,6 +122,25 @@ def embed_plan(*, flavors: list[str], product_ids: list[int] | None = None, chun
 def embed_chunk(*, params: dict, state: dict, chunk: dict, progress=None) -> dict:
     """One chunk: the texts of its products, their hashes, the new or changed ones encoded (each distinct
     text once) and written by binary COPY. Idempotent: a chunk run again finds its texts stored."""
+    work = _read_chunk(state, chunk)
+    vectors = _encode_chunk(work, state, progress)
+    return _write_chunk(work, state, vectors, progress)
+
+
+@dataclass
+class _ChunkWork:
+    """What a chunk has to encode, read from the database: the texts to encode (each once) and, for each
+    product to write, its id, text hash and row among them."""
+    flavor: str
+    products: int
+    product_ids: list[int]
+    hashes: list[str]
+    rows: list[int]
+    distinct: list[str]
+    replace: list[int]
+
+
+def _read_chunk(state: dict, chunk: dict) -> _ChunkWork:
     flavor, name = chunk["flavor"], state["model"]
     queryset = Product.objects.filter(pk__gte=chunk["first"], pk__lte=chunk["last"]).order_by("id")
     if "ids" in chunk:
@@ -129,26 +152,76 @@ def embed_chunk(*, params: dict, state: dict, chunk: dict, progress=None) -> dic
     stored = dict(ProductEmbedding.objects.filter(flavor=flavor, product_id__gte=chunk["first"],
                                                   product_id__lte=chunk["last"]).values_list("product_id", "text_hash"))
     todo = [i for i, p in enumerate(products) if stored.get(p.pk) != hashes[i]]
-    if todo:
-        encoder = load_encoder(name)
-        # Identical texts (a product listed twice, in other sizes) are encoded once.
-        distinct = list(dict.fromkeys(texts[i] for i in todo))
-        position = {text: j for j, text in enumerate(distinct)}
-        vectors = encode_texts(
-            encoder,
-            distinct,
-            batch_size=settings.SEMID_EMBEDDING_BATCH_SIZE,
-            progress=(lambda done, total: progress(0.95 * done / total)) if progress else None,
-        )[[position[texts[i]] for i in todo]]
+    # Identical texts (a product listed twice, in other sizes) are encoded once.
+    distinct = list(dict.fromkeys(texts[i] for i in todo))
+    position = {text: j for j, text in enumerate(distinct)}
+    return _ChunkWork(flavor=flavor, products=len(products), product_ids=[products[i].pk for i in todo],
+                      hashes=[hashes[i] for i in todo], rows=[position[texts[i]] for i in todo], distinct=distinct,
+                      replace=[products[i].pk for i in todo if products[i].pk in stored])
+
+
+def _encode_chunk(work: _ChunkWork, state: dict, progress=None) -> np.ndarray:
+    if not work.distinct:
+        return np.empty((0, 0), dtype=np.float32)
+    return encode_texts(
+        load_encoder(state["model"]),
+        work.distinct,
+        batch_size=settings.SEMID_EMBEDDING_BATCH_SIZE,
+        progress=(lambda done, total: progress(0.95 * done / total)) if progress else None,
+    )
+
+
+def _write_chunk(work: _ChunkWork, state: dict, vectors: np.ndarray, progress=None) -> dict:
+    if work.product_ids:
         with transaction.atomic():
-            _write_vectors(
-                flavor=flavor, model=name, product_ids=[products[i].pk for i in todo],
-                hashes=[hashes[i] for i in todo], vectors=vectors,
-                replace=[products[i].pk for i in todo if products[i].pk in stored],
-            )
+            _write_vectors(flavor=work.flavor, model=state["model"], product_ids=work.product_ids,
+                           hashes=work.hashes, vectors=vectors[work.rows], replace=work.replace)
     if progress:
         progress(1.0)
-    return {"flavor": flavor, "products": len(products), "encoded": len(todo)}
+    return {"flavor": work.flavor, "products": work.products, "encoded": len(work.product_ids)}
+
+
+# A plan's chunks in this process keep the encoder busy: while one chunk is encoded, a thread reads the next
+# (products, texts, hashes) and another writes the last one's vectors. Threads have their own connections, so
+# they only see committed rows: inside a transaction the chunks run one after another.
+OVERLAP_CHUNKS = True
+
+
+def _run_plan_here(plan: Chunked, progress=None) -> dict:
+    """`plan` in this process: the same chunk functions as the workers', so the same result
+    (jobs.runner.run_chunks_here), with reads and writes overlapping the encoder where they can."""
+    if not OVERLAP_CHUNKS or len(plan.chunks) < 2 or connection.in_atomic_block:
+        return run_chunks_here(plan, params={}, progress=progress)
+    total = len(plan.chunks)
+    reader = ThreadPoolExecutor(1, thread_name_prefix="embed-read")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="embed-write")
+    try:
+        read, written = reader.submit(_read_chunk, plan.state, plan.chunks[0]), []
+        for i in range(total):
+            work = read.result()
+            if i + 1 < total:
+                read = reader.submit(_read_chunk, plan.state, plan.chunks[i + 1])
+            vectors = _encode_chunk(work, plan.state)
+            if len(written) >= 2:  # at most two chunks' vectors wait for the writer
+                written[-2].result()
+            written.append(writer.submit(_write_chunk, work, plan.state, vectors))
+            if progress:
+                chunk_progress(progress, i, total)(1.0)
+        results = [w.result() for w in written]
+    except BaseException:
+        _close_threads(reader, writer)
+        if plan.cleanup:
+            import_string(plan.cleanup)(params={}, state=plan.state)
+        raise
+    _close_threads(reader, writer)
+    return run_finish_here(plan, params={}, results=results, progress=progress)
+
+
+def _close_threads(*pools: ThreadPoolExecutor) -> None:
+    """Each pool's thread closes its database connection after its last task; then the pools stop."""
+    for pool in pools:
+        pool.submit(connections.close_all)
+        pool.shutdown(wait=True)
 
 
 def finish_embedding(*, params: dict, state: dict, results: list[dict], progress=None) -> dict:

@@ -313,17 +313,24 @@ def run_chunks_here(plan: Chunked, *, params: dict, progress: Callable | None = 
     """The same plan in this process, chunk after chunk (a command without a worker, a flow that is itself
     one job): the same functions, so the same result as the workers'; `cleanup` runs if anything fails."""
     total = len(plan.chunks)
-
-    def step(i):
-        if progress is None:
-            return None
-        return lambda done, of=1.0, message=None: progress((i + (done / of if of else 0.0)) / (total + 1), 1.0, message)
-
     run = import_string(plan.run_chunk)
     try:
-        results = [run(params=params, state=plan.state, chunk=chunk, progress=step(i))
+        results = [run(params=params, state=plan.state, chunk=chunk,
+                       progress=chunk_progress(progress, i, total) if progress else None)
                    for i, chunk in enumerate(plan.chunks)]
-        result = import_string(plan.finish)(params=params, state=plan.state, results=results, progress=step(total))
+    except BaseException:
+        if plan.cleanup:
+            import_string(plan.cleanup)(params=params, state=plan.state)
+        raise
+    return run_finish_here(plan, params=params, results=results, progress=progress)
+
+
+def run_finish_here(plan: Chunked, *, params: dict, results: list, progress: Callable | None = None) -> dict:
+    """The plan's `finish` over its chunks' results, in this process (`cleanup` if it fails)."""
+    try:
+        result = import_string(plan.finish)(params=params, state=plan.state, results=results,
+                                            progress=chunk_progress(progress, len(plan.chunks), len(plan.chunks))
+                                            if progress else None)
     except BaseException:
         if plan.cleanup:
             import_string(plan.cleanup)(params=params, state=plan.state)
@@ -331,6 +338,12 @@ def run_chunks_here(plan: Chunked, *, params: dict, progress: Callable | None = 
     if progress:
         progress(1.0)
     return result
+
+
+def chunk_progress(progress: Callable, i: int, total: int) -> Callable:
+    """Chunk i's progress (done of `of`) as the plan's: each of the `total` chunks and the finish an equal
+    share."""
+    return lambda done, of=1.0, message=None: progress((i + (done / of if of else 0.0)) / (total + 1), 1.0, message)
 
 
 @contextmanager

@@ -116,3 +116,68 @@ def test_an_embedding_that_fails_midway_builds_the_index_it_dropped(tmp_path, db
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'catalog_productembedding'")
         assert "embedding_hnsw_precision" in {row[0] for row in cursor.fetchall()}
     assert ProductEmbedding.objects.filter(flavor="precision").count() == 40  # the first two chunks
+
+
+def backends() -> int:
+    """Connections to this database, this test's included."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def test_in_one_process_the_next_chunk_is_read_and_the_last_written_while_one_is_encoded(
+        tmp_path, transactional_db, monkeypatch):
+    """Outside a transaction `embed_products` reads and writes chunks on two threads beside the encoder: the
+    same vectors, hashes and counts as chunk after chunk, progress rising to 1, the threads' connections closed."""
+    import threading
+
+    import catalog.embeddings as embeddings
+
+    write_csv(generate_demo_catalog(n_products=240, seed=3), tmp_path / "demo.csv")
+    import_catalog(path=tmp_path / "demo.csv")
+    ids = sorted(Product.objects.values_list("id", flat=True))
+    readers = set()
+    read = embeddings._read_chunk
+    monkeypatch.setattr(embeddings, "_read_chunk", lambda *a: readers.add(threading.current_thread().name) or read(*a))
+    before, seen = backends(), []
+
+    overlapped = embed_products(flavor="precision", chunk_size=CHUNK, progress=lambda done, *_: seen.append(done))
+
+    assert readers and all(name.startswith("embed-read") for name in readers)
+    assert backends() == before
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) > len(ids) // CHUNK
+    assert (overlapped.products, overlapped.encoded, overlapped.unchanged) == (len(ids), len(ids), 0)
+    with_threads = stored("precision")
+    ProductEmbedding.objects.all().delete()
+    monkeypatch.setattr(embeddings, "OVERLAP_CHUNKS", False)
+    readers.clear()
+
+    one_by_one = embed_products(flavor="precision", chunk_size=CHUNK)
+
+    assert readers == {threading.current_thread().name}
+    assert one_by_one == overlapped
+    alone = stored("precision")
+    assert with_threads.keys() == alone.keys() == set(ids)
+    assert all(with_threads[pk][0] == alone[pk][0] for pk in ids)
+    assert max(float(np.abs(with_threads[pk][1] - alone[pk][1]).max()) for pk in ids) <= 1e-6
+
+
+def test_a_chunk_that_fails_in_the_overlapped_path_stops_after_the_chunks_before_it_are_written(
+        tmp_path, transactional_db, monkeypatch):
+    import catalog.embeddings as embeddings
+
+    write_csv(generate_demo_catalog(n_products=240, seed=3), tmp_path / "demo.csv")
+    import_catalog(path=tmp_path / "demo.csv")
+    ids = sorted(Product.objects.values_list("id", flat=True))
+    Product.objects.filter(pk=ids[3 * CHUNK + 5]).update(attributes=["not a record"])  # in the fourth chunk
+    monkeypatch.setattr(embeddings, "REBUILD_INDEX_ABOVE", 2)  # the plan drops the index
+    before = backends()
+
+    with pytest.raises(ValueError, match="dictionary update sequence"):
+        embed_products(flavor="precision", chunk_size=CHUNK)
+
+    assert ProductEmbedding.objects.filter(flavor="precision").count() == 3 * CHUNK
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'catalog_productembedding'")
+        assert "embedding_hnsw_precision" in {row[0] for row in cursor.fetchall()}  # built again over them
+    assert backends() == before
