@@ -125,11 +125,20 @@ def test_product_vectors_read_back_exactly_what_was_written_in_product_order(cat
 
     from catalog.embeddings import _write_vectors, product_vectors
 
+    from django.utils import timezone
+
     ids = list(Product.objects.order_by("-id").values_list("id", flat=True))  # written out of order
     vectors = np.random.default_rng(0).normal(size=(len(ids), 384)).astype(np.float32)
     vectors[0, :3] = [np.float32(1e-38), np.float32(-0.0), np.float32(3.4e38)]  # tiny, signed zero, huge
+    hashes = [f"h{i % 3 * 'x'}é" for i in range(len(ids))]  # three lengths, a character of two bytes
+    before = timezone.now()
     with transaction.atomic():
-        _write_vectors(flavor="precision", model="m", product_ids=ids, hashes=["h"] * len(ids), vectors=vectors)
+        _write_vectors(flavor="precision", model="mödel", product_ids=ids, hashes=hashes, vectors=vectors)
+
+    rows = ProductEmbedding.objects.filter(flavor="precision").values_list("product_id", "model_name", "text_hash",
+                                                                            "updated_at")
+    assert {(pk, model, h) for pk, model, h, _ in rows} == set(zip(ids, ["mödel"] * len(ids), hashes))
+    assert all(before <= at <= timezone.now() for *_, at in rows)
 
     got_ids, got = product_vectors(flavor="precision")
     order = np.argsort(ids)
