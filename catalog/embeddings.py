@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -247,64 +246,26 @@ def restore_indexes(*, params: dict, state: dict) -> None:
 
 def _write_vectors(*, flavor: str, model: str, product_ids: list[int], hashes: list[str], vectors: np.ndarray,
                    replace: list[int] | None = None) -> None:
-    """Write these products' vectors with one binary COPY whose rows numpy lays out (`_copy_rows`: 100,000
-    vectors in about 0.1 s of Python, against 2 s row by row); the stored vectors of `replace` (default: all
-    of `product_ids`) are deleted first."""
+    """Write these products' vectors with binary COPY (10k vectors: 0.2 s, against 17 s for bulk INSERTs); the
+    stored vectors of `replace` (default: all of `product_ids`) are deleted first."""
     from django.utils import timezone
+    from pgvector.psycopg import register_vector
 
     table = ProductEmbedding._meta.db_table
     replace = product_ids if replace is None else replace
     for start in range(0, len(replace), 10000):
         ProductEmbedding.objects.filter(flavor=flavor, product_id__in=replace[start : start + 10000]).delete()
+    raw = connection.connection
+    register_vector(raw)
+    now = timezone.now()
     with connection.cursor() as cursor:
         with cursor.cursor.copy(
             f"COPY {table} (product_id, flavor, model_name, text_hash, embedding, updated_at) "
             "FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
-            copy.write(COPY_BINARY_HEADER)
-            now = timezone.now()
-            for start in range(0, len(product_ids), WRITE_BATCH):
-                stop = start + WRITE_BATCH
-                copy.write(_copy_rows(product_ids[start:stop], flavor, model, hashes[start:stop],
-                                      vectors[start:stop], now))
-            copy.write(COPY_BINARY_TRAILER)
-
-
-COPY_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")  # no flags, no extension
-COPY_BINARY_TRAILER = (-1).to_bytes(2, "big", signed=True)
-POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # where a binary timestamptz counts microseconds from
-
-
-def _copy_rows(product_ids: list[int], flavor: str, model: str, hashes: list[str], vectors: np.ndarray,
-               now) -> bytes:
-    """The rows of `_write_vectors` in PostgreSQL's binary COPY format, each a fixed-width numpy record
-    (field count, then each field's length and big-endian value; pgvector's `vector` is its dimension, a
-    reserved zero and the float4s). Rows whose hashes differ in length go in separate runs of records."""
-    flavor_bytes, model_bytes = flavor.encode(), model.encode()
-    encoded = [h.encode() for h in hashes]
-    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-    dim = vectors.shape[1]
-    microseconds = (now - POSTGRES_EPOCH) // timedelta(microseconds=1)
-    out = []
-    for length in np.unique(lengths).tolist():
-        rows = np.flatnonzero(lengths == length)
-        record = np.zeros(len(rows), dtype=np.dtype([
-            ("fields", ">i2"), ("pk_size", ">i4"), ("pk", ">i8"),
-            ("flavor_size", ">i4"), ("flavor", f"S{len(flavor_bytes)}"),
-            ("model_size", ">i4"), ("model", f"S{len(model_bytes)}"),
-            ("hash_size", ">i4"), ("hash", f"S{length}"),
-            ("vector_size", ">i4"), ("dim", ">u2"), ("reserved", ">u2"), ("vector", ">f4", (dim,)),
-            ("time_size", ">i4"), ("time", ">i8"),
-        ]))
-        record["fields"] = 6
-        record["pk_size"], record["pk"] = 8, np.asarray(product_ids, dtype=np.int64)[rows]
-        record["flavor_size"], record["flavor"] = len(flavor_bytes), flavor_bytes
-        record["model_size"], record["model"] = len(model_bytes), model_bytes
-        record["hash_size"], record["hash"] = length, [encoded[i] for i in rows.tolist()]
-        record["vector_size"], record["dim"], record["vector"] = 4 + 4 * dim, dim, vectors[rows]
-        record["time_size"], record["time"] = 8, microseconds
-        out.append(record.tobytes())
-    return b"".join(out)
+            copy.set_types(["int8", "varchar", "varchar", "varchar", "vector", "timestamptz"])
+            for pk, text_hash_, vector in zip(product_ids, hashes, vectors):
+                copy.write_row((pk, flavor, model, text_hash_, vector, now))
 
 
 def _hnsw_indexes() -> dict:
