@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -80,15 +81,16 @@ def texts_for(products: list[Product], flavor: str) -> list[str]:
 
 
 def embed_products(*, flavor: str, product_ids: list[int] | None = None, progress=None,
-                   chunk_size: int | None = None) -> EmbedResult:
+                   chunk_size: int | None = None, build_index: bool = True) -> EmbedResult:
     """Embed the products (all, or `product_ids`) in this process: the `embed` job's chunks, each encoded while
-    the next is read and the last written (`_run_plan_here`)."""
-    plan = embed_plan(flavors=[flavor], product_ids=product_ids, chunk_size=chunk_size)
+    the next is read and the last written (`_run_plan_here`). `build_index` False: an index the plan dropped is
+    left to the caller (`index_built_beside`)."""
+    plan = embed_plan(flavors=[flavor], product_ids=product_ids, chunk_size=chunk_size, build_index=build_index)
     return EmbedResult(**_run_plan_here(plan, progress=progress)[flavor])
 
 
 def embed_plan(*, flavors: list[str], product_ids: list[int] | None = None, chunk_size: int | None = None,
-               ) -> Chunked:
+               build_index: bool = True) -> Chunked:
     """The chunks of an embedding: per flavor, the products by id in runs of `chunk_size`. Where more than
     REBUILD_INDEX_ABOVE products have no vector of this model (a first load, a new model), the flavor's
     HNSW index is dropped now, before any chunk writes, and `finish_embedding` builds it once at the end."""
@@ -116,7 +118,7 @@ def embed_plan(*, flavors: list[str], product_ids: list[int] | None = None, chun
             _drop_index(flavor)
     return Chunked(chunks=chunks, run_chunk="catalog.embeddings.embed_chunk",
                    finish="catalog.embeddings.finish_embedding", cleanup="catalog.embeddings.restore_indexes",
-                   state={"model": name, "flavors": list(flavors), "rebuild": rebuild})
+                   state={"model": name, "flavors": list(flavors), "rebuild": rebuild, "build_index": build_index})
 
 
 def embed_chunk(*, params: dict, state: dict, chunk: dict, progress=None) -> dict:
@@ -232,10 +234,37 @@ def finish_embedding(*, params: dict, state: dict, results: list[dict], progress
         mine = [r for r in results if r["flavor"] == flavor]
         if progress:
             progress(len(out) / len(state["flavors"]), 1.0, f"{flavor}: index")
-        rebuilt = _ensure_index(flavor)
+        rebuilt = _ensure_index(flavor) if state.get("build_index", True) else False
         products, encoded = sum(r["products"] for r in mine), sum(r["encoded"] for r in mine)
         out[flavor] = EmbedResult(flavor, products, encoded, products - encoded, rebuilt).as_dict()
     return out
+
+
+@contextmanager
+def index_built_beside(flavor: str):
+    """The flavor's HNSW index, if missing (an embedding with `build_index` False), built on a thread while the
+    block runs: a run's training and audit only read the vectors, which the build does not block, and on a GPU
+    machine the build's workers have the cores to themselves. The block's end waits for the build; its error,
+    if any, is raised there. Inside a transaction (rows another connection cannot see) it is built first."""
+    if connection.in_atomic_block:
+        _ensure_index(flavor)
+        yield
+        return
+
+    def build():
+        try:
+            _ensure_index(flavor)
+        finally:
+            connections.close_all()  # this thread's connection
+
+    with ThreadPoolExecutor(1, thread_name_prefix="index-build") as pool:
+        built = pool.submit(build)
+        try:
+            yield
+        finally:
+            error = built.exception()  # waits for the build
+        if error is not None:
+            raise error
 
 
 def restore_indexes(*, params: dict, state: dict) -> None:

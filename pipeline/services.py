@@ -16,7 +16,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 
 from audit.runs import run_audit
-from catalog.embeddings import embed_products
+from catalog.embeddings import embed_products, index_built_beside
 from catalog.models import Flavor, check_flavors
 from catalog.rows import CatalogFileError
 from catalog.services import import_catalog
@@ -57,10 +57,11 @@ def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) ->
         return report_progress
 
     user = get_user_model().objects.filter(pk=state["user"]).first() if state["user"] else None
-    embedded = embed_products(flavor=flavor, progress=stage(0.0, 0.4, "embedding"))
-    run = create_run(flavor=flavor, seed=state["seed"], overrides=state["overrides"], extra_input=state["extra_input"],
-                     user=user)
-    train_run(run=run, progress=stage(0.4, 0.4, "training"))
+    embedded = embed_products(flavor=flavor, progress=stage(0.0, 0.4, "embedding"), build_index=False)
+    with index_built_beside(flavor):  # a first load's HNSW index builds while the run trains
+        run = create_run(flavor=flavor, seed=state["seed"], overrides=state["overrides"],
+                         extra_input=state["extra_input"], user=user)
+        train_run(run=run, progress=stage(0.4, 0.4, "training"))
     audit = run_audit(run=run, progress=stage(0.8, 0.2, "auditing"))
     return {"flavor": flavor, "embedded": embedded.encoded, "run": run.pk, "flagged": audit.stats.get("flagged", 0),
             "spearman": run.metrics.get("spearman")}

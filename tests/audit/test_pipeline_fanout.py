@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.db import connection
 
 from audit.models import Flag, Score
 from catalog.demo import generate_demo_catalog, write_csv
@@ -73,3 +74,32 @@ def test_the_pipeline_over_two_workers_gives_the_codes_and_flags_of_one_process(
     assert codes == fanned_out[0] and len(codes) == 2 * 600
     assert scores == fanned_out[1] and len(scores) == 2 * 600
     assert views == fanned_out[2] and len(views) == sum(f for _, _, f in scores.values()) > 0  # measured: 35
+
+
+def test_the_pipeline_builds_a_dropped_index_while_the_run_trains(tmp_path, transactional_db, monkeypatch):
+    """A first load drops the flavor's HNSW index; the pipeline's chunk builds it on a thread beside training
+    (catalog.embeddings.index_built_beside), and it is there when the chunk ends."""
+    import threading
+
+    import catalog.embeddings as embeddings
+    import quantizer.services as quantizer_services
+
+    write_csv(generate_demo_catalog(n_products=300, seed=3, mislabel_rate=0.04), tmp_path / "demo.csv")
+    import_catalog(path=tmp_path / "demo.csv")
+    monkeypatch.setattr(embeddings, "REBUILD_INDEX_ABOVE", 2)
+    events = []
+    ensure, train = embeddings._ensure_index, quantizer_services.train_rqvae
+    monkeypatch.setattr(embeddings, "_ensure_index",
+                        lambda flavor: events.append(("build", threading.current_thread().name)) or ensure(flavor))
+    monkeypatch.setattr(quantizer_services, "train_rqvae",
+                        lambda *a, **k: events.append(("train", threading.current_thread().name)) or train(*a, **k))
+
+    report = run_pipeline(flavors=["precision"], seed=0, overrides=FAST)
+
+    assert report["precision"]["embedded"] == 300
+    builds = [name for what, name in events if what == "build"]
+    assert len(builds) == 1 and builds[0].startswith("index-build")
+    assert ("train", threading.current_thread().name) in events
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'embedding_hnsw_precision'")
+        assert cursor.fetchone() is not None

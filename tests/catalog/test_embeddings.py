@@ -149,3 +149,54 @@ def test_product_vectors_read_back_exactly_what_was_written_in_product_order(cat
     assert sub_ids.tolist() == some and np.array_equal(sub, vectors[order][1::2])
     none_ids, none = product_vectors(flavor="discovery")
     assert none_ids.shape == (0,) and none.shape == (0, 0)
+
+
+def hnsw_index_exists() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'embedding_hnsw_precision'")
+        return cursor.fetchone() is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_index_left_by_the_embedding_is_built_on_a_thread_beside_the_block(tmp_path, monkeypatch):
+    import threading
+
+    import catalog.embeddings as embeddings
+
+    path = tmp_path / "c.csv"
+    path.write_text(CSV)
+    import_catalog(path=path)
+    monkeypatch.setattr(embeddings, "REBUILD_INDEX_ABOVE", 2)  # the plan drops the index
+    embed_products(flavor="precision", build_index=False)
+    assert not hnsw_index_exists()
+    builders = []
+    ensure = embeddings._ensure_index
+    monkeypatch.setattr(embeddings, "_ensure_index",
+                        lambda flavor: builders.append(threading.current_thread().name) or ensure(flavor))
+
+    with embeddings.index_built_beside("precision"):
+        block = threading.current_thread().name
+
+    assert hnsw_index_exists()
+    assert len(builders) == 1 and builders[0].startswith("index-build") and builders[0] != block
+    assert [p.external_id for p, _ in similar_products(product=Product.objects.get(external_id="M1"),
+                                                       flavor="precision", k=1)] == ["M2"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_block_s_error_is_raised_after_the_index_is_built(tmp_path, monkeypatch):
+    import catalog.embeddings as embeddings
+
+    path = tmp_path / "c.csv"
+    path.write_text(CSV)
+    import_catalog(path=path)
+    monkeypatch.setattr(embeddings, "REBUILD_INDEX_ABOVE", 2)
+    embed_products(flavor="precision", build_index=False)
+
+    with pytest.raises(RuntimeError, match="training failed"):
+        with embeddings.index_built_beside("precision"):
+            raise RuntimeError("training failed")
+
+    assert hnsw_index_exists()
