@@ -5,10 +5,15 @@ and codes. Both sides must store and read the same values; median of --repeats, 
 
     .venv/bin/python bench/assign_io.py [--n 20000] [--repeats 2] [--json PATH]
     .venv/bin/python bench/assign_io.py --summaries --n 100000   # write_codes with the summaries' trigger on / off
+    .venv/bin/python bench/assign_io.py --taxonomy --n 1000000   # every product's category chain, two ways
 
 `--summaries`: what the cluster summaries cost `write_codes`. Codes with deep levels of about a product a
 cluster (level 1 of 256, level 2 of 40 per level-1 code, levels 3 and 4 random), a new run each time, written with
 the summaries' insert trigger on and off, alternating, each inside a transaction rolled back afterwards.
+
+`--taxonomy`: `quantizer.services.taxonomy_array` of every product (training and the audit each call it once),
+its products' categories read with the ids listed in the query (what it did) and by the ids' range (what it
+does above `IDS_IN_QUERY_MAX` ids), alternating; both give the same array.
 """
 
 from __future__ import annotations
@@ -102,16 +107,40 @@ def summaries_cost(n: int, repeats: int) -> None:
         print(f"  write_codes, {label:<11} median {statistics.median(times):6.2f} s   runs {runs}")
 
 
+def taxonomy_cost(n: int, repeats: int) -> None:
+    import quantizer.services as services
+
+    ids = _django.import_generated_catalog(n)
+    seconds: dict[str, list[float]] = {"ids listed": [], "ids' range": []}
+    arrays = {}
+    for _ in range(repeats):
+        for label, limit in [("ids listed", len(ids)), ("ids' range", services.IDS_IN_QUERY_MAX)]:
+            shipped, services.IDS_IN_QUERY_MAX = services.IDS_IN_QUERY_MAX, limit
+            try:
+                started = time.perf_counter()
+                arrays[label] = services.taxonomy_array(ids)
+                seconds[label].append(time.perf_counter() - started)
+            finally:
+                services.IDS_IN_QUERY_MAX = shipped
+    assert np.array_equal(*arrays.values())
+    print(f"{len(ids):,} products, taxonomy_array")
+    for label, times in seconds.items():
+        print(f"  {label:<11} median {statistics.median(times):6.2f} s   runs {[round(t, 2) for t in times]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--summaries", action="store_true", help="write_codes with the summaries' trigger on / off")
+    parser.add_argument("--taxonomy", action="store_true", help="taxonomy_array, the ids listed or ranged")
     args = parser.parse_args()
     _django.fresh_database("semid_bench_assign_io")
     if args.summaries:
         return summaries_cost(args.n, args.repeats)
+    if args.taxonomy:
+        return taxonomy_cost(args.n, args.repeats)
     from django.db import transaction
 
     from catalog.embeddings import _write_vectors, product_vectors

@@ -65,9 +65,21 @@ class NoActiveRun(Exception):
         )
 
 
+# More product ids than this are read by their id range: a list of 100,000 ids in the query took 1.5 s, the
+# range's rows 0.07 s (this CPU; training and the audit each read every product's category).
+IDS_IN_QUERY_MAX = 5000
+
+
 def taxonomy_array(product_ids: np.ndarray) -> np.ndarray:
     """(N, T) ids of each product's depth-(t+1) category (the ancestor's pk), -1 where absent."""
-    rows = dict(Product.objects.filter(pk__in=product_ids.tolist()).values_list("pk", "category_id"))
+    products = Product.objects.all()
+    if len(product_ids) > IDS_IN_QUERY_MAX:
+        products = products.filter(pk__gte=int(product_ids.min()), pk__lte=int(product_ids.max()))
+    elif len(product_ids):
+        products = products.filter(pk__in=product_ids.tolist())
+    else:
+        products = products.none()
+    rows = dict(products.values_list("pk", "category_id"))
     ancestors = _ancestor_ids()
     depth = max((len(a) for a in ancestors.values()), default=1)
     out = np.full((len(product_ids), depth), -1, dtype=np.int64)

@@ -75,3 +75,36 @@ def test_train_max_train_trains_on_a_sample_and_encodes_every_product(embedded_c
     assert run.n_products == 80 and SemanticId.objects.filter(run=run).count() == 80
     call_command("train", "--flavor", "precision", "--epochs", "3", verbosity=0)
     assert active_run("precision").metrics["train_products"] == 80  # the default cap is far above 80
+
+
+def test_taxonomy_array_gives_each_product_its_chain_of_ancestors_whether_ids_are_listed_or_ranged(
+        tmp_path, db, monkeypatch):
+    import numpy as np
+
+    import quantizer.services as services
+    from catalog.models import Category, Product
+
+    (tmp_path / "c.csv").write_text(
+        "external_id,name,brand,description,category_path,size\n"
+        "A,Whole Milk,Alp,,Dairy > Milk > Whole,1 l\n"
+        "B,Oat Drink,Oatly,,Dairy > Plant Milk,1 l\n"
+        "C,Coffee Beans,Peak,,Beverages,1 kg\n"
+        "D,Skimmed Milk,Alp,,Dairy > Milk > Skimmed,1 l\n"
+        "E,Mystery Box,,,,1\n")
+    import_catalog(path=tmp_path / "c.csv", allow_new_categories=True, allow_uncategorized=True)
+    pk = dict(Product.objects.values_list("external_id", "pk"))
+    category = dict(Category.objects.values_list("path", "pk"))
+    chain = {"A": [category["Dairy"], category["Dairy > Milk"], category["Dairy > Milk > Whole"]],
+             "C": [category["Beverages"]], "E": [],
+             "D": [category["Dairy"], category["Dairy > Milk"], category["Dairy > Milk > Skimmed"]]}
+    asked = np.array([pk["D"], pk["A"], pk["E"], pk["C"]], dtype=np.int64)  # out of order, B left out
+    expected = np.full((4, 3), -1, dtype=np.int64)
+    for row, e in enumerate(["D", "A", "E", "C"]):
+        expected[row, : len(chain[e])] = chain[e]
+
+    listed = services.taxonomy_array(asked)
+    monkeypatch.setattr(services, "IDS_IN_QUERY_MAX", 1)  # read by the ids' range (B's row read and unused)
+    ranged = services.taxonomy_array(asked)
+
+    assert np.array_equal(listed, expected) and np.array_equal(ranged, expected)
+    assert services.taxonomy_array(np.array([], dtype=np.int64)).shape[0] == 0
