@@ -40,20 +40,25 @@ def export_metrics(path: Path, wrong: set, true_paths: dict) -> dict:
         rows = [r for r in csv.DictReader(f) if r["label_path"]]
     if not rows:
         raise SystemExit(f"{path} holds no scored product: did the pipeline's audit run?")
-    from sklearn.metrics import average_precision_score
-
     moved = np.array([r["external_id"] in wrong for r in rows])
     confidence = np.array([float(r["confidence"]) for r in rows])
     flagged = np.array([r["flagged"] == "1" for r in rows])
-    top = np.argsort(-confidence, kind="stable")[:int(moved.sum())]
     right = [r["suggested_path"] == true_paths[r["external_id"]] for r in rows if r["external_id"] in wrong]
-    return {"products": len(rows), "moved": int(moved.sum()),
-            "AP": float(average_precision_score(moved, confidence)) if moved.any() else float("nan"),
-            "P@k": float(moved[top].mean()) if moved.any() else float("nan"),
+    return {"products": len(rows), "moved": int(moved.sum()), **ranking_metrics(moved, confidence),
             "distinct_confidences": int(len(np.unique(confidence))),
             "ECE": float(expected_calibration_error(confidence, moved)),
             "flagged": int(flagged.sum()), "moved_among_flagged": int((flagged & moved).sum()),
             "right_suggestions": int(sum(right)), "top1": float(np.mean(right)) if right else float("nan")}
+
+
+def ranking_metrics(moved: np.ndarray, suspicion: np.ndarray) -> dict:
+    """Average precision of `suspicion` at finding the `moved` labels, and precision at k = the moved count."""
+    from sklearn.metrics import average_precision_score
+
+    if not moved.any():
+        return {"AP": float("nan"), "P@k": float("nan")}
+    top = np.argsort(-suspicion, kind="stable")[:int(moved.sum())]
+    return {"AP": float(average_precision_score(moved, suspicion)), "P@k": float(moved[top].mean())}
 
 
 def make(args) -> None:
@@ -115,15 +120,10 @@ def score(args) -> None:
 
 def cleanlab_metrics(export: Path, truth: list[dict]) -> dict:
     """AP and P@k of the truth file's cleanlab column over the products ``export`` scored."""
-    from sklearn.metrics import average_precision_score
-
     with export.open(newline="") as f:
         scored = {r["external_id"] for r in csv.DictReader(f) if r["label_path"]}
     rows = [r for r in truth if r["external_id"] in scored]
-    moved = np.array([r["moved"] == "1" for r in rows])
-    suspicion = np.array([float(r["cleanlab"]) for r in rows])
-    top = np.argsort(-suspicion, kind="stable")[:int(moved.sum())]
-    return {"AP": float(average_precision_score(moved, suspicion)), "P@k": float(moved[top].mean())}
+    return ranking_metrics(np.array([r["moved"] == "1" for r in rows]), np.array([float(r["cleanlab"]) for r in rows]))
 
 
 def main() -> None:

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.utils.module_loading import import_string
 
 from catalog.encoder import encode_texts, load_encoder
 from catalog.models import Flavor, Product, ProductEmbedding, check_flavors
 from catalog.text import LLMConfig, extract_attributes, product_text, text_hash
-from jobs.runner import Chunked, JobFailed, chunk_progress, run_chunks_here, run_finish_here
+from jobs.runner import Chunked, JobFailed, chunk_progress, cleaned_up_on_failure, run_chunks_here, run_finish_here
 
 WRITE_BATCH = 2000
 REBUILD_INDEX_ABOVE = 5000  # products without a vector of the model: more, and the index is dropped and rebuilt
@@ -197,25 +196,22 @@ def _run_plan_here(plan: Chunked, progress=None) -> dict:
     total = len(plan.chunks)
     reader = ThreadPoolExecutor(1, thread_name_prefix="embed-read")
     writer = ThreadPoolExecutor(1, thread_name_prefix="embed-write")
-    try:
-        read, written = reader.submit(_read_chunk, plan.state, plan.chunks[0]), []
-        for i in range(total):
-            work = read.result()
-            if i + 1 < total:
-                read = reader.submit(_read_chunk, plan.state, plan.chunks[i + 1])
-            vectors = _encode_chunk(work, plan.state)
-            if len(written) >= 2:  # at most two chunks' vectors wait for the writer
-                written[-2].result()
-            written.append(writer.submit(_write_chunk, work, plan.state, vectors))
-            if progress:
-                chunk_progress(progress, i, total)(1.0)
-        results = [w.result() for w in written]
-    except BaseException:
-        _close_threads(reader, writer)
-        if plan.cleanup:
-            import_string(plan.cleanup)(params={}, state=plan.state)
-        raise
-    _close_threads(reader, writer)
+    with cleaned_up_on_failure(plan, {}):
+        try:
+            read, written = reader.submit(_read_chunk, plan.state, plan.chunks[0]), []
+            for i in range(total):
+                work = read.result()
+                if i + 1 < total:
+                    read = reader.submit(_read_chunk, plan.state, plan.chunks[i + 1])
+                vectors = _encode_chunk(work, plan.state)
+                if len(written) >= 2:  # at most two chunks' vectors wait for the writer
+                    written[-2].result()
+                written.append(writer.submit(_write_chunk, work, plan.state, vectors))
+                if progress:
+                    chunk_progress(progress, i, total)(1.0)
+            results = [w.result() for w in written]
+        finally:  # the writes under way finish before any cleanup
+            _close_threads(reader, writer)
     return run_finish_here(plan, params={}, results=results, progress=progress)
 
 
@@ -251,20 +247,15 @@ def index_built_beside(flavor: str):
         yield
         return
 
-    def build():
-        try:
-            _ensure_index(flavor)
-        finally:
-            connections.close_all()  # this thread's connection
-
-    with ThreadPoolExecutor(1, thread_name_prefix="index-build") as pool:
-        built = pool.submit(build)
-        try:
-            yield
-        finally:
-            error = built.exception()  # waits for the build
-        if error is not None:
-            raise error
+    pool = ThreadPoolExecutor(1, thread_name_prefix="index-build")
+    built = pool.submit(_ensure_index, flavor)
+    try:
+        yield
+    finally:
+        _close_threads(pool)  # waits for the build
+    error = built.exception()
+    if error is not None:
+        raise error
 
 
 def restore_indexes(*, params: dict, state: dict) -> None:

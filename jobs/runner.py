@@ -314,30 +314,33 @@ def run_chunks_here(plan: Chunked, *, params: dict, progress: Callable | None = 
     one job): the same functions, so the same result as the workers'; `cleanup` runs if anything fails."""
     total = len(plan.chunks)
     run = import_string(plan.run_chunk)
-    try:
+    with cleaned_up_on_failure(plan, params):
         results = [run(params=params, state=plan.state, chunk=chunk,
                        progress=chunk_progress(progress, i, total) if progress else None)
                    for i, chunk in enumerate(plan.chunks)]
-    except BaseException:
-        if plan.cleanup:
-            import_string(plan.cleanup)(params=params, state=plan.state)
-        raise
     return run_finish_here(plan, params=params, results=results, progress=progress)
 
 
 def run_finish_here(plan: Chunked, *, params: dict, results: list, progress: Callable | None = None) -> dict:
     """The plan's `finish` over its chunks' results, in this process (`cleanup` if it fails)."""
-    try:
+    total = len(plan.chunks)
+    with cleaned_up_on_failure(plan, params):
         result = import_string(plan.finish)(params=params, state=plan.state, results=results,
-                                            progress=chunk_progress(progress, len(plan.chunks), len(plan.chunks))
-                                            if progress else None)
+                                            progress=chunk_progress(progress, total, total) if progress else None)
+    if progress:
+        progress(1.0)
+    return result
+
+
+@contextmanager
+def cleaned_up_on_failure(plan: Chunked, params: dict):
+    """The plan's `cleanup`, if it has one, when the block fails; the error goes on."""
+    try:
+        yield
     except BaseException:
         if plan.cleanup:
             import_string(plan.cleanup)(params=params, state=plan.state)
         raise
-    if progress:
-        progress(1.0)
-    return result
 
 
 def chunk_progress(progress: Callable, i: int, total: int) -> Callable:

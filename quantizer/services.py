@@ -72,13 +72,10 @@ IDS_IN_QUERY_MAX = 5000
 
 def taxonomy_array(product_ids: np.ndarray) -> np.ndarray:
     """(N, T) ids of each product's depth-(t+1) category (the ancestor's pk), -1 where absent."""
-    products = Product.objects.all()
     if len(product_ids) > IDS_IN_QUERY_MAX:
-        products = products.filter(pk__gte=int(product_ids.min()), pk__lte=int(product_ids.max()))
-    elif len(product_ids):
-        products = products.filter(pk__in=product_ids.tolist())
+        products = Product.objects.filter(pk__gte=int(product_ids.min()), pk__lte=int(product_ids.max()))
     else:
-        products = products.none()
+        products = Product.objects.filter(pk__in=product_ids.tolist())
     rows = dict(products.values_list("pk", "category_id"))
     ancestors = _ancestor_ids()
     depth = max((len(a) for a in ancestors.values()), default=1)

@@ -162,7 +162,7 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
         raise ValueError(f"reuse= holds scores of {len(reuse.labels)} products, not {len(labels)}")
     lexical, known = None, None
     if texts is not None:
-        lexical = reuse.lexical if reuse is not None and reuse.lexical is not None else None
+        lexical = reuse.lexical if reuse is not None else None
         if lexical is None:
             lexical = text_features(texts, seed=seed, device=device)
     if (reuse is not None and np.array_equal(reuse.labels >= 0, labels >= 0)

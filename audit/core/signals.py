@@ -158,12 +158,10 @@ def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0, max_fit: int = TE
         fit = tfidf[sample] if len(sample) < tfidf.shape[0] else tfidf
         components = randomized_svd_torch(fit, k, seed=seed, device=device)
         z = (_torch_csr(tfidf, device) @ components).cpu().numpy()
-        return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-9)
-    svd = TruncatedSVD(k, random_state=seed)
-    if len(sample) < tfidf.shape[0]:
-        z = svd.fit(tfidf[sample]).transform(tfidf).astype(np.float32)
+    elif len(sample) < tfidf.shape[0]:
+        z = TruncatedSVD(k, random_state=seed).fit(tfidf[sample]).transform(tfidf).astype(np.float32)
     else:
-        z = svd.fit_transform(tfidf).astype(np.float32)
+        z = TruncatedSVD(k, random_state=seed).fit_transform(tfidf).astype(np.float32)
     return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-9)
 
 
