@@ -4,12 +4,16 @@ with the ORM paths they replaced (kept here as the reference), on N generated pr
 and codes. Both sides must store and read the same values; median of --repeats, alternating.
 
     .venv/bin/python bench/assign_io.py [--n 20000] [--repeats 2] [--json PATH]
-    .venv/bin/python bench/assign_io.py --summaries --n 100000   # write_codes with the summaries' trigger on / off
+    .venv/bin/python bench/assign_io.py --summaries --n 100000   # write_codes with the summaries' trigger on / off /
+                                                                 # levels 1-2, then the rest rebuilt
     .venv/bin/python bench/assign_io.py --taxonomy --n 1000000   # every product's category chain, two ways
 
 `--summaries`: what the cluster summaries cost `write_codes`. Codes with deep levels of about a product a
 cluster (level 1 of 256, level 2 of 40 per level-1 code, levels 3 and 4 random), a new run each time, written with
-the summaries' insert trigger on and off, alternating, each inside a transaction rolled back afterwards.
+the summaries' insert trigger on, off, and keeping levels 1-2 only (`summary_levels`, what the pipeline does) with
+the deeper levels then rebuilt (`rebuild_cluster_summaries`, "then the rest", which the pipeline runs beside the
+audit), alternating, each inside a transaction rolled back afterwards; the last gives the same clusters and words
+as the first (checked).
 
 `--taxonomy`: `quantizer.services.taxonomy_array` of every product (training and the audit each call it once),
 its products' categories read with the ids listed in the query (what it did) and by the ids' range (what it
@@ -71,8 +75,9 @@ def summaries_cost(n: int, repeats: int) -> None:
     from django.db import connection, transaction
     from django.db.models import Count
 
+    from quantizer.clusters import rebuild_cluster_summaries
     from quantizer.models import ClusterSummary, QuantizerRun
-    from quantizer.services import write_codes
+    from quantizer.services import LEVELS_WITH_CODES, write_codes
 
     ids = _django.import_generated_catalog(n)
     rng = np.random.default_rng(0)
@@ -80,10 +85,12 @@ def summaries_cost(n: int, repeats: int) -> None:
     codes = np.stack([first, (first * 7 + rng.integers(0, 40, len(ids))) % 256, rng.integers(0, 256, len(ids)),
                       rng.integers(0, 256, len(ids))], 1).astype(np.int64)
     errors, gaps = rng.random(len(ids)).astype(np.float32), rng.random(codes.shape).astype(np.float32)
-    seconds: dict[str, list[float]] = {"trigger on": [], "trigger off": []}
-    clusters = {}
+    rest = "then the rest"
+    variants = ["trigger on", "trigger off", f"levels 1-{LEVELS_WITH_CODES}"]
+    seconds: dict[str, list[float]] = {label: [] for label in [*variants, rest]}
+    clusters, summaries = {}, {}
     for _ in range(repeats):
-        for label in seconds:
+        for label in variants:
             try:
                 with transaction.atomic():
                     run = QuantizerRun.objects.create(flavor="precision", embedding_model="stand-in")
@@ -91,20 +98,32 @@ def summaries_cost(n: int, repeats: int) -> None:
                         with connection.cursor() as cursor:
                             cursor.execute("ALTER TABLE quantizer_semanticid "
                                            "DISABLE TRIGGER quantizer_summary_semid_insert")
+                    levels = LEVELS_WITH_CODES if label.startswith("levels") else None
                     started = time.perf_counter()
-                    write_codes(run=run, product_ids=ids, codes=codes, errors=errors, gaps=gaps)
+                    write_codes(run=run, product_ids=ids, codes=codes, errors=errors, gaps=gaps,
+                                summary_levels=levels)
                     with connection.cursor() as cursor:
                         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred checks a commit would run
                     seconds[label].append(time.perf_counter() - started)
-                    clusters = dict(ClusterSummary.objects.filter(run=run).values_list("level").annotate(
-                        n=Count("id"))) or clusters
+                    if levels:
+                        started = time.perf_counter()
+                        rebuild_cluster_summaries(run=run, first_level=levels + 1)
+                        seconds[rest].append(time.perf_counter() - started)
+                    if label != "trigger off":  # the same clusters either way
+                        summaries[label] = {
+                            (prefix, size, json.dumps(labels, sort_keys=True), json.dumps(words))
+                            for prefix, size, labels, words in ClusterSummary.objects.filter(run=run).values_list(
+                                "prefix", "size", "labels", "words")}
+                        clusters = dict(ClusterSummary.objects.filter(run=run).values_list("level").annotate(
+                            n=Count("id"))) or clusters
                     raise RolledBack
             except RolledBack:
                 pass
+    assert len({frozenset(v) for v in summaries.values()}) == 1, "the summaries differ"
     print(f"{len(ids):,} products; summary rows by level {clusters}")
     for label, times in seconds.items():
         runs = [round(t, 2) for t in times]
-        print(f"  write_codes, {label:<11} median {statistics.median(times):6.2f} s   runs {runs}")
+        print(f"  write_codes, {label:<13} median {statistics.median(times):6.2f} s   runs {runs}")
 
 
 def taxonomy_cost(n: int, repeats: int) -> None:
@@ -133,7 +152,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--summaries", action="store_true", help="write_codes with the summaries' trigger on / off")
+    parser.add_argument("--summaries", action="store_true",
+                        help="write_codes with the summaries' trigger on / off / levels 1-2")
     parser.add_argument("--taxonomy", action="store_true", help="taxonomy_array, the ids listed or ranged")
     args = parser.parse_args()
     _django.fresh_database("semid_bench_assign_io")

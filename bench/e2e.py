@@ -11,8 +11,10 @@ descriptions, a three-level grocery tree, 3% of labels moved; deterministic for 
 and then, as the pipeline runs them: import (`import_catalog`), embed (`embed_products`, leaving a first
 load's HNSW index), train + assign + evaluate (`train_run`, which writes every product's code, with the index
 built beside it by `index_built_beside`: `index_wait_seconds` is how long the stage waited for it after
-training; the training part alone is the run's `train_seconds`), audit
-(`run_audit`), and the pages a reviewer opens (queue, flag, product, cluster tree root and a level-1
+training; the training part alone is the run's `train_seconds`; the codes are written with their first
+two levels of clusters, `summaries_apart`), audit (`run_audit`, with the deeper clusters rebuilt beside it by
+`finish_summaries`: `summaries_wait_seconds` is how long it waited for them after the audit; then the run is
+activated), and the pages a reviewer opens (queue, flag, product, cluster tree root and a level-1
 prefix; median of 10 requests through Django's test client). Database `semid_bench_e2e` (emptied first)
 on the embedded PostgreSQL unless DATABASE_URL. Memory is this process's resident size, sampled every
 0.1 s (PostgreSQL's own is not counted).
@@ -159,7 +161,8 @@ def main() -> None:
     from catalog.models import Product
     from catalog.services import import_catalog
     from quantizer.models import QuantizerRun
-    from quantizer.services import create_run, train_run
+    from config.database import done_beside
+    from quantizer.services import activate_run, create_run, finish_summaries, train_run
     from tests.conftest import make_user
 
     figures = {"n": args.n, "flavor": args.flavor, "device": device_name(), "stages": rows}
@@ -186,7 +189,7 @@ def main() -> None:
         with Stage("train + assign + evaluate", rows):
             with index_built_beside(args.flavor):  # as the pipeline does: a first load's index beside training
                 run = create_run(flavor=args.flavor, seed=args.seed)
-                train_run(run=run, progress=Steps("train", figures, save))
+                train_run(run=run, progress=Steps("train", figures, save), summaries_apart=True)
                 trained = time.perf_counter()
             index_wait = time.perf_counter() - trained
         rows[-1]["index_wait_seconds"] = round(index_wait, 1)
@@ -195,9 +198,14 @@ def main() -> None:
         figures["spearman"] = run.metrics.get("spearman")
         save()
     if "audit" in stages:
-        run = QuantizerRun.objects.get(flavor=args.flavor, is_active=True)
+        run = QuantizerRun.objects.filter(flavor=args.flavor).latest("pk")
         with Stage("audit", rows):
-            report = run_audit(run=run, progress=Steps("audit", figures, save))
+            with done_beside(finish_summaries, run, name="summaries"):  # as the pipeline does
+                report = run_audit(run=run, progress=Steps("audit", figures, save))
+                audited = time.perf_counter()
+            summaries_wait = time.perf_counter() - audited
+            activate_run(run)
+        rows[-1]["summaries_wait_seconds"] = round(summaries_wait, 1)
         save()
         if not User.objects.filter(username="e2e-admin").exists():
             make_user("e2e-admin", "admin", "e2e-pass-123")

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from catalog.encoder import encode_texts, load_encoder
 from catalog.models import Flavor, Product, ProductEmbedding, check_flavors
 from catalog.text import LLMConfig, extract_attributes, product_text, text_hash
+from config.database import close_threads, done_beside
 from jobs.runner import Chunked, JobFailed, chunk_progress, cleaned_up_on_failure, run_chunks_here, run_finish_here
 
 WRITE_BATCH = 2000
@@ -211,15 +212,8 @@ def _run_plan_here(plan: Chunked, progress=None) -> dict:
                     chunk_progress(progress, i, total)(1.0)
             results = [w.result() for w in written]
         finally:  # the writes under way finish before any cleanup
-            _close_threads(reader, writer)
+            close_threads(reader, writer)
     return run_finish_here(plan, params={}, results=results, progress=progress)
-
-
-def _close_threads(*pools: ThreadPoolExecutor) -> None:
-    """Each pool's thread closes its database connection after its last task; then the pools stop."""
-    for pool in pools:
-        pool.submit(connections.close_all)
-        pool.shutdown(wait=True)
 
 
 def finish_embedding(*, params: dict, state: dict, results: list[dict], progress=None) -> dict:
@@ -239,23 +233,11 @@ def finish_embedding(*, params: dict, state: dict, results: list[dict], progress
 @contextmanager
 def index_built_beside(flavor: str):
     """The flavor's HNSW index, if missing (an embedding with `build_index` False), built on a thread while the
-    block runs: a run's training and audit only read the vectors, which the build does not block, and on a GPU
-    machine the build's workers have the cores to themselves. The block's end waits for the build; its error,
-    if any, is raised there. Inside a transaction (rows another connection cannot see) it is built first."""
-    if connection.in_atomic_block:
-        _ensure_index(flavor)
+    block runs (config.database.done_beside): a run's training and audit only read the vectors, which the build
+    does not block, and on a GPU machine the build's workers have the cores to themselves. The block's end waits
+    for the build and raises its error; inside a transaction the index is built first."""
+    with done_beside(_ensure_index, flavor, name="index-build"):
         yield
-        return
-
-    pool = ThreadPoolExecutor(1, thread_name_prefix="index-build")
-    built = pool.submit(_ensure_index, flavor)
-    try:
-        yield
-    finally:
-        _close_threads(pool)  # waits for the build
-    error = built.exception()
-    if error is not None:
-        raise error
 
 
 def restore_indexes(*, params: dict, state: dict) -> None:

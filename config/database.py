@@ -1,10 +1,13 @@
 """What a manage.py command needs before it runs: the embedded servers started (config.embedded), and a
 database that is not migrated yet migrated (the embedded default, e.g. a new SEMID_HOME) or named in
-one line (a configured DATABASE_URL); and `analyze_tables`, for the services' bulk writes."""
+one line (a configured DATABASE_URL); `analyze_tables`, for the services' bulk writes; and `done_beside`, work
+on a thread with its own connection while a block runs."""
 
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 # Commands of the contract (DESIGN.md section 12) and the demo's: they need the tables.
 NEEDS_TABLES = {
@@ -58,3 +61,34 @@ def analyze_tables(*models) -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE " + ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models))
+
+
+@contextmanager
+def done_beside(work, *args, name: str, **kwargs):
+    """`work(*args, **kwargs)` on a thread named `name` while the block runs; the block's end waits for it and
+    raises its error, if any. The thread has its own connection, so it sees only committed rows: inside a
+    transaction the work is done first, then the block runs."""
+    from django.db import connection
+
+    if connection.in_atomic_block:
+        work(*args, **kwargs)
+        yield
+        return
+    pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+    done = pool.submit(work, *args, **kwargs)
+    try:
+        yield
+    finally:
+        close_threads(pool)  # waits for the work
+    error = done.exception()
+    if error is not None:
+        raise error
+
+
+def close_threads(*pools: ThreadPoolExecutor) -> None:
+    """Each pool's thread closes its database connections after its last task; then the pools stop."""
+    from django.db import connections
+
+    for pool in pools:
+        pool.submit(connections.close_all)
+        pool.shutdown(wait=True)

@@ -3,8 +3,9 @@ words, read from the run's cluster summaries (`ClusterSummary`, one row per pref
 reads one level's children by index whatever the catalog's size.
 
 Sizes and label make-up are kept current by PostgreSQL triggers (quantizer migration 0003) on every write of
-semantic IDs, product categories and category paths; `rebuild_cluster_summaries` recomputes a run's from its
-semantic IDs, set-based. Words come from a sample of each cluster's names: written with the codes for the
+semantic IDs, product categories and category paths, for the levels the session setting semid.summary_levels
+allows (0007; unset: all); `rebuild_cluster_summaries` recomputes a run's from its semantic IDs, set-based,
+from a level down. Words come from a sample of each cluster's names: written with the codes for the
 clusters of more than `SMALL_CLUSTER` products (`fill_words`), on the first view of their parent for the
 smaller ones (at a million products the deep levels hold about as many clusters as products, and naming them
 all with the codes took longer than writing the codes) and for a cluster created since."""
@@ -18,9 +19,10 @@ from collections import Counter
 
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Case, Max, Q, Value, When
 
+from catalog.models import Category, Product
 from quantizer.models import ClusterSummary, QuantizerRun, SemanticId
 from quantizer.selectors import normalize_prefix
 
@@ -157,12 +159,15 @@ def fill_words(*, run: QuantizerRun, prefixes: list[str] | None = None) -> dict[
     return named
 
 
-def rebuild_cluster_summaries(*, run: QuantizerRun) -> int:
-    """Recompute the run's clusters from its semantic IDs (set-based, one statement per level) and name those
-    of more than `SMALL_CLUSTER` products.
-    The triggers keep them current after that; this is for codes written with triggers off (a bulk copy)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT quantizer_rebuild_cluster_summaries(%s)", [run.pk])
+def rebuild_cluster_summaries(*, run: QuantizerRun, first_level: int = 1) -> int:
+    """Recompute the run's clusters of `first_level` and deeper from its semantic IDs (set-based, one statement
+    per level) and name those of more than `SMALL_CLUSTER` products; returns the rows written. For codes written
+    while the triggers kept fewer levels, or none (a bulk copy); the triggers keep them current after that.
+    Products and categories are locked against writes meanwhile: a decision that moves a product waits for the
+    rebuild (its trigger's change would otherwise fall on rows the rebuild is replacing)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {Product._meta.db_table}, {Category._meta.db_table} IN SHARE MODE")
+        cursor.execute("SELECT quantizer_rebuild_cluster_summaries(%s, %s)", [run.pk, first_level])
         written = cursor.fetchone()[0]
     fill_words(run=run)
     return written

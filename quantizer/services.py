@@ -22,7 +22,7 @@ from catalog.embeddings import model_name, product_vectors
 from catalog.encoder import default_device
 from catalog.models import Category, Product
 from config.database import analyze_tables
-from quantizer.clusters import fill_words
+from quantizer.clusters import fill_words, rebuild_cluster_summaries
 from quantizer.inputs import check_extra_input, training_input
 from quantizer.core import (
     RQVAE,
@@ -56,6 +56,10 @@ UPSERT_CODES_SQL = f"""
 run_activated = Signal()
 # Shares of a run's progress bar at which training ends and evaluation starts.
 TRAINED, EVALUATING = 0.85, 0.94
+# The cluster levels a run's codes are written with when its deeper clusters are rebuilt apart (train_run's
+# summaries_apart): the triggers' work for levels 3 and 4 is most of writing the codes (100,000 products on
+# this CPU: 14.5 s with every level, 8.0 s with two, then 5.2 s for the rest; docs/benchmarks.md).
+LEVELS_WITH_CODES = 2
 
 
 class NoActiveRun(Exception):
@@ -139,9 +143,13 @@ class Fitted:
     seconds: float = 0.0
 
 
-def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> QuantizerRun:
+def train_run(*, run: QuantizerRun, progress=None, activate: bool = True,
+              summaries_apart: bool = False) -> QuantizerRun:
     """Train (or fit) the run's quantizer on the stored embeddings, write its codes, evaluate, activate.
-    A failure marks the run failed and leaves the active run as it was."""
+    A failure marks the run failed and leaves the active run as it was.
+    With `summaries_apart` the codes are written with their first `LEVELS_WITH_CODES` levels of clusters, and
+    the run is left running ("summarizing clusters") for the caller to run `finish_summaries` (the pipeline: beside
+    the audit) and activate it."""
     torch.manual_seed(run.seed)
     _set(run, status=QuantizerRun.Status.RUNNING, message="loading embeddings", progress=0.0)
     try:
@@ -155,22 +163,43 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
              n_products=len(ids))
         if progress:
             progress(0.88, 1.0, "writing codes")
-        write_codes(run=run, product_ids=ids, codes=fitted.codes, errors=fitted.errors, gaps=fitted.gaps)
+        write_codes(run=run, product_ids=ids, codes=fitted.codes, errors=fitted.errors, gaps=fitted.gaps,
+                    summary_levels=LEVELS_WITH_CODES if summaries_apart else None)
         analyze_tables(SemanticId, ClusterSummary)  # the pages' plans need the new rows' statistics now
         _set(run, message="evaluating", progress=EVALUATING)
         if progress:
             progress(EVALUATING, 1.0, "evaluating")
         metrics = run_metrics(run, vectors, taxonomy, config, fitted)
         churn = code_churn(old=active, new=run) if active else {}
+        if summaries_apart:
+            _set(run, metrics=metrics, churn=churn, progress=0.99, message="summarizing clusters")
+            return run
         _set(run, metrics=metrics, churn=churn, status=QuantizerRun.Status.SUCCEEDED, progress=1.0,
              message="done", finished_at=timezone.now())
     except Exception as exc:
-        _set(run, status=QuantizerRun.Status.FAILED, message=f"{type(exc).__name__}: {exc}"[:500],
-             finished_at=timezone.now())
+        _fail(run, exc)
         raise
     if activate:
         activate_run(run)
     return run
+
+
+def finish_summaries(run: QuantizerRun) -> QuantizerRun:
+    """A run trained with `summaries_apart`: its clusters below level `LEVELS_WITH_CODES` rebuilt and named, then
+    the run succeeds (not activated). A failure marks it failed."""
+    try:
+        rebuild_cluster_summaries(run=run, first_level=LEVELS_WITH_CODES + 1)
+        analyze_tables(ClusterSummary)
+        _set(run, status=QuantizerRun.Status.SUCCEEDED, progress=1.0, message="done", finished_at=timezone.now())
+    except Exception as exc:
+        _fail(run, exc)
+        raise
+    return run
+
+
+def _fail(run: QuantizerRun, exc: Exception) -> None:
+    _set(run, status=QuantizerRun.Status.FAILED, message=f"{type(exc).__name__}: {exc}"[:500],
+         finished_at=timezone.now())
 
 
 def training_data(run: QuantizerRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -249,9 +278,10 @@ def _compatible_state(weights: bytes, config: RQVAEConfig) -> dict | None:
 
 
 def write_codes(*, run: QuantizerRun, product_ids: np.ndarray, codes: np.ndarray, errors: np.ndarray,
-                gaps: np.ndarray) -> None:
+                gaps: np.ndarray, summary_levels: int | None = None) -> None:
     """Upsert the run's SemanticIds; existing products keep their disambiguation token. The run's cluster
-    summaries follow (quantizer.clusters)."""
+    summaries follow (quantizer.clusters): every level, or the first `summary_levels` (the rest then rebuilt by
+    `finish_summaries`)."""
     order = np.argsort(product_ids, kind="stable")
     product_ids, codes, errors, gaps = product_ids[order], codes[order], errors[order], gaps[order]
     strings = [code_string(row) for row in codes.tolist()]
@@ -266,6 +296,8 @@ def write_codes(*, run: QuantizerRun, product_ids: np.ndarray, codes: np.ndarray
     existing.update({len(strings) + j: tok for j, (_, _, tok) in enumerate(others)})
     tokens = disambiguate(keys, existing)[: len(strings)]
     with transaction.atomic(), connection.cursor() as cursor:
+        if summary_levels is not None:  # the triggers' bound, until the upsert is done (migration 0007)
+            cursor.execute("SELECT set_config('semid.summary_levels', %s, true)", [str(summary_levels)])
         # A product whose code changed releases its old (code, token) first.
         moved = [pk for pk in position if pk in held_codes and held_codes[pk] != strings[position[pk]]]
         SemanticId.objects.filter(run=run, product_id__in=moved).delete()
@@ -277,6 +309,8 @@ def write_codes(*, run: QuantizerRun, product_ids: np.ndarray, codes: np.ndarray
                                             start + WRITE_BATCH))
         cursor.execute(UPSERT_CODES_SQL, [run.pk])
         cursor.execute(f"DROP TABLE {CODES_STAGING_TABLE}")
+        if summary_levels is not None:
+            cursor.execute("SELECT set_config('semid.summary_levels', '', true)")
     fill_words(run=run)  # the triggers keep the clusters' sizes and labels; new clusters get their words here
 
 

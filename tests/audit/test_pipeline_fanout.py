@@ -76,30 +76,52 @@ def test_the_pipeline_over_two_workers_gives_the_codes_and_flags_of_one_process(
     assert views == fanned_out[2] and len(views) == sum(f for _, _, f in scores.values()) > 0  # measured: 35
 
 
-def test_the_pipeline_builds_a_dropped_index_while_the_run_trains(tmp_path, transactional_db, monkeypatch):
+def test_the_pipeline_builds_the_index_beside_training_and_the_deep_clusters_beside_the_audit(
+        tmp_path, transactional_db, monkeypatch):
     """A first load drops the flavor's HNSW index; the pipeline's chunk builds it on a thread beside training
-    (catalog.embeddings.index_built_beside), and it is there when the chunk ends."""
+    (catalog.embeddings.index_built_beside), and it is there when the chunk ends. The run's codes are written
+    with their first two levels of clusters; the deeper ones are rebuilt on a thread while the run is audited
+    (quantizer.services.finish_summaries), and the run becomes active once both are done, its clusters current."""
     import threading
 
     import catalog.embeddings as embeddings
+    import pipeline.services as pipeline_services
     import quantizer.services as quantizer_services
+    from tests.quantizer.test_cluster_summaries import assert_current
 
     write_csv(generate_demo_catalog(n_products=300, seed=3, mislabel_rate=0.04), tmp_path / "demo.csv")
     import_catalog(path=tmp_path / "demo.csv")
     monkeypatch.setattr(embeddings, "REBUILD_INDEX_ABOVE", 2)
     events = []
     ensure, train = embeddings._ensure_index, quantizer_services.train_rqvae
-    monkeypatch.setattr(embeddings, "_ensure_index",
-                        lambda flavor: events.append(("build", threading.current_thread().name)) or ensure(flavor))
-    monkeypatch.setattr(quantizer_services, "train_rqvae",
-                        lambda *a, **k: events.append(("train", threading.current_thread().name)) or train(*a, **k))
+    rebuild, audit = quantizer_services.rebuild_cluster_summaries, pipeline_services.run_audit
+    here = threading.current_thread().name
+
+    def spy(what, work, detail=lambda *a, **k: None):
+        def spied(*args, **kwargs):
+            events.append((what, threading.current_thread().name, detail(*args, **kwargs)))
+            return work(*args, **kwargs)
+        return spied
+
+    monkeypatch.setattr(embeddings, "_ensure_index", spy("build", ensure))
+    monkeypatch.setattr(quantizer_services, "train_rqvae", spy("train", train))
+    monkeypatch.setattr(quantizer_services, "rebuild_cluster_summaries",
+                        spy("summaries", rebuild, lambda *, run, first_level: first_level))
+    monkeypatch.setattr(pipeline_services, "run_audit",
+                        spy("audit", audit, lambda *, run, **k: QuantizerRun.objects.get(pk=run.pk).is_active))
 
     report = run_pipeline(flavors=["precision"], seed=0, overrides=FAST)
 
     assert report["precision"]["embedded"] == 300
-    builds = [name for what, name in events if what == "build"]
+    builds = [name for what, name, _ in events if what == "build"]
     assert len(builds) == 1 and builds[0].startswith("index-build")
-    assert ("train", threading.current_thread().name) in events
+    assert ("train", here, None) in events
+    [summaries] = [(name, first_level) for what, name, first_level in events if what == "summaries"]
+    assert summaries[0].startswith("summaries") and summaries[1] == 3
+    assert ("audit", here, False) in events  # audited before it was made active
+    run = QuantizerRun.objects.get(pk=report["precision"]["run"])
+    assert (run.status, run.message, run.is_active) == (QuantizerRun.Status.SUCCEEDED, "done", True)
+    assert_current(run)
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'embedding_hnsw_precision'")
         assert cursor.fetchone() is not None

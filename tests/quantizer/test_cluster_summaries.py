@@ -1,15 +1,19 @@
 """The cluster tree's summaries (one row per prefix: size, label make-up, words) equal what the semantic IDs
 say, computed here directly, after every kind of write: training, a decision that moves a product, its undo,
-an import that moves products, a cold start, an admin's edit of a code, a category renamed."""
+an import that moves products, a cold start, an admin's edit of a code, a category renamed; and for codes
+written with their first levels summarized, once the deeper levels are rebuilt (what the pipeline does)."""
 
 from __future__ import annotations
 
 import csv
 import re
+import threading
+import time
 from collections import Counter
 
+import numpy as np
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
@@ -23,7 +27,7 @@ from catalog.services import import_catalog, move_product
 from quantizer.clusters import SMALL_CLUSTER, cluster_children, rebuild_cluster_summaries, tokens
 from quantizer.models import ClusterSummary, QuantizerRun, SemanticId
 from quantizer.assignment import assign_products
-from quantizer.services import active_run, create_run, train_run
+from quantizer.services import LEVELS_WITH_CODES, active_run, create_run, train_run, write_codes
 from tests.conftest import make_user
 
 
@@ -189,3 +193,117 @@ def test_the_tree_reads_the_summaries_and_names_a_cluster_created_after_the_code
     assert not any("quantizer_semanticid" in q["sql"] and "GROUP BY" in q["sql"].upper()
                    for q in queries.captured_queries)  # no aggregation of the semantic IDs
 
+
+
+def summary_levels_setting() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('semid.summary_levels', true)")
+        return cursor.fetchone()[0] or ""
+
+
+def test_codes_written_with_their_first_levels_summarized_then_the_rest_rebuilt(trained):
+    coded = SemanticId.objects.filter(run=trained).order_by("product_id")
+    ids = np.array(coded.values_list("product_id", flat=True))
+    codes = np.array(list(coded.values_list("codes", flat=True)))
+    run = QuantizerRun.objects.create(flavor="precision", embedding_model="m")
+    write_codes(run=run, product_ids=ids, codes=codes, errors=np.zeros(len(ids), np.float32),
+                gaps=np.zeros(codes.shape, np.float32), summary_levels=LEVELS_WITH_CODES)
+    assert summary_levels_setting() == ""  # the bound ends with the write
+
+    def shallow(summaries):
+        return {p: row for p, row in summaries.items() if row[0] <= LEVELS_WITH_CODES}
+
+    assert set(ClusterSummary.objects.filter(run=run).values_list("level", flat=True)) == {1, 2}
+    assert stored(run) == shallow(from_semantic_ids(run))
+    product = Product.objects.select_related("category").get(pk=ids[0])
+    move_product(product=product, category=other_leaf(product))  # before the rebuild: levels 1-2 follow
+    assert stored(run) == shallow(from_semantic_ids(run))
+
+    rebuild_cluster_summaries(run=run, first_level=LEVELS_WITH_CODES + 1)
+    assert_current(run)
+    assert not ClusterSummary.objects.filter(run=run, size__gt=SMALL_CLUSTER, words__isnull=True).exists()
+    product = Product.objects.select_related("category").get(pk=ids[1])
+    move_product(product=product, category=other_leaf(product))  # after it: every level follows again
+    assert_current(run)
+    assert_current(trained)
+
+
+def _lock_waited_for(pid: int) -> str | None:
+    """The relation (or 'transactionid') whose lock the backend `pid` is waiting for, if any."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(relation::regclass::text, locktype) FROM pg_locks "
+                       "WHERE pid = %s AND NOT granted", [pid])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _until(condition, seconds: float = 30.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_decision_waits_for_the_deeper_levels_rebuild_and_is_counted(tmp_path):
+    from quantizer.services import finish_summaries
+
+    reviewer = make_user("rita", "reviewer", "review-pass-123")
+    write_csv(generate_demo_catalog(n_products=80, seed=2), tmp_path / "c.csv")
+    import_catalog(path=tmp_path / "c.csv")
+    embed_products(flavor="precision")
+    run = create_run(flavor="precision", overrides={"epochs": 3, "codebook_sizes": [4, 8, 8, 8]})
+    train_run(run=run, summaries_apart=True)
+    run.refresh_from_db()
+    assert (run.status, run.message, run.is_active) == (QuantizerRun.Status.RUNNING, "summarizing clusters", False)
+    assert set(ClusterSummary.objects.filter(run=run).values_list("level", flat=True)) == {1, 2}
+    product = Product.objects.select_related("category").order_by("id").first()
+    target = other_leaf(product)
+    flag = Flag.objects.create(product=product, run=run, label=product.category, suggested=target, confidence=0.9,
+                               priority=0.9, evidence={}, product_updated_at=product.updated_at)
+    claim_flag(flag=flag, reviewer=reviewer)
+
+    errors, pids = [], {}
+    held, release = threading.Event(), threading.Event()
+
+    def in_thread(name, work):
+        def body():
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    pids[name] = cursor.fetchone()[0]
+                work()
+            except Exception as exc:  # reported by the test below
+                errors.append((name, exc))
+            finally:
+                connection.close()
+        thread = threading.Thread(target=body, name=name)
+        thread.start()
+        return thread
+
+    def hold_summaries():  # keeps the rebuild at its first statement, whatever the machine's speed
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("LOCK TABLE quantizer_clustersummary IN ACCESS EXCLUSIVE MODE")
+            held.set()
+            release.wait(30)
+
+    blocker = in_thread("blocker", hold_summaries)
+    assert held.wait(30)
+    rebuild = in_thread("rebuild", lambda: finish_summaries(run))
+    _until(lambda: "rebuild" in pids and _lock_waited_for(pids["rebuild"]) == "quantizer_clustersummary")
+    decision = in_thread("decision", lambda: decide_flag(flag=flag, reviewer=reviewer, action="accept"))
+    # the decision waits for the rebuild's hold on the products, not inside its summaries' trigger
+    assert _until(lambda: "decision" in pids and _lock_waited_for(pids["decision"])) == "catalog_product"
+    release.set()
+    for thread in (blocker, rebuild, decision):
+        thread.join(60)
+    assert not errors
+
+    run.refresh_from_db()
+    product.refresh_from_db()
+    assert (run.status, run.message) == (QuantizerRun.Status.SUCCEEDED, "done")
+    assert product.category_id == target.pk
+    assert_current(run)  # the move counted at every level
