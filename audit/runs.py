@@ -46,12 +46,17 @@ def audit_products() -> dict[int, AuditProduct]:
     return {row[0]: AuditProduct(*row) for row in rows}
 
 
-def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = None) -> AuditReport:
-    """Score every product of the run, calibrate, and create or refresh its flags."""
+def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = None,
+              codes: tuple[np.ndarray, np.ndarray] | None = None) -> AuditReport:
+    """Score every product of the run, calibrate, and create or refresh its flags. `codes`: the run's (product
+    ids, codes) when the caller holds them (the pipeline, while they are being written); else they are read."""
     threshold = settings.SEMID_FLAG_THRESHOLD if threshold is None else threshold
     step = progress or (lambda *a, **k: None)
     ids, vectors = product_vectors(flavor=run.flavor)
-    codes_by_product = dict(SemanticId.objects.filter(run=run).values_list("product_id", "codes"))
+    if codes is None:
+        codes_by_product = dict(SemanticId.objects.filter(run=run).values_list("product_id", "codes"))
+    else:
+        codes_by_product = dict(zip(codes[0].tolist(), codes[1].tolist()))
     keep = np.array([pk in codes_by_product for pk in ids.tolist()], dtype=bool)
     ids, vectors = ids[keep], vectors[keep]
     codes = np.array([codes_by_product[pk] for pk in ids.tolist()], dtype=np.int64)

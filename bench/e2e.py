@@ -5,16 +5,17 @@ peak resident memory of this process while it ran.
     .venv/bin/python bench/e2e.py --pages-only     # the pages again, on the last run's database
     bash bench/gpu/e2e.sh 1000000 --until embed     # on the GPU machine (carry .carry/minilm and .carry/app)
     bash bench/gpu/e2e.sh 1000000 --from train      # the next call, on the same warm machine: train, audit, pages
+                                                    # (the audit runs with the training: --from audit is refused)
 
 The catalog is the demo's generator scaled (`catalog.demo.generate_demo_catalog`: names, brands, sizes,
 descriptions, a three-level grocery tree, 3% of labels moved; deterministic for a seed), written to CSV
 and then, as the pipeline runs them: import (`import_catalog`), embed (`embed_products`, leaving a first
-load's HNSW index), train + assign + evaluate (`train_run`, which writes every product's code, with the index
-built beside it by `index_built_beside`: `index_wait_seconds` is how long the stage waited for it after
-training; the training part alone is the run's `train_seconds`; the codes are written with their first
-two levels of clusters, `summaries_apart`), audit (`run_audit`, with the deeper clusters rebuilt beside it by
-`finish_summaries`: `summaries_wait_seconds` is how long it waited for them after the audit; then the run is
-activated), and the pages a reviewer opens (queue, flag, product, cluster tree root and a level-1
+load's HNSW index), train + assign (`fit_run`: every product coded in memory, with the index built beside it by
+`index_built_beside`: `index_wait_seconds` is how long the stage waited for it after training; the training
+and coding alone is the run's `train_seconds`), audit (`run_audit` on the codes in memory, with `store_run`
+beside it writing the codes, their clusters and the run's metrics, whose progress is kept as the steps of
+"codes": `codes_wait_seconds` is how long the stage waited for it after the audit; then the run is activated),
+and the pages a reviewer opens (queue, flag, product, cluster tree root and a level-1
 prefix; median of 10 requests through Django's test client). Database `semid_bench_e2e` (emptied first)
 on the embedded PostgreSQL unless DATABASE_URL. Memory is this process's resident size, sampled every
 0.1 s (PostgreSQL's own is not counted).
@@ -65,6 +66,9 @@ class Stage:
         print(f"{self.name:<28} {seconds:8.1f} s   peak {self.peak / 2**20:7.0f} MiB", flush=True)
 
 
+FIGURES_LOCK = threading.RLock()
+
+
 class Steps:
     """A stage's progress messages, each with the seconds since the stage began, printed as they come and kept in
     the figures (written after each one, so a call cut at its time limit still says where the time went)."""
@@ -79,8 +83,9 @@ class Steps:
             return
         self.last, seconds = message, round(time.perf_counter() - self.started, 1)
         print(f"  {seconds:8.1f} s  {message}", flush=True)
-        self.figures.setdefault("steps", []).append([self.stage, seconds, message])
-        self.save()
+        with FIGURES_LOCK:  # the audit's and the codes' steps come from two threads
+            self.figures.setdefault("steps", []).append([self.stage, seconds, message])
+            self.save()
 
 
 def page_times(paths: list[str], user, requests: int = 10) -> dict[str, float]:
@@ -148,6 +153,8 @@ def main() -> None:
         _django.use_database("semid_bench_e2e")
         return pages_of_last_run(rows)
     stages = STAGES[STAGES.index(args.start) : STAGES.index(args.until or STAGES[-1]) + 1]
+    if "audit" in stages and "train" not in stages:
+        parser.error("the audit runs beside the writing of the codes the training holds in memory: --from train")
     if args.start == "import":
         _django.fresh_database("semid_bench_e2e")
     else:  # resume on the database an earlier call left (same machine, still there)
@@ -160,16 +167,16 @@ def main() -> None:
     from catalog.embeddings import embed_products, index_built_beside
     from catalog.models import Product
     from catalog.services import import_catalog
-    from quantizer.models import QuantizerRun
     from config.database import done_beside
-    from quantizer.services import activate_run, create_run, finish_summaries, train_run
+    from quantizer.services import activate_run, create_run, fit_run, store_run
     from tests.conftest import make_user
 
     figures = {"n": args.n, "flavor": args.flavor, "device": device_name(), "stages": rows}
 
     def save():
         if args.json:
-            args.json.write_text(json.dumps(figures, indent=1))
+            with FIGURES_LOCK:
+                args.json.write_text(json.dumps(figures, indent=1))
     if "import" in stages:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "catalog.csv"
@@ -186,26 +193,27 @@ def main() -> None:
             embed_products(flavor=args.flavor, progress=Steps("embed", figures, save), build_index=False)
         save()
     if "train" in stages:
-        with Stage("train + assign + evaluate", rows):
+        with Stage("train + assign", rows):
             with index_built_beside(args.flavor):  # as the pipeline does: a first load's index beside training
                 run = create_run(flavor=args.flavor, seed=args.seed)
-                train_run(run=run, progress=Steps("train", figures, save), summaries_apart=True)
-                trained = time.perf_counter()
-            index_wait = time.perf_counter() - trained
+                trained = fit_run(run, progress=Steps("train", figures, save))
+                fitted = time.perf_counter()
+            index_wait = time.perf_counter() - fitted
         rows[-1]["index_wait_seconds"] = round(index_wait, 1)
-        run.refresh_from_db()
         rows[-1]["train_seconds"] = round(run.train_seconds or 0.0, 1)
-        figures["spearman"] = run.metrics.get("spearman")
         save()
     if "audit" in stages:
-        run = QuantizerRun.objects.filter(flavor=args.flavor).latest("pk")
         with Stage("audit", rows):
-            with done_beside(finish_summaries, run, name="summaries"):  # as the pipeline does
-                report = run_audit(run=run, progress=Steps("audit", figures, save))
+            # as the pipeline does: the codes, their clusters and the metrics written beside the audit
+            with done_beside(store_run, run, trained, progress=Steps("codes", figures, save), name="codes"):
+                report = run_audit(run=run, codes=(trained.ids, trained.fitted.codes),
+                                   progress=Steps("audit", figures, save))
                 audited = time.perf_counter()
-            summaries_wait = time.perf_counter() - audited
+            codes_wait = time.perf_counter() - audited
             activate_run(run)
-        rows[-1]["summaries_wait_seconds"] = round(summaries_wait, 1)
+        rows[-1]["codes_wait_seconds"] = round(codes_wait, 1)
+        run.refresh_from_db()
+        figures["spearman"] = run.metrics.get("spearman")
         save()
         if not User.objects.filter(username="e2e-admin").exists():
             make_user("e2e-admin", "admin", "e2e-pass-123")

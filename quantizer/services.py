@@ -56,9 +56,9 @@ UPSERT_CODES_SQL = f"""
 run_activated = Signal()
 # Shares of a run's progress bar at which training ends and evaluation starts.
 TRAINED, EVALUATING = 0.85, 0.94
-# The cluster levels a run's codes are written with when its deeper clusters are rebuilt apart (train_run's
-# summaries_apart): the triggers' work for levels 3 and 4 is most of writing the codes (100,000 products on
-# this CPU: 14.5 s with every level, 8.0 s with two, then 5.2 s for the rest; docs/benchmarks.md).
+# The cluster levels a run's codes are written with; the deeper ones are rebuilt set-based after the write
+# (`store_run`): the triggers' work for levels 3 and 4 was most of writing the codes (100,000 products on this
+# CPU: 11.24 s with every level, 5.82 s with two, then 3.84 s for the rest; docs/benchmarks.md).
 LEVELS_WITH_CODES = 2
 
 
@@ -143,13 +143,31 @@ class Fitted:
     seconds: float = 0.0
 
 
-def train_run(*, run: QuantizerRun, progress=None, activate: bool = True,
-              summaries_apart: bool = False) -> QuantizerRun:
-    """Train (or fit) the run's quantizer on the stored embeddings, write its codes, evaluate, activate.
-    A failure marks the run failed and leaves the active run as it was.
-    With `summaries_apart` the codes are written with their first `LEVELS_WITH_CODES` levels of clusters, and
-    the run is left running ("summarizing clusters") for the caller to run `finish_summaries` (the pipeline: beside
-    the audit) and activate it."""
+def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> QuantizerRun:
+    """Train (or fit) the run's quantizer on the stored embeddings, store its codes and metrics, activate.
+    A failure marks the run failed and leaves the active run as it was. The pipeline runs the two halves
+    apart: `fit_run`, then `store_run` beside the run's audit, which takes the codes from memory."""
+    store_run(run, fit_run(run, progress=progress), progress=progress)
+    if activate:
+        activate_run(run)
+    return run
+
+
+@dataclass
+class Trained:
+    """A run's quantizer fitted, its codes not stored yet (`fit_run` -> `store_run`)."""
+
+    ids: np.ndarray  # (N,) product ids, aligned with fitted.codes
+    vectors: np.ndarray
+    taxonomy: np.ndarray
+    config: RQVAEConfig
+    fitted: Fitted
+    active: QuantizerRun | None  # the flavor's active run when training started (warm start, churn)
+
+
+def fit_run(run: QuantizerRun, *, progress=None) -> Trained:
+    """The run's quantizer trained (or fitted) on the stored embeddings and every product coded, in memory; the
+    run's weights stored. The run stays running."""
     torch.manual_seed(run.seed)
     _set(run, status=QuantizerRun.Status.RUNNING, message="loading embeddings", progress=0.0)
     try:
@@ -159,38 +177,34 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True,
         fitted = fit_quantizer(run, vectors, taxonomy, config, active=active, progress=progress)
         if fitted.weights is not None:
             run.store_weights(fitted.weights)
-        _set(run, message="writing codes", progress=0.88, config=config.to_dict(), train_seconds=fitted.seconds,
+        _set(run, message="trained", progress=0.88, config=config.to_dict(), train_seconds=fitted.seconds,
              n_products=len(ids))
+    except Exception as exc:
+        _fail(run, exc)
+        raise
+    return Trained(ids, vectors, taxonomy, config, fitted, active)
+
+
+def store_run(run: QuantizerRun, trained: Trained, *, progress=None) -> QuantizerRun:
+    """A fitted run's codes written with their first `LEVELS_WITH_CODES` levels of clusters, the deeper levels
+    rebuilt (products and categories locked meanwhile), its metrics and churn stored; the run succeeds (not
+    activated). A failure marks it failed."""
+    fitted = trained.fitted
+    try:
+        _set(run, message="writing codes", progress=0.88)
         if progress:
             progress(0.88, 1.0, "writing codes")
-        write_codes(run=run, product_ids=ids, codes=fitted.codes, errors=fitted.errors, gaps=fitted.gaps,
-                    summary_levels=LEVELS_WITH_CODES if summaries_apart else None)
+        write_codes(run=run, product_ids=trained.ids, codes=fitted.codes, errors=fitted.errors, gaps=fitted.gaps,
+                    summary_levels=LEVELS_WITH_CODES)
+        rebuild_cluster_summaries(run=run, first_level=LEVELS_WITH_CODES + 1)
         analyze_tables(SemanticId, ClusterSummary)  # the pages' plans need the new rows' statistics now
         _set(run, message="evaluating", progress=EVALUATING)
         if progress:
             progress(EVALUATING, 1.0, "evaluating")
-        metrics = run_metrics(run, vectors, taxonomy, config, fitted)
-        churn = code_churn(old=active, new=run) if active else {}
-        if summaries_apart:
-            _set(run, metrics=metrics, churn=churn, progress=0.99, message="summarizing clusters")
-            return run
+        metrics = run_metrics(run, trained.vectors, trained.taxonomy, trained.config, fitted)
+        churn = code_churn(old=trained.active, new=run) if trained.active else {}
         _set(run, metrics=metrics, churn=churn, status=QuantizerRun.Status.SUCCEEDED, progress=1.0,
              message="done", finished_at=timezone.now())
-    except Exception as exc:
-        _fail(run, exc)
-        raise
-    if activate:
-        activate_run(run)
-    return run
-
-
-def finish_summaries(run: QuantizerRun) -> QuantizerRun:
-    """A run trained with `summaries_apart`: its clusters below level `LEVELS_WITH_CODES` rebuilt and named, then
-    the run succeeds (not activated). A failure marks it failed."""
-    try:
-        rebuild_cluster_summaries(run=run, first_level=LEVELS_WITH_CODES + 1)
-        analyze_tables(ClusterSummary)
-        _set(run, status=QuantizerRun.Status.SUCCEEDED, progress=1.0, message="done", finished_at=timezone.now())
     except Exception as exc:
         _fail(run, exc)
         raise
@@ -280,8 +294,8 @@ def _compatible_state(weights: bytes, config: RQVAEConfig) -> dict | None:
 def write_codes(*, run: QuantizerRun, product_ids: np.ndarray, codes: np.ndarray, errors: np.ndarray,
                 gaps: np.ndarray, summary_levels: int | None = None) -> None:
     """Upsert the run's SemanticIds; existing products keep their disambiguation token. The run's cluster
-    summaries follow (quantizer.clusters): every level, or the first `summary_levels` (the rest then rebuilt by
-    `finish_summaries`)."""
+    summaries follow (quantizer.clusters): every level, or the first `summary_levels` (the rest then rebuilt:
+    `store_run`)."""
     order = np.argsort(product_ids, kind="stable")
     product_ids, codes, errors, gaps = product_ids[order], codes[order], errors[order], gaps[order]
     strings = [code_string(row) for row in codes.tolist()]

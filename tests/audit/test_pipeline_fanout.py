@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from audit.models import Flag, Score
+from audit.runs import run_audit
 from catalog.demo import generate_demo_catalog, write_csv
 from catalog.services import import_catalog
 from jobs.models import Job, JobChunk
@@ -76,12 +77,13 @@ def test_the_pipeline_over_two_workers_gives_the_codes_and_flags_of_one_process(
     assert views == fanned_out[2] and len(views) == sum(f for _, _, f in scores.values()) > 0  # measured: 35
 
 
-def test_the_pipeline_builds_the_index_beside_training_and_the_deep_clusters_beside_the_audit(
+def test_the_pipeline_builds_the_index_beside_training_and_writes_the_codes_beside_the_audit(
         tmp_path, transactional_db, monkeypatch):
     """A first load drops the flavor's HNSW index; the pipeline's chunk builds it on a thread beside training
-    (catalog.embeddings.index_built_beside), and it is there when the chunk ends. The run's codes are written
-    with their first two levels of clusters; the deeper ones are rebuilt on a thread while the run is audited
-    (quantizer.services.finish_summaries), and the run becomes active once both are done, its clusters current."""
+    (catalog.embeddings.index_built_beside), and it is there when the chunk ends. The run's codes, their clusters
+    (two levels with the codes, the deeper ones rebuilt) and its metrics are written on a thread while the run is
+    audited on the codes in memory (quantizer.services.store_run); the run becomes active once both are done,
+    its clusters current and its scores and flags the same as an audit that reads the stored codes."""
     import threading
 
     import catalog.embeddings as embeddings
@@ -94,7 +96,8 @@ def test_the_pipeline_builds_the_index_beside_training_and_the_deep_clusters_bes
     monkeypatch.setattr(embeddings, "REBUILD_INDEX_ABOVE", 2)
     events = []
     ensure, train = embeddings._ensure_index, quantizer_services.train_rqvae
-    rebuild, audit = quantizer_services.rebuild_cluster_summaries, pipeline_services.run_audit
+    write, rebuild, audit = (quantizer_services.write_codes, quantizer_services.rebuild_cluster_summaries,
+                             pipeline_services.run_audit)
     here = threading.current_thread().name
 
     def spy(what, work, detail=lambda *a, **k: None):
@@ -105,6 +108,7 @@ def test_the_pipeline_builds_the_index_beside_training_and_the_deep_clusters_bes
 
     monkeypatch.setattr(embeddings, "_ensure_index", spy("build", ensure))
     monkeypatch.setattr(quantizer_services, "train_rqvae", spy("train", train))
+    monkeypatch.setattr(quantizer_services, "write_codes", spy("write", write, lambda **k: k["summary_levels"]))
     monkeypatch.setattr(quantizer_services, "rebuild_cluster_summaries",
                         spy("summaries", rebuild, lambda *, run, first_level: first_level))
     monkeypatch.setattr(pipeline_services, "run_audit",
@@ -116,12 +120,16 @@ def test_the_pipeline_builds_the_index_beside_training_and_the_deep_clusters_bes
     builds = [name for what, name, _ in events if what == "build"]
     assert len(builds) == 1 and builds[0].startswith("index-build")
     assert ("train", here, None) in events
-    [summaries] = [(name, first_level) for what, name, first_level in events if what == "summaries"]
-    assert summaries[0].startswith("summaries") and summaries[1] == 3
+    written = [(what, name.split("_")[0], detail) for what, name, detail in events if what in ("write", "summaries")]
+    assert written == [("write", "codes", 2), ("summaries", "codes", 3)]
     assert ("audit", here, False) in events  # audited before it was made active
     run = QuantizerRun.objects.get(pk=report["precision"]["run"])
     assert (run.status, run.message, run.is_active) == (QuantizerRun.Status.SUCCEEDED, "done", True)
     assert_current(run)
+    assert run.metrics.get("spearman") is not None
+    audited = outcome()
+    run_audit(run=run)  # the same audit on the stored codes
+    assert outcome() == audited and len(audited[1]) == 300
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'embedding_hnsw_precision'")
         assert cursor.fetchone() is not None
