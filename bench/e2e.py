@@ -12,9 +12,10 @@ descriptions, a three-level grocery tree, 3% of labels moved; deterministic for 
 and then, as the pipeline runs them: import (`import_catalog`), embed (`embed_products`, leaving a first
 load's HNSW index), train + assign (`fit_run`: every product coded in memory, with the index built beside it by
 `index_built_beside`: `index_wait_seconds` is how long the stage waited for it after training; the training
-and coding alone is the run's `train_seconds`), audit (`run_audit` on the codes in memory, with `store_run`
-beside it writing the codes, their clusters and the run's metrics, whose progress is kept as the steps of
-"codes": `codes_wait_seconds` is how long the stage waited for it after the audit; then the run is activated),
+and coding alone is the run's `train_seconds`), audit (`run_audit` on the codes in memory, with `store_codes`
+beside it writing the codes and their clusters, whose progress is kept as the steps of "codes":
+`codes_wait_seconds` is how long the stage waited for it after the audit; then `evaluate_run`, the run's metrics
+and churn, `evaluate_seconds`; then the run is activated),
 and the pages a reviewer opens (queue, flag, product, cluster tree root and a level-1
 prefix; median of 10 requests through Django's test client). Database `semid_bench_e2e` (emptied first)
 on the embedded PostgreSQL unless DATABASE_URL. Memory is this process's resident size, sampled every
@@ -168,7 +169,7 @@ def main() -> None:
     from catalog.models import Product
     from catalog.services import import_catalog
     from config.database import done_beside
-    from quantizer.services import activate_run, create_run, fit_run, store_run
+    from quantizer.services import activate_run, create_run, evaluate_run, fit_run, store_codes
     from tests.conftest import make_user
 
     figures = {"n": args.n, "flavor": args.flavor, "device": device_name(), "stages": rows}
@@ -204,13 +205,16 @@ def main() -> None:
         save()
     if "audit" in stages:
         with Stage("audit", rows):
-            # as the pipeline does: the codes, their clusters and the metrics written beside the audit
-            with done_beside(store_run, run, trained, progress=Steps("codes", figures, save), name="codes"):
+            # as the pipeline does: the codes and their clusters written beside the audit, then the evaluation
+            with done_beside(store_codes, run, trained, progress=Steps("codes", figures, save), name="codes"):
                 report = run_audit(run=run, codes=(trained.ids, trained.fitted.codes),
                                    progress=Steps("audit", figures, save))
                 audited = time.perf_counter()
             codes_wait = time.perf_counter() - audited
+            evaluate_run(run, trained)
+            evaluated = time.perf_counter()
             activate_run(run)
+        rows[-1]["evaluate_seconds"] = round(evaluated - audited - codes_wait, 1)
         rows[-1]["codes_wait_seconds"] = round(codes_wait, 1)
         run.refresh_from_db()
         figures["spearman"] = run.metrics.get("spearman")

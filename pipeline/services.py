@@ -26,7 +26,7 @@ from jobs.runner import Chunked, JobFailed, run_chunks_here, start_job
 from quantizer.models import QuantizerRun
 from quantizer.assignment import assign_products
 from quantizer.inputs import check_extra_input
-from quantizer.services import activate_run, create_run, fit_run, store_run
+from quantizer.services import activate_run, create_run, evaluate_run, fit_run, store_codes
 
 
 def pipeline_plan(*, flavors=None, seed: int = 0, user=None, overrides: dict | None = None,
@@ -49,8 +49,8 @@ def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overr
 
 def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) -> dict:
     """One flavor's chunk: embed -> train -> assign -> evaluate -> audit. The HNSW index of a first load is built
-    beside the training; the run's codes, clusters and metrics are written beside its audit, which takes the codes
-    from memory; the run becomes active once both are done."""
+    beside the training; the run's codes and clusters are written beside its audit, which takes the codes from
+    memory; then the run is evaluated and becomes active."""
     flavor = chunk["flavor"]
 
     def stage(start, width, label):
@@ -65,8 +65,9 @@ def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) ->
         run = create_run(flavor=flavor, seed=state["seed"], overrides=state["overrides"],
                          extra_input=state["extra_input"], user=user)
         trained = fit_run(run, progress=stage(0.4, 0.3, "training"))
-    with done_beside(store_run, run, trained, name="codes"):  # codes, clusters, metrics written while it is audited
-        audit = run_audit(run=run, codes=(trained.ids, trained.fitted.codes), progress=stage(0.7, 0.3, "auditing"))
+    with done_beside(store_codes, run, trained, name="codes"):  # the codes and clusters written while it is audited
+        audit = run_audit(run=run, codes=(trained.ids, trained.fitted.codes), progress=stage(0.7, 0.25, "auditing"))
+    evaluate_run(run, trained, progress=stage(0.95, 0.05, "evaluating"))
     activate_run(run)
     return {"flavor": flavor, "embedded": embedded.encoded, "run": run.pk, "flagged": audit.stats.get("flagged", 0),
             "spearman": run.metrics.get("spearman")}

@@ -57,7 +57,7 @@ run_activated = Signal()
 # Shares of a run's progress bar at which training ends and evaluation starts.
 TRAINED, EVALUATING = 0.85, 0.94
 # The cluster levels a run's codes are written with; the deeper ones are rebuilt set-based after the write
-# (`store_run`): the triggers' work for levels 3 and 4 was most of writing the codes (100,000 products on this
+# (`store_codes`): the triggers' work for levels 3 and 4 was most of writing the codes (100,000 products on this
 # CPU: 11.24 s with every level, 5.82 s with two, then 3.84 s for the rest; docs/benchmarks.md).
 LEVELS_WITH_CODES = 2
 
@@ -144,10 +144,13 @@ class Fitted:
 
 
 def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> QuantizerRun:
-    """Train (or fit) the run's quantizer on the stored embeddings, store its codes and metrics, activate.
-    A failure marks the run failed and leaves the active run as it was. The pipeline runs the two halves
-    apart: `fit_run`, then `store_run` beside the run's audit, which takes the codes from memory."""
-    store_run(run, fit_run(run, progress=progress), progress=progress)
+    """Train (or fit) the run's quantizer on the stored embeddings, store its codes, evaluate, activate.
+    A failure marks the run failed and leaves the active run as it was. The pipeline runs the steps apart:
+    `fit_run`, then `store_codes` beside the run's audit (which takes the codes from memory), then
+    `evaluate_run`."""
+    trained = fit_run(run, progress=progress)
+    store_codes(run, trained, progress=progress)
+    evaluate_run(run, trained, progress=progress)
     if activate:
         activate_run(run)
     return run
@@ -155,7 +158,7 @@ def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> Qua
 
 @dataclass
 class Trained:
-    """A run's quantizer fitted, its codes not stored yet (`fit_run` -> `store_run`)."""
+    """A run's quantizer fitted, its codes not stored yet (`fit_run` -> `store_codes` -> `evaluate_run`)."""
 
     ids: np.ndarray  # (N,) product ids, aligned with fitted.codes
     vectors: np.ndarray
@@ -185,10 +188,11 @@ def fit_run(run: QuantizerRun, *, progress=None) -> Trained:
     return Trained(ids, vectors, taxonomy, config, fitted, active)
 
 
-def store_run(run: QuantizerRun, trained: Trained, *, progress=None) -> QuantizerRun:
-    """A fitted run's codes written with their first `LEVELS_WITH_CODES` levels of clusters, the deeper levels
-    rebuilt (products and categories locked meanwhile), its metrics and churn stored; the run succeeds (not
-    activated). A failure marks it failed."""
+def store_codes(run: QuantizerRun, trained: Trained, *, progress=None) -> None:
+    """A fitted run's codes written with their first `LEVELS_WITH_CODES` levels of clusters, then the deeper
+    levels rebuilt (products and categories locked meanwhile). Database work only: the pipeline runs it on a
+    thread beside the audit (torch's TF32 switches, which the audit's classifiers turn on, are process-wide).
+    A failure marks the run failed."""
     fitted = trained.fitted
     try:
         _set(run, message="writing codes", progress=0.88)
@@ -196,12 +200,23 @@ def store_run(run: QuantizerRun, trained: Trained, *, progress=None) -> Quantize
             progress(0.88, 1.0, "writing codes")
         write_codes(run=run, product_ids=trained.ids, codes=fitted.codes, errors=fitted.errors, gaps=fitted.gaps,
                     summary_levels=LEVELS_WITH_CODES)
+        if progress:
+            progress(0.91, 1.0, "summarizing clusters")
         rebuild_cluster_summaries(run=run, first_level=LEVELS_WITH_CODES + 1)
         analyze_tables(SemanticId, ClusterSummary)  # the pages' plans need the new rows' statistics now
+    except Exception as exc:
+        _fail(run, exc)
+        raise
+
+
+def evaluate_run(run: QuantizerRun, trained: Trained, *, progress=None) -> QuantizerRun:
+    """A stored run's metrics and churn (against the run active when it started); the run succeeds (not
+    activated). A failure marks it failed."""
+    try:
         _set(run, message="evaluating", progress=EVALUATING)
         if progress:
             progress(EVALUATING, 1.0, "evaluating")
-        metrics = run_metrics(run, trained.vectors, trained.taxonomy, trained.config, fitted)
+        metrics = run_metrics(run, trained.vectors, trained.taxonomy, trained.config, trained.fitted)
         churn = code_churn(old=trained.active, new=run) if trained.active else {}
         _set(run, metrics=metrics, churn=churn, status=QuantizerRun.Status.SUCCEEDED, progress=1.0,
              message="done", finished_at=timezone.now())
@@ -295,7 +310,7 @@ def write_codes(*, run: QuantizerRun, product_ids: np.ndarray, codes: np.ndarray
                 gaps: np.ndarray, summary_levels: int | None = None) -> None:
     """Upsert the run's SemanticIds; existing products keep their disambiguation token. The run's cluster
     summaries follow (quantizer.clusters): every level, or the first `summary_levels` (the rest then rebuilt:
-    `store_run`)."""
+    `store_codes`)."""
     order = np.argsort(product_ids, kind="stable")
     product_ids, codes, errors, gaps = product_ids[order], codes[order], errors[order], gaps[order]
     strings = [code_string(row) for row in codes.tolist()]

@@ -81,9 +81,9 @@ def test_the_pipeline_builds_the_index_beside_training_and_writes_the_codes_besi
         tmp_path, transactional_db, monkeypatch):
     """A first load drops the flavor's HNSW index; the pipeline's chunk builds it on a thread beside training
     (catalog.embeddings.index_built_beside), and it is there when the chunk ends. The run's codes, their clusters
-    (two levels with the codes, the deeper ones rebuilt) and its metrics are written on a thread while the run is
-    audited on the codes in memory (quantizer.services.store_run); the run becomes active once both are done,
-    its clusters current and its scores and flags the same as an audit that reads the stored codes."""
+    (two levels with the codes, the deeper ones rebuilt) are written on a thread while the run is audited on the
+    codes in memory (quantizer.services.store_codes); then it is evaluated and becomes active, its clusters
+    current and its scores and flags the same as an audit that reads the stored codes."""
     import threading
 
     import catalog.embeddings as embeddings
@@ -96,8 +96,8 @@ def test_the_pipeline_builds_the_index_beside_training_and_writes_the_codes_besi
     monkeypatch.setattr(embeddings, "REBUILD_INDEX_ABOVE", 2)
     events = []
     ensure, train = embeddings._ensure_index, quantizer_services.train_rqvae
-    write, rebuild, audit = (quantizer_services.write_codes, quantizer_services.rebuild_cluster_summaries,
-                             pipeline_services.run_audit)
+    write, rebuild, audit, metrics = (quantizer_services.write_codes, quantizer_services.rebuild_cluster_summaries,
+                                      pipeline_services.run_audit, quantizer_services.run_metrics)
     here = threading.current_thread().name
 
     def spy(what, work, detail=lambda *a, **k: None):
@@ -111,6 +111,7 @@ def test_the_pipeline_builds_the_index_beside_training_and_writes_the_codes_besi
     monkeypatch.setattr(quantizer_services, "write_codes", spy("write", write, lambda **k: k["summary_levels"]))
     monkeypatch.setattr(quantizer_services, "rebuild_cluster_summaries",
                         spy("summaries", rebuild, lambda *, run, first_level: first_level))
+    monkeypatch.setattr(quantizer_services, "run_metrics", spy("metrics", metrics))
     monkeypatch.setattr(pipeline_services, "run_audit",
                         spy("audit", audit, lambda *, run, **k: QuantizerRun.objects.get(pk=run.pk).is_active))
 
@@ -123,6 +124,10 @@ def test_the_pipeline_builds_the_index_beside_training_and_writes_the_codes_besi
     written = [(what, name.split("_")[0], detail) for what, name, detail in events if what in ("write", "summaries")]
     assert written == [("write", "codes", 2), ("summaries", "codes", 3)]
     assert ("audit", here, False) in events  # audited before it was made active
+    # evaluated on this thread once the audit is done: torch's TF32 switch, which the audit's classifiers turn on,
+    # is process-wide, and the metrics' neighbours are exact float32
+    assert [(what, name) for what, name, _ in events if what in ("audit", "metrics")] == [
+        ("audit", here), ("metrics", here)]
     run = QuantizerRun.objects.get(pk=report["precision"]["run"])
     assert (run.status, run.message, run.is_active) == (QuantizerRun.Status.SUCCEEDED, "done", True)
     assert_current(run)

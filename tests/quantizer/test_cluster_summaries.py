@@ -256,7 +256,7 @@ def test_a_decision_waits_for_the_deeper_levels_rebuild_and_is_counted(tmp_path)
     run = create_run(flavor="precision", overrides={"epochs": 3, "codebook_sizes": [4, 8, 8, 8]})
     trained = fit_run(run)
     write_codes(run=run, product_ids=trained.ids, codes=trained.fitted.codes, errors=trained.fitted.errors,
-                gaps=trained.fitted.gaps, summary_levels=LEVELS_WITH_CODES)  # as store_run does, then the rest
+                gaps=trained.fitted.gaps, summary_levels=LEVELS_WITH_CODES)  # as store_codes does, then the rest
     assert set(ClusterSummary.objects.filter(run=run).values_list("level", flat=True)) == {1, 2}
     product = Product.objects.select_related("category").order_by("id").first()
     target = other_leaf(product)
