@@ -18,7 +18,7 @@ from catalog.embeddings import product_vectors
 from catalog.encoder import default_device
 from catalog.models import Category, Product
 from quantizer.models import QuantizerRun, SemanticId
-from quantizer.services import active_run, taxonomy_array
+from quantizer.services import Trained, active_run, taxonomy_array
 
 
 SCORES_COPY_BATCH = 50_000
@@ -46,21 +46,37 @@ def audit_products() -> dict[int, AuditProduct]:
     return {row[0]: AuditProduct(*row) for row in rows}
 
 
-def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = None,
-              codes: tuple[np.ndarray, np.ndarray] | None = None) -> AuditReport:
-    """Score every product of the run, calibrate, and create or refresh its flags. `codes`: the run's (product
-    ids, codes) when the caller holds them (the pipeline, while they are being written); else they are read."""
-    threshold = settings.SEMID_FLAG_THRESHOLD if threshold is None else threshold
-    step = progress or (lambda *a, **k: None)
+class AuditInput(NamedTuple):
+    """What the audit scores, row by row: product ids, their text embeddings, `taxonomy_array` and codes."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    taxonomy: np.ndarray
+    codes: np.ndarray
+
+    @classmethod
+    def of(cls, trained: Trained) -> AuditInput:
+        """A fitted run's own (the pipeline audits it while its codes are written): nothing read again."""
+        return cls(trained.ids, trained.embeddings, trained.taxonomy, trained.fitted.codes)
+
+
+def audit_input(run: QuantizerRun) -> AuditInput:
+    """The run's products with stored codes, their embeddings and categories, read from the database."""
     ids, vectors = product_vectors(flavor=run.flavor)
-    if codes is None:
-        codes_by_product = dict(SemanticId.objects.filter(run=run).values_list("product_id", "codes"))
-    else:
-        codes_by_product = dict(zip(codes[0].tolist(), codes[1].tolist()))
+    codes_by_product = dict(SemanticId.objects.filter(run=run).values_list("product_id", "codes"))
     keep = np.array([pk in codes_by_product for pk in ids.tolist()], dtype=bool)
     ids, vectors = ids[keep], vectors[keep]
     codes = np.array([codes_by_product[pk] for pk in ids.tolist()], dtype=np.int64)
-    taxonomy = taxonomy_array(ids)
+    return AuditInput(ids, vectors, taxonomy_array(ids), codes)
+
+
+def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = None,
+              given: AuditInput | None = None) -> AuditReport:
+    """Score every product of the run, calibrate, and create or refresh its flags. `given`: what to score when
+    the caller holds it (the pipeline, `AuditInput.of` the run it trained); else `audit_input(run)`."""
+    threshold = settings.SEMID_FLAG_THRESHOLD if threshold is None else threshold
+    step = progress or (lambda *a, **k: None)
+    ids, vectors, taxonomy, codes = given or audit_input(run)
     products = audit_products()
     brands = np.array([products[pk].brand.lower() for pk in ids.tolist()], dtype=object)
     texts = [product_words(products[pk].name, products[pk].brand) for pk in ids.tolist()]

@@ -163,7 +163,7 @@ def main() -> None:
     print(f"{args.n:,} products on {device_name()}: {', '.join(stages)}", flush=True)
     from django.contrib.auth.models import User
 
-    from audit.runs import run_audit
+    from audit.runs import AuditInput, run_audit
     from catalog.demo import generate_demo_catalog, write_csv
     from catalog.embeddings import embed_products, index_built_beside
     from catalog.models import Product
@@ -207,7 +207,7 @@ def main() -> None:
         with Stage("audit", rows):
             # as the pipeline does: the codes and their clusters written beside the audit, then the evaluation
             with done_beside(store_codes, run, trained, progress=Steps("codes", figures, save), name="codes"):
-                report = run_audit(run=run, codes=(trained.ids, trained.fitted.codes),
+                report = run_audit(run=run, given=AuditInput.of(trained),
                                    progress=Steps("audit", figures, save))
                 audited = time.perf_counter()
             codes_wait = time.perf_counter() - audited

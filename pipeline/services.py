@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 
-from audit.runs import run_audit
+from audit.runs import AuditInput, run_audit
 from catalog.embeddings import embed_products, index_built_beside
 from catalog.models import Flavor, check_flavors
 from catalog.rows import CatalogFileError
@@ -49,8 +49,8 @@ def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overr
 
 def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) -> dict:
     """One flavor's chunk: embed -> train -> assign -> evaluate -> audit. The HNSW index of a first load is built
-    beside the training; the run's codes and clusters are written beside its audit, which takes the codes from
-    memory; then the run is evaluated and becomes active."""
+    beside the training; the run's codes and clusters are written beside its audit, which scores what the training
+    held in memory (nothing read again); then the run is evaluated and becomes active."""
     flavor = chunk["flavor"]
 
     def stage(start, width, label):
@@ -66,7 +66,7 @@ def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) ->
                          extra_input=state["extra_input"], user=user)
         trained = fit_run(run, progress=stage(0.4, 0.3, "training"))
     with done_beside(store_codes, run, trained, name="codes"):  # the codes and clusters written while it is audited
-        audit = run_audit(run=run, codes=(trained.ids, trained.fitted.codes), progress=stage(0.7, 0.25, "auditing"))
+        audit = run_audit(run=run, given=AuditInput.of(trained), progress=stage(0.7, 0.25, "auditing"))
     evaluate_run(run, trained, progress=stage(0.95, 0.05, "evaluating"))
     activate_run(run)
     return {"flavor": flavor, "embedded": embedded.encoded, "run": run.pk, "flagged": audit.stats.get("flagged", 0),

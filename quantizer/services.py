@@ -161,7 +161,8 @@ class Trained:
     """A run's quantizer fitted, its codes not stored yet (`fit_run` -> `store_codes` -> `evaluate_run`)."""
 
     ids: np.ndarray  # (N,) product ids, aligned with fitted.codes
-    vectors: np.ndarray
+    embeddings: np.ndarray  # their stored text embeddings
+    vectors: np.ndarray  # what the run trained on: the embeddings, with the run's extra input beside them
     taxonomy: np.ndarray
     config: RQVAEConfig
     fitted: Fitted
@@ -174,7 +175,8 @@ def fit_run(run: QuantizerRun, *, progress=None) -> Trained:
     torch.manual_seed(run.seed)
     _set(run, status=QuantizerRun.Status.RUNNING, message="loading embeddings", progress=0.0)
     try:
-        ids, vectors, taxonomy = training_data(run)
+        ids, embeddings, taxonomy = training_data(run)
+        vectors = training_input(run, ids, embeddings)
         config = default_config(input_dim=vectors.shape[1], seed=run.seed, overrides=run.config)
         active = active_run(run.flavor, required=False)
         fitted = fit_quantizer(run, vectors, taxonomy, config, active=active, progress=progress)
@@ -185,7 +187,7 @@ def fit_run(run: QuantizerRun, *, progress=None) -> Trained:
     except Exception as exc:
         _fail(run, exc)
         raise
-    return Trained(ids, vectors, taxonomy, config, fitted, active)
+    return Trained(ids, embeddings, vectors, taxonomy, config, fitted, active)
 
 
 def store_codes(run: QuantizerRun, trained: Trained, *, progress=None) -> None:
@@ -232,12 +234,11 @@ def _fail(run: QuantizerRun, exc: Exception) -> None:
 
 
 def training_data(run: QuantizerRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The run's flavor's stored embeddings: (N,) product ids, (N, D) vectors (with the run's extra input beside
-    them, `quantizer.inputs.training_input`), (N, T) `taxonomy_array`."""
+    """The run's flavor's stored embeddings: (N,) product ids, (N, D) vectors, (N, T) `taxonomy_array`."""
     ids, vectors = product_vectors(flavor=run.flavor)
     if len(ids) < 2:
         raise ValueError(f"only {len(ids)} {run.flavor} embeddings: import products and embed them first")
-    return ids, training_input(run, ids, vectors), taxonomy_array(ids)
+    return ids, vectors, taxonomy_array(ids)
 
 
 def fit_quantizer(run: QuantizerRun, vectors: np.ndarray, taxonomy: np.ndarray, config: RQVAEConfig, *,
