@@ -3,12 +3,13 @@ ordered for the queues), its scores (what `export_audit` writes) and a report.""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models.expressions import RawSQL
 
 from audit.core import CodePrefixes, calibrate, product_words, score_products, taxonomy_issues
 from audit.evidence import Evidence, FlavorView
@@ -27,22 +28,30 @@ SCORES_COPY_BATCH = 50_000
 # product (`_write_flags`). Any fixed bigint that no other lock of the database uses.
 FLAG_WRITE_LOCK = 0x5E41D_F1A6
 NULL = "\\N"  # COPY's text format
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class AuditProduct(NamedTuple):
-    """What the audit reads of a product (a million whole rows, descriptions and attributes, cost minutes)."""
+    """What the audit reads of a product (a million whole rows, descriptions and attributes, cost minutes). The
+    version it scored as whole microseconds since the epoch: exact, and the read takes less than half the time it
+    takes with datetimes (`bench/audit_io.py`); `updated_at` gives the datetime where a flag needs it."""
 
     pk: int
     external_id: str
     name: str
     brand: str
     category_id: int | None
-    updated_at: datetime
+    updated_us: int
+
+    @property
+    def updated_at(self) -> datetime:
+        return EPOCH + timedelta(microseconds=self.updated_us)
 
 
 def audit_products() -> dict[int, AuditProduct]:
     """Every product's `AuditProduct` by id, in one pass over the table (no list of a million ids to match)."""
-    rows = Product.objects.values_list(*AuditProduct._fields).iterator(chunk_size=20_000)
+    rows = (Product.objects.annotate(updated_us=RawSQL("(EXTRACT(EPOCH FROM updated_at) * 1000000)::bigint", []))
+            .values_list(*AuditProduct._fields).iterator(chunk_size=20_000))
     return {row[0]: AuditProduct(*row) for row in rows}
 
 
