@@ -85,7 +85,7 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
     the caller holds it (the pipeline, `AuditInput.of` the run it trained); else `audit_input(run)`."""
     threshold = settings.SEMID_FLAG_THRESHOLD if threshold is None else threshold
     step = progress or (lambda *a, **k: None)
-    ids, vectors, taxonomy, codes = given or audit_input(run)
+    ids, vectors, taxonomy, codes = given if given is not None else audit_input(run)
     products = audit_products()
     brands = np.array([products[pk].brand.lower() for pk in ids.tolist()], dtype=object)
     texts = [product_words(products[pk].name, products[pk].brand) for pk in ids.tolist()]
