@@ -146,7 +146,7 @@ class Fitted:
 def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> QuantizerRun:
     """Train (or fit) the run's quantizer on the stored embeddings, store its codes, evaluate, activate.
     A failure marks the run failed and leaves the active run as it was. The pipeline runs the steps apart:
-    `fit_run`, then `store_codes` beside the run's audit (which takes the codes from memory), then
+    `fit_run`, then `store_codes` beside the run's audit (which scores what `fit_run` holds), then
     `evaluate_run`."""
     trained = fit_run(run, progress=progress)
     store_codes(run, trained, progress=progress)

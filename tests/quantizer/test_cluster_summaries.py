@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import re
 import threading
-import time
 from collections import Counter
 
 import numpy as np
@@ -28,7 +27,7 @@ from quantizer.clusters import SMALL_CLUSTER, cluster_children, rebuild_cluster_
 from quantizer.models import ClusterSummary, QuantizerRun, SemanticId
 from quantizer.assignment import assign_products
 from quantizer.services import LEVELS_WITH_CODES, active_run, create_run, fit_run, train_run, write_codes
-from tests.conftest import make_user
+from tests.conftest import make_user, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -237,16 +236,6 @@ def _lock_waited_for(pid: int) -> str | None:
     return row[0] if row else None
 
 
-def _until(condition, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_decision_waits_for_the_deeper_levels_rebuild_and_is_counted(tmp_path):
     reviewer = make_user("rita", "reviewer", "review-pass-123")
@@ -291,10 +280,12 @@ def test_a_decision_waits_for_the_deeper_levels_rebuild_and_is_counted(tmp_path)
     blocker = in_thread("blocker", hold_summaries)
     assert held.wait(30)
     rebuild = in_thread("rebuild", lambda: rebuild_cluster_summaries(run=run, first_level=LEVELS_WITH_CODES + 1))
-    _until(lambda: "rebuild" in pids and _lock_waited_for(pids["rebuild"]) == "quantizer_clustersummary")
+    wait_for(lambda: "rebuild" in pids and _lock_waited_for(pids["rebuild"]) == "quantizer_clustersummary",
+             timeout=30, interval=0.05)
     decision = in_thread("decision", lambda: decide_flag(flag=flag, reviewer=reviewer, action="accept"))
     # the decision waits for the rebuild's hold on the products, not inside its summaries' trigger
-    assert _until(lambda: "decision" in pids and _lock_waited_for(pids["decision"])) == "catalog_product"
+    assert wait_for(lambda: "decision" in pids and _lock_waited_for(pids["decision"]),
+                    timeout=30, interval=0.05) == "catalog_product"
     release.set()
     for thread in (blocker, rebuild, decision):
         thread.join(60)
