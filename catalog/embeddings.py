@@ -9,7 +9,8 @@ its chunks run on every worker (jobs.runner.Chunked); `embed_products` runs the 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from catalog.encoder import encode_texts, load_encoder
+from catalog.encoder import EncoderProcesses, default_device, encode_texts, load_encoder
 from catalog.models import Flavor, Product, ProductEmbedding, check_flavors
 from catalog.text import LLMConfig, extract_attributes, product_text, text_hash
 from config.database import close_threads, done_beside
@@ -183,35 +184,97 @@ def _write_chunk(work: _ChunkWork, state: dict, vectors: np.ndarray, progress=No
     return {"flavor": work.flavor, "products": work.products, "encoded": len(work.product_ids)}
 
 
-# A plan's chunks in this process keep the encoder busy: while one chunk is encoded, a thread reads the next
-# (products, texts, hashes) and another writes the last one's vectors. Threads have their own connections, so
+# A plan's chunks in this process keep the encoder busy: while chunks are encoded, a thread reads the next
+# (products, texts, hashes) and another writes the encoded ones' vectors. Threads have their own connections, so
 # they only see committed rows: inside a transaction the chunks run one after another.
 OVERLAP_CHUNKS = True
+# On a GPU one process's encoding is bound by its tokenizer, not by the GPU: the chunks of a large embedding are
+# encoded by ENCODER_PROCESSES_ON_GPU processes at once (catalog.encoder.EncoderProcesses; SEMID_EMBEDDING_PROCESSES
+# sets another count, 0 encodes in this process). Their start (~15 s on the H200) pays from about 40 chunks: a
+# million products' chunks took 46.4 s with four processes against 108.7 s in this process (docs/performance.md).
+ENCODER_PROCESSES_ON_GPU = 4
+ENCODER_PROCESSES_FROM_CHUNKS = 40
+
+
+def encoder_process_count() -> int:
+    configured = settings.SEMID_EMBEDDING_PROCESSES
+    if configured is not None:
+        if configured < 0:
+            raise ValueError(f"SEMID_EMBEDDING_PROCESSES must be 0 or more, not {configured}")
+        return configured
+    return ENCODER_PROCESSES_ON_GPU if default_device() == "cuda" else 0
+
+
+class _EncodedHere:
+    """Chunks encoded in this process, one at a time: `submit` returns once the vectors are there."""
+    depth = 0
+
+    def __init__(self, state: dict):
+        self.state = state
+
+    def submit(self, work: _ChunkWork) -> Future:
+        return _done(_encode_chunk(work, self.state))
+
+
+class _EncodedApart:
+    """Chunks encoded by encoder processes, as many at once as there are processes."""
+
+    def __init__(self, pool: EncoderProcesses):
+        self.pool, self.depth = pool, pool.processes
+
+    def submit(self, work: _ChunkWork) -> Future:
+        if not work.distinct:  # nothing changed in the chunk
+            return _done(np.empty((0, 0), dtype=np.float32))
+        return self.pool.submit(work.distinct, batch_size=settings.SEMID_EMBEDDING_BATCH_SIZE)
+
+
+def _done(value) -> Future:
+    future = Future()
+    future.set_result(value)
+    return future
+
+
+@contextmanager
+def _chunk_encoder(plan: Chunked):
+    """Encoder processes for the plan's chunks while it runs (a large plan where there are processes to use),
+    else this process."""
+    processes = encoder_process_count()
+    if not processes or len(plan.chunks) < ENCODER_PROCESSES_FROM_CHUNKS:
+        yield _EncodedHere(plan.state)
+        return
+    with EncoderProcesses(plan.state["model"], default_device(), processes) as pool:
+        yield _EncodedApart(pool)
 
 
 def _run_plan_here(plan: Chunked, progress=None) -> dict:
     """`plan` in this process: the same chunk functions as the workers', so the same result
-    (jobs.runner.run_chunks_here), with reads and writes overlapping the encoder where they can."""
+    (jobs.runner.run_chunks_here), with reads, encodings and writes overlapping where they can."""
     if not OVERLAP_CHUNKS or len(plan.chunks) < 2 or connection.in_atomic_block:
         return run_chunks_here(plan, params={}, progress=progress)
     total = len(plan.chunks)
     reader = ThreadPoolExecutor(1, thread_name_prefix="embed-read")
     writer = ThreadPoolExecutor(1, thread_name_prefix="embed-write")
-    with cleaned_up_on_failure(plan, {}):
+    encoding = deque()  # (chunk, future of its vectors), in the plan's order
+    with cleaned_up_on_failure(plan, {}), _chunk_encoder(plan) as encoder:
         try:
             read, written = reader.submit(_read_chunk, plan.state, plan.chunks[0]), []
             for i in range(total):
                 work = read.result()
                 if i + 1 < total:
                     read = reader.submit(_read_chunk, plan.state, plan.chunks[i + 1])
-                vectors = _encode_chunk(work, plan.state)
-                if len(written) >= 2:  # at most two chunks' vectors wait for the writer
-                    written[-2].result()
-                written.append(writer.submit(_write_chunk, work, plan.state, vectors))
-                if progress:
-                    chunk_progress(progress, i, total)(1.0)
+                encoding.append((work, encoder.submit(work)))
+                while encoding and (len(encoding) > encoder.depth or i + 1 == total):
+                    work, vectors = encoding.popleft()
+                    vectors = vectors.result()
+                    if len(written) >= 2:  # at most two chunks' vectors wait for the writer
+                        written[-2].result()
+                    written.append(writer.submit(_write_chunk, work, plan.state, vectors))
+                    if progress:
+                        chunk_progress(progress, len(written) - 1, total)(1.0)
             results = [w.result() for w in written]
         finally:  # the writes under way finish before any cleanup
+            for _, vectors in encoding:
+                vectors.cancel()
             close_threads(reader, writer)
     return run_finish_here(plan, params={}, results=results, progress=progress)
 

@@ -8,9 +8,11 @@ model name or a local folder. Nothing is downloaded at run time (HF_HUB_OFFLINE=
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
@@ -78,3 +80,36 @@ def encode_texts(
         if progress:
             progress(start + len(rows), len(texts))
     return out
+
+
+class EncoderProcesses:
+    """`processes` spawned processes, each with its own copy of the model on `device`, encoding lists of texts
+    (`encode_texts`) side by side; a context manager that stops them at its end. On a GPU one process's encoding
+    is bound by its tokenizer and Python, not by the GPU (bench/studies/encoder_pipeline.py): several processes
+    keep the GPU fed, and their work leaves the caller's interpreter lock to its own threads. Starting them costs
+    what loading the model costs (about 15 s on the GPU machine, in parallel)."""
+
+    def __init__(self, name: str, device: str, processes: int):
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, not {processes}")
+        self.name, self.device, self.processes = name, device, processes
+        # spawn, not fork: the parent has CUDA, database connections and the tokenizer's threads.
+        self._executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=load_encoder, initargs=(name, device))
+
+    def submit(self, texts: Sequence[str], *, batch_size: int = 256) -> Future:
+        """A future of `encode_texts(model, texts)`, computed in one of the processes."""
+        return self._executor.submit(_encode_in_process, self.name, self.device, list(texts), batch_size)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> EncoderProcesses:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+def _encode_in_process(name: str, device: str, texts: list[str], batch_size: int) -> np.ndarray:
+    return encode_texts(load_encoder(name, device), texts, batch_size=batch_size)

@@ -3,9 +3,10 @@
 The demo generator's N products' precision texts, sorted by length, encoded by the default model as the
 application loads it (`catalog.encoder.load_encoder`: fp16 where the carried folder is fp16): bare
 `SentenceTransformer.encode` at batch 256 (what `encode_texts` calls), its tokenization alone, and a loop
-that tokenizes the next batches on a thread pool while the model runs the current one (the vectors checked
-against bare `encode`'s). Minimum of two runs each. On the GPU machine, carry
-[".carry/minilm", ".carry/app"]:
+that tokenizes the next batches on a thread pool while the model runs the current one, and k encoder processes
+(`catalog.encoder.EncoderProcesses`, each with its own model) taking chunks of 5,000 texts as the embed step
+hands them out, k at once (the vectors checked against bare `encode`'s). Minimum of two runs each. On the GPU
+machine, carry [".carry/minilm", ".carry/app"]:
 
     tar -xJf .carry/app/appsite.tar.xz -C /tmp
     PYTHONPATH=/tmp/appsite:. SEMID_EMBEDDING_MODEL=$PWD/.carry/minilm python3 bench/studies/encoder_pipeline.py 200000
@@ -24,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from catalog.demo import generate_demo_catalog, write_csv  # noqa: E402
-from catalog.encoder import DEFAULT_MODEL, load_encoder  # noqa: E402
+from catalog.encoder import DEFAULT_MODEL, EncoderProcesses, default_device, load_encoder  # noqa: E402
 from catalog.text.builders import precision_text  # noqa: E402
 
 
@@ -82,9 +83,29 @@ def main(n: int) -> None:
     reference = timed("bare encode, batch 256", texts, bare(256))
     timed("bare encode, batch 1024", texts, bare(1024))
     timed("tokenize only, batch 256", texts, tokenize_only(256))
-    for batch, workers in ((256, 1), (256, 4), (512, 4), (1024, 4), (512, 8), (128, 8)):
+    for batch, workers in ((256, 1), (256, 4), (1024, 8)):
         out = timed(f"tokenized beside, batch {batch}, {workers} thread(s)", texts, tokenized_beside(batch, workers))
     print(f"tokenized beside vs bare encode: min cosine {float((out * reference).sum(1).min()):.6f}")
+
+    def in_processes(pool, chunk=5000):
+        def run():
+            out, pending = [], []
+            for start in range(0, len(texts), chunk):
+                pending.append(pool.submit(texts[start : start + chunk], batch_size=256))
+                if len(pending) > pool.processes:
+                    out.append(pending.pop(0).result())
+            return np.concatenate(out + [p.result() for p in pending])
+        return run
+
+    name = os.environ.get("SEMID_EMBEDDING_MODEL", DEFAULT_MODEL)
+    for processes in (1, 2, 4):
+        with EncoderProcesses(name, default_device(), processes) as pool:
+            started = time.perf_counter()
+            for future in [pool.submit(["warm up"]) for _ in range(processes)]:
+                future.result()
+            print(f"{processes} encoder process(es) started in {time.perf_counter() - started:.1f} s", flush=True)
+            out = timed(f"{processes} encoder process(es), chunks of 5,000", texts, in_processes(pool))
+        print(f"  vs bare encode: min cosine {float((out * reference).sum(1).min()):.6f}", flush=True)
 
 
 if __name__ == "__main__":

