@@ -19,7 +19,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from catalog.encoder import EncoderProcesses, default_device, encode_texts, load_encoder
+from catalog.encoder import EncoderProcesses, can_start_processes, default_device, encode_texts, load_encoder
 from catalog.models import Flavor, Product, ProductEmbedding, check_flavors
 from catalog.text import LLMConfig, extract_attributes, product_text, text_hash
 from config.database import close_threads, done_beside
@@ -236,10 +236,11 @@ def _done(value) -> Future:
 
 @contextmanager
 def _chunk_encoder(plan: Chunked):
-    """Encoder processes for the plan's chunks while it runs (a large plan where there are processes to use),
-    else this process."""
+    """Encoder processes for the plan's chunks while it runs (a large plan where there are processes to use and
+    this process may start them: not in a Celery prefork worker, whose processes are daemonic), else this
+    process."""
     processes = encoder_process_count()
-    if not processes or len(plan.chunks) < ENCODER_PROCESSES_FROM_CHUNKS:
+    if not processes or len(plan.chunks) < ENCODER_PROCESSES_FROM_CHUNKS or not can_start_processes():
         yield _EncodedHere(plan.state)
         return
     with EncoderProcesses(plan.state["model"], default_device(), processes) as pool:

@@ -82,6 +82,12 @@ def encode_texts(
     return out
 
 
+def can_start_processes() -> bool:
+    """Whether this process may start encoder processes: a daemonic one (a Celery prefork worker's child, a
+    multiprocessing pool's worker) may not have children."""
+    return not multiprocessing.current_process().daemon
+
+
 class EncoderProcesses:
     """`processes` spawned processes, each with its own copy of the model on `device`, encoding lists of texts
     (`encode_texts`) side by side; a context manager that stops them at its end. On a GPU one process's encoding

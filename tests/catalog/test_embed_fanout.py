@@ -221,3 +221,35 @@ def test_a_negative_count_of_encoder_processes_is_refused(settings):
     settings.SEMID_EMBEDDING_PROCESSES = -1
     with pytest.raises(ValueError, match="SEMID_EMBEDDING_PROCESSES must be 0 or more"):
         encoder_process_count()
+
+
+def test_a_celery_prefork_worker_s_process_may_not_start_encoder_processes():
+    """Celery's prefork pool runs tasks in daemonic billiard processes, which may not have children: there the
+    embedding encodes in its own process."""
+    import billiard
+
+    from catalog.encoder import can_start_processes
+
+    with billiard.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(can_start_processes) is False
+    assert can_start_processes() is True
+
+
+def test_where_encoder_processes_may_not_start_the_embedding_encodes_in_its_own_process(
+        tmp_path, transactional_db, monkeypatch, settings):
+    import multiprocessing
+
+    import catalog.embeddings as embeddings
+
+    write_csv(generate_demo_catalog(n_products=240, seed=3), tmp_path / "demo.csv")
+    import_catalog(path=tmp_path / "demo.csv")
+    settings.SEMID_EMBEDDING_PROCESSES = 2
+    monkeypatch.setattr(embeddings, "ENCODER_PROCESSES_FROM_CHUNKS", 2)
+    monkeypatch.setattr(embeddings, "can_start_processes", lambda: False)
+    encoded_here, encode = [], embeddings._encode_chunk
+    monkeypatch.setattr(embeddings, "_encode_chunk", lambda *a: encoded_here.append(1) or encode(*a))
+
+    result = embed_products(flavor="precision", chunk_size=CHUNK)
+
+    assert result.encoded == 240 and len(encoded_here) == -(-240 // CHUNK)
+    assert not multiprocessing.active_children()
