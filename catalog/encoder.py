@@ -100,8 +100,9 @@ class EncoderProcesses:
             raise ValueError(f"processes must be at least 1, not {processes}")
         self.name, self.device, self.processes = name, device, processes
         # spawn, not fork: the parent has CUDA, database connections and the tokenizer's threads.
-        self._executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=load_encoder, initargs=(name, device))
+        # Each process loads the model on its first texts, so a model that cannot be loaded fails the future
+        # with its own error (an initializer's failure only breaks the pool).
+        self._executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, texts: Sequence[str], *, batch_size: int = 256) -> Future:
         """A future of `encode_texts(model, texts)`, computed in one of the processes."""

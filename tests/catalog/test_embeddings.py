@@ -67,6 +67,14 @@ def test_a_model_that_cannot_be_loaded_is_a_clear_error_naming_the_setting(tmp_p
         load_encoder(str(tmp_path / "no-such-model"), "cpu")
 
 
+def test_encoder_processes_that_cannot_load_the_model_give_its_error(tmp_path):
+    from catalog.encoder import EncoderProcesses
+
+    with EncoderProcesses(str(tmp_path / "no-such-model"), "cpu", 1) as pool:
+        with pytest.raises(EmbeddingModelError, match="SEMID_EMBEDDING_MODEL"):
+            pool.submit(["olive tapenade"]).result()
+
+
 def test_a_large_load_rebuilds_the_index_after_writing(catalog, monkeypatch):
     import catalog.embeddings as embeddings
     from django.db import connection
