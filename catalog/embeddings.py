@@ -190,8 +190,10 @@ def _write_chunk(work: _ChunkWork, state: dict, vectors: np.ndarray, progress=No
 OVERLAP_CHUNKS = True
 # On a GPU one process's encoding is bound by its tokenizer, not by the GPU: the chunks of a large embedding are
 # encoded by ENCODER_PROCESSES_ON_GPU processes at once (catalog.encoder.EncoderProcesses; SEMID_EMBEDDING_PROCESSES
-# sets another count, 0 encodes in this process). Their start (~15 s on the H200) pays from about 40 chunks: a
-# million products' chunks took 46.4 s with four processes against 108.7 s in this process (docs/performance.md).
+# sets another count, 0 encodes in this process). A million products' chunks took 46.4-50.2 s with four processes
+# against 108.7 s in this process on an H200 (0.23-0.25 s a chunk against 0.54 s; docs/performance.md), and the
+# processes take 13-16 s to start: below about 40-50 chunks the start costs what they save (at 40 chunks, 200,000
+# products: 37.1 s against 40.6 s chunk after chunk in this process, docs/benchmarks.md).
 ENCODER_PROCESSES_ON_GPU = 4
 ENCODER_PROCESSES_FROM_CHUNKS = 40
 
