@@ -71,6 +71,9 @@ def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_
     planted = [scores[e] for e in demo.planted]
     clean = [c for e, c in scores.items() if e not in demo.planted]
     assert np.mean(planted) > np.mean(clean) + 0.3
+    # a score says whether its product was flagged
+    assert (set(Score.objects.filter(run=run, flagged=True).values_list("product_id", flat=True))
+            == set(Flag.objects.filter(run=run).values_list("product_id", flat=True)))
     flags = Flag.objects.filter(run=run, queue="mislabel").select_related("product", "suggested")
     flagged_planted = [f for f in flags if f.product.external_id in demo.planted]
     assert len(flagged_planted) >= len(demo.planted) / 3  # small catalog: ~7 products a leaf
