@@ -15,7 +15,8 @@ instead: a generated catalog of N products (`generate_demo_catalog`), bare `enco
 the whole `embed_products` step in one load (index dropped and rebuilt), --repeats times each way, alternating:
 chunk after chunk (`OVERLAP_CHUNKS` off; its first run's time split into its parts: texts, encode, vector writes,
 index build; the rest: product queries, hashes, the plan) and as shipped (the next chunk read and the last
-written on threads while one is encoded; the ratio is of its median); then the
+written on threads while chunks are encoded: on a GPU from 40 chunks by four encoder processes,
+`catalog.embeddings.ENCODER_PROCESSES_FROM_CHUNKS`; the ratio is of its median); then the
 index built again with PostgreSQL's default build settings (64 MB, 2 workers) and with
 `index_build_settings` (what the step uses).
 """
