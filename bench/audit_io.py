@@ -137,7 +137,8 @@ def main() -> None:
         return [cluster_evidence(codes, labels, int(i), prefixes=prefixes) for i in chosen]
 
     seconds: dict[str, list[float]] = {k: [] for k in (
-        "products, whole rows", "products, audit fields as datetimes", "products, audit fields", "evidence, scan", "evidence, grouped", "scores, bulk_create", "scores, COPY",
+        "products, whole rows", "products, audit fields as datetimes", "products, audit fields", "evidence, scan",
+        "evidence, grouped", "scores, bulk_create", "scores, COPY",
         "flags, one INSERT each", "flags, bulk_create")}
     def stored_scores(run):
         return list(Score.objects.filter(run=run).order_by("product_id").values_list(
@@ -158,7 +159,8 @@ def main() -> None:
             loaded[label] = read(ids.tolist())
             seconds[label].append(time.perf_counter() - started)
         products = loaded["products, audit fields"]
-        assert {pk: (*p[:5], p.updated_at) for pk, p in products.items()} == loaded["products, audit fields as datetimes"]
+        as_datetimes = {pk: (*p[:5], p.updated_at) for pk, p in products.items()}
+        assert as_datetimes == loaded["products, audit fields as datetimes"]
         evidence = {}
         for label, build in [("evidence, scan", evidence_scan), ("evidence, grouped", evidence_grouped)]:
             started = time.perf_counter()

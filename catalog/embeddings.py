@@ -207,33 +207,20 @@ def encoder_process_count() -> int:
     return ENCODER_PROCESSES_ON_GPU if default_device() == "cuda" else 0
 
 
-class _EncodedHere:
-    """Chunks encoded in this process, one at a time: `submit` returns once the vectors are there."""
-    depth = 0
+class _ChunkEncoder:
+    """Encodes a plan's chunks: in encoder processes, as many chunks at once as there are processes, or in this
+    process, one at a time (`submit` returns once the vectors are there)."""
 
-    def __init__(self, state: dict):
-        self.state = state
-
-    def submit(self, work: _ChunkWork) -> Future:
-        return _done(_encode_chunk(work, self.state))
-
-
-class _EncodedApart:
-    """Chunks encoded by encoder processes, as many at once as there are processes."""
-
-    def __init__(self, pool: EncoderProcesses):
-        self.pool, self.depth = pool, pool.processes
+    def __init__(self, state: dict, pool: EncoderProcesses | None = None):
+        self.state, self.pool = state, pool
+        self.depth = pool.processes if pool else 0  # chunks encoded while the oldest is waited for
 
     def submit(self, work: _ChunkWork) -> Future:
-        if not work.distinct:  # nothing changed in the chunk
-            return _done(np.empty((0, 0), dtype=np.float32))
+        if self.pool is None or not work.distinct:  # (nothing to encode when nothing in the chunk changed)
+            future = Future()
+            future.set_result(_encode_chunk(work, self.state))
+            return future
         return self.pool.submit(work.distinct, batch_size=settings.SEMID_EMBEDDING_BATCH_SIZE)
-
-
-def _done(value) -> Future:
-    future = Future()
-    future.set_result(value)
-    return future
 
 
 @contextmanager
@@ -243,10 +230,10 @@ def _chunk_encoder(plan: Chunked):
     process."""
     processes = encoder_process_count()
     if not processes or len(plan.chunks) < ENCODER_PROCESSES_FROM_CHUNKS or not can_start_processes():
-        yield _EncodedHere(plan.state)
+        yield _ChunkEncoder(plan.state)
         return
     with EncoderProcesses(plan.state["model"], default_device(), processes) as pool:
-        yield _EncodedApart(pool)
+        yield _ChunkEncoder(plan.state, pool)
 
 
 def _run_plan_here(plan: Chunked, progress=None) -> dict:

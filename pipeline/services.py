@@ -48,9 +48,9 @@ def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overr
 
 
 def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) -> dict:
-    """One flavor's chunk: embed -> train -> assign -> audit -> evaluate -> activate. The HNSW index of a first load is built
-    beside the training; the run's codes and clusters are written beside its audit, which scores what the training
-    held in memory (nothing read again); then the run is evaluated and becomes active."""
+    """One flavor's chunk: embed -> train -> assign -> audit -> evaluate -> activate. The HNSW index of a first
+    load is built beside the training; the run's codes and clusters are written beside its audit, which scores
+    what the training held in memory (nothing read again); then the run is evaluated and becomes active."""
     flavor = chunk["flavor"]
 
     def stage(start, width, label):

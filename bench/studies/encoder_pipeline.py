@@ -68,7 +68,8 @@ def main(n: int) -> None:
     def tokenized_beside(batch, workers):
         def run():
             batches = [texts[i : i + batch] for i in range(0, len(texts), batch)]
-            out = np.empty((len(texts), (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()), np.float32)
+            dimension = (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
+            out = np.empty((len(texts), dimension), np.float32)
             start = 0
             with ThreadPoolExecutor(workers) as pool, torch.inference_mode():
                 for features in pool.map(model.tokenize, batches):

@@ -21,10 +21,16 @@ CHUNK = 30  # products a chunk here: eight or nine chunks of the demo catalog be
 
 
 @pytest.fixture
-def demo(tmp_path, worker):
+def imported(tmp_path, transactional_db):
+    """The demo generator's 240 products imported; their ids, ascending."""
     write_csv(generate_demo_catalog(n_products=240, seed=3), tmp_path / "demo.csv")
     import_catalog(path=tmp_path / "demo.csv")
     return sorted(Product.objects.values_list("id", flat=True))
+
+
+@pytest.fixture
+def demo(worker, imported):
+    return imported
 
 
 @pytest.fixture
@@ -125,17 +131,14 @@ def backends() -> int:
         return cursor.fetchone()[0]
 
 
-def test_in_one_process_the_next_chunk_is_read_and_the_last_written_while_one_is_encoded(
-        tmp_path, transactional_db, monkeypatch):
+def test_in_one_process_the_next_chunk_is_read_and_the_last_written_while_one_is_encoded(imported, monkeypatch):
     """Outside a transaction `embed_products` reads and writes chunks on two threads beside the encoder: the
     same vectors, hashes and counts as chunk after chunk, progress rising to 1, the threads' connections closed."""
     import threading
 
     import catalog.embeddings as embeddings
 
-    write_csv(generate_demo_catalog(n_products=240, seed=3), tmp_path / "demo.csv")
-    import_catalog(path=tmp_path / "demo.csv")
-    ids = sorted(Product.objects.values_list("id", flat=True))
+    ids = imported
     readers = set()
     read = embeddings._read_chunk
     monkeypatch.setattr(embeddings, "_read_chunk", lambda *a: readers.add(threading.current_thread().name) or read(*a))
@@ -163,12 +166,10 @@ def test_in_one_process_the_next_chunk_is_read_and_the_last_written_while_one_is
 
 
 def test_a_chunk_that_fails_in_the_overlapped_path_stops_after_the_chunks_before_it_are_written(
-        tmp_path, transactional_db, monkeypatch):
+        imported, monkeypatch):
     import catalog.embeddings as embeddings
 
-    write_csv(generate_demo_catalog(n_products=240, seed=3), tmp_path / "demo.csv")
-    import_catalog(path=tmp_path / "demo.csv")
-    ids = sorted(Product.objects.values_list("id", flat=True))
+    ids = imported
     Product.objects.filter(pk=ids[3 * CHUNK + 5]).update(attributes=["not a record"])  # in the fourth chunk
     monkeypatch.setattr(embeddings, "REBUILD_INDEX_ABOVE", 2)  # the plan drops the index
     before = backends()
@@ -183,8 +184,7 @@ def test_a_chunk_that_fails_in_the_overlapped_path_stops_after_the_chunks_before
     assert backends() == before
 
 
-def test_encoder_processes_write_the_same_vectors_as_encoding_in_this_process(tmp_path, transactional_db,
-                                                                              monkeypatch, settings):
+def test_encoder_processes_write_the_same_vectors_as_encoding_in_this_process(imported, monkeypatch, settings):
     """With SEMID_EMBEDDING_PROCESSES (on a GPU: four by default) a large embedding's chunks are encoded by
     spawned processes, several at once: this process encodes nothing, and the vectors, hashes and counts are the
     same. The processes stop with the embedding."""
@@ -192,9 +192,7 @@ def test_encoder_processes_write_the_same_vectors_as_encoding_in_this_process(tm
 
     import catalog.embeddings as embeddings
 
-    write_csv(generate_demo_catalog(n_products=240, seed=3), tmp_path / "demo.csv")
-    import_catalog(path=tmp_path / "demo.csv")
-    ids = sorted(Product.objects.values_list("id", flat=True))
+    ids = imported
     settings.SEMID_EMBEDDING_PROCESSES = 0
     here = embed_products(flavor="precision", chunk_size=CHUNK)
     encoded_here = stored("precision")
@@ -236,13 +234,11 @@ def test_a_celery_prefork_worker_s_process_may_not_start_encoder_processes():
 
 
 def test_where_encoder_processes_may_not_start_the_embedding_encodes_in_its_own_process(
-        tmp_path, transactional_db, monkeypatch, settings):
+        imported, monkeypatch, settings):
     import multiprocessing
 
     import catalog.embeddings as embeddings
 
-    write_csv(generate_demo_catalog(n_products=240, seed=3), tmp_path / "demo.csv")
-    import_catalog(path=tmp_path / "demo.csv")
     settings.SEMID_EMBEDDING_PROCESSES = 2
     monkeypatch.setattr(embeddings, "ENCODER_PROCESSES_FROM_CHUNKS", 2)
     monkeypatch.setattr(embeddings, "can_start_processes", lambda: False)
