@@ -17,6 +17,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .rows import row_ids
+
 # The nearest last-level codewords a contested product may take.
 SPREAD_CANDIDATES = 32
 
@@ -43,13 +45,17 @@ def spread_last_level(
     units: (N,) products with the same id move together (see `embedding_units`); default: each
     product alone. occupied: full codes already held by products outside `codes` (incremental
     assignment: new products are kept off them). Deterministic: ties go to the lower row.
+
+    The contested products take their codewords closest pair first: of all (product, candidate) pairs in
+    ascending distance (ties: lower row, then nearer candidate), a pair is taken when its product has none
+    yet and its full code is free. Computed in rounds (`_closest_pairs_first`), arrays at a time.
     """
     codes = np.asarray(codes, dtype=np.int64)
     if codes.ndim != 2 or codes.shape[1] < 1:
         raise ValueError(f"codes must be (N, L), got {codes.shape}")
-    n = len(codes)
+    n, levels = codes.shape
     candidates = np.asarray(candidates, dtype=np.int64)
-    distances = np.asarray(distances, dtype=np.float64)
+    distances = np.asarray(distances)
     if candidates.shape[0] != n or candidates.shape != distances.shape:
         raise ValueError(f"candidates {candidates.shape} and distances {distances.shape} must be (N={n}, K)")
     out = codes.copy()
@@ -57,39 +63,77 @@ def spread_last_level(
         return out
     units = np.arange(n) if units is None else np.asarray(units)
     _, first, member_of = np.unique(units, return_index=True, return_inverse=True)
-    member_of = member_of.ravel()
-    rep_codes = codes[first]
-    prefixes = [tuple(row) for row in rep_codes[:, :-1].tolist()]
-    last = rep_codes[:, -1]
-
-    taken: set[tuple] = {tuple(int(c) for c in code) for code in occupied}
-    wanted: dict[tuple, list[int]] = {}
-    for u, (prefix, code) in enumerate(zip(prefixes, last.tolist())):
-        wanted.setdefault((*prefix, code), []).append(u)
-    contested = []
-    for key, us in wanted.items():
-        if len(us) == 1 and key not in taken:
-            taken.add(key)
-        else:
-            contested.extend(us)
-    if contested:
-        contested = np.sort(np.asarray(contested))
-        cand, dist = candidates[first[contested]], distances[first[contested]]
-        k = cand.shape[1]
-        rows = np.repeat(np.arange(len(contested)), k)
-        order = np.lexsort((np.tile(np.arange(k), len(contested)), rows, dist.ravel()))
-        done = np.zeros(len(contested), bool)
-        flat = cand.ravel()
-        for p in order.tolist():
-            r = rows[p]
-            if done[r]:
-                continue
-            key = (*prefixes[contested[r]], int(flat[p]))
-            if key in taken:
-                continue
-            taken.add(key)
-            last[contested[r]] = flat[p]
-            done[r] = True
+    rep = codes[first]
+    last = rep[:, -1].copy()
+    held = np.asarray([tuple(code) for code in occupied], dtype=np.int64).reshape(-1, levels)
+    # A full code as one integer: its prefix's id, then its last codeword.
+    prefix_of = row_ids(np.concatenate([rep[:, :-1], held[:, :-1]]))
+    width = int(max(last.max(), candidates.max(initial=0), held[:, -1].max(initial=0))) + 1
+    own = prefix_of[: len(rep)] * width + last
+    outside = prefix_of[len(rep) :] * width + held[:, -1]
+    _, inverse, counts = np.unique(own, return_inverse=True, return_counts=True)
+    alone = counts[inverse.ravel()] == 1
+    contested = np.flatnonzero(~alone | np.isin(own, outside))
+    if len(contested):
+        cand = candidates[first[contested]]
+        # The contested prefixes' full codes numbered apart: (contested prefix, codeword) -> one index.
+        prefixes, contested_prefix = np.unique(prefix_of[contested], return_inverse=True)
+        slot = np.full(int(prefix_of.max()) + 1, -1)
+        slot[prefixes] = np.arange(len(prefixes))
+        held_codes = np.concatenate([outside, own[alone]])
+        held_slot = slot[held_codes // width]
+        taken = np.zeros(len(prefixes) * width, bool)
+        taken[(held_slot * width + held_codes % width)[held_slot >= 0]] = True
+        won = _closest_pairs_first(_pair_order(distances[first[contested]]),
+                                   contested_prefix.reshape(-1, 1) * width + cand, taken)
+        rows = np.flatnonzero(won >= 0)
+        last[contested[rows]] = cand[rows, won[rows]]
         # A prefix with more distinct products than free candidates: the rest keep their nearest.
-    out[:, -1] = last[member_of]
+    out[:, -1] = last[member_of.ravel()]
     return out
+
+
+def _pair_order(distances: np.ndarray) -> np.ndarray:
+    """(M, K) distances -> (M, K) int64 keys, distinct, ascending as (distance, row, column): the distance's
+    order as 32 bits (float32's own where it holds the values, else their rank), then the row, then the column."""
+    m, k = distances.shape
+    row_bits, column_bits = (m - 1).bit_length(), (k - 1).bit_length()
+    if row_bits + column_bits > 31:
+        raise ValueError(f"{m:,} contested products of {k} candidates: more pairs than the spread can order")
+    narrow = distances.astype(np.float32) + np.float32(0.0)  # -0.0 -> 0.0
+    if np.array_equal(narrow, distances):
+        bits = narrow.view(np.int32)
+        level = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).astype(np.int64) + (1 << 31)  # negatives flipped: ascending
+    else:
+        level = np.unique(distances, return_inverse=True)[1].reshape(m, k).astype(np.int64)
+    return (level << (row_bits + column_bits)) | (np.arange(m)[:, None] << column_bits) | np.arange(k)
+
+
+def _closest_pairs_first(order: np.ndarray, key_of: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    """(M,) the column each row takes (-1: none free), pairs taken closest first (`order`, (M, K) distinct keys)
+    where a pair's code (`key_of`, (M, K) indices into the bool `taken`, updated in place) is free.
+
+    In rounds, not pair by pair: a round takes every pair that is both its row's first free pair and its code's
+    first pair among the rows still open. The pair by pair greedy takes each of those too (what could come before
+    it in the order cannot take its row or its code), so the result is the same (greedy matching by locally
+    dominant edges); the closest open pair is taken in every round, and a few rounds do it."""
+    won = np.full(len(order), -1, np.int64)
+    rows = np.arange(len(order))
+    never = np.iinfo(np.int64).max
+    first_of_code = np.full(len(taken), never)
+    while len(rows):
+        codes = key_of[rows]
+        open_order = np.where(taken[codes], never, order[rows])
+        column = open_order.argmin(1)
+        best = open_order[np.arange(len(rows)), column]
+        some = best < never  # rows whose candidates are all taken keep their nearest
+        rows, codes, open_order, column, best = rows[some], codes[some], open_order[some], column[some], best[some]
+        open_pairs = open_order < never
+        np.minimum.at(first_of_code, codes[open_pairs], open_order[open_pairs])
+        code = codes[np.arange(len(rows)), column]
+        wins = first_of_code[code] == best
+        won[rows[wins]] = column[wins]
+        taken[code[wins]] = True
+        first_of_code[codes[open_pairs]] = never
+        rows = rows[~wins]
+    return won

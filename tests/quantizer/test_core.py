@@ -27,7 +27,8 @@ from quantizer.core import (
 )
 from quantizer.core import neighbours
 from quantizer.core.neighbours import keep_codewords_used, near_duplicate_groups, nearest_neighbours
-from quantizer.core.metrics import _neighbours, collision_rates, row_ids
+from quantizer.core.metrics import _neighbours, collision_rates
+from quantizer.core.rows import row_ids
 from quantizer.core.rqvae import exact_float32
 from quantizer.core.losses import COUSIN, SAME_LEAF, SIBLING, UNKNOWN, UNRELATED
 from quantizer.core.training import deterministic_algorithms, training_sample
@@ -382,6 +383,25 @@ def test_training_leaves_global_rng_and_tf32_settings_alone(catalog):
         torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+def test_deterministic_kernels_are_turned_on_without_importing_torchs_compiler():
+    # A fresh process: this one may have imported torch._inductor already (its first import took 1.1-3.4 s of
+    # each worker's first training).
+    script = """
+import sys, torch
+from quantizer.core.training import deterministic_algorithms
+with deterministic_algorithms():
+    print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+print(torch.are_deterministic_algorithms_enabled(), "torch._inductor" in sys.modules)
+"""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.split() == ["True", "True", "False", "False"]
+
+
 def test_save_and_load_give_identical_codes(catalog, trained):
     x, _ = catalog
     blob = save_model(trained.model, trained.config)
@@ -719,6 +739,51 @@ def test_spread_keeps_the_nearest_codeword_when_no_candidate_is_free_and_breaks_
 
     assert out[:, 1].tolist() == [1, 2, 1]  # equal distances: lower rows first; row 2 overflows
     assert np.array_equal(out, spread_last_level(codes, cand, dist))
+
+
+def _spread_pair_by_pair(codes, cand, dist, units, occupied):
+    """The spread's rule taken literally: every (contested product, candidate) pair in ascending distance (ties:
+    lower unit, then nearer candidate), taken where the product has none yet and the full code is free."""
+    _, first, member_of = np.unique(units, return_index=True, return_inverse=True)
+    last = codes[first, -1].copy()
+    full = [(*codes[f, :-1].tolist(), int(c)) for f, c in zip(first, last)]
+    taken = {tuple(code) for code in occupied}
+    contested = [u for u, code in enumerate(full) if full.count(code) > 1 or code in taken]
+    taken |= {code for u, code in enumerate(full) if u not in contested}
+    pairs = sorted((float(dist[first[u], j]), r, j) for r, u in enumerate(contested) for j in range(cand.shape[1]))
+    done = set()
+    for _, r, j in pairs:
+        u = contested[r]
+        key = (*codes[first[u], :-1].tolist(), int(cand[first[u], j]))
+        if r not in done and key not in taken:
+            taken.add(key)
+            last[u] = key[-1]
+            done.add(r)
+    out = codes.copy()
+    out[:, -1] = last[member_of.ravel()]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_spread_in_rounds_takes_the_same_codewords_as_the_closest_pair_first_one_pair_at_a_time(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        n, levels, k = int(rng.integers(1, 120)), int(rng.integers(1, 4)), int(rng.integers(1, 6))
+        width = int(rng.integers(k, 9))
+        codes = np.stack([rng.integers(0, 3, n) for _ in range(levels - 1)] + [rng.integers(0, width, n)], 1)
+        cand = np.stack([rng.permutation(width)[:k] for _ in range(n)])
+        cand[:, 0] = codes[:, -1]
+        dist = np.sort(rng.normal(size=(n, k)), 1)  # float64 values float32 cannot hold; negatives
+        if rng.random() < 0.5:
+            dist = np.round(dist, 1).astype(np.float32)  # ties, and the float32 path
+        units = rng.integers(0, n, n)
+        _, rep, unit_of = np.unique(units, return_index=True, return_inverse=True)  # equal units: equal rows
+        codes, cand, dist = codes[rep][unit_of], cand[rep][unit_of], dist[rep][unit_of]
+        occupied = [tuple(int(v) for v in rng.integers(0, [3] * (levels - 1) + [width])) for _ in range(5)]
+
+        out = spread_last_level(codes, cand, dist, units=units, occupied=occupied)
+
+        assert np.array_equal(out, _spread_pair_by_pair(codes, cand, dist, units, occupied))
 
 
 def test_spread_rejects_candidates_that_do_not_match_the_codes():
