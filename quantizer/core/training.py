@@ -51,18 +51,13 @@ def deterministic_algorithms():
     """Deterministic kernels inside the block, the caller's setting restored after. On CUDA the
     codebooks' gradient (an index_add) and k-means' sums otherwise add floats atomically in a varying
     order, so the same seed gave different codes from run to run (bench/reproducibility.py). An op
-    with no deterministic kernel warns instead of failing (warn_only).
-
-    The flag is set as `torch.use_deterministic_algorithms` sets it, without that function's other step: it also
-    sets inductor's flag, importing torch._inductor (and torch._dynamo) on its first call, 3.4 s of a training's
-    set-up on the GPU machine (bench/studies/fit_profile.py) and 1.1 s on 2 cores, for a compiler the training
-    does not use."""
+    with no deterministic kernel warns instead of failing (warn_only)."""
     saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
-    torch._C._set_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
-        torch._C._set_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
 
 
 def training_sample(n: int, config: TrainingConfig) -> np.ndarray:

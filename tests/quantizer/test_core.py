@@ -383,25 +383,6 @@ def test_training_leaves_global_rng_and_tf32_settings_alone(catalog):
         torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def test_deterministic_kernels_are_turned_on_without_importing_torchs_compiler():
-    # A fresh process: this one may have imported torch._inductor already (its first import took 1.1-3.4 s of
-    # each worker's first training).
-    script = """
-import sys, torch
-from quantizer.core.training import deterministic_algorithms
-with deterministic_algorithms():
-    print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
-print(torch.are_deterministic_algorithms_enabled(), "torch._inductor" in sys.modules)
-"""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parents[2])
-    assert done.stdout.split() == ["True", "True", "False", "False"]
-
-
 def test_save_and_load_give_identical_codes(catalog, trained):
     x, _ = catalog
     blob = save_model(trained.model, trained.config)
