@@ -14,7 +14,7 @@ from django.db.models.expressions import RawSQL
 from audit.core import CodePrefixes, calibrate, product_words, score_products, taxonomy_issues
 from audit.evidence import Evidence, FlavorView
 from audit.models import AuditReport, Flag, Queue, Score
-from config.database import analyze_tables, copy_objects
+from config.database import analyze_tables, copy_arrays, copy_objects
 from catalog.embeddings import product_vectors
 from catalog.encoder import default_device
 from catalog.models import Category, Product
@@ -22,12 +22,10 @@ from quantizer.models import QuantizerRun, SemanticId
 from quantizer.services import Trained, active_run, taxonomy_array
 
 
-SCORES_COPY_BATCH = 50_000
 # pg_advisory_xact_lock key taken by every flag write: two audits (one per flavor, on two workers) write their flags
 # one after the other, so the second sees the first's flags and joins them instead of raising a second flag on a
 # product (`_write_flags`). Any fixed bigint that no other lock of the database uses.
 FLAG_WRITE_LOCK = 0x5E41D_F1A6
-NULL = "\\N"  # COPY's text format
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -130,22 +128,20 @@ def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = Non
 
 @transaction.atomic
 def _write_scores(*, run, ids, products, scores, confidence, flagged) -> None:
-    """Replace the run's scores, one row a product, in one COPY (a million ORM objects took minutes)."""
+    """Replace the run's scores, one row a product, by binary COPY (a million ORM objects took minutes): the
+    labelled products' rows, then the others' without a label."""
     Score.objects.filter(run=run).delete()
     label = np.array([products[pk].category_id or 0 for pk in ids.tolist()], dtype=np.int64)  # 0: none
-    confidence = np.where(label > 0, np.clip(confidence, 0.0, 1.0), 1.0).astype(np.float64)
-    is_flagged = np.array([pk in flagged for pk in ids.tolist()])
-    with connection.cursor() as cursor, cursor.cursor.copy(
-            f"COPY {Score._meta.db_table} (run_id, product_id, label_id, suggested_id, confidence, raw_score, "
-            "flagged) FROM STDIN") as copy:
-        for start in range(0, len(ids), SCORES_COPY_BATCH):
-            rows = slice(start, start + SCORES_COPY_BATCH)
-            copy.write("".join(
-                f"{run.pk}\t{pk}\t{lab or NULL}\t{sug}\t{conf!r}\t{raw!r}\t{'t' if f else 'f'}\n"
-                for pk, lab, sug, conf, raw, f in zip(
-                    ids[rows].tolist(), label[rows].tolist(), np.asarray(scores.suggested[rows]).tolist(),
-                    confidence[rows].tolist(), np.asarray(scores.raw_score[rows], dtype=np.float64).tolist(),
-                    is_flagged[rows].tolist())))
+    rows = {"run_id": run.pk, "product_id": np.asarray(ids, np.int64), "label_id": label,
+            "suggested_id": np.asarray(scores.suggested, np.int64),
+            "confidence": np.where(label > 0, np.clip(confidence, 0.0, 1.0), 1.0).astype(np.float64),
+            "raw_score": np.asarray(scores.raw_score, np.float64),
+            "flagged": np.isin(ids, np.fromiter(flagged, np.int64, len(flagged)))}
+    unlabelled = {name: values for name, values in rows.items() if name != "label_id"}  # label NULL
+    for part, columns in ((label > 0, rows), (label == 0, unlabelled)):
+        if part.any():
+            copy_arrays(Score._meta.db_table,
+                        {name: values[part] if np.ndim(values) else values for name, values in columns.items()})
 
 
 def queue_priority(*, confidence: float, suggested_prob: float, unlabelled: bool) -> float:

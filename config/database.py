@@ -1,6 +1,7 @@
 """What a manage.py command needs before it runs: the embedded servers started (config.embedded), and a
 database that is not migrated yet migrated (the embedded default, e.g. a new SEMID_HOME) or named in
-one line (a configured DATABASE_URL); `analyze_tables` and `copy_objects`, for the services' bulk writes; and
+one line (a configured DATABASE_URL); `analyze_tables`, `copy_objects` and `copy_arrays`, for the services' bulk
+writes; and
 `done_beside`, work on a thread with its own connection while a block runs."""
 
 from __future__ import annotations
@@ -78,6 +79,42 @@ def copy_objects(model, objects) -> int:
             copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
             written += 1
     return written
+
+
+# PostgreSQL's binary COPY: signature, flags, header extension length; after the rows, -1.
+BINARY_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+BINARY_COPY_TRAILER = b"\xff\xff"
+COPY_ARRAYS_BATCH = 100_000
+
+
+def copy_arrays(table: str, columns: dict) -> int:
+    """Rows given column by column (name -> an (N,) int64, float64 or bool array, or one value for every row)
+    inserted by one binary COPY laid out by numpy: no text to format or parse (a million scores' text rows took
+    3.9 s of Python on the GPU machine). No NULLs: leave a nullable column out for the rows that have none. The
+    number of rows written."""
+    import numpy as np
+    from django.db import connection
+
+    formats = {"i": ">i8", "u": ">i8", "f": ">f8", "b": "?"}
+    arrays = {name: np.asarray(values) for name, values in columns.items()}
+    n = max((len(a) for a in arrays.values() if a.ndim), default=1)
+    layout = [("fields", ">i2")]
+    for name, values in arrays.items():
+        layout += [(f"{name} length", ">i4"), (name, formats[values.dtype.kind])]
+    rows = np.dtype(layout)
+    names = ", ".join(connection.ops.quote_name(name) for name in arrays)
+    with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(BINARY_COPY_HEADER)
+        for start in range(0, n, COPY_ARRAYS_BATCH):
+            batch = np.empty(min(COPY_ARRAYS_BATCH, n - start), rows)
+            batch["fields"] = len(arrays)
+            for name, values in arrays.items():
+                batch[f"{name} length"] = rows[name].itemsize
+                batch[name] = values[start : start + len(batch)] if values.ndim else values
+            copy.write(batch.tobytes())
+        copy.write(BINARY_COPY_TRAILER)
+    return n
 
 
 @contextmanager
