@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from catalog.encoder import EncoderProcesses, can_start_processes, default_device, encode_texts, load_encoder
 from catalog.models import Flavor, Product, ProductEmbedding, check_flavors
 from catalog.text import LLMConfig, extract_attributes, product_text, text_hash
-from config.database import close_threads, done_beside
+from config.database import BINARY_COPY_SIGNATURE, close_threads, done_beside
 from jobs.runner import Chunked, JobFailed, chunk_progress, cleaned_up_on_failure, run_chunks_here, run_finish_here
 
 WRITE_BATCH = 2000
@@ -404,10 +404,6 @@ def embed_job(*, params: dict, user=None, progress=None) -> Chunked:
 # --- selectors -------------------------------------------------------------------------------
 
 
-# PostgreSQL's binary COPY: a signature, flags and a header extension's length, then per row the field count
-# and each field's length and bytes (big-endian), then -1. A row of (product id, vector) has a fixed width.
-COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-
 
 def product_vectors(*, flavor: str, product_ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(ids (N,), vectors (N, D)) ordered by product id, read by one binary COPY whose fixed-width rows numpy
@@ -423,9 +419,12 @@ def product_vectors(*, flavor: str, product_ids: list[int] | None = None) -> tup
 
 
 def _parse_vector_copy(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    if not data.startswith(COPY_SIGNATURE):
+    """A binary COPY of (product id, vector) rows (its signature, flags, header extension, then per row the field
+    count and each field's length and bytes, big-endian, then -1) read in place: the rows have a fixed width."""
+    if not data.startswith(BINARY_COPY_SIGNATURE):
         raise ValueError("not a binary COPY stream")
-    start = len(COPY_SIGNATURE) + 8 + int.from_bytes(data[len(COPY_SIGNATURE) + 4 : len(COPY_SIGNATURE) + 8], "big")
+    signature = len(BINARY_COPY_SIGNATURE)
+    start = signature + 8 + int.from_bytes(data[signature + 4 : signature + 8], "big")
     body = memoryview(data)[start:-2]  # the rows, without the trailer
     if not len(body):
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)

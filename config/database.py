@@ -82,7 +82,8 @@ def copy_objects(model, objects) -> int:
 
 
 # PostgreSQL's binary COPY: signature, flags, header extension length; after the rows, -1.
-BINARY_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+BINARY_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+BINARY_COPY_HEADER = BINARY_COPY_SIGNATURE + bytes(8)
 BINARY_COPY_TRAILER = b"\xff\xff"
 COPY_ARRAYS_BATCH = 100_000
 
