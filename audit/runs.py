@@ -11,13 +11,13 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 
-from audit.core import CodePrefixes, calibrate, product_words, score_products, taxonomy_issues
+from audit.core import CodePrefixes, calibrate, product_words, score_products, taxonomy_issues, text_terms
 from audit.evidence import Evidence, FlavorView
 from audit.models import AuditReport, Flag, Queue, Score
 from config.database import analyze_tables, copy_arrays, copy_objects
 from catalog.embeddings import product_vectors
 from catalog.encoder import default_device
-from catalog.models import Category, Product
+from catalog.models import Category, Product, ProductEmbedding
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.services import Trained, active_run, taxonomy_array
 
@@ -53,18 +53,45 @@ def audit_products() -> dict[int, AuditProduct]:
     return {row[0]: AuditProduct(*row) for row in rows}
 
 
+class AuditTexts(NamedTuple):
+    """The products as the audit reads them, their words (`product_words`) and the words' TF-IDF (`text_terms`),
+    row by row in the order of `ids`. None of it depends on the codes: the pipeline reads and counts it while
+    its run trains (`audit_texts`)."""
+
+    ids: np.ndarray
+    products: dict[int, AuditProduct]
+    words: list[str]
+    terms: object  # scipy CSR (N, terms) or None
+
+    def fits(self, ids: np.ndarray) -> bool:
+        return np.array_equal(self.ids, ids)
+
+
+def audit_texts(*, flavor: str, ids: np.ndarray | None = None) -> AuditTexts:
+    """`AuditTexts` of `ids`; by default of the products with a vector of the flavor, by id, as the run's
+    training reads them (`catalog.embeddings.product_vectors`)."""
+    if ids is None:
+        ids = np.fromiter(ProductEmbedding.objects.filter(flavor=flavor).order_by("product_id")
+                          .values_list("product_id", flat=True).iterator(chunk_size=100_000), np.int64)
+    products = audit_products()
+    words = [product_words(products[pk].name, products[pk].brand) for pk in ids.tolist()]
+    return AuditTexts(ids, products, words, text_terms(words))
+
+
 class AuditInput(NamedTuple):
-    """What the audit scores, row by row: product ids, their text embeddings, `taxonomy_array` and codes."""
+    """What the audit scores, row by row: product ids, their text embeddings, `taxonomy_array` and codes; and
+    where the caller has them, their `AuditTexts`."""
 
     ids: np.ndarray
     vectors: np.ndarray
     taxonomy: np.ndarray
     codes: np.ndarray
+    texts: AuditTexts | None = None
 
     @classmethod
-    def of(cls, trained: Trained) -> AuditInput:
+    def of(cls, trained: Trained, texts: AuditTexts | None = None) -> AuditInput:
         """A fitted run's own (the pipeline audits it while its codes are written): nothing read again."""
-        return cls(trained.ids, trained.embeddings, trained.taxonomy, trained.fitted.codes)
+        return cls(trained.ids, trained.embeddings, trained.taxonomy, trained.fitted.codes, texts)
 
 
 def audit_input(run: QuantizerRun) -> AuditInput:
@@ -80,19 +107,22 @@ def audit_input(run: QuantizerRun) -> AuditInput:
 def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = None,
               given: AuditInput | None = None) -> AuditReport:
     """Score every product of the run, calibrate, and create or refresh its flags. `given`: what to score when
-    the caller holds it (the pipeline, `AuditInput.of` the run it trained); else `audit_input(run)`."""
+    the caller holds it (the pipeline, `AuditInput.of` the run it trained); else `audit_input(run)`. Its texts
+    are read and counted here unless `given` holds them for the same products."""
     threshold = settings.SEMID_FLAG_THRESHOLD if threshold is None else threshold
     step = progress or (lambda *a, **k: None)
-    ids, vectors, taxonomy, codes = given if given is not None else audit_input(run)
-    products = audit_products()
+    ids, vectors, taxonomy, codes, texts = given if given is not None else audit_input(run)
+    if texts is None or not texts.fits(ids):
+        texts = audit_texts(flavor=run.flavor, ids=ids)
+    products = texts.products
     brands = np.array([products[pk].brand.lower() for pk in ids.tolist()], dtype=object)
-    texts = [product_words(products[pk].name, products[pk].brand) for pk in ids.tolist()]
     step(0.1, 1.0, "scoring")
     scores = score_products(embeddings=vectors, taxonomy=taxonomy, codes=codes, seed=run.seed, brands=brands,
-                            texts=texts, device=default_device())
+                            texts=texts.words, terms=texts.terms, device=default_device())
     step(0.5, 1.0, "calibrating")
     calibrator = calibrate(embeddings=vectors, taxonomy=taxonomy, codes=codes, combiner=scores.combiner,
-                           seed=run.seed + 1, brands=brands, texts=texts, device=default_device(), reuse=scores)
+                           seed=run.seed + 1, brands=brands, texts=texts.words, device=default_device(),
+                           reuse=scores)
     confidence = calibrator.predict(scores.raw_score)
     step(0.8, 1.0, "writing flags")
     paths = dict(Category.objects.values_list("pk", "path"))

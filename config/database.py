@@ -7,7 +7,7 @@ writes; and
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 # Commands of the contract (DESIGN.md section 12) and the demo's: they need the tables.
@@ -121,18 +121,20 @@ def copy_arrays(table: str, columns: dict) -> int:
 @contextmanager
 def done_beside(work, *args, name: str, **kwargs):
     """`work(*args, **kwargs)` on a thread named `name` while the block runs; the block's end waits for it and
-    raises its error, if any. The thread has its own connection, so it sees only committed rows: inside a
-    transaction the work is done first, then the block runs."""
+    raises its error, if any. Yields its `Future`, whose result is there after the block. The thread has its own
+    connection, so it sees only committed rows: inside a transaction the work is done first, then the block
+    runs."""
     from django.db import connection
 
     if connection.in_atomic_block:
-        work(*args, **kwargs)
-        yield
+        done = Future()
+        done.set_result(work(*args, **kwargs))
+        yield done
         return
     pool = ThreadPoolExecutor(1, thread_name_prefix=name)
     done = pool.submit(work, *args, **kwargs)
     try:
-        yield
+        yield done
     finally:
         close_threads(pool)  # waits for the work
     error = done.exception()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 
-from audit.runs import AuditInput, run_audit
+from audit.runs import AuditInput, audit_texts, run_audit
 from catalog.embeddings import embed_products, index_built_beside
 from catalog.models import Flavor, check_flavors
 from catalog.rows import CatalogFileError
@@ -48,9 +48,10 @@ def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overr
 
 
 def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) -> dict:
-    """One flavor's chunk: embed -> train -> assign -> audit -> evaluate -> activate. The HNSW index of a first
-    load is built beside the training; the run's codes and clusters are written beside its audit, which scores
-    what the training held in memory (nothing read again); then the run is evaluated and becomes active."""
+    """One flavor's chunk: embed -> train -> assign -> audit -> evaluate -> activate. Beside the training, the HNSW
+    index of a first load is built and the audit's texts are read and counted (`audit_texts`: they do not depend
+    on the codes); the run's codes and clusters are written beside its audit, which scores what the training held
+    in memory (nothing read again); then the run is evaluated and becomes active."""
     flavor = chunk["flavor"]
 
     def stage(start, width, label):
@@ -61,12 +62,12 @@ def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) ->
 
     user = get_user_model().objects.filter(pk=state["user"]).first() if state["user"] else None
     embedded = embed_products(flavor=flavor, progress=stage(0.0, 0.4, "embedding"), build_index=False)
-    with index_built_beside(flavor):  # a first load's HNSW index builds while the run trains
+    with index_built_beside(flavor), done_beside(audit_texts, flavor=flavor, name="audit-texts") as texts:
         run = create_run(flavor=flavor, seed=state["seed"], overrides=state["overrides"],
                          extra_input=state["extra_input"], user=user)
         trained = fit_run(run, progress=stage(0.4, 0.3, "training"))
     with done_beside(store_codes, run, trained, name="codes"):  # the codes and clusters written while it is audited
-        audit = run_audit(run=run, given=AuditInput.of(trained), progress=stage(0.7, 0.25, "auditing"))
+        audit = run_audit(run=run, given=AuditInput.of(trained, texts.result()), progress=stage(0.7, 0.25, "auditing"))
     evaluate_run(run, trained, progress=stage(0.95, 0.05, "evaluating"))
     activate_run(run)
     return {"flavor": flavor, "embedded": embedded.encoded, "run": run.pk, "flagged": audit.stats.get("flagged", 0),

@@ -117,8 +117,8 @@ class Scores:
         }
 
 
-def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed: int = 0, device: str = "cpu",
-                   config: ScoringConfig = ScoringConfig(), combiner: Combiner | None = None,
+def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, terms=None, seed: int = 0,
+                   device: str = "cpu", config: ScoringConfig = ScoringConfig(), combiner: Combiner | None = None,
                    reuse: Scores | None = None) -> Scores:
     """Score every product's label against its code neighbourhood, nearest neighbours and an
     out-of-fold classifier.
@@ -127,7 +127,8 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
     IDs. ``brands`` (one per product, "" unknown) adds the ``brand_out`` signal and the brand score,
     which lets the raw score find a brand moved together; where the brand score decides, the
     suggestion is ``brand_out``'s. ``texts`` (one per product, e.g. name and brand: ``product_words``)
-    add ``text_features`` to the classifiers' inputs.
+    add ``text_features`` to the classifiers' inputs; ``terms``: their TF-IDF where it is counted already
+    (``text_terms``: the pipeline counts it while the run trains).
 
     Without a ``combiner``, one is fitted: the pool weights that best predict the given labels from the
     leave-self-out signals; with one (a calibration copy), its signals, weights and classifier L2
@@ -164,7 +165,7 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, seed
     if texts is not None:
         lexical = reuse.lexical if reuse is not None else None
         if lexical is None:
-            lexical = text_features(texts, seed=seed, device=device)
+            lexical = text_features(texts, seed=seed, device=device, terms=terms)
     if (reuse is not None and np.array_equal(reuse.labels >= 0, labels >= 0)
             and reuse.neighbours.shape[1] == min(KNN, n_labelled - 1)):
         known = (reuse.neighbours, reuse.neighbour_sims)

@@ -134,23 +134,33 @@ def product_words(name, brand) -> str:
     return f"{name or ''} {brand or ''}".strip()
 
 
-def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0, max_fit: int = TEXT_FIT_ROWS,
-                  workers: int | None = None, device: str = "cpu") -> np.ndarray | None:
-    """(N, d <= dims) lexical features: TF-IDF of word 1-2-grams and in-word character 2-4-grams,
-    reduced by truncated SVD (LSA), rows L2-normalised. Unsupervised (no labels), deterministic for a
-    seed and device. None when the texts hold too few distinct terms to give two dimensions. Above ``max_fit``
-    texts the SVD is fitted on a seeded sample of that many and projects all of them (the SVD was more than
-    half of the scoring time at a million products); the vocabulary is always the whole catalog's. The texts
-    are counted in `workers` processes (default `text_workers`), with the same result for any number. On a
-    CUDA ``device`` the SVD is ``randomized_svd_torch`` there (the same algorithm as scikit-learn's on the
-    CPU, with other random draws: the same subspace, not the same bits)."""
+def text_terms(texts, workers: int | None = None) -> csr_matrix | None:
+    """(N, terms) TF-IDF of the texts' word 1-2-grams and in-word character 2-4-grams (`TEXT_ANALYZERS`), what
+    `text_features` reduces; None when no term is in TEXT_MIN_DF texts. Counted in `workers` processes (default
+    `text_workers`), with the same result for any number. Unsupervised and independent of the codes: the pipeline
+    counts them while its run trains (`audit.runs.audit_texts`)."""
     texts = ["" if t is None else str(t) for t in texts]
     workers = text_workers(len(texts)) if workers is None else workers
     blocks = [block for analyzer in TEXT_ANALYZERS if (block := tfidf_matrix(texts, analyzer, workers)) is not None]
-    if not blocks:
+    return hstack(blocks).tocsr() if blocks else None
+
+
+def text_features(texts, dims: int = TEXT_DIMS, seed: int = 0, max_fit: int = TEXT_FIT_ROWS,
+                  workers: int | None = None, device: str = "cpu", terms: csr_matrix | None = None,
+                  ) -> np.ndarray | None:
+    """(N, d <= dims) lexical features: the texts' TF-IDF (`text_terms`, or `terms` where they are counted
+    already) reduced by truncated SVD (LSA), rows L2-normalised. Unsupervised (no labels), deterministic for a
+    seed and device. None when the texts hold too few distinct terms to give two dimensions. Above ``max_fit``
+    texts the SVD is fitted on a seeded sample of that many and projects all of them (the SVD was more than
+    half of the scoring time at a million products); the vocabulary is always the whole catalog's. On a
+    CUDA ``device`` the SVD is ``randomized_svd_torch`` there (the same algorithm as scikit-learn's on the
+    CPU, with other random draws: the same subspace, not the same bits)."""
+    if terms is not None and terms.shape[0] != len(texts):
+        raise ValueError(f"terms= holds {terms.shape[0]} rows for {len(texts)} texts")
+    tfidf = text_terms(texts, workers) if terms is None else terms
+    if tfidf is None:
         return None
-    tfidf = hstack(blocks).tocsr()
-    k = min(dims, tfidf.shape[1] - 1, len(texts) - 1)
+    k = min(dims, tfidf.shape[1] - 1, tfidf.shape[0] - 1)
     if k < 2:
         return None
     sample = row_sample(tfidf.shape[0], max_fit, np.random.default_rng(seed))

@@ -80,12 +80,14 @@ def test_the_pipeline_over_two_workers_gives_the_codes_and_flags_of_one_process(
 def test_the_pipeline_builds_the_index_beside_training_and_writes_the_codes_beside_the_audit(
         tmp_path, transactional_db, monkeypatch):
     """A first load drops the flavor's HNSW index; the pipeline's chunk builds it on a thread beside training
-    (catalog.embeddings.index_built_beside), and it is there when the chunk ends. The run's codes, their clusters
-    (two levels with the codes, the deeper ones rebuilt) are written on a thread while the run is audited on the
-    codes in memory (quantizer.services.store_codes); then it is evaluated and becomes active, its clusters
-    current and its scores and flags the same as an audit that reads the stored codes."""
+    (catalog.embeddings.index_built_beside), and it is there when the chunk ends. The audit's texts are counted
+    once, on a thread beside training (audit.runs.audit_texts), and the audit takes them as they are. The run's
+    codes, their clusters (two levels with the codes, the deeper ones rebuilt) are written on a thread while the
+    run is audited on the codes in memory (quantizer.services.store_codes); then it is evaluated and becomes
+    active, its clusters current and its scores and flags the same as an audit that reads the stored codes."""
     import threading
 
+    import audit.runs as audit_runs
     import catalog.embeddings as embeddings
     import pipeline.services as pipeline_services
     import quantizer.services as quantizer_services
@@ -107,6 +109,7 @@ def test_the_pipeline_builds_the_index_beside_training_and_writes_the_codes_besi
         return spied
 
     monkeypatch.setattr(embeddings, "_ensure_index", spy("build", ensure))
+    monkeypatch.setattr(audit_runs, "text_terms", spy("count", audit_runs.text_terms, lambda words: len(words)))
     monkeypatch.setattr(quantizer_services, "train_rqvae", spy("train", train))
     monkeypatch.setattr(quantizer_services, "write_codes", spy("write", write, lambda **k: k["summary_levels"]))
     monkeypatch.setattr(quantizer_services, "rebuild_cluster_summaries",
@@ -121,6 +124,8 @@ def test_the_pipeline_builds_the_index_beside_training_and_writes_the_codes_besi
     builds = [name for what, name, _ in events if what == "build"]
     assert len(builds) == 1 and builds[0].startswith("index-build")
     assert ("train", here, None) in events
+    counts = [(name.split("_")[0], n) for what, name, n in events if what == "count"]
+    assert counts == [("audit-texts", 300)]
     written = [(what, name.split("_")[0], detail) for what, name, detail in events if what in ("write", "summaries")]
     assert written == [("write", "codes", 2), ("summaries", "codes", 3)]
     assert ("audit", here, False) in events  # audited before it was made active

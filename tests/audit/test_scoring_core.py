@@ -317,12 +317,16 @@ def test_product_words_find_mislabels_the_embeddings_cannot():
 
 
 def test_text_features_are_deterministic_unit_rows_and_none_without_words():
-    from audit.core.signals import text_features
+    from audit.core.signals import text_features, text_terms
 
     *_, texts = worded_catalog()
     a, b = text_features(texts, dims=8), text_features(texts, dims=8)
     assert a.shape == (len(texts), 8)
     np.testing.assert_array_equal(a, b)
+    terms = text_terms(texts)  # counted apart (the pipeline counts them beside its training): the same features
+    np.testing.assert_array_equal(text_features(texts, dims=8, terms=terms), a)
+    with pytest.raises(ValueError, match="rows for"):
+        text_features(texts[:-1], dims=8, terms=terms)
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     assert text_features(["", "", ""]) is None
     emb, taxonomy, codes, _ = worded_catalog()
