@@ -5,15 +5,16 @@ and codes. Both sides must store and read the same values; median of --repeats, 
 
     .venv/bin/python bench/assign_io.py [--n 20000] [--repeats 2] [--json PATH]
     .venv/bin/python bench/assign_io.py --summaries --n 100000   # write_codes with the summaries' trigger on / off /
-                                                                 # levels 1-2, then the rest rebuilt
+                                                                 # levels 1-2 / none, then the rest rebuilt
     .venv/bin/python bench/assign_io.py --taxonomy --n 1000000   # every product's category chain, two ways
 
 `--summaries`: what the cluster summaries cost `write_codes`. Codes with deep levels of about a product a
 cluster (level 1 of 256, level 2 of 40 per level-1 code, levels 3 and 4 random), a new run each time, written with
-the summaries' insert trigger on, off, and keeping levels 1-2 only (`summary_levels`, what the pipeline does) with
-the deeper levels then rebuilt (`rebuild_cluster_summaries`, "then the rest", which the pipeline runs beside the
-audit), alternating, each inside a transaction rolled back afterwards; the last gives the same clusters and words
-as the first (checked).
+the summaries' insert trigger on and off (each inside a transaction rolled back afterwards), keeping levels 1-2 only
+(`summary_levels`) with the deeper levels then rebuilt (`rebuild_cluster_summaries`, "then levels 3+"), and keeping
+none with every level then rebuilt ("then every level": what the pipeline does, beside the audit), these two
+committed (the rebuild's levels run side by side on threads, which read committed rows) and the run deleted after;
+alternating. Each gives the same clusters and words as the first (checked).
 
 `--taxonomy`: `quantizer.services.taxonomy_array` of every product (training and the audit each call it once),
 its products' categories read with the ids listed in the query (what it did) and by the ids' range (what it
@@ -72,12 +73,14 @@ class RolledBack(Exception):
 
 
 def summaries_cost(n: int, repeats: int) -> None:
+    import contextlib
+
     from django.db import connection, transaction
     from django.db.models import Count
 
     from quantizer.clusters import rebuild_cluster_summaries
     from quantizer.models import ClusterSummary, QuantizerRun
-    from quantizer.services import LEVELS_WITH_CODES, write_codes
+    from quantizer.services import write_codes
 
     ids = _django.import_generated_catalog(n)
     rng = np.random.default_rng(0)
@@ -85,30 +88,31 @@ def summaries_cost(n: int, repeats: int) -> None:
     codes = np.stack([first, (first * 7 + rng.integers(0, 40, len(ids))) % 256, rng.integers(0, 256, len(ids)),
                       rng.integers(0, 256, len(ids))], 1).astype(np.int64)
     errors, gaps = rng.random(len(ids)).astype(np.float32), rng.random(codes.shape).astype(np.float32)
-    rest = "then the rest"
-    variants = ["trigger on", "trigger off", f"levels 1-{LEVELS_WITH_CODES}"]
-    seconds: dict[str, list[float]] = {label: [] for label in [*variants, rest]}
+    variants = ["trigger on", "trigger off", "levels 1-2", "levels none"]
+    rests = {"levels 1-2": "then levels 3+", "levels none": "then every level"}
+    seconds: dict[str, list[float]] = {label: [] for label in [*variants, *rests.values()]}
     clusters, summaries = {}, {}
     for _ in range(repeats):
         for label in variants:
+            rolled_back = label in ("trigger on", "trigger off")  # the others commit: the levels' threads read it
             try:
-                with transaction.atomic():
+                with transaction.atomic(durable=True) if rolled_back else contextlib.nullcontext():
                     run = QuantizerRun.objects.create(flavor="precision", embedding_model="stand-in")
                     if label == "trigger off":
                         with connection.cursor() as cursor:
                             cursor.execute("ALTER TABLE quantizer_semanticid "
                                            "DISABLE TRIGGER quantizer_summary_semid_insert")
-                    levels = LEVELS_WITH_CODES if label.startswith("levels") else None
+                    levels = {"levels none": 0, "levels 1-2": 2}.get(label)
                     started = time.perf_counter()
                     write_codes(run=run, product_ids=ids, codes=codes, errors=errors, gaps=gaps,
                                 summary_levels=levels)
                     with connection.cursor() as cursor:
                         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred checks a commit would run
                     seconds[label].append(time.perf_counter() - started)
-                    if levels:
+                    if levels is not None:
                         started = time.perf_counter()
                         rebuild_cluster_summaries(run=run, first_level=levels + 1)
-                        seconds[rest].append(time.perf_counter() - started)
+                        seconds[rests[label]].append(time.perf_counter() - started)
                     if label != "trigger off":  # the same clusters either way
                         summaries[label] = {
                             (prefix, size, json.dumps(labels, sort_keys=True), json.dumps(words))
@@ -116,7 +120,9 @@ def summaries_cost(n: int, repeats: int) -> None:
                                 "prefix", "size", "labels", "words")}
                         clusters = dict(ClusterSummary.objects.filter(run=run).values_list("level").annotate(
                             n=Count("id"))) or clusters
-                    raise RolledBack
+                    if rolled_back:
+                        raise RolledBack
+                    run.delete()
             except RolledBack:
                 pass
     assert len({frozenset(v) for v in summaries.values()}) == 1, "the summaries differ"

@@ -16,6 +16,7 @@ import json
 import math
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
@@ -23,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Case, Max, Q, Value, When
 
 from catalog.models import Category, Product
+from config.database import close_threads
 from quantizer.models import ClusterSummary, QuantizerRun, SemanticId
 from quantizer.selectors import normalize_prefix
 
@@ -125,10 +127,14 @@ def _cluster_sample(run: QuantizerRun, prefixes: list[str], *, deepest: bool) ->
         [prefixes, [low for low, _ in bounds], [high for _, high in bounds], run.pk, NAME_SAMPLE_PER_CHILD])
 
 
-def fill_words(*, run: QuantizerRun, prefixes: list[str] | None = None) -> dict[str, list[str]]:
+def fill_words(*, run: QuantizerRun, prefixes: list[str] | None = None, level: int | None = None,
+               ) -> dict[str, list[str]]:
     """Name the run's clusters of `prefixes` that have no words yet (a level's children, on first view), or,
-    without `prefixes`, those of more than `SMALL_CLUSTER` products. Returns {prefix: words}."""
+    without `prefixes`, those of more than `SMALL_CLUSTER` products (of `level`, or of every level). Returns
+    {prefix: words}."""
     missing = ClusterSummary.objects.filter(run=run, words__isnull=True)
+    if level is not None:
+        missing = missing.filter(level=level)
     if prefixes is None:
         missing = missing.filter(size__gt=SMALL_CLUSTER)
     else:
@@ -159,17 +165,41 @@ def fill_words(*, run: QuantizerRun, prefixes: list[str] | None = None) -> dict[
     return named
 
 
+# Held while a run's clusters are rebuilt: products' categories and categories' paths do not change meanwhile.
+LOCK_CATEGORIES = f"LOCK TABLE {Product._meta.db_table}, {Category._meta.db_table} IN SHARE MODE"
+
+
 def rebuild_cluster_summaries(*, run: QuantizerRun, first_level: int = 1) -> int:
     """Recompute the run's clusters of `first_level` and deeper from its semantic IDs (set-based, one statement
     per level) and name those of more than `SMALL_CLUSTER` products; returns the rows written. For codes written
     while the triggers kept fewer levels, or none (a bulk copy); the triggers keep them current after that.
-    Products and categories are locked against writes meanwhile: a decision that moves a product waits for the
-    rebuild (its trigger's change would otherwise fall on rows the rebuild is replacing)."""
+    The levels are rebuilt side by side, each on a thread in its own transaction (in this one, one after the
+    other, inside a transaction). Products and categories are locked against writes while a level is rebuilt: a
+    decision that moves a product waits for the rebuild (its trigger's change would otherwise fall on rows the
+    rebuild is replacing)."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"LOCK TABLE {Product._meta.db_table}, {Category._meta.db_table} IN SHARE MODE")
-        cursor.execute("SELECT quantizer_rebuild_cluster_summaries(%s, %s)", [run.pk, first_level])
+        cursor.execute(LOCK_CATEGORIES)
+        cursor.execute("SELECT max(cardinality(codes)) FROM quantizer_semanticid WHERE run_id = %s", [run.pk])
+        deepest = cursor.fetchone()[0] or 0
+        cursor.execute("DELETE FROM quantizer_clustersummary WHERE run_id = %s AND level >= %s",
+                       [run.pk, max(first_level, deepest + 1)])  # levels the codes no longer have
+    levels = range(first_level, deepest + 1)
+    if connection.in_atomic_block:
+        return sum(_rebuild_level(run, level) for level in levels)
+    pools = [ThreadPoolExecutor(1, thread_name_prefix=f"summaries-{level}") for level in levels]
+    try:
+        done = [pool.submit(_rebuild_level, run, level) for pool, level in zip(pools, levels)]
+    finally:
+        close_threads(*pools)  # waits for every level
+    return sum(level.result() for level in done)
+
+
+def _rebuild_level(run: QuantizerRun, level: int) -> int:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(LOCK_CATEGORIES)
+        cursor.execute("SELECT quantizer_rebuild_cluster_level(%s, %s)", [run.pk, level])
         written = cursor.fetchone()[0]
-    fill_words(run=run)
+    fill_words(run=run, level=level)
     return written
 
 

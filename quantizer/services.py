@@ -56,10 +56,11 @@ UPSERT_CODES_SQL = f"""
 run_activated = Signal()
 # Shares of a run's progress bar at which training ends and evaluation starts.
 TRAINED, EVALUATING = 0.85, 0.94
-# The cluster levels a run's codes are written with; the deeper ones are rebuilt set-based after the write
-# (`store_codes`): the triggers' work for levels 3 and 4 was most of writing the codes (100,000 products on this
-# CPU: 11.24 s with every level, 5.82 s with two, then 3.84 s for the rest; docs/benchmarks.md).
-LEVELS_WITH_CODES = 2
+# The cluster levels a run's codes are written with; the others are rebuilt set-based after the write, the levels
+# side by side (`store_codes`): the triggers' work was most of writing the codes (100,000 products on this CPU:
+# 9.74 s with every level; 5.54 s with two, then 2.48 s for the rest; none, then every level, as fast on 2 cores,
+# and its levels run side by side where there are more: docs/benchmarks.md).
+LEVELS_WITH_CODES = 0
 
 
 class NoActiveRun(Exception):
@@ -191,8 +192,8 @@ def fit_run(run: QuantizerRun, *, progress=None) -> Trained:
 
 
 def store_codes(run: QuantizerRun, trained: Trained, *, progress=None) -> None:
-    """A fitted run's codes written with their first `LEVELS_WITH_CODES` levels of clusters, then the deeper
-    levels rebuilt (products and categories locked meanwhile). Database work only: the pipeline runs it on a
+    """A fitted run's codes written with their first `LEVELS_WITH_CODES` levels of clusters (none), then the others
+    rebuilt, side by side (products and categories locked meanwhile). Database work only: the pipeline runs it on a
     thread beside the audit (torch's TF32 switches, which the audit's classifiers turn on, are process-wide).
     A failure marks the run failed."""
     fitted = trained.fitted

@@ -82,14 +82,15 @@ def test_the_pipeline_builds_the_index_beside_training_and_writes_the_codes_besi
     """A first load drops the flavor's HNSW index; the pipeline's chunk builds it on a thread beside training
     (catalog.embeddings.index_built_beside), and it is there when the chunk ends. The audit's texts are counted
     once, on a thread beside training (audit.runs.audit_texts), and the audit takes them as they are. The run's
-    codes, their clusters (two levels with the codes, the deeper ones rebuilt) are written on a thread while the
-    run is audited on the codes in memory (quantizer.services.store_codes); then it is evaluated and becomes
-    active, its clusters current and its scores and flags the same as an audit that reads the stored codes."""
+    codes, then their clusters (every level rebuilt, side by side) are written on a thread while the run is audited
+    on the codes in memory (quantizer.services.store_codes); then it is evaluated and becomes active, its clusters
+    current and its scores and flags the same as an audit that reads the stored codes."""
     import threading
 
     import audit.runs as audit_runs
     import catalog.embeddings as embeddings
     import pipeline.services as pipeline_services
+    import quantizer.clusters as clusters
     import quantizer.services as quantizer_services
     from tests.quantizer.test_cluster_summaries import assert_current
 
@@ -109,6 +110,7 @@ def test_the_pipeline_builds_the_index_beside_training_and_writes_the_codes_besi
         return spied
 
     monkeypatch.setattr(embeddings, "_ensure_index", spy("build", ensure))
+    monkeypatch.setattr(clusters, "_rebuild_level", spy("level", clusters._rebuild_level, lambda run, level: level))
     monkeypatch.setattr(audit_runs, "text_terms", spy("count", audit_runs.text_terms, lambda words: len(words)))
     monkeypatch.setattr(quantizer_services, "train_rqvae", spy("train", train))
     monkeypatch.setattr(quantizer_services, "write_codes", spy("write", write, lambda **k: k["summary_levels"]))
@@ -127,7 +129,9 @@ def test_the_pipeline_builds_the_index_beside_training_and_writes_the_codes_besi
     counts = [(name.split("_")[0], n) for what, name, n in events if what == "count"]
     assert counts == [("audit-texts", 300)]
     written = [(what, name.split("_")[0], detail) for what, name, detail in events if what in ("write", "summaries")]
-    assert written == [("write", "codes", 2), ("summaries", "codes", 3)]
+    assert written == [("write", "codes", 0), ("summaries", "codes", 1)]  # every level rebuilt after the write
+    levels = sorted((level, name.split("_")[0]) for what, name, level in events if what == "level")
+    assert levels == [(level, f"summaries-{level}") for level in range(1, 5)]  # side by side, a thread each
     assert ("audit", here, False) in events  # audited before it was made active
     # evaluated on this thread once the audit is done: torch's TF32 switch, which the audit's classifiers turn on,
     # is process-wide, and the metrics' neighbours are exact float32

@@ -200,25 +200,26 @@ def summary_levels_setting() -> str:
         return cursor.fetchone()[0] or ""
 
 
-def test_codes_written_with_their_first_levels_summarized_then_the_rest_rebuilt(trained):
+@pytest.mark.parametrize("kept", [LEVELS_WITH_CODES, 2])
+def test_codes_written_with_their_first_levels_summarized_then_the_rest_rebuilt(trained, kept):
     coded = SemanticId.objects.filter(run=trained).order_by("product_id")
     ids = np.array(coded.values_list("product_id", flat=True))
     codes = np.array(list(coded.values_list("codes", flat=True)))
     run = QuantizerRun.objects.create(flavor="precision", embedding_model="m")
     write_codes(run=run, product_ids=ids, codes=codes, errors=np.zeros(len(ids), np.float32),
-                gaps=np.zeros(codes.shape, np.float32), summary_levels=LEVELS_WITH_CODES)
+                gaps=np.zeros(codes.shape, np.float32), summary_levels=kept)
     assert summary_levels_setting() == ""  # the bound ends with the write
 
     def shallow(summaries):
-        return {p: row for p, row in summaries.items() if row[0] <= LEVELS_WITH_CODES}
+        return {p: row for p, row in summaries.items() if row[0] <= kept}
 
-    assert set(ClusterSummary.objects.filter(run=run).values_list("level", flat=True)) == {1, 2}
+    assert set(ClusterSummary.objects.filter(run=run).values_list("level", flat=True)) == set(range(1, kept + 1))
     assert stored(run) == shallow(from_semantic_ids(run))
     product = Product.objects.select_related("category").get(pk=ids[0])
-    move_product(product=product, category=other_leaf(product))  # before the rebuild: levels 1-2 follow
+    move_product(product=product, category=other_leaf(product))  # before the rebuild: the levels kept follow
     assert stored(run) == shallow(from_semantic_ids(run))
 
-    rebuild_cluster_summaries(run=run, first_level=LEVELS_WITH_CODES + 1)
+    rebuild_cluster_summaries(run=run, first_level=kept + 1)
     assert_current(run)
     assert not ClusterSummary.objects.filter(run=run, size__gt=SMALL_CLUSTER, words__isnull=True).exists()
     product = Product.objects.select_related("category").get(pk=ids[1])
@@ -246,7 +247,8 @@ def test_a_decision_waits_for_the_deeper_levels_rebuild_and_is_counted(tmp_path)
     trained = fit_run(run)
     write_codes(run=run, product_ids=trained.ids, codes=trained.fitted.codes, errors=trained.fitted.errors,
                 gaps=trained.fitted.gaps, summary_levels=LEVELS_WITH_CODES)  # as store_codes does, then the rest
-    assert set(ClusterSummary.objects.filter(run=run).values_list("level", flat=True)) == {1, 2}
+    assert set(ClusterSummary.objects.filter(run=run).values_list("level", flat=True)) == set(
+        range(1, LEVELS_WITH_CODES + 1))
     product = Product.objects.select_related("category").order_by("id").first()
     target = other_leaf(product)
     flag = Flag.objects.create(product=product, run=run, label=product.category, suggested=target, confidence=0.9,
