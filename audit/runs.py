@@ -15,9 +15,9 @@ from audit.core import CodePrefixes, calibrate, product_words, score_products, t
 from audit.evidence import Evidence, FlavorView
 from audit.models import AuditReport, Flag, Queue, Score
 from config.database import analyze_tables, copy_arrays, copy_objects
-from catalog.embeddings import product_vectors
+from catalog.embeddings import embedded_ids, product_vectors
 from catalog.encoder import default_device
-from catalog.models import Category, Product, ProductEmbedding
+from catalog.models import Category, Product
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.services import Trained, active_run, taxonomy_array
 
@@ -69,10 +69,9 @@ class AuditTexts(NamedTuple):
 
 def audit_texts(*, flavor: str, ids: np.ndarray | None = None) -> AuditTexts:
     """`AuditTexts` of `ids`; by default of the products with a vector of the flavor, by id, as the run's
-    training reads them (`catalog.embeddings.product_vectors`)."""
+    training reads them (`catalog.embeddings.embedded_ids`)."""
     if ids is None:
-        ids = np.fromiter(ProductEmbedding.objects.filter(flavor=flavor).order_by("product_id")
-                          .values_list("product_id", flat=True).iterator(chunk_size=100_000), np.int64)
+        ids = embedded_ids(flavor=flavor)
     products = audit_products()
     words = [product_words(products[pk].name, products[pk].brand) for pk in ids.tolist()]
     return AuditTexts(ids, products, words, text_terms(words))

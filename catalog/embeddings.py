@@ -418,6 +418,14 @@ def product_vectors(*, flavor: str, product_ids: list[int] | None = None) -> tup
     return _parse_vector_copy(data)
 
 
+def embedded_ids(*, flavor: str) -> np.ndarray:
+    """(N,) ids of the products with a vector of the flavor, in `product_vectors`' order (by id), without the
+    vectors."""
+    rows = (ProductEmbedding.objects.filter(flavor=flavor).order_by("product_id")
+            .values_list("product_id", flat=True).iterator(chunk_size=100_000))
+    return np.fromiter(rows, np.int64)
+
+
 def _parse_vector_copy(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """A binary COPY of (product id, vector) rows (its signature, flags, header extension, then per row the field
     count and each field's length and bytes, big-endian, then -1) read in place: the rows have a fixed width."""

@@ -188,10 +188,10 @@ def rebuild_cluster_summaries(*, run: QuantizerRun, first_level: int = 1) -> int
         return sum(_rebuild_level(run, level) for level in levels)
     pools = [ThreadPoolExecutor(1, thread_name_prefix=f"summaries-{level}") for level in levels]
     try:
-        done = [pool.submit(_rebuild_level, run, level) for pool, level in zip(pools, levels)]
+        rebuilt = [pool.submit(_rebuild_level, run, level) for pool, level in zip(pools, levels)]
     finally:
         close_threads(*pools)  # waits for every level
-    return sum(level.result() for level in done)
+    return sum(written.result() for written in rebuilt)
 
 
 def _rebuild_level(run: QuantizerRun, level: int) -> int:

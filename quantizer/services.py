@@ -58,8 +58,9 @@ run_activated = Signal()
 TRAINED, EVALUATING = 0.85, 0.94
 # The cluster levels a run's codes are written with; the others are rebuilt set-based after the write, the levels
 # side by side (`store_codes`): the triggers' work was most of writing the codes (100,000 products on this CPU:
-# 9.74 s with every level; 5.54 s with two, then 2.48 s for the rest; none, then every level, as fast on 2 cores,
-# and its levels run side by side where there are more: docs/benchmarks.md).
+# 10.31 s with every level; two, then the rest, 7.88 s; none, then every level, 8.40 s on 2 cores, whose levels
+# run side by side where there are more cores: the codes' write 49.1 -> 21.9 s at 500,000 on the GPU machine;
+# docs/benchmarks.md).
 LEVELS_WITH_CODES = 0
 
 

@@ -1,6 +1,7 @@
-# Written by hand: a run's clusters rebuilt one level at a time, so that its levels can be rebuilt side by side, each
-# in its own transaction (quantizer.clusters.rebuild_cluster_summaries); and the triggers return at once where
-# semid.summary_levels is 0 (codes written with no level kept, every level rebuilt after: quantizer.services).
+# Written by hand: a run's clusters rebuilt one level at a time, so that its levels can be rebuilt side by side,
+# each in its own transaction (quantizer.clusters.rebuild_cluster_summaries), in place of 0007's rebuild from a
+# level; and the triggers return at once where semid.summary_levels is 0 (codes written with no level kept, every
+# level rebuilt after: quantizer.services).
 
 import importlib
 
@@ -25,23 +26,6 @@ BEGIN
 END $$
 """
 
-# 0007's rebuild from a level, each level by the function above
-REBUILD_FROM = f"""
-CREATE OR REPLACE FUNCTION quantizer_rebuild_cluster_summaries(target bigint, first_level integer DEFAULT 1)
-RETURNS integer LANGUAGE plpgsql AS $$
-DECLARE
-    levels integer;
-    total integer := 0;
-BEGIN
-    DELETE FROM {summaries.SUMMARY} WHERE run_id = target AND level >= first_level;
-    SELECT max(cardinality(codes)) INTO levels FROM quantizer_semanticid WHERE run_id = target;
-    FOR lv IN first_level..COALESCE(levels, 0) LOOP
-        total := total + quantizer_rebuild_cluster_level(target, lv);
-    END LOOP;
-    RETURN total;
-END $$
-"""
-
 
 def returns_at_no_level(name: str, source: str) -> str:
     """0007's trigger function, returning before its statement when no level is kept."""
@@ -58,9 +42,9 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            [REBUILD_LEVEL, REBUILD_FROM],
-            reverse_sql=[levels.REBUILD_FROM.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"),
-                         "DROP FUNCTION quantizer_rebuild_cluster_level(bigint, integer)"],
+            # the rebuild of every level from one is the level's, level by level, in Python now: one way
+            [REBUILD_LEVEL, "DROP FUNCTION quantizer_rebuild_cluster_summaries(bigint, integer)"],
+            reverse_sql=[levels.REBUILD_FROM, "DROP FUNCTION quantizer_rebuild_cluster_level(bigint, integer)"],
         ),
         migrations.RunSQL(
             [returns_at_no_level(name, source) for name, _, _, _, source in summaries.TRIGGERS],
