@@ -45,8 +45,11 @@ class Category(TreeNode):
         return self.path.split(PATH_SEPARATOR)
 
 
+# "created" rows by a statement-level trigger: one INSERT per statement from its transition table, so an import
+# writes its 49,688 rows set-based (docs/benchmarks.md, "Import"). Category moves by a row-level trigger whose
+# WHEN clause runs it only for the rows that move (a statement-level one would record a context for every update).
 @pghistory.track(
-    pghistory.InsertEvent("created"),
+    pghistory.InsertEvent("created", level=pghistory.Statement),
     pghistory.UpdateEvent("category_changed", condition=pghistory.AnyChange("category")),
     fields=["category"],
     model_name="ProductCategoryEvent",

@@ -5,12 +5,10 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pghistory
-import pgtrigger
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -175,32 +173,19 @@ WOULD_MOVE_SQL = f"""
     LEFT JOIN catalog_category current ON current.id = p.category_id
     WHERE p.category_id IS DISTINCT FROM s.category_id
 """
-# New products, in file order (ids and history rows follow it), and their "created" history rows in the same
-# statement, under the import's context: what pghistory's row trigger `created_insert` writes, set-based (that
-# trigger is skipped for this statement, `_created_trigger_skipped`). 49,688 new products: the INSERT took
-# 2.6 s with the row trigger, about 0.5 s without any trigger (docs/benchmarks.md, "Import"). No ON CONFLICT:
-# every proposed row would draw an id from the sequence, and a re-import would burn one per existing product.
+# New products, in file order (ids follow it). Their "created" history rows are written by pghistory's
+# statement-level trigger, one INSERT from the statement's transition table, under the import's context.
+# No ON CONFLICT: every proposed row would draw an id from the sequence, and a re-import would burn one per
+# existing product.
 INSERT_SQL = f"""
-    WITH created AS (
-        INSERT INTO catalog_product
-            (external_id, name, brand, description, size, attributes, extracted, category_id, created_at, updated_at)
-        SELECT s.external_id, s.name, s.brand, s.description, s.size, s.attributes, '{{}}'::jsonb, s.category_id,
-               %s, %s
-        FROM {STAGING_TABLE} s
-        WHERE NOT EXISTS (SELECT 1 FROM catalog_product p WHERE p.external_id = s.external_id)
-        ORDER BY s.line
-        RETURNING id, category_id
-    )
-    INSERT INTO catalog_productcategoryevent (category_id, pgh_context_id, pgh_created_at, pgh_label, pgh_obj_id)
-    SELECT c.category_id, (SELECT _pgh_attach_context()), NOW(), 'created', c.id FROM created c ORDER BY c.id
-    RETURNING pgh_obj_id
+    INSERT INTO catalog_product
+        (external_id, name, brand, description, size, attributes, extracted, category_id, created_at, updated_at)
+    SELECT s.external_id, s.name, s.brand, s.description, s.size, s.attributes, '{{}}'::jsonb, s.category_id, %s, %s
+    FROM {STAGING_TABLE} s
+    WHERE NOT EXISTS (SELECT 1 FROM catalog_product p WHERE p.external_id = s.external_id)
+    ORDER BY s.line
+    RETURNING id
 """
-# The history triggers first ask pgtrigger whether to skip themselves. With its setting unset, that
-# check raises and catches an error in every row, and each caught error scans the transaction's queue
-# of deferred foreign-key checks (one per row written so far): the cost of a row grows with the file
-# (49,688 new products: 11 to 16 s, and 2.9 s with the setting). An empty list skips no trigger.
-IGNORE_NO_TRIGGER_SQL = "SELECT set_config('pgtrigger.ignore', '{}', true)"
-IGNORE_TRIGGERS_SQL = "SELECT set_config('pgtrigger.ignore', %s, true)"
 # Existing products whose file row differs; updated_at marks them as changed (stale flags).
 UPDATE_SQL = f"""
     UPDATE catalog_product p
@@ -212,20 +197,6 @@ UPDATE_SQL = f"""
           IS DISTINCT FROM (s.name, s.brand, s.description, s.size, s.attributes, s.category_id)
     RETURNING s.line, p.id
 """
-
-
-@contextmanager
-def _created_trigger_skipped(cursor):
-    """Inside the block pghistory's `created_insert` trigger of catalog_product skips itself (INSERT_SQL writes
-    its rows); after it, no trigger is skipped (`IGNORE_NO_TRIGGER_SQL`). The setting is local to the
-    transaction, so an error inside the block (which rolls the transaction back) leaves nothing behind."""
-    pgids = [trigger.get_pgid(model) for model, trigger in pgtrigger.registered()
-             if model is Product and trigger.name == "created_insert"]
-    if len(pgids) != 1:
-        raise RuntimeError(f"catalog.Product should have one pghistory trigger created_insert, found {len(pgids)}")
-    cursor.execute(IGNORE_TRIGGERS_SQL, ["{" + pgids[0] + "}"])
-    yield
-    cursor.execute(IGNORE_NO_TRIGGER_SQL)
 
 
 @transaction.atomic
@@ -256,7 +227,6 @@ def import_rows(
                     copy.write_row(_staging_values(row, category_id[row.category_path]))
             # row count and join-key statistics, so a small file meets a large catalog through its index
             cursor.execute(f"ANALYZE {STAGING_TABLE} (external_id)")
-            cursor.execute(IGNORE_NO_TRIGGER_SQL)
             cursor.execute(WOULD_MOVE_SQL)
             would_move = cursor.fetchall()
             moved = {} if overwrite else moved_since_import([product_id for _, _, product_id, _, _ in would_move])
@@ -269,9 +239,8 @@ def import_rows(
             if conflicts:
                 cursor.execute(f"DELETE FROM {STAGING_TABLE} WHERE line = ANY(%s)", [[c.row for c in conflicts]])
             staged = len(rows) - len(conflicts)
-            with _created_trigger_skipped(cursor):
-                cursor.execute(INSERT_SQL, [now, now])
-                created_ids = sorted(product_id for (product_id,) in cursor.fetchall())  # ids follow file order
+            cursor.execute(INSERT_SQL, [now, now])
+            created_ids = sorted(product_id for (product_id,) in cursor.fetchall())  # ids follow file order
             if progress and staged:
                 progress(len(created_ids), staged)
             cursor.execute(UPDATE_SQL, [now])
