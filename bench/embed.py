@@ -9,12 +9,13 @@
 3. Pads the table to --knn-products vectors (real vectors + small jitter) and times
    `similar_products` through the HNSW index: p50 goal <= 10 ms at 50k.
 
-    .venv/bin/python bench/embed.py --demo N [--skip-default-build] [--json PATH]   # GPU: bench/gpu/e2e.sh embed N
+    .venv/bin/python bench/embed.py --demo N [--skip-default-build] [--shipped-only] [--json PATH]
+                                                          # GPU: bench/gpu/e2e.sh embed N [options]
 
 instead: a generated catalog of N products (`generate_demo_catalog`), bare `encode` of its precision texts, then
 the whole `embed_products` step in one load (index dropped and rebuilt), --repeats times each way, alternating:
 chunk after chunk (`OVERLAP_CHUNKS` off; its first run's time split into its parts: texts, encode, vector writes,
-index build; the rest: product queries, hashes, the plan) and as shipped (the next chunk read and the last
+index build; the rest: product queries, hashes, the plan; left out with --shipped-only) and as shipped (the next chunk read and the last
 written on threads while chunks are encoded: on a GPU from 40 chunks by four encoder processes,
 `catalog.embeddings.ENCODER_PROCESSES_FROM_CHUNKS`; the ratio is of its median); then the
 index built again with PostgreSQL's default build settings (64 MB, 2 workers) and with
@@ -42,9 +43,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="--demo: whole steps each way, alternating")
     parser.add_argument("--skip-default-build", action="store_true",
                         help="--demo: no index build with PostgreSQL's defaults (on disk past ~35,000 vectors: long)")
+    parser.add_argument("--shipped-only", action="store_true",
+                        help="--demo: only the step as shipped, not chunk after chunk (a million: 100+ s a run)")
     args = parser.parse_args()
     if args.demo:
-        return demo(args.demo, args.json, default_build=not args.skip_default_build, repeats=args.repeats)
+        return demo(args.demo, args.json, default_build=not args.skip_default_build, repeats=args.repeats,
+                    chunk_after_chunk=not args.shipped_only)
     (path,) = require("bigbasket.csv")
     fresh_database("semid_bench_embed")
 
@@ -117,7 +121,8 @@ def main():
           f"p95 {times[int(0.95 * len(times)) - 1]:.2f} ms  (goal p50 <= 10 ms at 50k)")
 
 
-def demo(n: int, json_path: Path | None, *, default_build: bool = True, repeats: int = 2) -> None:
+def demo(n: int, json_path: Path | None, *, default_build: bool = True, repeats: int = 2,
+         chunk_after_chunk: bool = True) -> None:
     import json
     import os
     import tempfile
@@ -172,13 +177,15 @@ def demo(n: int, json_path: Path | None, *, default_build: bool = True, repeats:
                             ("index", "_ensure_index")]:
         originals[attribute] = getattr(embeddings, attribute)
         setattr(embeddings, attribute, timed(name, originals[attribute]))
-    one_by_one = [whole_step(overlap=False)]
-    parts["rest"] = one_by_one[0] - sum(parts.values())
+    one_by_one = [whole_step(overlap=False)] if chunk_after_chunk else []
+    if one_by_one:
+        parts["rest"] = one_by_one[0] - sum(parts.values())
     for attribute, function in originals.items():
         setattr(embeddings, attribute, function)
     overlapped = [whole_step(overlap=True)]
     for _ in range(repeats - 1):  # alternating, each way once more a round
-        one_by_one.append(whole_step(overlap=False))
+        if chunk_after_chunk:
+            one_by_one.append(whole_step(overlap=False))
         overlapped.append(whole_step(overlap=True))
     whole = statistics.median(overlapped)
 
@@ -197,14 +204,15 @@ def demo(n: int, json_path: Path | None, *, default_build: bool = True, repeats:
                "whole_step_s": round(whole, 2), "ratio": round(bare / whole, 3),
                "whole_step_runs_s": [round(t, 2) for t in overlapped],
                "chunk_after_chunk_runs_s": [round(t, 2) for t in one_by_one],
-               "chunk_after_chunk_ratio": round(bare / statistics.median(one_by_one), 3),
+               "chunk_after_chunk_ratio": round(bare / statistics.median(one_by_one), 3) if one_by_one else None,
                "parts_s": {k: round(v, 2) for k, v in parts.items()}, "index_builds": builds}
     print(f"{n:,} products ({len(distinct):,} distinct texts) on {device}, batch {figures['batch_size']}")
     print(f"bare encode {bare:.1f} s ({len(distinct) / bare:,.0f} texts/s); whole step {whole:.1f} s (median of "
           f"{[round(t, 1) for t in overlapped]}); ratio {bare / whole:.3f} (goal >= 0.9)")
-    print(f"  chunk after chunk (no threads): {statistics.median(one_by_one):.1f} s (median of {[round(t, 1) for t in one_by_one]}); "
-          f"ratio {figures['chunk_after_chunk_ratio']:.3f}")
-    print("  its parts: " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
+    if one_by_one:
+        print(f"  chunk after chunk (no threads): {statistics.median(one_by_one):.1f} s (median of "
+              f"{[round(t, 1) for t in one_by_one]}); ratio {figures['chunk_after_chunk_ratio']:.3f}")
+        print("  its parts: " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
     for label, build in builds.items():
         print(f"  index build, {label} {build['settings']}: {build['seconds']} s")
     if json_path:
