@@ -173,16 +173,18 @@ WOULD_MOVE_SQL = f"""
     LEFT JOIN catalog_category current ON current.id = p.category_id
     WHERE p.category_id IS DISTINCT FROM s.category_id
 """
+NEW_ROWS = f"FROM {STAGING_TABLE} s WHERE NOT EXISTS (SELECT 1 FROM catalog_product p WHERE p.external_id = s.external_id)"
 # New products, in file order (ids follow it). Their "created" history rows are written by pghistory's
-# statement-level trigger, one INSERT from the statement's transition table, under the import's context.
-# No ON CONFLICT: every proposed row would draw an id from the sequence, and a re-import would burn one per
-# existing product.
+# statement-level trigger, one INSERT from the statement's transition table, under the import's context. The
+# trigger records that context even for an INSERT of no rows, so a file without new products skips it
+# (NEW_ROWS_SQL). No ON CONFLICT: every proposed row would draw an id from the sequence, and a re-import would
+# burn one per existing product.
+NEW_ROWS_SQL = f"SELECT EXISTS (SELECT 1 {NEW_ROWS})"
 INSERT_SQL = f"""
     INSERT INTO catalog_product
         (external_id, name, brand, description, size, attributes, extracted, category_id, created_at, updated_at)
     SELECT s.external_id, s.name, s.brand, s.description, s.size, s.attributes, '{{}}'::jsonb, s.category_id, %s, %s
-    FROM {STAGING_TABLE} s
-    WHERE NOT EXISTS (SELECT 1 FROM catalog_product p WHERE p.external_id = s.external_id)
+    {NEW_ROWS}
     ORDER BY s.line
     RETURNING id
 """
@@ -239,8 +241,11 @@ def import_rows(
             if conflicts:
                 cursor.execute(f"DELETE FROM {STAGING_TABLE} WHERE line = ANY(%s)", [[c.row for c in conflicts]])
             staged = len(rows) - len(conflicts)
-            cursor.execute(INSERT_SQL, [now, now])
-            created_ids = sorted(product_id for (product_id,) in cursor.fetchall())  # ids follow file order
+            cursor.execute(NEW_ROWS_SQL)
+            created_ids = []
+            if cursor.fetchone()[0]:
+                cursor.execute(INSERT_SQL, [now, now])
+                created_ids = sorted(product_id for (product_id,) in cursor.fetchall())  # ids follow file order
             if progress and staged:
                 progress(len(created_ids), staged)
             cursor.execute(UPDATE_SQL, [now])

@@ -1,6 +1,7 @@
 import io
 
 import pytest
+from pghistory.models import Context
 
 from catalog.models import Category, Product, ProductCategoryEvent
 from jobs.models import Job
@@ -51,12 +52,14 @@ def test_reimport_of_same_file_changes_nothing(tmp_path):
     path = write(tmp_path, GOOD)
     import_catalog(path=path)
     stamps = dict(Product.objects.values_list("external_id", "updated_at"))
+    contexts = Context.objects.count()
 
     result = import_catalog(path=path)
 
     assert (result.created, result.updated, result.unchanged) == (0, 0, 3)
     assert dict(Product.objects.values_list("external_id", "updated_at")) == stamps
     assert Product.objects.count() == 3
+    assert Context.objects.count() == contexts  # no history context recorded for nothing
 
 
 @pytest.mark.django_db
