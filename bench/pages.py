@@ -11,7 +11,8 @@ With ``--products N`` the 3,000 products, their semantic IDs and flags are copie
 (``INSERT ... SELECT``, a copy of each product in the same category with a code that shares its first three
 levels) until the catalog has N products and flags on 10% of them, the run's cluster summaries are rebuilt
 (timed), and the cluster tree's pages (the root and a prefix of each level, 1 to 4) and a product page are
-timed as well.
+timed as well. Every run also times a search of the queue (`/?q=`) and, past 3,000 products, of the cluster
+tree (`/clusters/?q=`) by a word of the products' names (the words of the first products' names in turn).
 """
 
 from __future__ import annotations
@@ -129,9 +130,14 @@ def main() -> None:
     client.force_login(make_reviewer("bench"))
     flags = [f.pk for f in data["flags"]]
     n = args.requests
+    from catalog.models import Product
+
+    names = Product.objects.order_by("id").values_list("name", flat=True)[:200]
+    words = [w for w in dict.fromkeys(w.lower() for name in names for w in name.split()) if w.isalpha() and len(w) > 3]
     pages = {
         "queue page": ["/"] * n,
         "flag page": [f"/flags/{flags[i % len(flags)]}/" for i in range(n)],
+        "queue search": [f"/?q={words[i % len(words)]}" for i in range(n)],
     }
     if args.products > 3000:
         from quantizer.models import SemanticId
@@ -144,6 +150,7 @@ def main() -> None:
             "clusters L3": [f"/clusters/?prefix={c[0]}_{c[1]}_{c[2]}" for c, _ in sids],
             "clusters L4": [f"/clusters/?prefix={'_'.join(map(str, c))}" for c, _ in sids],
             "product page": [f"/products/{p}/" for _, p in sids],
+            "cluster search": [f"/clusters/?q={words[i % len(words)]}" for i in range(n)],
         })
     for name, urls in pages.items():
         timed(client, urls[: min(10, n)])  # warm up (templates, connections, caches)
