@@ -5,7 +5,8 @@
 Per file and run: an empty database, the import (`import_catalog` = `read_catalog`, which parses and
 validates every row, then `import_rows`: category checks, categories, COPY into a staging table,
 set-based insert and update, history triggers), then a re-import of the same file, which changes
-nothing. Prints each run's seconds for the two parts and rows/s, the median rows/s over the runs, and
+nothing, then the file with every product moved to the next category path (in sorted order; `overwrite`): each
+row an UPDATE with its history row. Prints each run's seconds for the two parts and rows/s, the median rows/s over the runs, and
 the peak resident memory of the process; with --statements, where each import of the last run spent
 its time, SQL statement by statement. Goal: >= 50,000 rows/s on 2 cores.
 """
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _django import fresh_database, require  # noqa: E402
 from common import peak_rss_mib  # noqa: E402
 
-PASSES = ("fresh", "re-import")
+PASSES = ("fresh", "re-import", "moves")
 TABLE = re.compile(r'"?(catalog_\w+|product_import|pghistory_\w+)"?')
 
 
@@ -40,6 +41,15 @@ class StatementTimes:
             table = TABLE.search(sql)
             self.seconds[f"{sql.split(None, 1)[0].upper()} {table.group(1) if table else ''}"] += (
                 time.perf_counter() - started)
+
+
+def moved_rows(rows):
+    """`rows` with every product's category path the next one in sorted order: each product moves."""
+    from dataclasses import replace
+
+    paths = sorted({row.category_path for row in rows})
+    following = {path: paths[(i + 1) % len(paths)] for i, path in enumerate(paths)}
+    return [replace(row, category_path=following[row.category_path]) for row in rows]
 
 
 def main():
@@ -67,7 +77,9 @@ def main():
                     started = time.perf_counter()
                     rows = read_catalog(path)
                     read = time.perf_counter() - started
-                    result = import_rows(rows=rows)
+                    if label == "moves":
+                        rows = moved_rows(rows)
+                    result = import_rows(rows=rows, overwrite=label == "moves")
                     write = time.perf_counter() - started - read
                 rates[label].append(result.rows / (read + write))
                 print(f"{path.name:<16} {label:<10} {run:>3} {result.rows:>7} {read:>7.2f} {write:>7.2f} "
@@ -76,9 +88,10 @@ def main():
                 if run == args.runs:
                     breakdowns.append((path.name, label, read, write, times.seconds))
         medians.append((path.name, result.rows, *(statistics.median(rates[label]) for label in PASSES)))
-    print(f"\nmedian of {args.runs} run(s)\n{'file':<16} {'rows':>7} {'fresh rows/s':>13} {'re-import rows/s':>17}")
-    for name, rows, fresh, again in medians:
-        print(f"{name:<16} {rows:>7} {fresh:>13.0f} {again:>17.0f}")
+    print(f"\nmedian of {args.runs} run(s)\n{'file':<16} {'rows':>7} {'fresh rows/s':>13} {'re-import rows/s':>17} "
+          f"{'moves rows/s':>13}")
+    for name, rows, fresh, again, moves in medians:
+        print(f"{name:<16} {rows:>7} {fresh:>13.0f} {again:>17.0f} {moves:>13.0f}")
     print(f"peak memory (max RSS): {peak_rss_mib():.0f} MiB")
     if args.statements:
         for name, label, read, write, seconds in breakdowns:
