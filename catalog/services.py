@@ -173,12 +173,12 @@ WOULD_MOVE_SQL = f"""
     LEFT JOIN catalog_category current ON current.id = p.category_id
     WHERE p.category_id IS DISTINCT FROM s.category_id
 """
-NEW_ROWS = f"FROM {STAGING_TABLE} s WHERE NOT EXISTS (SELECT 1 FROM catalog_product p WHERE p.external_id = s.external_id)"
 # New products, in file order (ids follow it). Their "created" history rows are written by pghistory's
 # statement-level trigger, one INSERT from the statement's transition table, under the import's context. The
 # trigger records that context even for an INSERT of no rows, so a file without new products skips it
 # (NEW_ROWS_SQL). No ON CONFLICT: every proposed row would draw an id from the sequence, and a re-import would
 # burn one per existing product.
+NEW_ROWS = f"FROM {STAGING_TABLE} s WHERE NOT EXISTS (SELECT 1 FROM catalog_product p WHERE p.external_id = s.external_id)"
 NEW_ROWS_SQL = f"SELECT EXISTS (SELECT 1 {NEW_ROWS})"
 INSERT_SQL = f"""
     INSERT INTO catalog_product

@@ -27,9 +27,10 @@ END $$
 """
 
 
-def returns_at_no_level(name: str, source: str) -> str:
-    """0007's trigger function, returning before its statement when no level is kept."""
-    sql = levels.trigger_function(name, levels.APPLY_BOUNDED, source, True)
+def returns_at_no_level(name: str, source: str, apply: str = levels.APPLY_BOUNDED) -> str:
+    """0007's trigger function (or one with another body, `apply`), returning before its statement when no level
+    is kept."""
+    sql = levels.trigger_function(name, apply, source, True)
     assert sql.count("BEGIN\n") == 1
     return sql.replace("BEGIN\n", "BEGIN\n    IF levels = 0 THEN\n        RETURN NULL;\n    END IF;\n")
 

@@ -14,21 +14,14 @@ summaries = importlib.import_module("quantizer.migrations.0003_cluster_summaries
 levels = importlib.import_module("quantizer.migrations.0007_summary_levels")
 level_rebuild = importlib.import_module("quantizer.migrations.0008_summary_level_rebuild")
 
-# 0007's body of a trigger function: the statement that applies the changes into `emptied`, then the DELETE
+# 0007's body of a trigger function, the statement that applies the changes into `emptied` run by EXECUTE (`levels`
+# passed as $1), then the DELETE
 STATEMENT_END = "SELECT array_agg(id) INTO emptied FROM written WHERE size <= 0;"
 assert levels.APPLY_BOUNDED.count(STATEMENT_END) == 1 and levels.APPLY_BOUNDED.count("levels)") == 1
-
-
-def planned_per_statement(name: str, source: str) -> str:
-    """0008's trigger function with its statement run by EXECUTE (`levels` passed as $1)."""
-    head, tail = levels.APPLY_BOUNDED.split(STATEMENT_END)
-    statement = (head.format(source=source).replace("levels)", "$1)")
-                 + "SELECT array_agg(id) FROM written WHERE size <= 0")
-    assert "$q$" not in statement
-    apply = f"    EXECUTE $q$\n{statement}\n    $q$ INTO emptied USING levels;{tail}"
-    sql = levels.trigger_function(name, "{source}", apply, True)  # the body goes in as it is
-    assert sql.count("BEGIN\n") == 1
-    return sql.replace("BEGIN\n", "BEGIN\n    IF levels = 0 THEN\n        RETURN NULL;\n    END IF;\n")
+HEAD, TAIL = levels.APPLY_BOUNDED.split(STATEMENT_END)
+assert "$q$" not in HEAD
+PLANNED_PER_STATEMENT = (f"    EXECUTE $q$\n{HEAD.replace('levels)', '$1)')}SELECT array_agg(id) FROM written WHERE size <= 0"
+                         f"\n    $q$ INTO emptied USING levels;{TAIL}")
 
 
 class Migration(migrations.Migration):
@@ -39,7 +32,8 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            [planned_per_statement(name, source) for name, _, _, _, source in summaries.TRIGGERS],
+            [level_rebuild.returns_at_no_level(name, source, PLANNED_PER_STATEMENT)
+             for name, _, _, _, source in summaries.TRIGGERS],
             reverse_sql=[level_rebuild.returns_at_no_level(name, source) for name, _, _, _, source in summaries.TRIGGERS],
         ),
     ]
