@@ -55,7 +55,7 @@ class Category(TreeNode):
     model_name="ProductCategoryEvent",
 )
 class Product(models.Model):
-    external_id = models.CharField(max_length=200, unique=True)
+    external_id = models.CharField(max_length=200)
     name = models.CharField(max_length=500)
     brand = models.CharField(max_length=200, blank=True, default="")
     description = models.TextField(blank=True, default="")
@@ -71,7 +71,10 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["brand"])]
+        # A constraint rather than unique=True, which adds a varchar_pattern_ops index for LIKE 'x%' that no
+        # query uses; nor does any use a plain index on brand (searches compare UPPER(brand)). Each index costs
+        # every imported row (docs/benchmarks.md, "Import").
+        constraints = [models.UniqueConstraint(fields=["external_id"], name="product_unique_external_id")]
 
     def __str__(self):
         return f"{self.name} ({self.external_id})"

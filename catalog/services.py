@@ -14,7 +14,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.models import Category, Product, ProductCategoryEvent
-from catalog.rows import FILE_EXTENSIONS, PATH_SEPARATOR, CatalogFileError, CatalogRow, RowError, read_catalog
+from catalog.rows import (
+    FILE_EXTENSIONS, PATH_SEPARATOR, CatalogFileError, CatalogRow, RowError, collector_paused, read_catalog,
+)
 from jobs.runner import start_job
 
 Progress = Callable[[int, int], None]
@@ -206,6 +208,7 @@ UPDATE_SQL = f"""
 """
 
 
+@collector_paused()
 @transaction.atomic
 def import_rows(
     *, rows: list[CatalogRow], user=None, progress: Progress | None = None, overwrite: bool = False,
@@ -232,8 +235,9 @@ def import_rows(
             with cursor.copy(f"COPY {STAGING_TABLE} ({', '.join(STAGING_COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(_staging_values(row, category_id[row.category_path]))
-            # row count and join-key statistics, so a small file meets a large catalog through its index
-            cursor.execute(f"ANALYZE {STAGING_TABLE} (external_id)")
+            if Product.objects.exists():
+                # row count and join-key statistics, so a small file meets a large catalog through its index
+                cursor.execute(f"ANALYZE {STAGING_TABLE} (external_id)")
             cursor.execute(WOULD_MOVE_SQL)
             would_move = cursor.fetchall()
             moved = {} if overwrite else moved_since_import([product_id for _, _, product_id, _, _ in would_move])
@@ -253,9 +257,11 @@ def import_rows(
                 created_ids = sorted(product_id for (product_id,) in cursor.fetchall())  # ids follow file order
             if progress and staged:
                 progress(len(created_ids), staged)
-            cursor.execute(IGNORE_NO_TRIGGER_SQL)
-            cursor.execute(UPDATE_SQL, [now])
-            updated_ids = [product_id for _, product_id in sorted(cursor.fetchall())]  # in file order
+            updated_ids = []
+            if len(created_ids) < staged:  # else every row was new: nothing to compare
+                cursor.execute(IGNORE_NO_TRIGGER_SQL)
+                cursor.execute(UPDATE_SQL, [now])
+                updated_ids = [product_id for _, product_id in sorted(cursor.fetchall())]  # in file order
             if progress and staged:
                 progress(staged, staged)
             cursor.execute(f"DROP TABLE {STAGING_TABLE}")

@@ -1,6 +1,8 @@
+import gc
 import io
 
 import pytest
+from django.db import IntegrityError, transaction
 from pghistory.models import Context
 
 from catalog.models import Category, Product, ProductCategoryEvent
@@ -347,6 +349,33 @@ def test_imported_products_get_codes_from_the_active_run(tmp_path):
     more = GOOD.replace("Parmigiano Reggiano 200 g", "Parmigiano Reggiano 400 g")
     call_command("import_catalog", str(write(tmp_path, more, "more.csv")), verbosity=0)
     assert audits.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_import_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    # Reading and importing pause the collector (catalog.rows.collector_paused); a worker gets it back as it was,
+    # from a file that fails too.
+    typo = HEADER + "P9,Grana Padano,Zanetti,,Dairy > Cheese > Hard Chese,,\n"
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            import_catalog(path=write(tmp_path, GOOD))
+            assert gc.isenabled() is enabled
+            with pytest.raises(CatalogFileError):  # an unknown category: raised by import_rows
+                import_catalog(path=write(tmp_path, typo))
+            assert gc.isenabled() is enabled
+            with pytest.raises(CatalogFileError):  # a row without a name: raised by read_catalog
+                import_catalog(path=write(tmp_path, GOOD + "P9,,B,,A,,\n"))
+            assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+
+
+@pytest.mark.django_db
+def test_the_database_holds_one_product_per_external_id():
+    Product.objects.create(external_id="P1", name="Parmigiano")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Product.objects.create(external_id="P1", name="Grana Padano")
 
 
 @pytest.mark.django_db
