@@ -1,6 +1,7 @@
 """Import throughput: ../shared/data/instacart.csv and bigbasket.csv, each into a fresh database.
 
     .venv/bin/python bench/import_catalog.py [--runs 3] [--files instacart.csv bigbasket.csv] [--statements]
+    .venv/bin/python bench/import_catalog.py --files --generated 1000000 --passes fresh   # the demo generator's CSV
 
 Per file and run: an empty database, the import (`import_catalog` = `read_catalog`, which parses and
 validates every row, then `import_rows`: category checks, categories, COPY into a staging table,
@@ -43,6 +44,22 @@ class StatementTimes:
                 time.perf_counter() - started)
 
 
+def generated_csv(n: int) -> Path:
+    """The demo generator's N products (seed 0) as a CSV in the temporary folder, written once per N."""
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / "semid-bench-import" / f"generated-{n}.csv"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from catalog.demo import generate_demo_catalog, write_csv
+
+        partial = path.with_suffix(".partial")
+        write_csv(generate_demo_catalog(n_products=n, seed=0), partial)
+        partial.rename(path)
+    return path
+
+
 def moved_rows(rows):
     """`rows` with every product's category path the next one in sorted order: each product moves."""
     from dataclasses import replace
@@ -55,15 +72,22 @@ def moved_rows(rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="fresh databases per file (median reported)")
-    parser.add_argument("--files", nargs="+", default=["instacart.csv", "bigbasket.csv"])
+    parser.add_argument("--files", nargs="*", default=["instacart.csv", "bigbasket.csv"], help="of ../shared/data")
+    parser.add_argument("--generated", type=int, metavar="N", help="also the demo generator's N products (seed 0)")
+    parser.add_argument("--passes", nargs="+", choices=PASSES, default=list(PASSES),
+                        help="in this order, on one database per file and run")
     parser.add_argument("--statements", action="store_true", help="time each SQL statement of the last run")
     args = parser.parse_args()
-    files = require(*args.files)
+    files = require(*args.files) if args.files else []
+    if args.generated:
+        files.append(generated_csv(args.generated))
+    if not files:
+        parser.error("nothing to import: name --files or --generated")
 
     print(f"{'file':<16} {'pass':<10} {'run':>3} {'rows':>7} {'read s':>7} {'write s':>7} {'rows/s':>8}  result")
     medians, breakdowns = [], []
     for path in files:
-        rates = {label: [] for label in PASSES}
+        rates = {label: [] for label in args.passes}
         for run in range(1, args.runs + 1):
             fresh_database("semid_bench_import")
             from django.db import connection
@@ -71,7 +95,7 @@ def main():
             from catalog.rows import read_catalog
             from catalog.services import import_rows
 
-            for label in PASSES:
+            for label in args.passes:
                 times = StatementTimes()
                 with connection.execute_wrapper(times):
                     started = time.perf_counter()
@@ -87,11 +111,11 @@ def main():
                       f"unchanged {result.unchanged}", flush=True)
                 if run == args.runs:
                     breakdowns.append((path.name, label, read, write, times.seconds))
-        medians.append((path.name, result.rows, *(statistics.median(rates[label]) for label in PASSES)))
-    print(f"\nmedian of {args.runs} run(s)\n{'file':<16} {'rows':>7} {'fresh rows/s':>13} {'re-import rows/s':>17} "
-          f"{'moves rows/s':>13}")
-    for name, rows, fresh, again, moves in medians:
-        print(f"{name:<16} {rows:>7} {fresh:>13.0f} {again:>17.0f} {moves:>13.0f}")
+        medians.append((path.name, result.rows, *(statistics.median(rates[label]) for label in args.passes)))
+    header = "".join(f" {label + ' rows/s':>17}" for label in args.passes)
+    print(f"\nmedian of {args.runs} run(s)\n{'file':<16} {'rows':>7}{header}")
+    for name, rows, *rates_ in medians:
+        print(f"{name:<16} {rows:>7}" + "".join(f" {rate:>17.0f}" for rate in rates_))
     print(f"peak memory (max RSS): {peak_rss_mib():.0f} MiB")
     if args.statements:
         for name, label, read, write, seconds in breakdowns:
