@@ -12,12 +12,14 @@ import functools
 import gc
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 PATH_SEPARATOR = " > "
 REQUIRED_COLUMNS = ("external_id", "name", "category_path")
 KNOWN_COLUMNS = ("external_id", "name", "brand", "description", "category_path", "size")
+_KNOWN = frozenset(KNOWN_COLUMNS)
 EXPECTED_HEADER = "external_id,name,brand,description,category_path"
 FILE_EXTENSIONS = (".csv", ".jsonl", ".ndjson")  # CSV, or JSON Lines
 # The longest value each column may hold (catalog.models uses the same numbers for its columns).
@@ -26,8 +28,10 @@ MAX_LEVEL_LENGTH = 200  # one level of a category path (Category.name)
 MAX_PATH_LENGTH = 1000  # the whole path, levels joined by " > " (Category.path)
 
 
-@dataclass(frozen=True)
-class CatalogRow:
+class CatalogRow(NamedTuple):
+    """One valid row of a file. A named tuple: a million of them are built per file, each in half the time a frozen
+    dataclass takes (`_replace` gives a changed copy)."""
+
     row: int
     external_id: str
     name: str
@@ -35,7 +39,7 @@ class CatalogRow:
     description: str
     size: str
     category_path: tuple[str, ...]
-    attributes: dict = field(default_factory=dict)
+    attributes: dict  # the file's other columns with a value
 
 
 @dataclass(frozen=True)
@@ -132,10 +136,11 @@ def _validate(
         errors.append(RowError(row, "name is empty"))
     if path_problem:
         errors.append(RowError(row, path_problem))
-    stripped = {"external_id": external_id, "name": name, "brand": brand, "size": size}
-    for column, limit in MAX_LENGTHS.items():
-        if len(stripped[column]) > limit:
-            errors.append(RowError(row, f"{column} is over {limit} characters"))
+    if (len(external_id) > MAX_LENGTHS["external_id"] or len(name) > MAX_LENGTHS["name"]
+            or len(brand) > MAX_LENGTHS["brand"] or len(size) > MAX_LENGTHS["size"]):
+        stripped = {"external_id": external_id, "name": name, "brand": brand, "size": size}
+        errors += [RowError(row, f"{column} is over {limit} characters")
+                   for column, limit in MAX_LENGTHS.items() if len(stripped[column]) > limit]
     if check_nul:
         for key, value in values.items():
             # PostgreSQL text and JSON cannot hold a NUL character (in JSON Lines it arrives as \u0000)
@@ -145,7 +150,7 @@ def _validate(
     if errors:
         return None, errors
     attributes = {
-        k: v for k, v in values.items() if k not in KNOWN_COLUMNS and k is not None and v not in (None, "")
+        k: v for k, v in values.items() if k not in _KNOWN and k is not None and v not in (None, "")
     }
     return (
         CatalogRow(

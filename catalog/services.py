@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pghistory
@@ -112,7 +112,7 @@ def check_category_paths(rows: list[CatalogRow], *, allow_new_categories: bool =
             spelled.setdefault(PATH_SEPARATOR.join(levels).lower(), PATH_SEPARATOR.join(levels))  # first spelling wins
         spelling[written] = tuple(levels)
     resolved = [row if spelling[row.category_path] == row.category_path
-                else replace(row, category_path=spelling[row.category_path]) for row in rows]
+                else row._replace(category_path=spelling[row.category_path]) for row in rows]
     paths = set(spelling.values())
     in_file = {PATH_SEPARATOR.join(levels[:d]) for levels in paths for d in range(1, len(levels))}
     leaves = sorted(p for p in existing if p not in with_children)
