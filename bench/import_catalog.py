@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _django import fresh_database, require  # noqa: E402
+from _django import ROOT, fresh_database, require  # noqa: E402
 from common import peak_rss_mib  # noqa: E402
 
 PASSES = ("fresh", "re-import", "moves")
@@ -51,7 +51,7 @@ def generated_csv(n: int) -> Path:
     path = Path(tempfile.gettempdir()) / "semid-bench-import" / f"generated-{n}.csv"
     if not path.exists():
         path.parent.mkdir(exist_ok=True)
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        sys.path.insert(0, str(ROOT))
         from catalog.demo import generate_demo_catalog, write_csv
 
         partial = path.with_suffix(".partial")

@@ -53,6 +53,10 @@ class Category(TreeNode):
     pghistory.UpdateEvent("category_changed", condition=pghistory.AnyChange("category")),
     fields=["category"],
     model_name="ProductCategoryEvent",
+    # The copied category as pghistory copies a foreign key, less its index: a product's history is read by
+    # pgh_obj_id, and the index cost every imported product's "created" row (docs/benchmarks.md, "Import").
+    attrs={"category": models.ForeignKey(Category, null=True, blank=True, db_index=False, db_constraint=False,
+                                         on_delete=models.DO_NOTHING, related_name="+", related_query_name="+")},
 )
 class Product(models.Model):
     external_id = models.CharField(max_length=200)

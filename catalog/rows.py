@@ -18,8 +18,7 @@ from typing import NamedTuple
 
 PATH_SEPARATOR = " > "
 REQUIRED_COLUMNS = ("external_id", "name", "category_path")
-KNOWN_COLUMNS = ("external_id", "name", "brand", "description", "category_path", "size")
-_KNOWN = frozenset(KNOWN_COLUMNS)
+KNOWN_COLUMNS = frozenset({"external_id", "name", "brand", "description", "category_path", "size"})
 EXPECTED_HEADER = "external_id,name,brand,description,category_path"
 FILE_EXTENSIONS = (".csv", ".jsonl", ".ndjson")  # CSV, or JSON Lines
 # The longest value each column may hold (catalog.models uses the same numbers for its columns).
@@ -150,7 +149,7 @@ def _validate(
     if errors:
         return None, errors
     attributes = {
-        k: v for k, v in values.items() if k not in _KNOWN and k is not None and v not in (None, "")
+        k: v for k, v in values.items() if k not in KNOWN_COLUMNS and k is not None and v not in (None, "")
     }
     return (
         CatalogRow(

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import dj_database_url
-import pghistory
 
 from config import embedded
 
@@ -93,13 +92,6 @@ MIDDLEWARE = [
     "pghistory.middleware.HistoryMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its lockout response
 ]
-
-# The history tables copy a tracked foreign key (a product's category) without an index: a product's history is read
-# by pgh_obj_id and joins its category by the category's key, and this index cost every imported product's "created"
-# row (docs/benchmarks.md, "Import"). The object and context keys inherit the setting, so they name their index.
-PGHISTORY_FOREIGN_KEY_FIELD = pghistory.ForeignKey(db_index=False)
-PGHISTORY_OBJ_FIELD = pghistory.ObjForeignKey(db_index=True)
-PGHISTORY_CONTEXT_FIELD = pghistory.ContextForeignKey(db_index=True)
 
 # Brute force: a username is locked out from an address after AXES_FAILURE_LIMIT wrong passwords
 # (login page, admin and POST /api/token/ alike) for AXES_COOLOFF_TIME hours.
