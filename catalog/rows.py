@@ -12,6 +12,7 @@ import functools
 import gc
 import io
 import json
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -113,18 +114,16 @@ def _checked_path(raw) -> tuple[tuple[str, ...], str | None]:
 _checked_text_path = functools.lru_cache(maxsize=8192)(_checked_path)
 
 
-def _validate(
-    row: int, values: dict, seen: dict[str, int], check_nul: bool = True, allow_uncategorized: bool = False
-) -> tuple[CatalogRow | None, list[RowError]]:
-    errors = []
-    external_id = str(values.get("external_id") or "").strip()
-    name = str(values.get("name") or "").strip()
-    brand = str(values.get("brand") or "").strip()
-    size = str(values.get("size") or "").strip()
-    raw_path = values.get("category_path")
+def _validate(row: int, cells: tuple, attributes: dict, seen: dict[str, int], allow_uncategorized: bool = False
+              ) -> tuple[CatalogRow | None, list[RowError]]:
+    """A row from its `cells` (external_id, name, brand, description, size: text; category_path: text or a list)
+    and its other columns with a value (`attributes`), or its errors. `seen`: external_id -> row, of the rows before."""
+    external_id, name, brand, description, size, raw_path = cells
+    external_id, name, brand, size = external_id.strip(), name.strip(), brand.strip(), size.strip()
     path, path_problem = (_checked_text_path if isinstance(raw_path, str) else _checked_path)(raw_path)
     if allow_uncategorized and not any(path):
         path, path_problem = (), None  # an uncategorized product: the audit suggests its category
+    errors = []
     if not external_id:
         errors.append(RowError(row, "external_id is empty"))
     elif external_id in seen:
@@ -140,30 +139,24 @@ def _validate(
         stripped = {"external_id": external_id, "name": name, "brand": brand, "size": size}
         errors += [RowError(row, f"{column} is over {limit} characters")
                    for column, limit in MAX_LENGTHS.items() if len(stripped[column]) > limit]
-    if check_nul:
-        for key, value in values.items():
-            # PostgreSQL text and JSON cannot hold a NUL character (in JSON Lines it arrives as \u0000)
-            if any("\x00" in text or "\\u0000" in text for text in (str(key), str(value))):
-                shown = str(key).replace("\x00", "\\x00")  # the error itself is stored as text
-                errors.append(RowError(row, f"{shown} holds a NUL character"))
     if errors:
         return None, errors
-    attributes = {
-        k: v for k, v in values.items() if k not in KNOWN_COLUMNS and k is not None and v not in (None, "")
-    }
-    return (
-        CatalogRow(
-            row=row,
-            external_id=external_id,
-            name=name,
-            brand=brand,
-            description=str(values.get("description") or "").strip(),
-            size=size,
-            category_path=path,
-            attributes=attributes,
-        ),
-        [],
-    )
+    return CatalogRow(row, external_id, name, brand, description.strip(), size, path, attributes), []
+
+
+def _nul_errors(row: int, items) -> list[RowError]:
+    """A row error for each (column, value) of `items` holding a NUL character: PostgreSQL text and JSON cannot
+    hold one (in JSON Lines it arrives as \\u0000)."""
+    errors = []
+    for key, value in items:
+        if any("\x00" in text or "\\u0000" in text for text in (str(key), str(value))):
+            shown = str(key).replace("\x00", "\\x00")  # the error itself is stored as text
+            errors.append(RowError(row, f"{shown} holds a NUL character"))
+    return errors
+
+
+# The columns a row's cells come from, in `_validate`'s order.
+CELL_COLUMNS = ("external_id", "name", "brand", "description", "size", "category_path")
 
 
 def _read_csv(text: str, allow_uncategorized: bool = False) -> tuple[list[CatalogRow], list[RowError]]:
@@ -183,9 +176,13 @@ def _read_csv(text: str, allow_uncategorized: bool = False) -> tuple[list[Catalo
         if "" in header:
             problems.append("an unnamed column")
         return [], [RowError(1, f"header has {'; '.join(problems)}; expected {EXPECTED_HEADER} (+ optional columns)")]
+    # A row's cells by position: an optional column the file lacks reads the empty cell appended to every row.
+    width = len(header)
+    cells = operator.itemgetter(*(header.index(c) if c in header else width for c in CELL_COLUMNS))
+    extra = [(i, h) for i, h in enumerate(header) if h not in KNOWN_COLUMNS]
     rows, errors, seen = [], [], {}
     # A cell is a stretch of the file less some quote characters: when the file, quotes dropped, holds
-    # no NUL and no literal \u0000, no cell does, and the per-cell check is skipped.
+    # no NUL and no literal \\u0000, no cell does, and the per-cell check is skipped.
     check_nul = "\x00" in text or "\\u0000" in text.replace('"', "")
     while True:
         try:
@@ -198,19 +195,22 @@ def _read_csv(text: str, allow_uncategorized: bool = False) -> tuple[list[Catalo
         number = reader.line_num
         if not fields or fields == [""]:
             continue
-        if len(fields) != len(header):
-            errors.append(RowError(number, f"expected {len(header)} fields, found {len(fields)}"))
+        if len(fields) != width:
+            errors.append(RowError(number, f"expected {width} fields, found {len(fields)}"))
             continue
-        parsed, row_errors = _validate(number, dict(zip(header, fields)), seen, check_nul, allow_uncategorized)
-        errors.extend(row_errors)
-        if parsed:
+        nul = _nul_errors(number, zip(header, fields)) if check_nul else []
+        fields.append("")
+        parsed, row_errors = _validate(number, cells(fields), {h: fields[i] for i, h in extra if fields[i]}, seen,
+                                       allow_uncategorized)
+        errors += row_errors + nul
+        if parsed and not nul:
             rows.append(parsed)
     return rows, errors
 
 
 def _read_jsonl(text: str, allow_uncategorized: bool = False) -> tuple[list[CatalogRow], list[RowError]]:
     rows, errors, seen = [], [], {}
-    # Only an escape can put a NUL, or the backslash of a literal \u0000, into a decoded value.
+    # Only an escape can put a NUL, or the backslash of a literal \\u0000, into a decoded value.
     check_nul = "\\" in text or "\x00" in text
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -228,9 +228,13 @@ def _read_jsonl(text: str, allow_uncategorized: bool = False) -> tuple[list[Cata
             errors.append(RowError(number, f"missing key(s) {', '.join(missing)}"))
             continue
         values = {k: (json.dumps(v) if isinstance(v, (dict, list)) and k != "category_path" else v) for k, v in values.items()}
-        parsed, row_errors = _validate(number, values, seen, check_nul, allow_uncategorized)
-        errors.extend(row_errors)
-        if parsed:
+        nul = _nul_errors(number, values.items()) if check_nul else []
+        texts = tuple(str(values.get(c) or "") for c in CELL_COLUMNS[:-1])
+        attributes = {k: v for k, v in values.items() if k not in KNOWN_COLUMNS and v not in (None, "")}
+        parsed, row_errors = _validate(number, (*texts, values.get("category_path")), attributes, seen,
+                                       allow_uncategorized)
+        errors += row_errors + nul
+        if parsed and not nul:
             rows.append(parsed)
     return rows, errors
 

@@ -261,6 +261,30 @@ def test_nul_in_a_json_lines_attribute_key_or_nested_value_is_a_row_error(tmp_pa
         "row 1: co\\x00lour holds a NUL character", "row 2: tags holds a NUL character"]
 
 
+@pytest.mark.django_db
+def test_csv_cells_are_read_by_their_header_in_any_column_order(tmp_path):
+    """Columns in another order, the optional ones missing, an extra column empty in one row."""
+    text = ("category_path,colour,name,external_id\n"
+            "Dairy > Milk,white,Oat milk,C1\n"
+            "Drinks > Tea,,Green tea,C2\n")
+    result = import_catalog(path=write(tmp_path, text))
+
+    assert result.created == 2
+    rows = {p.external_id: p for p in Product.objects.select_related("category")}
+    assert (rows["C1"].name, rows["C1"].brand, rows["C1"].description, rows["C1"].size) == ("Oat milk", "", "", "")
+    assert rows["C1"].category.path == "Dairy > Milk" and rows["C1"].attributes == {"colour": "white"}
+    assert rows["C2"].category.path == "Drinks > Tea" and rows["C2"].attributes == {}
+
+
+@pytest.mark.django_db
+def test_a_row_with_a_nul_is_reported_with_its_other_errors_and_keeps_its_id(tmp_path):
+    text = HEADER + "P1,,B,,A > B,,1\x00.99\n" + "P1,Milk,B,,A > B,,\n"
+    with pytest.raises(CatalogFileError) as excinfo:
+        import_catalog(path=write(tmp_path, text))
+    assert [str(e) for e in excinfo.value.errors] == [
+        "row 2: name is empty", "row 2: price holds a NUL character", "row 3: external_id 'P1' duplicates row 2"]
+
+
 def test_row_limits_match_the_database_columns():
     from catalog.rows import MAX_LENGTHS, MAX_LEVEL_LENGTH, MAX_PATH_LENGTH
 
