@@ -1,9 +1,21 @@
 """An audit run: score every product of a quantizer run, calibrate, and write its flags (one per product,
-ordered for the queues), its scores (what `export_audit` writes) and a report."""
+ordered for the queues), its scores (what `export_audit` writes) and a report.
+
+`run_audit` does it all in one process (the pipeline audits the run it trained, in memory). The audit job fans out
+(`audit_plan`): the plan reads the run's products, counts their texts and chooses the classifiers' L2 weight, and
+writes what the classifiers read into a folder of SEMID_HOME, which every worker shares (as it shares uploads);
+each fold classifier of the catalog's labels and of the calibration copy's is a chunk (`fit_audit_fold`), any
+worker's; the finish (`finish_audit`) is `run_audit` with the fitted folds, so its flags and scores are those of
+one process.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -11,7 +23,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 
-from audit.core import CodePrefixes, calibrate, product_words, score_products, taxonomy_issues, text_terms
+from audit.core import (CodePrefixes, ScoringConfig, calibrate, leaf_classes, product_words, score_products,
+                        taxonomy_issues, text_terms)
+from audit.core.calibration import CALIBRATION_RATE, copy_taxonomy
+from audit.core.scoring import FoldFit, fold_fits, scorable_labels
+from audit.core.signals import SIGNALS, choose_weight_decay, fit_fold, fold_of, has_brands, text_features
 from audit.evidence import Evidence, FlavorView
 from audit.models import AuditReport, Flag, Queue, Score
 from config.database import analyze_tables, copy_arrays, copy_objects
@@ -67,14 +83,15 @@ class AuditTexts(NamedTuple):
         return np.array_equal(self.ids, ids)
 
 
-def audit_texts(*, flavor: str, ids: np.ndarray | None = None) -> AuditTexts:
+def audit_texts(*, flavor: str, ids: np.ndarray | None = None, count: bool = True) -> AuditTexts:
     """`AuditTexts` of `ids`; by default of the products with a vector of the flavor, by id, as the run's
-    training reads them (`catalog.embeddings.embedded_ids`)."""
+    training reads them (`catalog.embeddings.embedded_ids`). `count=False`: no TF-IDF (the texts' features are
+    computed already)."""
     if ids is None:
         ids = embedded_ids(flavor=flavor)
     products = audit_products()
     words = [product_words(products[pk].name, products[pk].brand) for pk in ids.tolist()]
-    return AuditTexts(ids, products, words, text_terms(words))
+    return AuditTexts(ids, products, words, text_terms(words) if count else None)
 
 
 class AuditInput(NamedTuple):
@@ -103,25 +120,44 @@ def audit_input(run: QuantizerRun) -> AuditInput:
     return AuditInput(ids, vectors, taxonomy_array(ids), codes)
 
 
+class AuditFits(NamedTuple):
+    """What a fanned-out audit computed before its finish (`audit_plan`): the classifiers' L2 weight, the texts'
+    features (None: too few terms) and every fold classifier, {signal: [(mean, std, w, b) a fold]}, of the
+    catalog's labels and of the calibration copy's."""
+
+    weight_decay: float
+    lexical: np.ndarray | None
+    catalog: dict
+    copy: dict
+
+
+def _brands(products: dict, ids: np.ndarray) -> np.ndarray:
+    return np.array([products[pk].brand.lower() for pk in ids.tolist()], dtype=object)
+
+
 def run_audit(*, run: QuantizerRun, progress=None, threshold: float | None = None,
-              given: AuditInput | None = None) -> AuditReport:
+              given: AuditInput | None = None, fits: AuditFits | None = None) -> AuditReport:
     """Score every product of the run, calibrate, and create or refresh its flags. `given`: what to score when
     the caller holds it (the pipeline, `AuditInput.of` the run it trained); else `audit_input(run)`. Its texts
-    are read and counted here unless `given` holds them for the same products."""
+    are read and counted here unless `given` holds them for the same products. `fits`: what `audit_plan` and its
+    chunks computed for the same products (nothing is fitted again)."""
     threshold = settings.SEMID_FLAG_THRESHOLD if threshold is None else threshold
     step = progress or (lambda *a, **k: None)
     ids, vectors, taxonomy, codes, texts = given if given is not None else audit_input(run)
     if texts is None or not texts.fits(ids):
-        texts = audit_texts(flavor=run.flavor, ids=ids)
+        texts = audit_texts(flavor=run.flavor, ids=ids, count=fits is None)
     products = texts.products
-    brands = np.array([products[pk].brand.lower() for pk in ids.tolist()], dtype=object)
+    brands = _brands(products, ids)
+    config = ScoringConfig() if fits is None else ScoringConfig(classifier_weight_decay=fits.weight_decay)
     step(0.1, 1.0, "scoring")
     scores = score_products(embeddings=vectors, taxonomy=taxonomy, codes=codes, seed=run.seed, brands=brands,
-                            texts=texts.words, terms=texts.terms, device=default_device())
+                            texts=texts.words, terms=texts.terms, device=default_device(), config=config,
+                            lexical=None if fits is None else fits.lexical,
+                            fold_models=None if fits is None else fits.catalog)
     step(0.5, 1.0, "calibrating")
     calibrator = calibrate(embeddings=vectors, taxonomy=taxonomy, codes=codes, combiner=scores.combiner,
                            seed=run.seed + 1, brands=brands, texts=texts.words, device=default_device(),
-                           reuse=scores)
+                           reuse=scores, config=config, fold_models=None if fits is None else fits.copy)
     confidence = calibrator.predict(scores.raw_score)
     step(0.8, 1.0, "writing flags")
     paths = dict(Category.objects.values_list("pk", "path"))
@@ -242,12 +278,130 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
             "merged": merged, "flagged": len(raised)}
 
 
-def audit_job(*, params: dict, user=None, progress=None) -> dict:
+# --- the audit fanned out over workers ---------------------------------------------------------------------------
+
+AUDIT_FITS = "audit-fits"  # the folder of SEMID_HOME where each fanned-out audit keeps its inputs and fitted folds
+
+
+def audit_plan(run: QuantizerRun, *, progress=None):
+    """The audit of `run` as chunks, one a fold classifier (`fold_fits`, of the catalog's labels and of the
+    calibration copy's), in this order: read the run's products and texts, count the texts and reduce them
+    (`text_features`), choose the classifiers' L2 weight (`choose_weight_decay`), draw the folds; then write the
+    arrays the chunks and the finish read into a folder of their own under SEMID_HOME/audit-fits (binary .npy).
+    The same choices as `score_products` and `calibrate` make in one process, so the finish gives its flags.
+    ValueError where the catalog cannot be audited (`scorable_labels`)."""
+    from jobs.runner import Chunked
+
+    step = progress or (lambda *a, **k: None)
+    step(0.0, 1.0, "reading")
+    ids, vectors, taxonomy, codes, _ = audit_input(run)
+    config, device = ScoringConfig(), default_device()
+    leaf_paths, labels = scorable_labels(taxonomy, config)
+    texts = audit_texts(flavor=run.flavor, ids=ids)
+    brands = _brands(texts.products, ids)
+    step(0.3, 1.0, "counting the texts")
+    lexical = text_features(texts.words, seed=run.seed, device=device, terms=texts.terms)
+    inputs = vectors if lexical is None else np.hstack([vectors, lexical])
+    step(0.6, 1.0, "choosing the classifiers' weight")
+    weight_decay = choose_weight_decay(inputs, labels, len(leaf_paths), n_folds=config.n_folds, seed=run.seed,
+                                       device=device, max_iter=config.classifier_max_iter)
+    del inputs
+    signals = SIGNALS if has_brands(brands) else tuple(s for s in SIGNALS if s != "brand_out")
+    copy_leaves, copy_labels = leaf_classes(copy_taxonomy(taxonomy, rate=CALIBRATION_RATE, seed=run.seed + 1,
+                                                          embeddings=vectors)[0])
+    fits = (fold_fits(labels, signals=signals, seed=run.seed, config=config)
+            + fold_fits(copy_labels, signals=signals, seed=run.seed + 1, copy=True, config=config))
+    folder = Path(settings.SEMID_HOME) / AUDIT_FITS / f"run-{run.pk}-{uuid.uuid4().hex[:12]}"
+    folder.mkdir(parents=True)
+    arrays = {"ids": ids, "vectors": vectors, "taxonomy": taxonomy, "codes": codes, "labels-catalog": labels,
+              "labels-copy": copy_labels}
+    if lexical is not None:
+        arrays["lexical"] = lexical
+    for which, these in (("catalog", labels), ("copy", copy_labels)):
+        for signal, n_folds, seed in {(f.signal, f.n_folds, f.seed) for f in fits if f.copy == (which == "copy")}:
+            arrays[f"folds-{which}-{signal}"] = fold_of(these, n_folds, seed, brands if signal == "brand_out" else None)
+    try:
+        for name, values in arrays.items():
+            np.save(folder / f"{name}.npy", np.asarray(values))
+    except BaseException:  # a full disk: no half-written folder stays behind
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    step(1.0, 1.0, f"{len(fits)} fold classifiers to fit")
+    state = {"run": run.pk, "folder": str(folder), "weight_decay": weight_decay,
+             "leaves": {"catalog": len(leaf_paths), "copy": len(copy_leaves)}}
+    return Chunked(chunks=[dataclasses.asdict(fit) for fit in fits], run_chunk="audit.runs.fit_audit_fold",
+                   finish="audit.runs.finish_audit", cleanup="audit.runs.remove_audit_fits", state=state)
+
+
+def _which(fit: FoldFit) -> str:
+    return "copy" if fit.copy else "catalog"
+
+
+def _fit_file(fit: FoldFit) -> str:
+    return f"fit-{_which(fit)}-{fit.signal}-{fit.fold}.npz"
+
+
+def fit_audit_fold(*, params: dict, state: dict, chunk: dict, progress=None) -> dict:
+    """One chunk of `audit_plan`: its fold classifier (`fit_fold`) on the plan's inputs, written beside them."""
+    import torch
+
+    fit, folder = FoldFit(**chunk), Path(state["folder"])
+    if progress:
+        progress(0.0, 1.0, f"{'calibrating' if fit.copy else 'scoring'}: {fit.signal} fold {fit.fold + 1} of "
+                           f"{fit.n_folds}")
+    vectors = np.load(folder / "vectors.npy")
+    lexical = folder / "lexical.npy"
+    inputs = np.hstack([vectors, np.load(lexical)]) if lexical.exists() else vectors
+    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=torch.device(default_device()))
+    del vectors, inputs
+    model = fit_fold(x, np.load(folder / f"labels-{_which(fit)}.npy"),
+                     np.load(folder / f"folds-{_which(fit)}-{fit.signal}.npy"), fit.fold,
+                     state["leaves"][_which(fit)], state["weight_decay"], ScoringConfig().classifier_max_iter)
+    partial = folder / f"{_fit_file(fit)}.partial"  # a chunk run twice replaces its file whole
+    with partial.open("wb") as handle:
+        np.savez(handle, *(t.cpu().numpy() for t in model))
+    partial.rename(folder / _fit_file(fit))
+    return chunk
+
+
+def audit_fits(state: dict, fitted: list[dict]) -> AuditFits:
+    """The plan's L2 weight and text features, and every fold its chunks fitted (`fit_audit_fold`: `fitted` are
+    their results, each its chunk)."""
+    folder = Path(state["folder"])
+    models = {"catalog": {}, "copy": {}}
+    for fit in (FoldFit(**chunk) for chunk in fitted):
+        with np.load(folder / _fit_file(fit)) as saved:
+            model = tuple(saved[f"arr_{i}"] for i in range(4))
+        models[_which(fit)].setdefault(fit.signal, [None] * fit.n_folds)[fit.fold] = model
+    lexical = folder / "lexical.npy"
+    return AuditFits(state["weight_decay"], np.load(lexical) if lexical.exists() else None, models["catalog"],
+                     models["copy"])
+
+
+def finish_audit(*, params: dict, state: dict, results: list[dict], progress=None) -> dict:
+    """`run_audit` of the products the plan read, with the folds its chunks fitted; the folder goes after."""
+    run = QuantizerRun.objects.get(pk=state["run"])
+    folder = Path(state["folder"])
+    ids = np.load(folder / "ids.npy")
+    given = AuditInput(ids, *(np.load(folder / f"{name}.npy") for name in ("vectors", "taxonomy", "codes")),
+                       texts=audit_texts(flavor=run.flavor, ids=ids, count=False))
+    report = run_audit(run=run, given=given, fits=audit_fits(state, results), progress=progress)
+    remove_audit_fits(params=params, state=state)
+    return {"run": run.pk, "report": report.pk, **report.stats}
+
+
+def remove_audit_fits(*, params: dict, state: dict) -> None:
+    """The plan's folder, once its audit is over (finished or failed)."""
+    shutil.rmtree(state["folder"], ignore_errors=True)
+
+
+def audit_job(*, params: dict, user=None, progress=None):
+    """The audit of a run (`params["run_id"]`, or the active run of `params["flavor"]`), fanned out
+    (`audit_plan`)."""
     from jobs.runner import JobFailed
 
     run = QuantizerRun.objects.get(pk=params["run_id"]) if params.get("run_id") else active_run(params["flavor"])
     try:
-        report = run_audit(run=run, progress=progress)
+        return audit_plan(run, progress=progress)
     except ValueError as exc:  # the catalog cannot be audited as it is (too small, one category)
         raise JobFailed(f"audit of run #{run.pk} not possible: {exc}") from None
-    return {"run": run.pk, "report": report.pk, **report.stats}

@@ -1,8 +1,10 @@
 """Embedding throughput of the chunked `embed` job with 1, 2 and 4 Celery workers; with `--job pipeline`, the
-`pipeline` job of both flavors (a chunk a flavor) with 1 and 2.
+`pipeline` job of both flavors (a chunk a flavor) with 1 and 2; with `--job audit`, the `audit` job of one run (a
+chunk a fold classifier).
 
     .venv/bin/python bench/fanout.py [--n 8000] [--chunk-size 1000] [--workers 1 2 4] [--runs 3]
     .venv/bin/python bench/fanout.py --job pipeline --n 1000 --workers 1 2 [--config '{"epochs": 20}']
+    .venv/bin/python bench/fanout.py --job audit --n 4000 --workers 1 2 4 [--config '{"epochs": 20}']
 
 A generated catalog (`catalog.demo.generate_demo_catalog` scaled to --n products) is imported into a fresh
 database; for each worker count, that many real Celery workers are started (each `--pool solo`, one process,
@@ -12,7 +14,10 @@ vector deleted before each run so all are encoded. Printed per worker count: the
 (queued to succeeded) and products/s, every run's time, the chunks each worker took, and the load average
 around the runs (this machine is shared). A warm-up job first loads the encoder in every worker.
 `--job pipeline`: every run and vector deleted before each run, then one `pipeline` job (embed, train, assign,
-evaluate, audit; precision and discovery, seed 0, the recipe with `--config`'s overrides).
+evaluate, audit; precision and discovery, seed 0, the recipe with `--config`'s overrides). `--job audit`: the
+precision flavor embedded and one run trained in this process first (seed 0, `--config`'s overrides); then, each
+run, the run's flags, scores and reports deleted and one `audit` job of it (plan, a chunk a fold classifier on the
+workers, the finish scores, calibrates and writes).
 Use its own SEMID_HOME (its embedded Redis then holds nobody else's queue).
 """
 
@@ -108,6 +113,16 @@ def pipeline_once(overrides: dict) -> tuple[float, object]:
     return timed_job("pipeline", {"flavors": ["precision", "discovery"], "seed": 0, "overrides": overrides})
 
 
+def audit_once(run) -> tuple[float, object]:
+    """The run's audit forgotten, then one `audit` job of it through the workers."""
+    from audit.models import AuditReport, Flag, Score
+
+    Flag.objects.filter(run=run).delete()
+    Score.objects.filter(run=run).delete()
+    AuditReport.objects.filter(run=run).delete()
+    return timed_job("audit", {"run_id": run.pk})
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=8000, help="products in the generated catalog")
@@ -115,8 +130,8 @@ def main():
                         help="products a chunk (8 chunks at 8,000: 1, 2 and 4 workers get equal shares)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--job", choices=["embed", "pipeline"], default="embed")
-    parser.add_argument("--config", default="{}", help="--job pipeline: the runs' recipe overrides (JSON)")
+    parser.add_argument("--job", choices=["embed", "pipeline", "audit"], default="embed")
+    parser.add_argument("--config", default="{}", help="--job pipeline / audit: the runs' recipe overrides (JSON)")
     args = parser.parse_args()
     import json
 
@@ -133,20 +148,30 @@ def main():
     path = write_csv(generate_demo_catalog(n_products=args.n, seed=0), log_dir / "fanout-catalog.csv")
     import_catalog(path=path)
     products = Product.objects.count()
-    chunks = "2 chunks (a flavor each)" if args.job == "pipeline" else \
-        f"{-(-products // args.chunk_size)} chunks of {args.chunk_size}"
+    audited = None
+    if args.job == "audit":
+        from catalog.embeddings import embed_products
+        from quantizer.services import create_run, train_run
+
+        embed_products(flavor="precision")
+        audited = train_run(run=create_run(flavor="precision", seed=0, overrides=overrides))
+    chunks = {"pipeline": "2 chunks (a flavor each)", "audit": "a chunk a fold classifier"}.get(
+        args.job, f"{-(-products // args.chunk_size)} chunks of {args.chunk_size}")
     print(f"{args.job} job: {products} products, {chunks}; {os.cpu_count()} cores; runs: {args.runs} per worker count")
     rows = []
     for count in args.workers:
         workers = spawn_workers(count, log_dir)
         try:
-            warm = list(Product.objects.order_by("id").values_list("id", flat=True)[: 8 * count])
-            embed_once(8, warm)  # warm-up: a chunk of 8 products per worker loads its encoder
+            if args.job != "audit":  # (an audit reads no encoder; this warm-up deletes every vector)
+                warm = list(Product.objects.order_by("id").values_list("id", flat=True)[: 8 * count])
+                embed_once(8, warm)  # warm-up: a chunk of 8 products per worker loads its encoder
             load_before = os.getloadavg()[0]
             times, took, rebuilt = [], Counter(), set()
             for _ in range(args.runs):
                 if args.job == "pipeline":
                     elapsed, job = pipeline_once(overrides)
+                elif args.job == "audit":
+                    elapsed, job = audit_once(audited)
                 else:
                     elapsed, job = embed_once(args.chunk_size)
                     rebuilt.add(job.result["precision"]["index_rebuilt"])

@@ -30,6 +30,8 @@ from audit.core.scoring import Scores, ScoringConfig, score_products
 
 # Share of the raw score in the confidence: makes it strictly increasing; moves it by at most this.
 RANK_WEIGHT = 1e-3
+# Share of the calibration copy's labels moved on purpose.
+CALIBRATION_RATE = 0.03
 
 
 @dataclass
@@ -90,18 +92,24 @@ def fit_calibrator(raw, injected, *, suspects=None, correct_for_unknown_errors: 
     return Calibrator(x=x.tolist(), y=y.tolist(), injected_share=share)
 
 
+def copy_taxonomy(taxonomy, *, rate: float, seed: int, embeddings) -> tuple[np.ndarray, np.ndarray]:
+    """The calibration copy's labels: ``taxonomy`` with ``rate`` of its labels moved on purpose (uniform, sibling and
+    look-alike moves) for ``seed``, and the (N,) moved-on-purpose indicator."""
+    return inject_mixture(taxonomy, rate=rate, seed=seed + 202, embeddings=embeddings)
+
+
 def score_copy(
-    *, combiner: Combiner, embeddings, taxonomy, codes, rate: float = 0.03, seed: int = 1, brands=None, texts=None,
+    *, combiner: Combiner, embeddings, taxonomy, codes, rate: float = CALIBRATION_RATE, seed: int = 1, brands=None, texts=None,
     device: str = "cpu", config: ScoringConfig = ScoringConfig(), reuse: Scores | None = None,
+    fold_models: dict | None = None,
 ) -> tuple[Scores, np.ndarray]:
-    """A held-out copy of the catalog with ``rate`` of its labels moved on purpose (uniform, sibling and
-    look-alike moves), scored with ``combiner``; ``reuse``: the catalog's Scores, whose text features and
-    labelled neighbours the copy shares (``score_products``). Returns the copy's Scores and the (N,)
-    moved-on-purpose indicator."""
-    noisy, injected = inject_mixture(taxonomy, rate=rate, seed=seed + 202, embeddings=embeddings)
+    """A held-out copy of the catalog (``copy_taxonomy``), scored with ``combiner``; ``reuse``: the catalog's Scores,
+    whose text features and labelled neighbours the copy shares (``score_products``); ``fold_models``: its
+    classifiers' folds where fitted already. Returns the copy's Scores and the (N,) moved-on-purpose indicator."""
+    noisy, injected = copy_taxonomy(taxonomy, rate=rate, seed=seed, embeddings=embeddings)
     copy = score_products(
         embeddings=embeddings, taxonomy=noisy, codes=codes, combiner=combiner, seed=seed, device=device,
-        config=config, brands=brands, texts=texts, reuse=reuse,
+        config=config, brands=brands, texts=texts, reuse=reuse, fold_models=fold_models,
     )
     return copy, injected
 
@@ -112,7 +120,7 @@ def calibrate(
     taxonomy,
     codes,
     combiner: Combiner,
-    rate: float = 0.03,
+    rate: float = CALIBRATION_RATE,
     seed: int = 1,
     brands=None,
     texts=None,
@@ -120,16 +128,19 @@ def calibrate(
     config: ScoringConfig = ScoringConfig(),
     correct_for_unknown_errors: bool = False,
     reuse: Scores | None = None,
+    fold_models: dict | None = None,
 ) -> Calibrator:
     """Inject ``rate`` known wrong labels into a copy (uniform, sibling and look-alike moves), score
     the copy with the same ``combiner``, fit raw -> P(wrong). ``reuse``: the catalog's Scores, whose text
     features and neighbours the copy shares and whose most suspected products leave the fit
     (``catalog_suspects``, as many as the copy moves).
 
-    Use a ``seed`` other than the one the combiner was fitted with, so the copy is a held-out one.
+    Use a ``seed`` other than the one the combiner was fitted with, so the copy is a held-out one. ``fold_models``:
+    the copy's classifier folds where fitted already (``score_products``).
     """
     copy, injected = score_copy(combiner=combiner, embeddings=embeddings, taxonomy=taxonomy, codes=codes, rate=rate,
-                                seed=seed, brands=brands, texts=texts, device=device, config=config, reuse=reuse)
+                                seed=seed, brands=brands, texts=texts, device=device, config=config, reuse=reuse,
+                                fold_models=fold_models)
     labelled = copy.labels >= 0
     suspects = None
     if reuse is not None:

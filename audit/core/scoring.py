@@ -119,7 +119,8 @@ class Scores:
 
 def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, terms=None, seed: int = 0,
                    device: str = "cpu", config: ScoringConfig = ScoringConfig(), combiner: Combiner | None = None,
-                   reuse: Scores | None = None) -> Scores:
+                   reuse: Scores | None = None, lexical: np.ndarray | None = None,
+                   fold_models: dict | None = None) -> Scores:
     """Score every product's label against its code neighbourhood, nearest neighbours and an
     out-of-fold classifier.
 
@@ -134,7 +135,10 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, term
     leave-self-out signals; with one (a calibration copy), its signals, weights and classifier L2
     weight are used as they are. ``reuse``: the Scores of the same products, embeddings and texts
     under other labels (the calibration copy reuses the catalog's): its text features are taken as
-    they are, and its nearest labelled neighbours too where the same products are labelled.
+    they are, and its nearest labelled neighbours too where the same products are labelled. ``lexical``: the
+    texts' ``text_features`` where computed already. ``fold_models``: the classifiers' folds where fitted already
+    ({signal: each fold's (mean, std, w, b)}, ``compute_signals``): a fanned-out audit fits them in chunks
+    (``FoldFit``).
     """
     signals = tuple(s for s in SIGNALS if s in combiner.signals) if combiner is not None else SIGNALS
     if combiner is None and not has_brands(brands):
@@ -149,20 +153,14 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, term
         )
     if texts is not None and len(texts) != len(embeddings):
         raise ValueError(f"texts must have one entry per product: got {len(texts)} for {len(embeddings)} products")
-    leaf_paths, labels = leaf_classes(taxonomy)
-    if len(leaf_paths) < 2:
-        raise ValueError("scoring needs at least two distinct categories among the labelled products")
+    leaf_paths, labels = scorable_labels(taxonomy, config)
     n_labelled = int((labels >= 0).sum())
-    minimum = MIN_LABELLED_PER_FOLD * config.n_folds
-    if n_labelled < minimum:
-        raise ValueError(
-            f"scoring needs at least {minimum} categorized products ({config.n_folds} folds of "
-            f"{MIN_LABELLED_PER_FOLD}); this catalog has {n_labelled}"
-        )
     if reuse is not None and len(reuse.labels) != len(labels):
         raise ValueError(f"reuse= holds scores of {len(reuse.labels)} products, not {len(labels)}")
-    lexical, known = None, None
-    if texts is not None:
+    known = None
+    if texts is None:
+        lexical = None
+    elif lexical is None:
         lexical = reuse.lexical if reuse is not None else None
         if lexical is None:
             lexical = text_features(texts, seed=seed, device=device, terms=terms)
@@ -176,7 +174,8 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, term
     sig = compute_signals(embeddings, labels, len(leaf_paths), codes, n_folds=config.n_folds,
                           classifier_folds=config.classifier_folds_for(n_labelled), seed=seed,
                           device=device, weight_decay=weight_decay, max_iter=config.classifier_max_iter,
-                          signals=signals, brands=brands, classifier_inputs=inputs, neighbours=known)
+                          signals=signals, brands=brands, classifier_inputs=inputs, neighbours=known,
+                          fold_models=fold_models)
     del inputs
     n, n_leaves = len(labels), len(leaf_paths)
     block = config.block_rows or max(1, BLOCK_CELLS // n_leaves)
@@ -229,6 +228,45 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, term
     return _assemble(leaf_paths=leaf_paths, labels=labels, signal_top=signal_top, confusion=confusion,
                      components=components, features=features, combiner=combiner, neighbours=sig.neighbours,
                      neighbour_sims=sig.neighbour_sims, lexical=lexical)
+
+
+def scorable_labels(taxonomy, config: ScoringConfig = ScoringConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """``leaf_classes(taxonomy)``, or ValueError where the labels cannot be scored: fewer than two leaves, or fewer
+    labelled products than ``config.n_folds`` folds of MIN_LABELLED_PER_FOLD."""
+    leaf_paths, labels = leaf_classes(np.asarray(taxonomy, dtype=np.int64))
+    if len(leaf_paths) < 2:
+        raise ValueError("scoring needs at least two distinct categories among the labelled products")
+    n_labelled = int((labels >= 0).sum())
+    minimum = MIN_LABELLED_PER_FOLD * config.n_folds
+    if n_labelled < minimum:
+        raise ValueError(
+            f"scoring needs at least {minimum} categorized products ({config.n_folds} folds of "
+            f"{MIN_LABELLED_PER_FOLD}); this catalog has {n_labelled}"
+        )
+    return leaf_paths, labels
+
+
+@dataclass(frozen=True)
+class FoldFit:
+    """One fold classifier that ``score_products`` fits, to be fitted on its own (a chunk of a fanned-out audit,
+    ``audit.runs.audit_plan``) and handed back through ``fold_models``: the ``signal``'s fold ``fold`` of
+    ``n_folds``, on the catalog's labels or the calibration copy's (``copy``), its folds drawn from ``seed``."""
+
+    copy: bool
+    signal: str
+    fold: int
+    n_folds: int
+    seed: int
+
+
+def fold_fits(labels: np.ndarray, *, signals, seed: int, copy: bool = False,
+              config: ScoringConfig = ScoringConfig()) -> list[FoldFit]:
+    """The fold classifiers ``score_products`` fits for ``labels`` (its ``scorable_labels``) with ``signals`` and
+    ``seed``: every fold of "classifier" and of "brand_out", those of the two among ``signals``."""
+    n_labelled = int((labels >= 0).sum())
+    folds = {"classifier": config.classifier_folds_for(n_labelled), "brand_out": config.n_folds}
+    return [FoldFit(copy, signal, f, folds[signal], seed) for signal in ("classifier", "brand_out")
+            if signal in signals for f in range(folds[signal])]
 
 
 def leaf_ids_of(leaf_paths: np.ndarray) -> np.ndarray:

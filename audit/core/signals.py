@@ -329,31 +329,47 @@ def choose_weight_decay(inputs, labels, n_leaves, *, n_folds: int = 5, seed: int
     return float(grid[int(np.argmin(losses))])
 
 
+def fold_of(labels: np.ndarray, n_folds: int, seed: int, brands=None) -> np.ndarray:
+    """(N,) the fold each labelled product is held out of, -1 for an unlabelled one: folds stratified by label, or
+    of whole brands with ``brands`` (``brand_out``), drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    labelled = np.flatnonzero(labels >= 0)
+    fold = np.full(len(labels), -1, np.int64)
+    if brands is None:
+        fold[labelled] = stratified_folds(labels[labelled], n_folds, rng)
+    else:
+        fold[labelled] = brand_folds(np.asarray(brands, dtype=object)[labelled], n_folds, rng)
+    return fold
+
+
+def fit_fold(x: torch.Tensor, labels: np.ndarray, fold: np.ndarray, f: int, n_leaves: int, weight_decay: float,
+             max_iter: int = CLASSIFIER_MAX_ITER) -> tuple:
+    """(mean, std, w, b): fold ``f``'s softmax regression, fitted on the labelled products of the other folds
+    (``fold_of``), its inputs ``x`` (N, d) standardised by their mean and std."""
+    train = np.flatnonzero((fold >= 0) & (fold != f))
+    xt = x[train]
+    mean, std = xt.mean(0), xt.std(0) + 1e-6
+    y = torch.as_tensor(labels[train], device=x.device)
+    return (mean, std, *fit_softmax_regression((xt - mean) / std, y, n_leaves, weight_decay, max_iter))
+
+
 class FoldClassifiers:
-    """Out-of-fold softmax regressions, one per fold, fitted at once; ``probs(rows)`` predicts any rows:
-    a labelled product by the model of the fold it was held out of, an unlabelled one by the mean of
-    the fold models. With ``brands``, folds are whole brands (``brand_out``)."""
+    """Out-of-fold softmax regressions, one per fold (``fit_fold``); ``probs(rows)`` predicts any rows: a labelled
+    product by the model of the fold it was held out of, an unlabelled one by the mean of the fold models. With
+    ``brands``, folds are whole brands (``brand_out``). ``models``: the folds' (mean, std, w, b) where they were
+    fitted already (a fanned-out audit fits each fold in a chunk of its own, ``audit.runs``)."""
 
     def __init__(self, inputs, labels, n_leaves, *, n_folds: int, seed: int, device: str, weight_decay: float,
-                 max_iter: int = CLASSIFIER_MAX_ITER, brands=None):
+                 max_iter: int = CLASSIFIER_MAX_ITER, brands=None, models=None):
         self.device, self.n_leaves, self.n_folds = torch.device(device), n_leaves, n_folds
-        rng = np.random.default_rng(seed)
         self.x = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=self.device)  # (N, d)
-        labelled = np.flatnonzero(labels >= 0)
-        if brands is None:
-            folds = stratified_folds(labels[labelled], n_folds, rng)
-        else:
-            folds = brand_folds(np.asarray(brands, dtype=object)[labelled], n_folds, rng)
-        self.fold = np.full(len(labels), -1, np.int64)  # (N,) the fold a labelled product is held out of
-        self.fold[labelled] = folds
-        self.models = []  # per fold: mean, std of its training inputs, w (d, K), b (K,)
-        for f in range(n_folds):
-            train = labelled[folds != f]
-            xt = self.x[train]
-            mean, std = xt.mean(0), xt.std(0) + 1e-6
-            y = torch.as_tensor(labels[train], device=self.device)
-            self.models.append((mean, std, *fit_softmax_regression((xt - mean) / std, y, n_leaves, weight_decay,
-                                                                    max_iter)))
+        self.fold = fold_of(labels, n_folds, seed, brands)  # (N,) the fold a labelled product is held out of
+        if models is None:
+            models = [fit_fold(self.x, labels, self.fold, f, n_leaves, weight_decay, max_iter) for f in range(n_folds)]
+        elif len(models) != n_folds or any(tuple(m[2].shape) != (self.x.shape[1], n_leaves) for m in models):
+            raise ValueError(f"models= holds {len(models)} folds of other shapes than {n_folds} of "
+                             f"({self.x.shape[1]}, {n_leaves})")
+        self.models = [tuple(torch.as_tensor(a, device=self.device) for a in model) for model in models]
 
     def _predict(self, f: int, idx: np.ndarray) -> np.ndarray:
         mean, std, w, b = self.models[f]
@@ -488,13 +504,15 @@ def label_prior(labels: np.ndarray, n_leaves: int) -> np.ndarray:
 def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: int, device: str,
                     classifier_folds: int | None = None,
                     weight_decay: float | None = None, max_iter: int = CLASSIFIER_MAX_ITER, signals=SIGNALS,
-                    brands=None, classifier_inputs=None, neighbours=None) -> Signals:
+                    brands=None, classifier_inputs=None, neighbours=None, fold_models=None) -> Signals:
     """Fit what each signal needs (fold classifiers, prefix counts, neighbours); ``Signals.probs(rows)``
     then gives any rows' distributions. ``classifier_inputs`` (default: the embeddings) feed the two
     classifiers; neighbours and codes always come from the embeddings. ``neighbours``: ((N, k) indices,
     (N, k) cosines) from ``nearest_labelled`` over the same labelled products, when already computed.
     ``weight_decay`` None: chosen from ``WEIGHT_DECAY_GRID`` (``choose_weight_decay``). ``n_folds``: folds of
-    ``brand_out`` and of that choice; ``classifier_folds`` (default ``n_folds``): of ``classifier``."""
+    ``brand_out`` and of that choice; ``classifier_folds`` (default ``n_folds``): of ``classifier``.
+    ``fold_models``: {"classifier" / "brand_out": each fold's (mean, std, w, b)} where fitted already."""
+    fold_models = fold_models or {}
     x = embeddings if classifier_inputs is None else classifier_inputs
     prior = label_prior(labels, n_leaves)
     neighbours, sims = neighbours or nearest_labelled(embeddings, labels, KNN, device)
@@ -504,7 +522,7 @@ def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: 
     fold_args = dict(n_folds=n_folds, seed=seed, device=device, weight_decay=weight_decay, max_iter=max_iter)
     sources = {}
     if "classifier" in signals:
-        sources["classifier"] = FoldClassifiers(x, labels, n_leaves, **{
+        sources["classifier"] = FoldClassifiers(x, labels, n_leaves, models=fold_models.get("classifier"), **{
             **fold_args, "n_folds": classifier_folds or n_folds}).probs
     if "codes" in signals:
         sources["codes"] = CodeVotes(codes, labels, n_leaves, prior, device).probs
@@ -513,5 +531,6 @@ def compute_signals(embeddings, labels, n_leaves, codes, *, n_folds: int, seed: 
     if "brand_out" in signals:
         if brands is None:
             raise ValueError('signal "brand_out" needs brands: pass brands= (one per product)')
-        sources["brand_out"] = FoldClassifiers(x, labels, n_leaves, **fold_args, brands=brands).probs
+        sources["brand_out"] = FoldClassifiers(x, labels, n_leaves, **fold_args, brands=brands,
+                                               models=fold_models.get("brand_out")).probs
     return Signals(sources, neighbours, sims, weight_decay)
