@@ -395,6 +395,14 @@ def remove_audit_fits(*, params: dict, state: dict) -> None:
     shutil.rmtree(state["folder"], ignore_errors=True)
 
 
+def remove_fits_of_abandoned_job(*, job, **kwargs) -> None:
+    """An audit job's worker died: the folder its plan wrote goes too (the chord's callback, which would remove
+    it, may never run)."""
+    state = (job.plan or {}).get("state") or {}
+    if job.kind == "audit" and state.get("folder"):
+        remove_audit_fits(params=job.params, state=state)
+
+
 def audit_job(*, params: dict, user=None, progress=None):
     """The audit of a run (`params["run_id"]`, or the active run of `params["flavor"]`), fanned out
     (`audit_plan`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +91,7 @@ def test_a_worker_killed_mid_audit_fails_its_job_and_the_retry_writes_the_report
     assert job.status == Job.Status.FAILED
     assert not AuditReport.objects.filter(run=active).exists()
     assert QuantizerRun.objects.get(pk=active.pk).is_active
+    assert job.plan["state"]["folder"] and not Path(job.plan["state"]["folder"]).exists()  # the plan's arrays go
 
     again = retry_job(job=job)
     again = wait_for(lambda: Job.objects.filter(pk=again.pk, status__in=["succeeded", "failed"]).first(), timeout=300)
