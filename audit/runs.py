@@ -349,11 +349,7 @@ def fit_audit_fold(*, params: dict, state: dict, chunk: dict, progress=None) -> 
     if progress:
         progress(0.0, 1.0, f"{'calibrating' if fit.copy else 'scoring'}: {fit.signal} fold {fit.fold + 1} of "
                            f"{fit.n_folds}")
-    vectors = np.load(folder / "vectors.npy")
-    lexical = folder / "lexical.npy"
-    inputs = np.hstack([vectors, np.load(lexical)]) if lexical.exists() else vectors
-    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=torch.device(default_device()))
-    del vectors, inputs
+    x = torch.as_tensor(_classifier_inputs(folder), device=torch.device(default_device()))
     model = fit_fold(x, np.load(folder / f"labels-{_which(fit)}.npy"),
                      np.load(folder / f"folds-{_which(fit)}-{fit.signal}.npy"), fit.fold,
                      state["leaves"][_which(fit)], state["weight_decay"], ScoringConfig().classifier_max_iter)
@@ -362,6 +358,19 @@ def fit_audit_fold(*, params: dict, state: dict, chunk: dict, progress=None) -> 
         np.savez(handle, *(t.cpu().numpy() for t in model))
     partial.rename(folder / _fit_file(fit))
     return chunk
+
+
+def _classifier_inputs(folder: Path, block: int = 65_536) -> np.ndarray:
+    """(N, d) float32: the plan's vectors and, where there are any, the texts' features beside them, as
+    `score_products` stacks them; filled a block of rows at a time from the files (memory-mapped), so a million
+    products' inputs are held once (2.5 GB), not also as the two arrays they are stacked from."""
+    parts = [np.load(folder / "vectors.npy", mmap_mode="r")]
+    if (folder / "lexical.npy").exists():
+        parts.append(np.load(folder / "lexical.npy", mmap_mode="r"))
+    inputs = np.empty((len(parts[0]), sum(part.shape[1] for part in parts)), np.float32)
+    for start in range(0, len(inputs), block):
+        np.concatenate([part[start:start + block] for part in parts], axis=1, out=inputs[start:start + block])
+    return inputs
 
 
 def audit_fits(state: dict, fitted: list[dict]) -> AuditFits:

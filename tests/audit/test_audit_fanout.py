@@ -116,3 +116,15 @@ def test_the_audit_job_over_two_workers_gives_the_flags_and_scores_of_one_proces
     forget_audit(run)
     run_audit(run=run)
     assert outcome(run) == fanned_out and len(fanned_out[0]) == 400 and len(fanned_out[1]) > 0
+
+
+def test_a_chunks_inputs_are_the_vectors_and_text_features_stacked_block_by_block(tmp_path):
+    from audit.runs import _classifier_inputs
+
+    rng = np.random.default_rng(0)
+    vectors, lexical = rng.random((10, 4), dtype=np.float32), rng.random((10, 3), dtype=np.float32)
+    np.save(tmp_path / "vectors.npy", vectors)
+    assert np.array_equal(_classifier_inputs(tmp_path, block=3), vectors)
+    np.save(tmp_path / "lexical.npy", lexical)
+    inputs = _classifier_inputs(tmp_path, block=3)
+    assert inputs.dtype == np.float32 and np.array_equal(inputs, np.hstack([vectors, lexical]))
