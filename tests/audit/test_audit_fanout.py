@@ -78,6 +78,22 @@ def test_the_planned_audit_gives_the_flags_and_scores_of_one_process(tmp_path):
 
 
 @pytest.mark.django_db
+def test_a_catalog_without_brands_has_no_brand_out_folds_and_the_same_flags(tmp_path):
+    from catalog.models import Product
+
+    run = coded(tmp_path, n_products=200)
+    Product.objects.update(brand="")
+    run_audit(run=run)
+    one_process = outcome(run)
+    forget_audit(run)
+
+    plan = audit_plan(run)
+    assert {c["signal"] for c in plan.chunks} == {"classifier"} and len(plan.chunks) == 2 * 10
+    run_chunks_here(plan, params={})
+    assert outcome(run) == one_process and len(one_process[0]) == 200
+
+
+@pytest.mark.django_db
 def test_a_failed_chunk_fails_the_audit_and_its_folder_goes(tmp_path):
     run = coded(tmp_path, n_products=200)
     plan = audit_plan(run)
