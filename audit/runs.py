@@ -281,15 +281,36 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
 # --- the audit fanned out over workers ---------------------------------------------------------------------------
 
 AUDIT_FITS = "audit-fits"  # the folder of SEMID_HOME where each fanned-out audit keeps its inputs and fitted folds
+# A folder of audit-fits older than this that no running audit job holds was left by a process that died before its
+# job could be failed (a machine lost): the next plan removes it. No plan takes this long to write its folder.
+ORPHANED_FITS_AGE = timedelta(days=1)
+
+
+def sweep_audit_fits() -> list[Path]:
+    """Remove the folders of SEMID_HOME/audit-fits that no running audit job holds and that were last written over
+    ORPHANED_FITS_AGE ago; returns them."""
+    from jobs.models import Job
+
+    root = Path(settings.SEMID_HOME) / AUDIT_FITS
+    if not root.is_dir():
+        return []
+    held = {(plan.get("state") or {}).get("folder") for plan in
+            Job.objects.filter(kind="audit", status=Job.Status.RUNNING).values_list("plan", flat=True)}
+    oldest = (datetime.now(UTC) - ORPHANED_FITS_AGE).timestamp()
+    gone = [folder for folder in root.iterdir()
+            if folder.is_dir() and str(folder) not in held and folder.stat().st_mtime < oldest]
+    for folder in gone:
+        shutil.rmtree(folder, ignore_errors=True)
+    return gone
 
 
 def audit_plan(run: QuantizerRun, *, progress=None):
     """The audit of `run` as chunks, one a fold classifier (`fold_fits`, of the catalog's labels and of the
     calibration copy's), in this order: read the run's products and texts, count the texts and reduce them
     (`text_features`), choose the classifiers' L2 weight (`choose_weight_decay`), draw the folds; then write the
-    arrays the chunks and the finish read into a folder of their own under SEMID_HOME/audit-fits (binary .npy).
-    The same choices as `score_products` and `calibrate` make in one process, so the finish gives its flags.
-    ValueError where the catalog cannot be audited (`scorable_labels`)."""
+    arrays the chunks and the finish read into a folder of their own under SEMID_HOME/audit-fits (binary .npy;
+    orphaned folders go first, `sweep_audit_fits`). The same choices as `score_products` and `calibrate` make in
+    one process, so the finish gives its flags. ValueError where the catalog cannot be audited (`scorable_labels`)."""
     from jobs.runner import Chunked
 
     step = progress or (lambda *a, **k: None)
@@ -311,6 +332,7 @@ def audit_plan(run: QuantizerRun, *, progress=None):
                                                           embeddings=vectors)[0])
     fits = (fold_fits(labels, signals=signals, seed=run.seed, config=config)
             + fold_fits(copy_labels, signals=signals, seed=run.seed + 1, copy=True, config=config))
+    sweep_audit_fits()
     folder = Path(settings.SEMID_HOME) / AUDIT_FITS / f"run-{run.pk}-{uuid.uuid4().hex[:12]}"
     folder.mkdir(parents=True)
     arrays = {"ids": ids, "vectors": vectors, "taxonomy": taxonomy, "codes": codes, "labels-catalog": labels,
