@@ -26,8 +26,8 @@ from django.db.models.expressions import RawSQL
 from audit.core import (CodePrefixes, ScoringConfig, calibrate, leaf_classes, product_words, score_products,
                         taxonomy_issues, text_terms)
 from audit.core.calibration import CALIBRATION_RATE, copy_taxonomy
-from audit.core.scoring import FoldFit, fold_fits, scorable_labels
-from audit.core.signals import SIGNALS, choose_weight_decay, fit_fold, fold_of, has_brands, text_features
+from audit.core.scoring import FoldFit, fold_fits, scorable_labels, scoring_signals
+from audit.core.signals import choose_weight_decay, fit_fold, fold_of, text_features
 from audit.evidence import Evidence, FlavorView
 from audit.models import AuditReport, Flag, Queue, Score
 from config.database import analyze_tables, copy_arrays, copy_objects
@@ -327,7 +327,7 @@ def audit_plan(run: QuantizerRun, *, progress=None):
     weight_decay = choose_weight_decay(inputs, labels, len(leaf_paths), n_folds=config.n_folds, seed=run.seed,
                                        device=device, max_iter=config.classifier_max_iter)
     del inputs
-    signals = SIGNALS if has_brands(brands) else tuple(s for s in SIGNALS if s != "brand_out")
+    signals = scoring_signals(brands)
     copy_leaves, copy_labels = leaf_classes(copy_taxonomy(taxonomy, rate=CALIBRATION_RATE, seed=run.seed + 1,
                                                           embeddings=vectors)[0])
     fits = (fold_fits(labels, signals=signals, seed=run.seed, config=config)

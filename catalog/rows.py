@@ -182,7 +182,7 @@ def _read_csv(text: str, allow_uncategorized: bool = False) -> tuple[list[Catalo
     extra = [(i, h) for i, h in enumerate(header) if h not in KNOWN_COLUMNS]
     rows, errors, seen = [], [], {}
     # A cell is a stretch of the file less some quote characters: when the file, quotes dropped, holds
-    # no NUL and no literal \\u0000, no cell does, and the per-cell check is skipped.
+    # no NUL and no literal \u0000, no cell does, and the per-cell check is skipped.
     check_nul = "\x00" in text or "\\u0000" in text.replace('"', "")
     while True:
         try:
@@ -210,7 +210,7 @@ def _read_csv(text: str, allow_uncategorized: bool = False) -> tuple[list[Catalo
 
 def _read_jsonl(text: str, allow_uncategorized: bool = False) -> tuple[list[CatalogRow], list[RowError]]:
     rows, errors, seen = [], [], {}
-    # Only an escape can put a NUL, or the backslash of a literal \\u0000, into a decoded value.
+    # Only an escape can put a NUL, or the backslash of a literal \u0000, into a decoded value.
     check_nul = "\\" in text or "\x00" in text
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

@@ -140,9 +140,7 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, term
     ({signal: each fold's (mean, std, w, b)}, ``compute_signals``): a fanned-out audit fits them in chunks
     (``FoldFit``).
     """
-    signals = tuple(s for s in SIGNALS if s in combiner.signals) if combiner is not None else SIGNALS
-    if combiner is None and not has_brands(brands):
-        signals = tuple(s for s in signals if s != "brand_out")
+    signals = tuple(s for s in SIGNALS if s in combiner.signals) if combiner is not None else scoring_signals(brands)
     embeddings = np.asarray(embeddings, dtype=np.float32)
     taxonomy = np.asarray(taxonomy, dtype=np.int64)
     codes = np.asarray(codes, dtype=np.int64)
@@ -228,6 +226,12 @@ def score_products(*, embeddings, taxonomy, codes, brands=None, texts=None, term
     return _assemble(leaf_paths=leaf_paths, labels=labels, signal_top=signal_top, confusion=confusion,
                      components=components, features=features, combiner=combiner, neighbours=sig.neighbours,
                      neighbour_sims=sig.neighbour_sims, lexical=lexical)
+
+
+def scoring_signals(brands) -> tuple[str, ...]:
+    """The signals a catalog is scored with (its combiner's, and so its calibration copy's): every one of SIGNALS,
+    less ``brand_out`` without at least two brands (``has_brands``)."""
+    return SIGNALS if has_brands(brands) else tuple(s for s in SIGNALS if s != "brand_out")
 
 
 def scorable_labels(taxonomy, config: ScoringConfig = ScoringConfig()) -> tuple[np.ndarray, np.ndarray]:
