@@ -12,8 +12,6 @@ one process.
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -34,6 +32,7 @@ from config.database import analyze_tables, copy_arrays, copy_objects
 from catalog.embeddings import embedded_ids, product_vectors
 from catalog.encoder import default_device
 from catalog.models import Category, Product
+from jobs.folders import new_folder, remove_folder, save_arrays, save_result
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.services import Trained, active_run, taxonomy_array
 
@@ -281,27 +280,6 @@ def _write_flags(*, run: QuantizerRun, flagged: list) -> dict:
 # --- the audit fanned out over workers ---------------------------------------------------------------------------
 
 AUDIT_FITS = "audit-fits"  # the folder of SEMID_HOME where each fanned-out audit keeps its inputs and fitted folds
-# A folder of audit-fits older than this that no running audit job holds was left by a process that died before its
-# job could be failed (a machine lost): the next plan removes it. No plan takes this long to write its folder.
-ORPHANED_FITS_AGE = timedelta(days=1)
-
-
-def sweep_audit_fits() -> list[Path]:
-    """Remove the folders of SEMID_HOME/audit-fits that no running audit job holds and that were last written over
-    ORPHANED_FITS_AGE ago; returns them."""
-    from jobs.models import Job
-
-    root = Path(settings.SEMID_HOME) / AUDIT_FITS
-    if not root.is_dir():
-        return []
-    held = {(plan.get("state") or {}).get("folder") for plan in
-            Job.objects.filter(kind="audit", status=Job.Status.RUNNING).values_list("plan", flat=True)}
-    oldest = (datetime.now(UTC) - ORPHANED_FITS_AGE).timestamp()
-    gone = [folder for folder in root.iterdir()
-            if folder.is_dir() and str(folder) not in held and folder.stat().st_mtime < oldest]
-    for folder in gone:
-        shutil.rmtree(folder, ignore_errors=True)
-    return gone
 
 
 def audit_plan(run: QuantizerRun, *, progress=None):
@@ -309,7 +287,7 @@ def audit_plan(run: QuantizerRun, *, progress=None):
     calibration copy's), in this order: read the run's products and texts, count the texts and reduce them
     (`text_features`), choose the classifiers' L2 weight (`choose_weight_decay`), draw the folds; then write the
     arrays the chunks and the finish read into a folder of their own under SEMID_HOME/audit-fits (binary .npy;
-    orphaned folders go first, `sweep_audit_fits`). The same choices as `score_products` and `calibrate` make in
+    `jobs.folders`). The same choices as `score_products` and `calibrate` make in
     one process, so the finish gives its flags. ValueError where the catalog cannot be audited (`scorable_labels`)."""
     from jobs.runner import Chunked
 
@@ -332,9 +310,6 @@ def audit_plan(run: QuantizerRun, *, progress=None):
                                                           embeddings=vectors)[0])
     fits = (fold_fits(labels, signals=signals, seed=run.seed, config=config)
             + fold_fits(copy_labels, signals=signals, seed=run.seed + 1, copy=True, config=config))
-    sweep_audit_fits()
-    folder = Path(settings.SEMID_HOME) / AUDIT_FITS / f"run-{run.pk}-{uuid.uuid4().hex[:12]}"
-    folder.mkdir(parents=True)
     arrays = {"ids": ids, "vectors": vectors, "taxonomy": taxonomy, "codes": codes, "labels-catalog": labels,
               "labels-copy": copy_labels}
     if lexical is not None:
@@ -342,12 +317,8 @@ def audit_plan(run: QuantizerRun, *, progress=None):
     for which, these in (("catalog", labels), ("copy", copy_labels)):
         for signal, n_folds, seed in {(f.signal, f.n_folds, f.seed) for f in fits if f.copy == (which == "copy")}:
             arrays[f"folds-{which}-{signal}"] = fold_of(these, n_folds, seed, brands if signal == "brand_out" else None)
-    try:
-        for name, values in arrays.items():
-            np.save(folder / f"{name}.npy", np.asarray(values))
-    except BaseException:  # a full disk: no half-written folder stays behind
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+    folder = new_folder(AUDIT_FITS, f"run-{run.pk}", kind="audit")
+    save_arrays(folder, arrays)
     step(1.0, 1.0, f"{len(fits)} fold classifiers to fit")
     state = {"run": run.pk, "folder": str(folder), "weight_decay": weight_decay,
              "leaves": {"catalog": len(leaf_paths), "copy": len(copy_leaves)}}
@@ -375,10 +346,7 @@ def fit_audit_fold(*, params: dict, state: dict, chunk: dict, progress=None) -> 
     model = fit_fold(x, np.load(folder / f"labels-{_which(fit)}.npy"),
                      np.load(folder / f"folds-{_which(fit)}-{fit.signal}.npy"), fit.fold,
                      state["leaves"][_which(fit)], state["weight_decay"], ScoringConfig().classifier_max_iter)
-    partial = folder / f"{_fit_file(fit)}.partial"  # a chunk run twice replaces its file whole
-    with partial.open("wb") as handle:
-        np.savez(handle, *(t.cpu().numpy() for t in model))
-    partial.rename(folder / _fit_file(fit))
+    save_result(folder / _fit_file(fit), **{f"arr_{i}": t.cpu().numpy() for i, t in enumerate(model)})
     return chunk
 
 
@@ -422,16 +390,8 @@ def finish_audit(*, params: dict, state: dict, results: list[dict], progress=Non
 
 
 def remove_audit_fits(*, params: dict, state: dict) -> None:
-    """The plan's folder, once its audit is over (finished or failed)."""
-    shutil.rmtree(state["folder"], ignore_errors=True)
-
-
-def remove_fits_of_abandoned_job(*, job, **kwargs) -> None:
-    """An audit job's worker died: the folder its plan wrote goes too (the chord's callback, which would remove
-    it, may never run)."""
-    state = (job.plan or {}).get("state") or {}
-    if job.kind == "audit" and state.get("folder"):
-        remove_audit_fits(params=job.params, state=state)
+    """The plan's folder, once its audit is over (finished, failed or abandoned)."""
+    remove_folder(state)
 
 
 def audit_job(*, params: dict, user=None, progress=None):

@@ -1,10 +1,12 @@
 """Embedding throughput of the chunked `embed` job with 1, 2 and 4 Celery workers; with `--job pipeline`, the
 `pipeline` job of both flavors (a chunk a flavor) with 1 and 2; with `--job audit`, the `audit` job of one run (a
-chunk a fold classifier).
+chunk a fold classifier); with `--job train`, the `train` job of one run (a chunk a block of its neighbour
+searches).
 
     .venv/bin/python bench/fanout.py [--n 8000] [--chunk-size 1000] [--workers 1 2 4] [--runs 3]
     .venv/bin/python bench/fanout.py --job pipeline --n 1000 --workers 1 2 [--config '{"epochs": 20}']
     .venv/bin/python bench/fanout.py --job audit --n 4000 --workers 1 2 4 [--config '{"epochs": 20}']
+    .venv/bin/python bench/fanout.py --job train --n 40000 --workers 1 2 [--config '{"epochs": 5}']
 
 A generated catalog (`catalog.demo.generate_demo_catalog` scaled to --n products) is imported into a fresh
 database; for each worker count, that many real Celery workers are started (each `--pool solo`, one process,
@@ -17,7 +19,9 @@ around the runs (this machine is shared). A warm-up job first loads the encoder 
 evaluate, audit; precision and discovery, seed 0, the recipe with `--config`'s overrides). `--job audit`: the
 precision flavor embedded and one run trained in this process first (seed 0, `--config`'s overrides); then, each
 run, the run's flags, scores and reports deleted and one `audit` job of it (plan, a chunk a fold classifier on the
-workers, the finish scores, calibrates and writes).
+workers, the finish scores, calibrates and writes). `--job train`: the precision flavor embedded in this process
+first; each run, every run deleted, then one `train` job of a new run (seed 0, `--config`'s overrides, not
+activated: no run warm-starts another), its neighbour searches' blocks on the workers, the finish trains and codes.
 Use its own SEMID_HOME (its embedded Redis then holds nobody else's queue).
 """
 
@@ -123,6 +127,16 @@ def audit_once(run) -> tuple[float, object]:
     return timed_job("audit", {"run_id": run.pk})
 
 
+def train_once(overrides: dict) -> tuple[float, object]:
+    """Every run deleted, then one `train` job of a new precision run (not activated)."""
+    from quantizer.models import QuantizerRun
+    from quantizer.services import create_run
+
+    QuantizerRun.objects.all().delete()
+    run = create_run(flavor="precision", seed=0, overrides=overrides)
+    return timed_job("train", {"run_id": run.pk, "activate": False})
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=8000, help="products in the generated catalog")
@@ -130,8 +144,8 @@ def main():
                         help="products a chunk (8 chunks at 8,000: 1, 2 and 4 workers get equal shares)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--job", choices=["embed", "pipeline", "audit"], default="embed")
-    parser.add_argument("--config", default="{}", help="--job pipeline / audit: the runs' recipe overrides (JSON)")
+    parser.add_argument("--job", choices=["embed", "pipeline", "audit", "train"], default="embed")
+    parser.add_argument("--config", default="{}", help="--job pipeline / audit / train: the runs' recipe overrides (JSON)")
     args = parser.parse_args()
     import json
 
@@ -155,14 +169,19 @@ def main():
 
         embed_products(flavor="precision")
         audited = train_run(run=create_run(flavor="precision", seed=0, overrides=overrides))
-    chunks = {"pipeline": "2 chunks (a flavor each)", "audit": "a chunk a fold classifier"}.get(
+    elif args.job == "train":
+        from catalog.embeddings import embed_products
+
+        embed_products(flavor="precision")
+    chunks = {"pipeline": "2 chunks (a flavor each)", "audit": "a chunk a fold classifier",
+              "train": "a chunk a block of a neighbour search"}.get(
         args.job, f"{-(-products // args.chunk_size)} chunks of {args.chunk_size}")
     print(f"{args.job} job: {products} products, {chunks}; {os.cpu_count()} cores; runs: {args.runs} per worker count")
     rows = []
     for count in args.workers:
         workers = spawn_workers(count, log_dir)
         try:
-            if args.job != "audit":  # (an audit reads no encoder; this warm-up deletes every vector)
+            if args.job not in ("audit", "train"):  # (they read no encoder; this warm-up deletes every vector)
                 warm = list(Product.objects.order_by("id").values_list("id", flat=True)[: 8 * count])
                 embed_once(8, warm)  # warm-up: a chunk of 8 products per worker loads its encoder
             load_before = os.getloadavg()[0]
@@ -172,6 +191,8 @@ def main():
                     elapsed, job = pipeline_once(overrides)
                 elif args.job == "audit":
                     elapsed, job = audit_once(audited)
+                elif args.job == "train":
+                    elapsed, job = train_once(overrides)
                 else:
                     elapsed, job = embed_once(args.chunk_size)
                     rebuilt.add(job.result["precision"]["index_rebuilt"])

@@ -305,7 +305,7 @@ def finish_chunks(*, job_id: int) -> str:
 
 
 def _cleanup(job: Job) -> None:
-    if job.plan.get("cleanup"):
+    if (job.plan or {}).get("cleanup"):
         import_string(job.plan["cleanup"])(params=job.params, state=job.plan["state"])
 
 
@@ -377,7 +377,8 @@ def heartbeat(job: Job, chunk: JobChunk | None = None):
 
 def fail_abandoned_jobs() -> list[Job]:
     """Mark failed every running job without a heartbeat for SEMID_JOB_STALE_SECONDS (its worker was
-    killed or ran out of memory) and send `job_abandoned` for each. Pages and workers call it, so a
+    killed or ran out of memory), send `job_abandoned` for each and run a fanned-out one's `cleanup` (its
+    plan's files go). Pages and workers call it, so a
     dead job reads as failed within about a minute and can be retried. A chunked job waiting on its chunks
     has no heartbeat of its own (its chunks may wait in the queue behind other work): it is abandoned when
     one of its running chunks has none."""
@@ -397,6 +398,11 @@ def fail_abandoned_jobs() -> list[Job]:
             abandoned.append(job)
         for job in abandoned:
             job_abandoned.send(sender=Job, job=job)
+    for job in abandoned:  # a fanned-out job's plan undoes what it left (its files): the chord may never finish
+        try:
+            _cleanup(job)
+        except Exception:
+            log.exception("cleaning up abandoned job #%s failed", job.pk)
     return abandoned
 
 

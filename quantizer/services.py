@@ -4,6 +4,7 @@ in quantizer.core."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import threading
@@ -145,17 +146,39 @@ class Fitted:
     seconds: float = 0.0
 
 
-def train_run(*, run: QuantizerRun, progress=None, activate: bool = True) -> QuantizerRun:
+def train_run(*, run: QuantizerRun, progress=None, activate: bool = True, given: TrainingData | None = None,
+              searched: Searched | None = None) -> QuantizerRun:
     """Train (or fit) the run's quantizer on the stored embeddings, store its codes, evaluate, activate.
     A failure marks the run failed and leaves the active run as it was. The pipeline runs the steps apart:
     `fit_run`, then `store_codes` beside the run's audit (which scores what `fit_run` holds), then
-    `evaluate_run`."""
-    trained = fit_run(run, progress=progress)
+    `evaluate_run`. `given`, `searched`: see `fit_run`."""
+    trained = fit_run(run, progress=progress, given=given, searched=searched)
     store_codes(run, trained, progress=progress)
     evaluate_run(run, trained, progress=progress)
     if activate:
         activate_run(run)
     return run
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a run trains on (`training_data`, then `training_input`): product ids, their embeddings, the vectors
+    the run reads (the embeddings, with its extra input beside them), their `taxonomy_array`."""
+
+    ids: np.ndarray
+    embeddings: np.ndarray
+    vectors: np.ndarray
+    taxonomy: np.ndarray
+
+
+@dataclass(frozen=True)
+class Searched:
+    """Neighbour searches made already (the train job's chunks, quantizer.fanout), each what the fit would search:
+    the training sample's (`train_rqvae(neighbours=)`), the distinct rows' near-duplicate search
+    (`encode(found=)`). None: searched in the fit."""
+
+    train: np.ndarray | None = None
+    groups: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -171,17 +194,19 @@ class Trained:
     active: QuantizerRun | None  # the flavor's active run when training started (warm start, churn)
 
 
-def fit_run(run: QuantizerRun, *, progress=None) -> Trained:
+def fit_run(run: QuantizerRun, *, progress=None, given: TrainingData | None = None,
+            searched: Searched | None = None) -> Trained:
     """The run's quantizer trained (or fitted) on the stored embeddings and every product coded, in memory; the
-    run's weights stored. The run stays running."""
+    run's weights stored. The run stays running. `given`: what it trains on, read already (`read_training_data`);
+    `searched`: neighbour searches made already."""
     torch.manual_seed(run.seed)
     _set(run, status=QuantizerRun.Status.RUNNING, message="loading embeddings", progress=0.0)
     try:
-        ids, embeddings, taxonomy = training_data(run)
-        vectors = training_input(run, ids, embeddings)
-        config = default_config(input_dim=vectors.shape[1], seed=run.seed, overrides=run.config)
+        ids, embeddings, vectors, taxonomy = dataclasses.astuple(given or read_training_data(run))
+        config = run_config(run, vectors)
         active = active_run(run.flavor, required=False)
-        fitted = fit_quantizer(run, vectors, taxonomy, config, active=active, progress=progress)
+        fitted = fit_quantizer(run, vectors, taxonomy, config, active=active, progress=progress,
+                               searched=searched or Searched())
         if fitted.weights is not None:
             run.store_weights(fitted.weights)
         _set(run, message="trained", progress=0.88, config=config.to_dict(), train_seconds=fitted.seconds,
@@ -243,15 +268,26 @@ def training_data(run: QuantizerRun) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return ids, vectors, taxonomy_array(ids)
 
 
+def read_training_data(run: QuantizerRun) -> TrainingData:
+    """`training_data` and the run's `training_input` (its extra input's rows kept with the run)."""
+    ids, embeddings, taxonomy = training_data(run)
+    return TrainingData(ids, embeddings, training_input(run, ids, embeddings), taxonomy)
+
+
+def run_config(run: QuantizerRun, vectors: np.ndarray) -> RQVAEConfig:
+    """The run's recipe for vectors of this width: the defaults with the run's overrides."""
+    return default_config(input_dim=vectors.shape[1], seed=run.seed, overrides=run.config)
+
+
 def fit_quantizer(run: QuantizerRun, vectors: np.ndarray, taxonomy: np.ndarray, config: RQVAEConfig, *,
-                  active: QuantizerRun | None, progress=None) -> Fitted:
+                  active: QuantizerRun | None, progress=None, searched: Searched = Searched()) -> Fitted:
     """Residual k-means, or an RQ-VAE (warm-started from the active run where its architecture fits), and the
     codes it gives every product; `seconds` counts both."""
     started = time.perf_counter()
     if run.kind == QuantizerRun.Kind.RESIDUAL_KMEANS:
         fitted = fit_residual_kmeans(vectors, config, seed=run.seed)
     else:
-        fitted = train_rqvae_run(run, vectors, taxonomy, config, active=active, progress=progress)
+        fitted = train_rqvae_run(run, vectors, taxonomy, config, active=active, progress=progress, searched=searched)
     fitted.seconds = time.perf_counter() - started
     return fitted
 
@@ -266,7 +302,7 @@ def fit_residual_kmeans(vectors: np.ndarray, config: RQVAEConfig, *, seed: int) 
 
 
 def train_rqvae_run(run: QuantizerRun, vectors: np.ndarray, taxonomy: np.ndarray, config: RQVAEConfig, *,
-                    active: QuantizerRun | None, progress=None) -> Fitted:
+                    active: QuantizerRun | None, progress=None, searched: Searched = Searched()) -> Fitted:
     """Train the run's RQ-VAE (each epoch's losses appended to `run.history`) and encode every product."""
     init_state = None
     if active is not None and active.kind == run.kind and active.has_weights:
@@ -281,9 +317,9 @@ def train_rqvae_run(run: QuantizerRun, vectors: np.ndarray, taxonomy: np.ndarray
             progress(TRAINED * epoch / total, 1.0, f"epoch {epoch}/{total}")
 
     result = train_rqvae(vectors, taxonomy, config, device=default_device(), on_epoch=on_epoch,
-                         init_state=init_state)
+                         init_state=init_state, neighbours=searched.train)
     weights = save_model(result.model, config)
-    encoded = encode(result.model, vectors, device=default_device())
+    encoded = encode(result.model, vectors, device=default_device(), found=searched.groups)
     return Fitted(codes=encoded.codes, errors=encoded.reconstruction_error, gaps=encoded.gaps,
                   nearest=encoded.nearest_codes, weights=weights, train_products=result.train_products)
 
@@ -418,7 +454,9 @@ def fail_runs_of_abandoned_job(*, job, **kwargs) -> int:
                        finished_at=timezone.now())
 
 
-def train_job(*, params: dict, user=None, progress=None) -> dict:
+def train_job(*, params: dict, user=None, progress=None):
+    """The training of run `params["run_id"]`, its neighbour searches fanned out (`quantizer.fanout.train_plan`)."""
+    from quantizer.fanout import train_plan
+
     run = QuantizerRun.objects.get(pk=params["run_id"])
-    train_run(run=run, progress=progress, activate=params.get("activate", True))
-    return {"run": run.pk, "metrics": run.metrics}
+    return train_plan(run, activate=params.get("activate", True), progress=progress)

@@ -34,6 +34,7 @@ def encode(
     batch_size: int = 4096,
     occupied: Iterable[tuple[int, ...]] | Callable[[np.ndarray], Iterable[tuple[int, ...]]] = (),
     first_code_hints: np.ndarray | None = None,
+    found: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Encoded:
     """Codes, reconstruction error and per-level gaps of every row.
 
@@ -48,6 +49,8 @@ def encode(
     rows encoded together and `occupied` (full codes already held by other products, or a function
     from the rows' (N, L-1) prefixes to those codes; see `spread.spread_last_level`): the codes of a
     row can depend on the rows encoded with it.
+
+    `found`: the near-duplicate search's neighbours, searched already (`near_duplicate_groups(found=...)`).
     """
     x_all = np.ascontiguousarray(embeddings, dtype=np.float32)
     dims, rules = model.config.model, model.config.assignment
@@ -87,7 +90,8 @@ def encode(
     try:
         with exact_float32(), torch.no_grad():
             units = embedding_units(x_all) if spread or rules.near_duplicate_threshold > 0 else None
-            grouping = _group_first_codes(model, x_all, first_code_hints, units, device=device, batch_size=batch_size)
+            grouping = _group_first_codes(model, x_all, first_code_hints, units, device=device, batch_size=batch_size,
+                                          found=found)
             run(np.arange(len(x_all)), None if grouping is None else grouping[0])
             if grouping is not None:  # keep level-1 codewords that only grouped rows were nearest to
                 _, groups, fixed = grouping
@@ -107,14 +111,14 @@ def encode(
 
 
 def _group_first_codes(model: RQVAE, x_all: np.ndarray, hints: np.ndarray | None, units: np.ndarray | None, *,
-                       device, batch_size: int):
+                       device, batch_size: int, found=None):
     """(first, groups, fixed) or None: (N,) level-1 code per row from its near-duplicate group (-1:
     the row's own nearest), the rows' group ids, and which rows' groups follow `hints`."""
     rules = model.config.assignment
     if rules.near_duplicate_threshold <= 0 or len(x_all) == 0:
         return None
     groups = near_duplicate_groups(x_all, rules.near_duplicate_threshold, k=NEAR_DUPLICATE_K, device=device,
-                                   units=units, max_size=rules.near_duplicate_max_group)
+                                   units=units, max_size=rules.near_duplicate_max_group, found=found)
     hints = np.full(len(x_all), -1, np.int64) if hints is None else np.asarray(hints, np.int64)
     rows = np.flatnonzero((np.bincount(groups)[groups] > 1) | (hints >= 0))
     first = np.full(len(x_all), -1, np.int64)

@@ -15,29 +15,52 @@ from .spread import embedding_units
 EXACT_LIMIT = 100_000
 # A product's near-duplicates are sought among its this many nearest (`near_duplicate_groups`'s k).
 NEAR_DUPLICATE_K = 10
+# The exact search multiplies this many query rows at a time by every row (`nearest_neighbours`' chunk).
+SEARCH_CHUNK = 2048
+# An exact search fanned out over workers goes in blocks of this many query rows (`search_blocks`), a multiple of
+# SEARCH_CHUNK: a block's products are those of the whole search, so its neighbours are too.
+SEARCH_BLOCK = 8 * SEARCH_CHUNK
+
+
+def search_blocks(n: int) -> list[tuple[int, int]]:
+    """The (start, stop) query-row blocks of an exact search of n rows, each `nearest_neighbours(rows=...)`; empty
+    where the search is not exact (`probed_neighbours` files every row at once)."""
+    if n > EXACT_LIMIT:
+        return []
+    return [(start, min(start + SEARCH_BLOCK, n)) for start in range(0, n, SEARCH_BLOCK)]
 
 
 def nearest_neighbours(
-    x: torch.Tensor, k: int, *, base: torch.Tensor | None = None, chunk: int = 2048, exact_limit: int | None = None
+    x: torch.Tensor, k: int, *, base: torch.Tensor | None = None, chunk: int | None = None,
+    exact_limit: int | None = None, rows: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, D) -> ((N, k) indices, (N, k) cosines) of each row's k most cosine-similar other rows,
     among the rows where the (N,) bool mask `base` is set (default all): exact up to `exact_limit`
     rows (default `EXACT_LIMIT`), else `probed_neighbours`. k is cut to the base rows a row can have
-    (base rows - 1); a row short of k is padded with index -1 and cosine -inf."""
+    (base rows - 1); a row short of k is padded with index -1 and cosine -inf. `rows` (start, stop), a multiple
+    of `chunk` apart from the end (`search_blocks`): only those rows' neighbours, the same as theirs in the whole
+    search (exact searches only). `chunk`: default SEARCH_CHUNK."""
+    chunk = chunk or SEARCH_CHUNK
     xn = F.normalize(x, dim=1)
     base = torch.ones(len(x), dtype=torch.bool, device=x.device) if base is None else base.to(x.device)
     k = max(0, min(k, int(base.sum()) - 1))
+    start, stop = rows or (0, len(x))
     if k == 0:
-        return torch.zeros((len(x), 0), dtype=torch.long, device=x.device), torch.zeros((len(x), 0), device=x.device)
+        return (torch.zeros((stop - start, 0), dtype=torch.long, device=x.device),
+                torch.zeros((stop - start, 0), device=x.device))
     if len(x) > (EXACT_LIMIT if exact_limit is None else exact_limit):
+        if rows is not None:
+            raise ValueError(f"{len(x):,} rows are searched by probing cells, all at once: no rows= there")
         return probed_neighbours(xn, k, base=base, chunk=chunk)
+    if start % chunk:
+        raise ValueError(f"rows must start at a multiple of {chunk}, got {start}")
     idx, sims = [], []
     with torch.no_grad():
-        for s in range(0, len(x), chunk):
-            sim = xn[s : s + chunk] @ xn.t()
+        for s in range(start, stop, chunk):
+            sim = xn[s : min(s + chunk, stop)] @ xn.t()
             sim[:, ~base] = -float("inf")
-            rows = torch.arange(len(sim), device=x.device)
-            sim[rows, rows + s] = -float("inf")
+            diagonal = torch.arange(len(sim), device=x.device)
+            sim[diagonal, diagonal + s] = -float("inf")
             top = sim.topk(k, dim=1)
             idx.append(torch.where(top.values > -float("inf"), top.indices, -1))
             sims.append(top.values)
@@ -100,17 +123,26 @@ def probed_neighbours(
     return best_idx, best_sim
 
 
-def input_neighbours(x: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Tensor:
+def input_neighbours(x: torch.Tensor, k: int, *, chunk: int | None = None, found: torch.Tensor | None = None) -> torch.Tensor:
     """(N, D) -> (N, k) indices of each row's k most cosine-similar other rows (where the approximate
-    search found fewer than k, the rest repeat its nearest, or the row itself if it found none)."""
-    idx = nearest_neighbours(x, k, chunk=chunk)[0]
+    search found fewer than k, the rest repeat its nearest, or the row itself if it found none). `found`: the
+    indices `nearest_neighbours(x, k)` gives, searched already (a fanned-out search's blocks)."""
+    idx = nearest_neighbours(x, k, chunk=chunk)[0] if found is None else found.to(x.device)
+    if len(idx) != len(x):
+        raise ValueError(f"found neighbours for {len(idx)} rows, not {len(x)}")
     first = torch.where(idx[:, 0] >= 0, idx[:, 0], torch.arange(len(idx), device=idx.device))
     return torch.where(idx >= 0, idx, first[:, None])
 
 
+def distinct_rows(units: np.ndarray) -> np.ndarray:
+    """The first row of each distinct embedding (`embedding_units`' ids), in the order of the ids: the rows
+    `near_duplicate_groups` searches."""
+    return np.unique(units, return_index=True)[1]
+
+
 def near_duplicate_groups(
     x: np.ndarray, threshold: float, *, k: int = NEAR_DUPLICATE_K, device="cpu", units: np.ndarray | None = None,
-    max_size: int = 0, step: float = 0.01,
+    max_size: int = 0, step: float = 0.01, found: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """(N,) group id per row: connected components of the graph joining each distinct row to those of
     its k nearest distinct rows with cosine >= threshold. O(N^2 D) like the training's neighbour term.
@@ -118,17 +150,25 @@ def near_duplicate_groups(
     `max_size` (distinct rows, 0 = no limit): a component larger than that is split along its own
     edges at a threshold raised by `step` until every part fits: near-identical attribute records
     chain thousands of products at 0.9 (Instacart's discovery texts: 3,676 in one component), which
-    one level-1 code cannot hold."""
+    one level-1 code cannot hold.
+
+    `found`: (indices, cosines) that `nearest_neighbours` gives the `distinct_rows` with this k, searched already
+    (a fanned-out search's blocks)."""
     x = np.ascontiguousarray(x, np.float32)
     # Identical rows are one node: else a text listed more than k times fills its own neighbour list.
     if units is None:  # (callers that already have them pass `embedding_units(x)`)
         units = embedding_units(x) if len(x) else np.zeros(0, np.int64)
-    _, first = np.unique(units, return_index=True)
+    first = distinct_rows(units)
     n = len(first)
     if n < 2:
         return np.zeros(len(x), np.int64)
-    idx, sims = nearest_neighbours(torch.as_tensor(x[first], device=device), k)
-    idx, sims = idx.cpu().numpy(), sims.cpu().numpy()
+    if found is None:
+        idx, sims = (t.cpu().numpy() for t in nearest_neighbours(torch.as_tensor(x[first], device=device), k))
+    else:
+        idx, sims = (np.asarray(a) for a in found)
+        if idx.shape != (n, min(k, n - 1)) or sims.shape != idx.shape:
+            raise ValueError(f"found neighbours must be ({n}, {min(k, n - 1)}) for {n} distinct rows, got "
+                             f"{idx.shape} and {sims.shape}")
     rows, cols = np.nonzero(sims >= threshold)
     a, b, w = rows, idx[rows, cols], sims[rows, cols]
     labels = _components(a, b, n)

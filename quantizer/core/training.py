@@ -23,7 +23,8 @@ import torch
 
 from .config import RQVAEConfig, TrainingConfig
 from .losses import loss_terms, loss_weights, relation_targets, total_loss
-from .neighbours import input_neighbours
+from .neighbours import NEAR_DUPLICATE_K, distinct_rows, input_neighbours, search_blocks
+from .spread import embedding_units
 from .rqvae import RQVAE, exact_float32
 from .sampling import HierarchicalBatchSampler, RandomBatchSampler, row_sample, validate_taxonomy
 
@@ -64,6 +65,38 @@ def training_sample(n: int, config: TrainingConfig) -> np.ndarray:
     """Sorted indices of the products `train_rqvae` trains on: all of them, or
     `config.max_train_products` drawn at random with `config.seed`."""
     return row_sample(n, config.max_train_products, np.random.default_rng(config.seed))
+
+
+def neighbour_search_k(config: RQVAEConfig, n: int) -> int:
+    """The k of the neighbour term's search over n training rows, 0 where the term is off."""
+    loss = config.loss
+    return loss.neighbour_k if loss.neighbour_weight > 0 and loss.neighbour_k > 0 and n > 1 else 0
+
+
+@dataclass(frozen=True)
+class NeighbourSearch:
+    """A nearest-neighbour search a run makes (`neighbour_searches`): among `rows` (indices into its vectors),
+    each row's k nearest, exact, in `search_blocks(len(rows))` of query rows that may run apart (`nearest_neighbours(
+    rows=...)`)."""
+
+    rows: np.ndarray
+    k: int
+
+
+def neighbour_searches(vectors: np.ndarray, config: RQVAEConfig) -> dict[str, NeighbourSearch]:
+    """The exact searches that training an RQ-VAE on `vectors` and coding them make, by name: "train" (the
+    neighbour term, over the `training_sample`: `train_rqvae(neighbours=)`) and "groups" (the near-duplicate
+    groups, over the `distinct_rows`: `encode(found=)`). A search over more rows than an exact search takes
+    (`search_blocks` empty) is left out: it probes cells all at once, in the fit."""
+    searches = {}
+    train_rows = training_sample(len(vectors), config.training)
+    if k := neighbour_search_k(config, len(train_rows)):
+        searches["train"] = NeighbourSearch(train_rows, k)
+    if config.assignment.near_duplicate_threshold > 0 and len(vectors):
+        distinct = distinct_rows(embedding_units(np.ascontiguousarray(vectors, np.float32)))
+        if len(distinct) >= 2:
+            searches["groups"] = NeighbourSearch(distinct, NEAR_DUPLICATE_K)
+    return {name: search for name, search in searches.items() if search_blocks(len(search.rows))}
 
 
 def lr_factor(step: int, total_steps: int) -> float:
@@ -226,7 +259,11 @@ def train_rqvae(
     device="cpu",
     on_epoch: EpochHook | None = None,
     init_state: dict | None = None,
+    neighbours: np.ndarray | None = None,
 ) -> TrainResult:
+    """The RQ-VAE trained on the `training_sample` of the embeddings. `neighbours`: the (n, k) indices
+    `nearest_neighbours` gives the sample's rows with k = `neighbour_search_k`, searched already (a fanned-out
+    search's blocks); else searched here."""
     x_all, tax_all = training_inputs(embeddings, taxonomy, config)
     n = len(x_all)
     train, loss = config.training, config.loss
@@ -253,8 +290,8 @@ def train_rqvae(
         last_lr = set_lr(optimizer, base_lrs, lr_factor(0, total_steps))
         reseed_until = int(RESEED_UNTIL_FRACTION * total_steps)
         knn = (
-            input_neighbours(x, loss.neighbour_k)
-            if loss.neighbour_weight > 0 and loss.neighbour_k > 0 and n > 1
+            input_neighbours(x, loss.neighbour_k, found=None if neighbours is None else torch.as_tensor(neighbours))
+            if neighbour_search_k(config, n)
             else None
         )
         partnered = knn is not None

@@ -148,11 +148,11 @@ def test_a_chunks_inputs_are_the_vectors_and_text_features_stacked_block_by_bloc
 
 @pytest.mark.django_db
 def test_a_plan_sweeps_only_old_folders_that_no_running_audit_holds(tmp_path, settings):
-    from audit.runs import ORPHANED_FITS_AGE, sweep_audit_fits
+    from jobs.folders import ORPHANED_AGE, sweep_folders
 
     settings.SEMID_HOME = tmp_path
     root = tmp_path / AUDIT_FITS
-    old = (ORPHANED_FITS_AGE + ORPHANED_FITS_AGE).total_seconds()
+    old = (ORPHANED_AGE + ORPHANED_AGE).total_seconds()
     orphaned, held, young, done = (root / name for name in ("run-1-orphaned", "run-2-held", "run-3-young", "run-4-done"))
     for folder in (orphaned, held, young, done):
         folder.mkdir(parents=True)
@@ -163,5 +163,7 @@ def test_a_plan_sweeps_only_old_folders_that_no_running_audit_holds(tmp_path, se
     Job.objects.create(kind="audit", status=Job.Status.RUNNING, plan={"state": {"folder": str(held)}})
     Job.objects.create(kind="audit", status=Job.Status.FAILED, plan={"state": {"folder": str(done)}})
 
-    assert sorted(sweep_audit_fits()) == [orphaned, done]
+    Job.objects.create(kind="train", status=Job.Status.RUNNING, plan={"state": {"folder": str(orphaned)}})  # not an audit
+
+    assert sorted(sweep_folders(AUDIT_FITS, kind="audit")) == [orphaned, done]
     assert sorted(root.iterdir()) == [held, young]

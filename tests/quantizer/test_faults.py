@@ -66,6 +66,7 @@ def test_a_worker_killed_mid_training_fails_its_job_keeps_the_active_run_and_the
     job = reap(settings, job)
 
     assert job.status == Job.Status.FAILED and "worker stopped" in job.message
+    assert job.plan["state"]["folder"] and not Path(job.plan["state"]["folder"]).exists()  # the plan's arrays go
     run.refresh_from_db()
     assert run.status == QuantizerRun.Status.FAILED and not run.is_active
     assert QuantizerRun.objects.get(is_active=True, flavor="precision") == active

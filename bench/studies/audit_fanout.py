@@ -1,0 +1,87 @@
+"""The audit fanned out against the audit in one process, on the database `bench/e2e.py` left (its active run).
+
+    python3 bench/studies/audit_fanout.py [--ways fanout one] [--json PATH]
+    bash bench/gpu/e2e.sh 1000000 && python3 bench/studies/audit_fanout.py   # on the GPU machine, one call (e2e.sh's env)
+
+Each way, in the order given, first forgets the run's audit (its flags, scores and reports), then audits it:
+"one" is `run_audit(run=run)` (it reads the run's products, vectors and codes itself); "fanout" is the audit job's
+three parts one after another in this process: `audit_plan` (reading, the texts' features, the L2 weight's choice,
+the folds, the arrays written to SEMID_HOME/audit-fits), its chunks (`fit_audit_fold`, each fold classifier) and
+`finish_audit`. Printed: each part's time and this process's peak resident memory, the folder's size, and whether
+both ways flagged the same products. What workers would add (a chunk's reads on another machine) is not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from e2e import Stage  # noqa: E402 (bench/e2e.py: a block's time and peak memory)
+
+import _django  # noqa: E402
+
+
+def forget(run) -> None:
+    from audit.models import AuditReport, Flag, Score
+
+    Flag.objects.filter(run=run).delete()
+    Score.objects.filter(run=run).delete()
+    AuditReport.objects.filter(run=run).delete()
+
+
+def flagged(run) -> set[int]:
+    from audit.models import Score
+
+    return set(Score.objects.filter(run=run, flagged=True).values_list("product_id", flat=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database", default="semid_bench_e2e")
+    parser.add_argument("--flavor", default="precision")
+    parser.add_argument("--ways", nargs="+", choices=["fanout", "one"], default=["fanout", "one"])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    _django.use_database(args.database)
+
+    from audit.runs import audit_plan, finish_audit, run_audit
+    from jobs.runner import import_string
+    from quantizer.services import active_run
+
+    run = active_run(args.flavor)
+    rows, figures = [], {"run": run.pk, "products": run.n_products, "ways": {}}
+    for way in args.ways:
+        forget(run)
+        if way == "one":
+            with Stage("one process: run_audit", rows):
+                run_audit(run=run)
+        else:
+            with Stage("fan-out: plan", rows):
+                plan = audit_plan(run)
+            folder = Path(plan.state["folder"])
+            figures["folder_mib"] = round(sum(f.stat().st_size for f in folder.iterdir()) / 2**20)
+            fit = import_string(plan.run_chunk)
+            chunk_seconds = []
+            with Stage(f"fan-out: {len(plan.chunks)} chunks", rows):
+                for chunk in plan.chunks:
+                    started = time.perf_counter()
+                    fit(params={}, state=plan.state, chunk=chunk)
+                    chunk_seconds.append(round(time.perf_counter() - started, 2))
+            figures["chunk_seconds"] = chunk_seconds
+            with Stage("fan-out: finish", rows):
+                finish_audit(params={}, state=plan.state, results=list(plan.chunks))
+        figures["ways"][way] = sorted(flagged(run))
+    same = len({tuple(v) for v in figures["ways"].values()}) == 1
+    print(f"flagged: {', '.join(f'{way} {len(v):,}' for way, v in figures['ways'].items())}; the same products: {same}; "
+          f"plan's folder {figures.get('folder_mib')} MiB; chunks {figures.get('chunk_seconds')}")
+    if args.json:
+        figures.update(stages=rows, same_flags=same, ways={w: len(v) for w, v in figures["ways"].items()})
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
