@@ -145,7 +145,8 @@ def main():
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--job", choices=["embed", "pipeline", "audit", "train"], default="embed")
-    parser.add_argument("--config", default="{}", help="--job pipeline / audit / train: the runs' recipe overrides (JSON)")
+    parser.add_argument("--config", default="{}",
+                        help="--job pipeline / audit / train: the runs' recipe overrides (JSON)")
     args = parser.parse_args()
     import json
 

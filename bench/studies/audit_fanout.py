@@ -1,7 +1,7 @@
 """The audit fanned out against the audit in one process, on the database `bench/e2e.py` left (its active run).
 
     python3 bench/studies/audit_fanout.py [--ways fanout one] [--json PATH]
-    bash bench/gpu/e2e.sh 1000000 && python3 bench/studies/audit_fanout.py   # on the GPU machine, one call (e2e.sh's env)
+    bash bench/gpu/e2e.sh 1000000 && bash bench/gpu/e2e.sh audit-fanout --ways fanout   # the GPU machine
 
 Each way, in the order given, first forgets the run's audit (its flags, scores and reports), then audits it:
 "one" is `run_audit(run=run)` (it reads the run's products, vectors and codes itself); "fanout" is the audit job's
@@ -76,7 +76,8 @@ def main() -> None:
                 finish_audit(params={}, state=plan.state, results=list(plan.chunks))
         figures["ways"][way] = sorted(flagged(run))
     same = len({tuple(v) for v in figures["ways"].values()}) == 1
-    print(f"flagged: {', '.join(f'{way} {len(v):,}' for way, v in figures['ways'].items())}; the same products: {same}; "
+    counts = ", ".join(f"{way} {len(v):,}" for way, v in figures["ways"].items())
+    print(f"flagged: {counts}; the same products: {same}; "
           f"plan's folder {figures.get('folder_mib')} MiB; chunks {figures.get('chunk_seconds')}")
     if args.json:
         figures.update(stages=rows, same_flags=same, ways={w: len(v) for w, v in figures["ways"].items()})

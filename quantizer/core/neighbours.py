@@ -123,7 +123,8 @@ def probed_neighbours(
     return best_idx, best_sim
 
 
-def input_neighbours(x: torch.Tensor, k: int, *, chunk: int | None = None, found: torch.Tensor | None = None) -> torch.Tensor:
+def input_neighbours(x: torch.Tensor, k: int, *, chunk: int | None = None,
+                     found: torch.Tensor | None = None) -> torch.Tensor:
     """(N, D) -> (N, k) indices of each row's k most cosine-similar other rows (where the approximate
     search found fewer than k, the rest repeat its nearest, or the row itself if it found none). `found`: the
     indices `nearest_neighbours(x, k)` gives, searched already (a fanned-out search's blocks)."""

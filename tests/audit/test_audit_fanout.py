@@ -163,7 +163,8 @@ def test_a_plan_sweeps_only_old_folders_that_no_running_audit_holds(tmp_path, se
     Job.objects.create(kind="audit", status=Job.Status.RUNNING, plan={"state": {"folder": str(held)}})
     Job.objects.create(kind="audit", status=Job.Status.FAILED, plan={"state": {"folder": str(done)}})
 
-    Job.objects.create(kind="train", status=Job.Status.RUNNING, plan={"state": {"folder": str(orphaned)}})  # not an audit
+    # a running job of another kind does not hold an audit's folder
+    Job.objects.create(kind="train", status=Job.Status.RUNNING, plan={"state": {"folder": str(orphaned)}})
 
     assert sorted(sweep_folders(AUDIT_FITS, kind="audit")) == [orphaned, done]
     assert sorted(root.iterdir()) == [held, young]

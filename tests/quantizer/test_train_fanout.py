@@ -76,7 +76,8 @@ def test_the_planned_training_gives_the_codes_and_metrics_of_one_process(tmp_pat
     plan = train_plan(run)
     folder = Path(plan.state["folder"])
     assert folder.parent == Path(settings.SEMID_HOME) / TRAIN_SEARCHES and folder.is_dir()
-    searched = {name: [(c["start"], c["stop"]) for c in plan.chunks if c["search"] == name] for name in ("train", "groups")}
+    searched = {name: [(c["start"], c["stop"]) for c in plan.chunks if c["search"] == name]
+                for name in ("train", "groups")}
     assert searched["train"] == [(0, 128), (128, 256), (256, 384), (384, 400)]
     distinct = len(np.load(folder / "rows-groups.npy"))
     assert searched["groups"][0] == (0, 128) and searched["groups"][-1][1] == distinct and len(plan.chunks) > 6
