@@ -78,6 +78,25 @@ def test_the_planned_audit_gives_the_flags_and_scores_of_one_process(tmp_path):
 
 
 @pytest.mark.django_db
+def test_where_the_job_does_not_fan_out_it_audits_in_one_process(tmp_path, monkeypatch):
+    """On a GPU (no device in FAN_OUT_DEVICES) the audit job is `run_audit` itself: no chunks, no folder."""
+    import audit.runs
+
+    run = coded(tmp_path)
+    run_audit(run=run)
+    one_process = outcome(run)
+    forget_audit(run)
+    before = fits_folders()
+    monkeypatch.setattr(audit.runs, "FAN_OUT_DEVICES", ())
+
+    result = audit.runs.audit_job(params={"run_id": run.pk})
+
+    assert isinstance(result, dict) and result["report"] == AuditReport.objects.get(run=run).pk
+    assert outcome(run) == one_process and result["flagged"] == len(one_process[1]) > 0
+    assert fits_folders() == before
+
+
+@pytest.mark.django_db
 def test_a_catalog_without_brands_has_no_brand_out_folds_and_the_same_flags(tmp_path):
     from catalog.models import Product
 
