@@ -2,7 +2,7 @@
 content nearest neighbours: the next product of a basket (issue 20).
 
     .venv/bin/python bench/baskets_retrieval.py [--device cpu|cuda] [--seeds 0 1 2] [--quick]
-        [--flavor precision] [--codes rqvae] [--orders N] [--epochs E] [--sasrec-epochs E]
+        [--flavor precision] [--codes rqvae] [--hold-out SHARE] [--orders N] [--epochs E] [--sasrec-epochs E]
         [--config '{"d_model": 128}'] [--codes-config '{"epochs": 20}'] [--json-out F] [--merge F...]
 
 Orders of instacart_baskets.csv, split by order 80/10/10 (--split-seed, 0); in every test order of two
@@ -15,7 +15,9 @@ basket so far (leave-last-out). Every method proposes 10 products not already in
 - SASRec: a causal transformer over item ids, full softmax over the products of the training orders;
 - TIGER: baskets.core.nextitem, a causal transformer over the products' semantic IDs that decodes the
   next ID level by level, beam search constrained to the codes that exist.
-Warm targets were bought in some training order, cold ones never. Tail: the products outside the most
+Warm targets were bought in some training order, cold ones never. --hold-out 0.05 adds a split by product, as
+TIGER's cold-start experiment did: 5% of the products bought are left out of every training order (their
+lines dropped, the rest of each order kept), so their test targets are cold too. Tail: the products outside the most
 bought ones that make half of the training lines (every product never bought included); tail coverage
 = the share of them that some test basket is shown, tail share = the share of shown products in it.
 The semantic IDs are the benchmark's own (bench/baskets_data.semantic_codes, seed = the run's seed,
@@ -41,11 +43,12 @@ from baskets.core.copurchase import copurchase_embedding, order_matrix  # noqa: 
 from baskets.core.evaluation import hit_metrics, leave_last_out, split_orders  # noqa: E402
 
 K = 10
-METHODS = ("popularity", "cooccurrence", "content", "sasrec", "tiger", "tiger_cold")
+METHODS = ("popularity", "cooccurrence", "content", "sasrec", "tiger", "tiger_cold", "tiger_cold2")
 LABELS = {"popularity": "popularity", "cooccurrence": "item-to-item co-occurrence",
           "content": "content nearest neighbours of the last product", "sasrec": "SASRec (item ids)",
           "tiger": "TIGER over semantic IDs (this)",
-          "tiger_cold": "TIGER, last 2 of 10 places to never-bought products under its decoded prefixes"}
+          "tiger_cold": "TIGER, last 2 of 10 places to never-bought products under its decoded prefixes",
+          "tiger_cold2": "TIGER, the same 2 places under its decoded 2-codeword prefixes"}
 COLD_SLOTS = 2
 QUICK = {"orders": 12000, "max_test": 1000, "epochs": 3, "sasrec_epochs": 3,
          "config": {"d_model": 64, "heads": 2, "layers": 2, "batch_size": 128, "beam": 30}}
@@ -59,6 +62,15 @@ def top_k_excluding(scores: np.ndarray, histories: list[np.ndarray], k: int = K)
     top = np.argpartition(-scores, k, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
     return np.take_along_axis(top, order, 1)
+
+
+def held_out_products(baskets: list[np.ndarray], n: int, share: float, seed: int) -> np.ndarray:
+    """(n,) bool: ``share`` of the products bought in ``baskets``, drawn at random (seeded), none for 0."""
+    held = np.zeros(n, bool)
+    if share > 0:
+        bought = np.unique(np.concatenate(baskets))
+        held[np.random.default_rng(seed + 2000).choice(bought, int(round(share * len(bought))), replace=False)] = True
+    return held
 
 
 def popularity_recs(pop: np.ndarray, histories, k=K) -> np.ndarray:
@@ -113,6 +125,10 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--hold-out", type=float, default=0.0, metavar="SHARE",
+                        help="a split by product beside the split by order: this share of the products bought in "
+                             "the orders (seeded by --split-seed) left out of every training order, so that their "
+                             "test targets are cold (TIGER's cold-start protocol held out 5%%)")
     parser.add_argument("--quick", action="store_true",
                         help=f"a small run that checks it learns: {QUICK['orders']} orders, {QUICK['max_test']} test "
                              f"baskets, {QUICK['epochs']} epochs, a smaller model")
@@ -164,12 +180,15 @@ def main():
         keep = np.sort(np.random.default_rng(args.split_seed + 1000).choice(len(baskets), orders_n, replace=False))
         baskets = [baskets[i] for i in keep]
     tr, va, te = split_orders(len(baskets), args.split_seed)
+    n = len(ds)
     train = [baskets[i] for i in tr]
+    held = held_out_products(baskets, n, args.hold_out, args.split_seed)
+    if held.any():
+        train = [b for b in (b[~held[b]] for b in train) if len(b)]
     histories, target = leave_last_out([baskets[i] for i in te])
     if max_test and max_test < len(target):
         pick = np.sort(np.random.default_rng(args.split_seed).choice(len(target), max_test, replace=False))
         histories, target = [histories[i] for i in pick], target[pick]
-    n = len(ds)
     pop = np.bincount(np.concatenate(train), minlength=n).astype(np.float64)
     warm = pop[target] > 0
     by_pop = np.argsort(-pop, kind="stable")
@@ -184,7 +203,8 @@ def main():
             "train_products": int((pop > 0).sum()), "head_products": head_n, "tail_products": int(tail.sum()),
             "catalog": n, "flavor": args.flavor, "codes": args.codes, "config": overrides,
             "codes_config": codes_overrides, "sasrec_epochs": sasrec_epochs, "device": bd.device_name(args.device),
-            "split_seed": args.split_seed}
+            "split_seed": args.split_seed, "hold_out": args.hold_out, "held_out_products": int(held.sum()),
+            "held_out_cases": int(held[target].sum())}
     print(json.dumps(info), flush=True)
     results = []
 
@@ -217,12 +237,13 @@ def main():
                                    for lo in range(0, len(histories), 256)])
             record("tiger", seed, recs, train_seconds=model.seconds, seconds=time.time() - t,
                    loss=[round(h["loss"], 4) for h in model.history])
-            if "tiger_cold" in args.methods:  # the same model, TIGER's cold-start rule
-                cold = cold_index(model.trie, pop == 0)
-                recs = np.concatenate([recommend(model, histories[lo: lo + 256], K, device=args.device, popularity=pop,
-                                                 cold=cold, cold_slots=COLD_SLOTS)
-                                       for lo in range(0, len(histories), 256)])
-                record("tiger_cold", seed, recs)
+            for method, depth in (("tiger_cold", None), ("tiger_cold2", 2)):
+                if method in args.methods:  # the same model, TIGER's cold-start rule
+                    cold = cold_index(model.trie, pop == 0, depth)
+                    recs = np.concatenate([recommend(model, histories[lo: lo + 256], K, device=args.device,
+                                                     popularity=pop, cold=cold, cold_slots=COLD_SLOTS)
+                                           for lo in range(0, len(histories), 256)])
+                    record(method, seed, recs)
     info["seconds"] = round(time.time() - started)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"info": info, "results": results}, indent=1))
@@ -241,7 +262,9 @@ def table(info: dict, results: list[dict]) -> str:
         seeds = ", ".join(str(r["seed"]) for r in rows if r["seed"] is not None) or "–"
         cells = [bd.mean_spread([r.get(c) for r in rows]) for c in (*cols, "tail_coverage", "tail_share")]
         out.append(f"| {LABELS[method]} | {seeds} | " + " | ".join(cells) + " |")
-    return (f"{info['test_cases']:,} test baskets ({info['warm_cases']:,} warm targets, {info['cold_cases']:,} cold) "
+    held = (f"; {info['held_out_products']:,} products ({info['hold_out']:.0%} of those bought) left out of the training "
+            f"orders, {info['held_out_cases']:,} of the cold targets" if info.get("hold_out") else "")
+    return (f"{info['test_cases']:,} test baskets ({info['warm_cases']:,} warm targets, {info['cold_cases']:,} cold{held}) "
             f"of {info['orders']:,} orders ({info['train_orders']:,} train / {info['val_orders']:,} val / "
             f"{info['test_orders']:,} test); {info['train_products']:,} products in the training orders, tail "
             f"{info['tail_products']:,} of {info['catalog']:,}; codes {info['codes']} {info['flavor']}; device "

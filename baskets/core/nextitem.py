@@ -276,12 +276,13 @@ def _last_logits(net: NextItemTransformer, rows: torch.Tensor, lengths: torch.Te
     return out
 
 
-def cold_index(trie: PrefixTrie, cold: np.ndarray) -> dict:
-    """{prefix of the first L-1 codewords: the products of ``cold`` (bool mask) under it}: for ``recommend``'s
-    cold slots."""
+def cold_index(trie: PrefixTrie, cold: np.ndarray, depth: int | None = None) -> dict:
+    """{prefix of the first ``depth`` codewords (L-1 by default): the products of ``cold`` (bool mask) under it}:
+    for ``recommend``'s cold slots."""
+    depth = trie.codes.shape[1] - 1 if depth is None else depth
     out: dict = {}
     for p in np.flatnonzero(cold):
-        out.setdefault(tuple(trie.codes[p, :-1].tolist()), []).append(int(p))
+        out.setdefault(tuple(trie.codes[p, :depth].tolist()), []).append(int(p))
     return out
 
 
@@ -292,7 +293,7 @@ def recommend(model: NextItemModel, histories: Sequence[np.ndarray], k: int = 10
     products already in the history; products sharing one code in ``popularity`` order.
 
     Cold slots (TIGER's cold-start rule): with ``cold`` (``cold_index``) the last ``cold_slots`` places
-    go to products never seen in training under the decoded prefixes of L-1 levels, in beam order (the
+    go to products never seen in training under the decoded prefixes (of the index's depth), in beam order (the
     model has never seen their last codeword as a target, so the beam alone seldom reaches them); places
     left empty are the beam's."""
     leaves, _ = beam_search(model, histories, device=device)
@@ -301,9 +302,10 @@ def recommend(model: NextItemModel, histories: Sequence[np.ndarray], k: int = 10
         seen = set(np.asarray(hist).tolist()) if exclude_history else set()
         cold_got: list = []
         if cold and cold_slots:
+            depth = len(next(iter(cold)))
             prefixes = []
             for leaf in row[row >= 0]:
-                prefix = tuple(model.trie.codes[model.trie.products[leaf][0], :-1].tolist())
+                prefix = tuple(model.trie.codes[model.trie.products[leaf][0], :depth].tolist())
                 if prefix not in prefixes:
                     prefixes.append(prefix)
             for prefix in prefixes:
