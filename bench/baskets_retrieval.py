@@ -43,12 +43,18 @@ from baskets.core.copurchase import copurchase_embedding, order_matrix  # noqa: 
 from baskets.core.evaluation import hit_metrics, leave_last_out, split_orders  # noqa: E402
 
 K = 10
-METHODS = ("popularity", "cooccurrence", "content", "sasrec", "tiger", "tiger_cold", "tiger_cold2")
+# TIGER's cold-start rule, its 2 places: the depth of the decoded prefixes the never-bought products are taken
+# under (None: all levels but the last), and whether they go by text to the basket's last product
+COLD_RULES = {"tiger_cold": (None, False), "tiger_cold2": (2, False), "tiger_cold2_text": (2, True),
+              "tiger_cold1_text": (1, True)}
+METHODS = ("popularity", "cooccurrence", "content", "sasrec", "tiger", *COLD_RULES)
 LABELS = {"popularity": "popularity", "cooccurrence": "item-to-item co-occurrence",
           "content": "content nearest neighbours of the last product", "sasrec": "SASRec (item ids)",
           "tiger": "TIGER over semantic IDs (this)",
           "tiger_cold": "TIGER, last 2 of 10 places to never-bought products under its decoded prefixes",
-          "tiger_cold2": "TIGER, the same 2 places under its decoded 2-codeword prefixes"}
+          "tiger_cold2": "TIGER, the same 2 places under its decoded 2-codeword prefixes",
+          "tiger_cold2_text": "TIGER, the same 2 places under its 2-codeword prefixes, by text to the last product",
+          "tiger_cold1_text": "TIGER, the same 2 places under its 1-codeword prefixes, by text to the last product"}
 COLD_SLOTS = 2
 QUICK = {"orders": 12000, "max_test": 1000, "epochs": 3, "sasrec_epochs": 3,
          "config": {"d_model": 64, "heads": 2, "layers": 2, "batch_size": 128, "beam": 30}}
@@ -237,11 +243,12 @@ def main():
                                    for lo in range(0, len(histories), 256)])
             record("tiger", seed, recs, train_seconds=model.seconds, seconds=time.time() - t,
                    loss=[round(h["loss"], 4) for h in model.history])
-            for method, depth in (("tiger_cold", None), ("tiger_cold2", 2)):
+            for method, (depth, by_text) in COLD_RULES.items():
                 if method in args.methods:  # the same model, TIGER's cold-start rule
                     cold = cold_index(model.trie, pop == 0, depth)
                     recs = np.concatenate([recommend(model, histories[lo: lo + 256], K, device=args.device,
-                                                     popularity=pop, cold=cold, cold_slots=COLD_SLOTS)
+                                                     popularity=pop, cold=cold, cold_slots=COLD_SLOTS,
+                                                     cold_vectors=x if by_text else None)
                                            for lo in range(0, len(histories), 256)])
                     record(method, seed, recs)
     info["seconds"] = round(time.time() - started)

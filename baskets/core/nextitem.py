@@ -288,13 +288,15 @@ def cold_index(trie: PrefixTrie, cold: np.ndarray, depth: int | None = None) -> 
 
 def recommend(model: NextItemModel, histories: Sequence[np.ndarray], k: int = 10, *, device: str = "cpu",
               popularity: np.ndarray | None = None, exclude_history: bool = True, cold: dict | None = None,
-              cold_slots: int = 0) -> np.ndarray:
+              cold_slots: int = 0, cold_vectors: np.ndarray | None = None) -> np.ndarray:
     """(B, k) product rows, best first (-1 when fewer): the decoded codes' products, leaving out the
     products already in the history; products sharing one code in ``popularity`` order.
 
     Cold slots (TIGER's cold-start rule): with ``cold`` (``cold_index``) the last ``cold_slots`` places
     go to products never seen in training under the decoded prefixes (of the index's depth), in beam order (the
-    model has never seen their last codeword as a target, so the beam alone seldom reaches them); places
+    model has never seen their last codeword as a target, so the beam alone seldom reaches them); with
+    ``cold_vectors`` ((N, d) unit rows, the products' text) every such product under the decoded prefixes
+    ranked by cosine to the history's last product instead (the model says where, the text which); places
     left empty are the beam's."""
     leaves, _ = beam_search(model, histories, device=device)
     out = np.full((len(histories), k), -1, dtype=np.int64)
@@ -308,11 +310,12 @@ def recommend(model: NextItemModel, histories: Sequence[np.ndarray], k: int = 10
                 prefix = tuple(model.trie.codes[model.trie.products[leaf][0], :depth].tolist())
                 if prefix not in prefixes:
                     prefixes.append(prefix)
-            for prefix in prefixes:
-                for p in cold.get(prefix, ()):
-                    if p not in seen and len(cold_got) < cold_slots:
-                        cold_got.append(p)
-                        seen.add(p)
+            under = [p for prefix in prefixes for p in cold.get(prefix, ()) if p not in seen]
+            if cold_vectors is not None and len(under) > cold_slots and len(hist):
+                sims = cold_vectors[under] @ cold_vectors[int(np.asarray(hist)[-1])]
+                under = [under[j] for j in np.argsort(-sims, kind="stable")]
+            cold_got = under[:cold_slots]
+            seen.update(cold_got)
         got = []
         for leaf in row:
             if leaf < 0:

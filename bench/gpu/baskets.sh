@@ -8,7 +8,8 @@
 #   cached on this warm machine is skipped, a job still running when BUDGET seconds are spent is cut (call again).
 # complements: bench/baskets_complements.py over the cached codes -> $OUT/baskets-complements.{md,json}.
 # retrieval: bench/baskets_retrieval.py, one process per seed (each trains its SASRec and TIGER on the codes of its
-#   seed; CODES=rqvae_cp for the codes with the co-purchase term, default rqvae), merged -> $OUT/baskets-retrieval.{md,json}. Each stage fits one 600 s call: the lead runs
+#   seed; CODES=rqvae_cp for the codes with the co-purchase term, default rqvae; HOLD_OUT=0.05 adds the split by
+#   product, METHODS="content tiger ..." a subset), merged -> $OUT/baskets-retrieval.{md,json}. Each stage fits one 600 s call: the lead runs
 #   `bash bench/gpu/baskets.sh codes`, then `bash bench/gpu/baskets.sh complements`, then `... retrieval`.
 source "$(dirname "$0")/env.sh"
 STAGE=${1:-all}; DEADLINE=$(( $(date +%s) + ${BUDGET:-540} ))
@@ -34,8 +35,10 @@ if [ "$STAGE" = complements ] || [ "$STAGE" = all ]; then
   tail -n 25 $OUT/baskets-complements.md
 fi
 if [ "$STAGE" = retrieval ] || [ "$STAGE" = all ]; then
+  python3 -c "import sys; sys.path.insert(0, 'bench'); import common; common.embed_dataset(common.load_dataset('instacart'), 'precision', device='cuda')" > /tmp/bask/embed.log 2>&1
   for s in 0 1 2; do
     OMP_NUM_THREADS=4 timeout $(left) python3 bench/baskets_retrieval.py --device cuda --seeds $s --codes ${CODES:-rqvae} \
+      ${HOLD_OUT:+--hold-out $HOLD_OUT} ${METHODS:+--methods $METHODS} \
       --json-out /tmp/bask/retrieval-$s.json > /tmp/bask/retrieval-$s.log 2>&1 &
   done
   wait

@@ -107,3 +107,21 @@ def test_cold_slots_hold_never_bought_products_under_the_decoded_prefixes():
     assert never_bought[slotted[0][1:]].all()  # the last two places: never-bought products
     first = tuple(codes[model.trie.products[leaves[0][0]][0], :2])  # the prefix of the beam's best code
     assert slotted[0][1] == cold[first][0]
+
+
+def test_cold_slots_by_text_take_the_products_under_the_prefixes_nearest_the_last_product():
+    codes = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1], [1, 0, 0], [1, 0, 1]])
+    model = untrained(codes, size=4)
+    never_bought = np.array([False, True, True, True, False, True])
+    cold = cold_index(model.trie, never_bought, depth=1)
+    assert cold == {(0,): [1, 2, 3], (1,): [5]}
+    angles = np.array([0.0, 1.5, 0.2, 0.9, 3.0, 0.1])  # product 5 nearest product 0, then 2, then 3
+    vectors = np.stack([np.cos(angles), np.sin(angles)], 1)
+
+    leaves, _ = beam_search(model, [np.array([0])])
+    decoded = {tuple(codes[model.trie.products[leaf][0], :1]) for leaf in leaves[0][leaves[0] >= 0]}
+    by_text = recommend(model, [np.array([0])], k=3, cold=cold, cold_slots=2, cold_vectors=vectors)[0]
+
+    under = [p for prefix in decoded for p in cold.get(prefix, ())]
+    assert list(by_text[1:]) == sorted(under, key=lambda p: abs(angles[p]))[:2]
+    assert decoded == {(0,), (1,)} and list(by_text[1:]) == [5, 2]
