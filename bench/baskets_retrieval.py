@@ -269,9 +269,10 @@ def table(info: dict, results: list[dict]) -> str:
         seeds = ", ".join(str(r["seed"]) for r in rows if r["seed"] is not None) or "–"
         cells = [bd.mean_spread([r.get(c) for r in rows]) for c in (*cols, "tail_coverage", "tail_share")]
         out.append(f"| {LABELS[method]} | {seeds} | " + " | ".join(cells) + " |")
-    held = (f"; {info['held_out_products']:,} products ({info['hold_out']:.0%} of those bought) left out of the training "
-            f"orders, {info['held_out_cases']:,} of the cold targets" if info.get("hold_out") else "")
-    return (f"{info['test_cases']:,} test baskets ({info['warm_cases']:,} warm targets, {info['cold_cases']:,} cold{held}) "
+    held = (f"; {info['held_out_products']:,} products ({info['hold_out']:.0%} of those bought) left out of the "
+            f"training orders, {info['held_out_cases']:,} of the cold targets" if info.get("hold_out") else "")
+    return (f"{info['test_cases']:,} test baskets ({info['warm_cases']:,} warm targets, {info['cold_cases']:,} "
+            f"cold{held}) "
             f"of {info['orders']:,} orders ({info['train_orders']:,} train / {info['val_orders']:,} val / "
             f"{info['test_orders']:,} test); {info['train_products']:,} products in the training orders, tail "
             f"{info['tail_products']:,} of {info['catalog']:,}; codes {info['codes']} {info['flavor']}; device "

@@ -90,6 +90,16 @@ def worker(celery_worker_process, transactional_db):
     return celery_worker_process
 
 
+@pytest.fixture
+def second_worker(worker):
+    """Another real worker on the session worker's queue: the two share a fanned-out job's chunks."""
+    from config.celery import app
+
+    proc = spawn_worker(app.conf.task_default_queue, f"second-{os.getpid()}", ARTIFACTS / "celery-second.log")
+    yield proc
+    stop_worker(proc)
+
+
 def wait_for(predicate, timeout: float = 120.0, interval: float = 0.25):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -19,7 +19,7 @@ from catalog.services import import_catalog
 from jobs.models import Job, JobChunk
 from jobs.runner import run_chunks_here, start_job
 from quantizer.services import create_run, train_run
-from tests.conftest import ARTIFACTS, spawn_worker, stop_worker, wait_for
+from tests.conftest import wait_for
 
 FAST = {"epochs": 10}
 
@@ -125,15 +125,6 @@ def test_a_failed_chunk_fails_the_audit_and_its_folder_goes(tmp_path):
     assert not AuditReport.objects.filter(run=run).exists() and not Score.objects.filter(run=run).exists()
 
 
-@pytest.fixture
-def second_worker(worker):
-    """Another real worker on the session worker's queue: the two share the chunks."""
-    from config.celery import app
-
-    proc = spawn_worker(app.conf.task_default_queue, f"second-audit-{os.getpid()}", ARTIFACTS / "celery-second.log")
-    yield proc
-    stop_worker(proc)
-
 
 def test_the_audit_job_over_two_workers_gives_the_flags_and_scores_of_one_process(tmp_path, second_worker):
     run = coded(tmp_path)
@@ -172,7 +163,8 @@ def test_a_plan_sweeps_only_old_folders_that_no_running_audit_holds(tmp_path, se
     settings.SEMID_HOME = tmp_path
     root = tmp_path / AUDIT_FITS
     old = (ORPHANED_AGE + ORPHANED_AGE).total_seconds()
-    orphaned, held, young, done = (root / name for name in ("run-1-orphaned", "run-2-held", "run-3-young", "run-4-done"))
+    names = ("run-1-orphaned", "run-2-held", "run-3-young", "run-4-done")
+    orphaned, held, young, done = (root / name for name in names)
     for folder in (orphaned, held, young, done):
         folder.mkdir(parents=True)
         np.save(folder / "ids.npy", np.arange(3))

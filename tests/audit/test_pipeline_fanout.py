@@ -3,7 +3,6 @@ flavors at once, and the codes and flags are those of the pipeline run in one pr
 
 from __future__ import annotations
 
-import os
 
 import pytest
 from django.db import connection
@@ -16,7 +15,7 @@ from jobs.models import Job, JobChunk
 from jobs.runner import start_job
 from pipeline.services import run_pipeline
 from quantizer.models import QuantizerRun, SemanticId
-from tests.conftest import ARTIFACTS, spawn_worker, stop_worker, wait_for
+from tests.conftest import wait_for
 
 FAST = {"epochs": 10}
 
@@ -26,15 +25,6 @@ def demo(tmp_path, worker):
     write_csv(generate_demo_catalog(n_products=600, seed=3, mislabel_rate=0.04), tmp_path / "demo.csv")
     import_catalog(path=tmp_path / "demo.csv")
 
-
-@pytest.fixture
-def second_worker(worker):
-    """Another real worker on the session worker's queue: the two share the chunks."""
-    from config.celery import app
-
-    proc = spawn_worker(app.conf.task_default_queue, f"second-{os.getpid()}", ARTIFACTS / "celery-second.log")
-    yield proc
-    stop_worker(proc)
 
 
 def outcome() -> tuple[dict, dict, dict]:

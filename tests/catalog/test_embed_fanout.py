@@ -3,7 +3,6 @@ process, progress counted by chunk, a failed chunk failing the job, and a retry 
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from catalog.models import Product, ProductEmbedding
 from catalog.services import import_catalog
 from jobs.models import Job, JobChunk
 from jobs.runner import retry_job, start_job
-from tests.conftest import ARTIFACTS, spawn_worker, stop_worker, wait_for
+from tests.conftest import wait_for
 
 CHUNK = 30  # products a chunk here: eight or nine chunks of the demo catalog below
 
@@ -32,15 +31,6 @@ def imported(tmp_path, transactional_db):
 def demo(worker, imported):
     return imported
 
-
-@pytest.fixture
-def second_worker(worker):
-    """Another real worker on the session worker's queue: the two share the chunks."""
-    from config.celery import app
-
-    proc = spawn_worker(app.conf.task_default_queue, f"second-{os.getpid()}", ARTIFACTS / "celery-second.log")
-    yield proc
-    stop_worker(proc)
 
 
 def finished(job: Job) -> Job:

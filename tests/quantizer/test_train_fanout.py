@@ -5,7 +5,6 @@ under SEMID_HOME goes once the job is over, finished or failed."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from quantizer.core.neighbours import nearest_neighbours
 from quantizer.fanout import TRAIN_SEARCHES, train_plan
 from quantizer.models import QuantizerRun, SemanticId
 from quantizer.services import create_run, train_run
-from tests.conftest import ARTIFACTS, spawn_worker, stop_worker, wait_for
+from tests.conftest import wait_for
 
 FAST = {"epochs": 5}
 
@@ -114,15 +113,6 @@ def test_a_failed_chunk_fails_the_run_and_its_folder_goes(tmp_path):
     assert run.status == QuantizerRun.Status.FAILED and not run.is_active and not folder.exists()
     assert not SemanticId.objects.filter(run=run).exists()
 
-
-@pytest.fixture
-def second_worker(worker):
-    """Another real worker on the session worker's queue: the two share the chunks."""
-    from config.celery import app
-
-    proc = spawn_worker(app.conf.task_default_queue, f"second-train-{os.getpid()}", ARTIFACTS / "celery-second.log")
-    yield proc
-    stop_worker(proc)
 
 
 def test_the_train_job_over_two_workers_gives_the_codes_of_one_process(tmp_path, second_worker):
