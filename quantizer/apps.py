@@ -9,5 +9,5 @@ class QuantizerConfig(AppConfig):
         from jobs.runner import job_abandoned, register_job_kind
         from quantizer.services import fail_runs_of_abandoned_job
 
-        register_job_kind("train", "quantizer.services.train_job")
+        register_job_kind("train", "quantizer.fanout.train_job")
         job_abandoned.connect(fail_runs_of_abandoned_job, dispatch_uid="quantizer-fail-runs-of-abandoned-job")

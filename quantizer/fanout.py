@@ -29,6 +29,12 @@ from quantizer.services import Searched, TrainingData, _fail, _set, read_trainin
 TRAIN_SEARCHES = "train-searches"  # the folder of SEMID_HOME where each fanned-out training keeps its inputs
 
 
+def train_job(*, params: dict, user=None, progress=None):
+    """The training of run `params["run_id"]`, its neighbour searches fanned out (`train_plan`)."""
+    run = QuantizerRun.objects.get(pk=params["run_id"])
+    return train_plan(run, activate=params.get("activate", True), progress=progress)
+
+
 def train_plan(run: QuantizerRun, *, activate: bool = True, progress=None):
     """The training of `run` as chunks, one a block of an exact neighbour search's query rows; see the module."""
     from jobs.runner import Chunked

@@ -453,10 +453,3 @@ def fail_runs_of_abandoned_job(*, job, **kwargs) -> int:
     return runs.update(status=QuantizerRun.Status.FAILED, message=f"job #{job.pk}'s worker stopped; retry the job",
                        finished_at=timezone.now())
 
-
-def train_job(*, params: dict, user=None, progress=None):
-    """The training of run `params["run_id"]`, its neighbour searches fanned out (`quantizer.fanout.train_plan`)."""
-    from quantizer.fanout import train_plan
-
-    run = QuantizerRun.objects.get(pk=params["run_id"])
-    return train_plan(run, activate=params.get("activate", True), progress=progress)
