@@ -128,6 +128,8 @@ def test_an_import_runs_while_a_training_job_holds_the_heavy_worker(coded_catalo
         for proc in (heavy, short):
             proc.kill()
             proc.wait()
+    training = reap(settings, training)  # the killed heavy worker's job fails, and its plan's arrays go with it
+    assert training.status == Job.Status.FAILED and not Path(training.plan["state"]["folder"]).exists()
 
 
 def coded_catalog_path() -> str:
