@@ -386,7 +386,12 @@ def finish_audit(*, params: dict, state: dict, results: list[dict], progress=Non
                        texts=audit_texts(flavor=run.flavor, ids=ids, count=False))
     report = run_audit(run=run, given=given, fits=audit_fits(state, results), progress=progress)
     remove_audit_fits(params=params, state=state)
-    return {"run": run.pk, "report": report.pk, **report.stats}
+    return job_result(report)
+
+
+def job_result(report: AuditReport) -> dict:
+    """What an audit job records as its result: the run, the report and its figures."""
+    return {"run": report.run_id, "report": report.pk, **report.stats}
 
 
 def remove_audit_fits(*, params: dict, state: dict) -> None:
@@ -409,7 +414,6 @@ def audit_job(*, params: dict, user=None, progress=None):
     try:
         if default_device() in FAN_OUT_DEVICES:
             return audit_plan(run, progress=progress)
-        report = run_audit(run=run, progress=progress)
-        return {"run": run.pk, "report": report.pk, **report.stats}
+        return job_result(run_audit(run=run, progress=progress))
     except ValueError as exc:  # the catalog cannot be audited as it is (too small, one category)
         raise JobFailed(f"audit of run #{run.pk} not possible: {exc}") from None

@@ -300,11 +300,11 @@ def recommend(model: NextItemModel, histories: Sequence[np.ndarray], k: int = 10
     left empty are the beam's."""
     leaves, _ = beam_search(model, histories, device=device)
     out = np.full((len(histories), k), -1, dtype=np.int64)
+    depth = len(next(iter(cold))) if cold else 0  # the index's prefix length
     for i, (row, hist) in enumerate(zip(leaves, histories)):
         seen = set(np.asarray(hist).tolist()) if exclude_history else set()
         cold_got: list = []
         if cold and cold_slots:
-            depth = len(next(iter(cold)))
             prefixes = []
             for leaf in row[row >= 0]:
                 prefix = tuple(model.trie.codes[model.trie.products[leaf][0], :depth].tolist())

@@ -39,7 +39,8 @@ def flagged(run) -> set[int]:
     return set(Score.objects.filter(run=run, flagged=True).values_list("product_id", flat=True))
 
 
-def main() -> None:
+def study_arguments() -> argparse.Namespace:
+    """This study's and train_fanout.py's arguments; Django pointed at --database."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--database", default="semid_bench_e2e")
     parser.add_argument("--flavor", default="precision")
@@ -47,9 +48,34 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     _django.use_database(args.database)
+    return args
 
-    from audit.runs import audit_plan, finish_audit, run_audit
+
+def run_planned(make_plan, rows: list, figures: dict) -> None:
+    """A fanned-out job's three parts one after another in this process, each a `Stage` in `rows`: the plan
+    (`make_plan()`), its chunks (each one's seconds and the plan folder's size into `figures`), its finish."""
     from jobs.runner import import_string
+
+    with Stage("fan-out: plan", rows):
+        plan = make_plan()
+    folder = Path(plan.state["folder"])
+    figures["folder_mib"] = round(sum(f.stat().st_size for f in folder.iterdir()) / 2**20)
+    run_chunk = import_string(plan.run_chunk)
+    chunk_seconds, results = [], []
+    with Stage(f"fan-out: {len(plan.chunks)} chunks", rows):
+        for chunk in plan.chunks:
+            started = time.perf_counter()
+            results.append(run_chunk(params={}, state=plan.state, chunk=chunk))
+            chunk_seconds.append(round(time.perf_counter() - started, 2))
+    figures["chunk_seconds"] = chunk_seconds
+    with Stage("fan-out: finish", rows):
+        import_string(plan.finish)(params={}, state=plan.state, results=results)
+
+
+def main() -> None:
+    args = study_arguments()
+
+    from audit.runs import audit_plan, run_audit
     from quantizer.services import active_run
 
     run = active_run(args.flavor)
@@ -60,20 +86,7 @@ def main() -> None:
             with Stage("one process: run_audit", rows):
                 run_audit(run=run)
         else:
-            with Stage("fan-out: plan", rows):
-                plan = audit_plan(run)
-            folder = Path(plan.state["folder"])
-            figures["folder_mib"] = round(sum(f.stat().st_size for f in folder.iterdir()) / 2**20)
-            fit = import_string(plan.run_chunk)
-            chunk_seconds = []
-            with Stage(f"fan-out: {len(plan.chunks)} chunks", rows):
-                for chunk in plan.chunks:
-                    started = time.perf_counter()
-                    fit(params={}, state=plan.state, chunk=chunk)
-                    chunk_seconds.append(round(time.perf_counter() - started, 2))
-            figures["chunk_seconds"] = chunk_seconds
-            with Stage("fan-out: finish", rows):
-                finish_audit(params={}, state=plan.state, results=list(plan.chunks))
+            run_planned(lambda: audit_plan(run), rows, figures)
         figures["ways"][way] = sorted(flagged(run))
     same = len({tuple(v) for v in figures["ways"].values()}) == 1
     counts = ", ".join(f"{way} {len(v):,}" for way, v in figures["ways"].items())

@@ -13,17 +13,14 @@ process's peak resident memory, the folder's size, and whether both ways gave th
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from audit_fanout import run_planned, study_arguments  # noqa: E402 (beside this file)
 from e2e import Stage  # noqa: E402 (bench/e2e.py: a block's time and peak memory)
-
-import _django  # noqa: E402
 
 
 def codes_digest(run) -> str:
@@ -34,16 +31,9 @@ def codes_digest(run) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--database", default="semid_bench_e2e")
-    parser.add_argument("--flavor", default="precision")
-    parser.add_argument("--ways", nargs="+", choices=["fanout", "one"], default=["fanout", "one"])
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    _django.use_database(args.database)
+    args = study_arguments()
 
-    from jobs.runner import import_string
-    from quantizer.fanout import finish_training, train_plan
+    from quantizer.fanout import train_plan
     from quantizer.services import active_run, create_run, train_run
 
     active = active_run(args.flavor)
@@ -54,20 +44,7 @@ def main() -> None:
             with Stage("one process: train_run", rows):
                 train_run(run=run, activate=False)
         else:
-            with Stage("fan-out: plan", rows):
-                plan = train_plan(run, activate=False)
-            folder = Path(plan.state["folder"])
-            figures["folder_mib"] = round(sum(f.stat().st_size for f in folder.iterdir()) / 2**20)
-            search = import_string(plan.run_chunk)
-            chunk_seconds, results = [], []
-            with Stage(f"fan-out: {len(plan.chunks)} chunks", rows):
-                for chunk in plan.chunks:
-                    started = time.perf_counter()
-                    results.append(search(params={}, state=plan.state, chunk=chunk))
-                    chunk_seconds.append(round(time.perf_counter() - started, 2))
-            figures["chunk_seconds"] = chunk_seconds
-            with Stage("fan-out: finish", rows):
-                finish_training(params={}, state=plan.state, results=results)
+            run_planned(lambda: train_plan(run, activate=False), rows, figures)
         run.refresh_from_db()
         figures["ways"][way] = {"run": run.pk, "codes": codes_digest(run), "spearman": run.metrics.get("spearman")}
     same = len({w["codes"] for w in figures["ways"].values()}) == 1
