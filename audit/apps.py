@@ -6,6 +6,6 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from jobs.runner import register_job_kind
+        from jobs.kinds import register_job_kind
 
         register_job_kind("audit", "audit.runs.audit_job")

@@ -7,7 +7,7 @@ class BasketsConfig(AppConfig):
 
     def ready(self):
         from baskets.services import on_run_activated
-        from jobs.runner import register_job_kind
+        from jobs.kinds import register_job_kind
         from quantizer.inputs import register_extra_input
         from quantizer.services import run_activated
 

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from jobs.kinds import kind_label
+
 
 class Job(models.Model):
     """A unit of background work (import, embed, train, audit, pipeline) whose progress a page can read."""
@@ -39,8 +41,6 @@ class Job(models.Model):
     @property
     def kind_label(self) -> str:
         """The kind as pages name it (`register_job_kind(label=...)`)."""
-        from jobs.runner import kind_label
-
         return kind_label(self.kind)
 
     @property

@@ -31,6 +31,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from jobs.kinds import JOB_KINDS
 from jobs.models import Job, JobChunk
 
 RUN_JOB_TASK = "jobs.run_job"  # the task that starts every job (jobs.tasks.run_job_task), sent by name
@@ -42,28 +43,6 @@ log = logging.getLogger(__name__)
 # Sent once for each job found abandoned (its worker died), with the job as `job`: an app whose
 # records a job had under way (a training run) marks them failed too.
 job_abandoned = Signal()
-
-
-@dataclass(frozen=True)
-class JobKind:
-    service: str  # dotted path of `fn(*, params, user, progress) -> dict`, imported when a job runs
-    short: bool = False  # user-facing and quick: runs on the "<default queue>-short" queue (its own worker)
-    label: str = ""  # how pages name it ("" : the kind, underscores as spaces)
-
-
-JOB_KINDS: dict[str, JobKind] = {}
-
-
-def register_job_kind(kind: str, service: str, *, short: bool = False, label: str = "") -> None:
-    """Called from an app's `ready()`. Short kinds (an upload's import) never wait behind a training
-    run or an audit. `label`: the kind's name on pages."""
-    JOB_KINDS[kind] = JobKind(service=service, short=short, label=label)
-
-
-def kind_label(kind: str) -> str:
-    """The kind's `label`, or the kind with its underscores as spaces."""
-    registered = JOB_KINDS.get(kind)
-    return registered.label if registered and registered.label else kind.replace("_", " ")
 
 
 def queue_for(kind: str) -> str:

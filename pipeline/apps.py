@@ -8,7 +8,7 @@ class PipelineConfig(AppConfig):
     name = "pipeline"
 
     def ready(self):
-        from jobs.runner import register_job_kind
+        from jobs.kinds import register_job_kind
 
         register_job_kind("import", "pipeline.services.import_job", short=True)
         register_job_kind("pipeline", "pipeline.services.pipeline_job")

@@ -6,7 +6,8 @@ class QuantizerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from jobs.runner import job_abandoned, register_job_kind
+        from jobs.kinds import register_job_kind
+        from jobs.runner import job_abandoned
         from quantizer.services import fail_runs_of_abandoned_job
 
         register_job_kind("train", "quantizer.fanout.train_job")
