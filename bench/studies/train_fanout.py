@@ -1,11 +1,11 @@
 """The train job fanned out against the training in one process, on the database `bench/e2e.py` left.
 
     python3 bench/studies/train_fanout.py [--ways fanout one] [--json PATH]
-    bash bench/gpu/e2e.sh 200000 && bash bench/gpu/e2e.sh train-fanout   # the GPU machine
+    bash bench/gpu/e2e.sh 1000000 --until train && bash bench/gpu/e2e.sh train-fanout   # the GPU machine
 
-Each way, in the order given, trains a new run of the active run's flavor, seed and recipe (not activated, so the
-active run stays the one both warm-start from): "one" is `train_run(run=run)` (it reads the embeddings and
-searches itself); "fanout" is the train job's three parts one after another in this process: `train_plan` (reading,
+Each way, in the order given, trains a new run of the active run's flavor, seed and recipe (or, where none is
+active, the last run's: `bench/e2e.py --until train` activates none), not activated, so both start alike: "one"
+is `train_run(run=run)` (it reads the embeddings and searches itself); "fanout" is the train job's three parts one after another in this process: `train_plan` (reading,
 the arrays and each exact search's rows written to SEMID_HOME/train-searches), its chunks (`search_chunk`, a block
 of query rows each) and `finish_training` (`train_run` with those neighbours). Printed: each part's time and this
 process's peak resident memory, the folder's size, and whether both ways gave the same codes.
@@ -34,9 +34,11 @@ def main() -> None:
     args = study_arguments()
 
     from quantizer.fanout import train_plan
+    from quantizer.models import QuantizerRun
     from quantizer.services import active_run, create_run, train_run
 
-    active = active_run(args.flavor)
+    # the active run, or the last one `bench/e2e.py --until train` trained
+    active = active_run(args.flavor, required=False) or QuantizerRun.objects.filter(flavor=args.flavor).latest("pk")
     rows, figures = [], {"products": active.n_products, "ways": {}}
     for way in args.ways:
         run = create_run(flavor=active.flavor, seed=active.seed, overrides=active.config)
