@@ -124,6 +124,27 @@ def cosine_ranks(x: np.ndarray, an: Anchors, chunk: int = 64) -> np.ndarray:
     return ranks
 
 
+def prefix_then_codeword_ranks(groups: np.ndarray, z: np.ndarray, an: Anchors, chunk: int = 64):
+    """Each partner's place among all other products ranked by the leading levels they share with the anchor,
+    then, within a level, by the cosine of their codeword sums (`bd.codeword_sums`): (products ranked above it,
+    products tied with it, itself included). A hit at k is then (k - above) / tied, clipped to 0..1."""
+    above = np.zeros(len(an.pair_partner), dtype=np.int64)
+    tied = np.zeros(len(an.pair_partner), dtype=np.int64)
+    starts = np.r_[0, np.cumsum(an.count)]
+    for lo in range(0, len(an.ids), chunk):
+        rows = np.arange(lo, min(lo + chunk, len(an.ids)))
+        a = an.ids[rows]
+        same = (groups[a][:, None, :] == groups[None, :, :]) & (groups[a][:, None, :] >= 0)  # (c, N, L)
+        key = np.cumprod(same, axis=2).sum(2) * 3.0 + z[a] @ z.T  # a grade's cosines lie in its [3g - 1, 3g + 1]
+        key[np.arange(len(rows)), a] = -np.inf
+        for r, row in enumerate(rows):
+            pairs = slice(starts[row], starts[row + 1])
+            pkey = key[r, an.pair_partner[pairs]]
+            above[pairs] = (key[r][None, :] > pkey[:, None]).sum(1)
+            tied[pairs] = (key[r][None, :] == pkey[:, None]).sum(1)
+    return above, tied
+
+
 def reach_row(hits_at, an: Anchors) -> dict:
     """hits_at(k per anchor) -> the table's figures."""
     out = {}
@@ -201,13 +222,19 @@ def main():
             print(json.dumps(results[-1]), flush=True)
             for method in args.methods:
                 for seed in args.seeds:
-                    codes = bd.semantic_codes(ds, x, flavor, method, seed, device=args.device, overrides=overrides,
-                                              copurchase=learned)
+                    codes, z = bd.semantic_codes(ds, x, flavor, method, seed, device=args.device,
+                                                 overrides=overrides, copurchase=learned, vectors=True)
                     groups = group_ids(codes)
                     results.append({"flavor": flavor, "method": method, "seed": seed,
                                     **reach_row(lambda k: graded_hits(groups, an, k), an),
                                     "sets": set_figures(groups, an)})
                     print(json.dumps(results[-1]), flush=True)
+                    if z is not None:  # the same IDs, a prefix's products ranked by their codewords
+                        above, tied = prefix_then_codeword_ranks(groups, z, an)
+                        results.append({"flavor": flavor, "method": f"{method}+codewords", "seed": seed,
+                                        **reach_row(lambda k: np.clip((k[an.pair_anchor] - above) / tied, 0, 1),
+                                                    an)})
+                        print(json.dumps(results[-1]), flush=True)
         info["seconds"] = round(time.time() - started)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"info": info, "results": results}, indent=1))
@@ -220,6 +247,10 @@ def tables(info: dict, results: list[dict]) -> str:
     keys = [("reach_aisle", "k = own aisle"), ("reach_aisle_other_dept", "other-dept partners, k = aisle"),
             ("reach_department", "k = own department"), ("reach_department_other_dept", "other-dept, k = dept"),
             *[(f"reach_{k}", f"k = {k}") for k in FIXED_K]]
+
+    def name(method: str) -> str:  # "rqvae_cp+codewords": those IDs, a prefix's products by their codewords
+        base, _, codewords = method.partition("+")
+        return label[base] + (", then codeword distance within a prefix" if codewords else "")
     groups: dict = {}
     for r in results:
         groups.setdefault((r["flavor"], r["method"]), []).append(r)
@@ -227,7 +258,7 @@ def tables(info: dict, results: list[dict]) -> str:
     for (flavor, method), rows in groups.items():
         seeds = ", ".join(str(r["seed"]) for r in rows if r["seed"] is not None) or "–"
         cells = [bd.mean_spread([r.get(key) for r in rows]) for key, _ in keys]
-        out.append(f"| {flavor} | {label[method]} | {seeds} | " + " | ".join(cells) + " |")
+        out.append(f"| {flavor} | {name(method)} | {seeds} | " + " | ".join(cells) + " |")
     out += ["", "| flavor | method | " + " | ".join(f"level {lv} (size / reach)" for lv in range(1, 5)) + " |",
             "|---|---|---|---|---|---|"]
     for (flavor, method), rows in groups.items():
@@ -241,7 +272,7 @@ def tables(info: dict, results: list[dict]) -> str:
                 continue
             size = np.mean([g[0] for g in got])
             cells.append(f"{size:,.0f} / {bd.mean_spread([g[1] for g in got])}")
-        out.append(f"| {flavor} | {label[method]} | " + " | ".join(cells) + " |")
+        out.append(f"| {flavor} | {name(method)} | " + " | ".join(cells) + " |")
     head = (f"{info['anchors']:,} anchors (of {info['in_min_baskets']:,} categorized products in >= "
             f"{info['min_baskets']} of the {info.get('orders_scored', 0):,} scored orders; those with a partner of "
             f"lift > 1 at support >= {info['min_support']}), "

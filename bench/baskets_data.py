@@ -125,12 +125,15 @@ def split(lines: Baskets, seed: int = SPLIT_SEED) -> tuple[list[np.ndarray], lis
 
 
 def semantic_codes(ds: common.Dataset, x: np.ndarray, flavor: str, method: str, seed: int, *,
-                   device: str = "cpu", overrides: dict | None = None, copurchase: np.ndarray | None = None) -> np.ndarray:
+                   device: str = "cpu", overrides: dict | None = None, copurchase: np.ndarray | None = None,
+                   vectors: bool = False):
     """(N, L) semantic IDs of every product: the RQ-VAE (default config, the taxonomy contrastive weight
     as configured), the RQ-VAE with λ = 0, residual k-means, as bench/semantic_ids.py trains them, or
     ("rqvae_cp") the RQ-VAE on each product's text embedding beside its `copurchase` row
     (baskets.core.copurchase.copurchase_embedding of the training orders), the two halves weighed alike.
-    Cached by dataset, flavor, method, seed, config and a digest of the input."""
+    Cached by dataset, flavor, method, seed, config and a digest of the input; an RQ-VAE's codebooks beside.
+    With `vectors`: (codes, each product's codeword sum: its ID as a point of the model's latent space, unit
+    length; None for residual k-means)."""
     import torch
 
     from quantizer.core import RQVAEConfig, encode, residual_kmeans, train_rqvae
@@ -150,8 +153,10 @@ def semantic_codes(ds: common.Dataset, x: np.ndarray, flavor: str, method: str, 
     digest = hashlib.sha256(np.ascontiguousarray(x[:: max(1, len(x) // 512)]).tobytes()
                             + json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:12]  # the defaults are the recipe
     cache = cache_dir() / f"codes-{ds.name}-{flavor}-{method}-s{seed}-{len(x)}-{digest}.npy"
-    if cache.exists():
-        return np.load(cache)
+    books = cache.with_suffix(".codebooks.npz")
+    if cache.exists() and (not vectors or method == "rkmeans" or books.exists()):
+        codes = np.load(cache)
+        return (codes, codeword_sums(codes, books)) if vectors else codes
     started = time.time()
     torch.manual_seed(seed)
     if method == "rkmeans":
@@ -162,13 +167,25 @@ def semantic_codes(ds: common.Dataset, x: np.ndarray, flavor: str, method: str, 
     elif method in ("rqvae", "rqvae_l0", "rqvae_cp"):
         result = train_rqvae(x, ds.taxonomy, config, device=device)
         codes = encode(result.model, x, device=device).codes
+        np.savez(books, *[book.detach().cpu().numpy() for book in result.model.quantizer.codebooks])
     else:
         raise ValueError(f"unknown method {method!r}: one of {METHODS}")
     codes = np.asarray(codes, dtype=np.int64)
     np.save(cache, codes)
     print(f"codes {ds.name} {flavor} {method} seed {seed}: {time.time() - started:.0f}s -> {cache.name}",
           file=sys.stderr)
-    return codes
+    return (codes, codeword_sums(codes, books)) if vectors else codes
+
+
+def codeword_sums(codes: np.ndarray, books: Path) -> np.ndarray | None:
+    """(N, d) unit rows: each product's codewords summed over its levels (the model's quantized latent), from
+    the codebooks `semantic_codes` saved; None where there are none (residual k-means)."""
+    if not books.exists():
+        return None
+    with np.load(books) as saved:
+        levels = [saved[f"arr_{level}"] for level in range(len(saved.files))]
+    total = sum(book[codes[:, level]] for level, book in enumerate(levels)).astype(np.float32)
+    return total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
 
 
 def device_name(device: str) -> str:

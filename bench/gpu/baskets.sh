@@ -6,6 +6,7 @@
 #   lambda = 0, residual k-means and the RQ-VAE with the co-purchase term (learning from the training 80% of the
 #   orders), seeds 0 1 2 (24 side by side), cached under $SEMID_HOME (/tmp/sh); a set already
 #   cached on this warm machine is skipped, a job still running when BUDGET seconds are spent is cut (call again).
+#   CODE_METHODS="rqvae_cp ..." computes (and `complements` reads) those methods only.
 # complements: bench/baskets_complements.py over the cached codes -> $OUT/baskets-complements.{md,json}.
 # retrieval: bench/baskets_retrieval.py, one process per seed (each trains its SASRec and TIGER on the codes of its
 #   seed; CODES=rqvae_cp for the codes with the co-purchase term, default rqvae; HOLD_OUT=0.05 adds the split by
@@ -21,7 +22,7 @@ if [ "$STAGE" = codes ] || [ "$STAGE" = all ]; then
 for f in ('precision', 'discovery'): common.embed_dataset(ds, f, device='cuda')
 import baskets_data; baskets_data.load_baskets(ds)" > /tmp/bask/embed.log 2>&1
   echo "embedded: $(( $(date +%s) - t0 )) s"
-  for f in precision discovery; do for m in rkmeans rqvae rqvae_l0 rqvae_cp; do for s in 0 1 2; do
+  for f in precision discovery; do for m in ${CODE_METHODS:-rkmeans rqvae rqvae_l0 rqvae_cp}; do for s in 0 1 2; do
     OMP_NUM_THREADS=1 timeout $(left) python3 bench/baskets_data.py --flavor $f --method $m --seed $s --device cuda \
       > /tmp/bask/codes-$f-$m-$s.log 2>&1 &
   done; done; done
@@ -30,7 +31,7 @@ import baskets_data; baskets_data.load_baskets(ds)" > /tmp/bask/embed.log 2>&1
   echo "codes: $(( $(date +%s) - t0 )) s"
 fi
 if [ "$STAGE" = complements ] || [ "$STAGE" = all ]; then
-  OMP_NUM_THREADS=16 timeout $(left) python3 bench/baskets_complements.py --device cuda --json-out $OUT/baskets-complements.json \
+  OMP_NUM_THREADS=16 timeout $(left) python3 bench/baskets_complements.py --device cuda ${CODE_METHODS:+--methods $CODE_METHODS} --json-out $OUT/baskets-complements.json \
     > $OUT/baskets-complements.md 2> /tmp/bask/complements.err || tail -5 /tmp/bask/complements.err
   tail -n 25 $OUT/baskets-complements.md
 fi
