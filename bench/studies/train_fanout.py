@@ -1,7 +1,8 @@
 """The train job fanned out against the training in one process, on the database `bench/e2e.py` left.
 
     python3 bench/studies/train_fanout.py [--ways fanout one] [--json PATH]
-    bash bench/gpu/e2e.sh 1000000 --until train && bash bench/gpu/e2e.sh train-fanout   # the GPU machine
+    bash bench/gpu/e2e.sh 200000 --until train && bash bench/gpu/e2e.sh train-fanout   # the GPU machine, one call
+    (at a million the two do not fit one 600 s call: 257 s to train, then each way trains again)
 
 Each way, in the order given, trains a new run of the active run's flavor, seed and recipe (or, where none is
 active, the last run's: `bench/e2e.py --until train` activates none), not activated, so both start alike: "one"
