@@ -90,6 +90,25 @@ def test_the_planned_training_gives_the_codes_and_metrics_of_one_process(tmp_pat
 
 
 @pytest.mark.django_db
+def test_where_the_job_does_not_fan_out_it_trains_in_one_process(tmp_path, monkeypatch):
+    """On a GPU (no device in FAN_OUT_DEVICES) the train job is `train_run` itself: no chunks, no folder."""
+    import quantizer.fanout
+
+    embedded(tmp_path, n_products=200)
+    one_process = train_run(run=create_run(flavor="precision", overrides=FAST), activate=False)
+    before = folders()
+    monkeypatch.setattr(quantizer.fanout, "FAN_OUT_DEVICES", ())
+    run = create_run(flavor="precision", overrides=FAST)
+
+    result = quantizer.fanout.train_job(params={"run_id": run.pk, "activate": False})
+
+    assert isinstance(result, dict) and result["run"] == run.pk and result["metrics"]
+    codes, metrics = outcome(run)
+    assert (codes, metrics) == outcome(one_process) and len(codes) == 200
+    assert run.status == QuantizerRun.Status.SUCCEEDED and not run.is_active and folders() == before
+
+
+@pytest.mark.django_db
 def test_a_residual_kmeans_run_searches_nothing_apart(tmp_path):
     embedded(tmp_path, n_products=120)
     plan = train_plan(create_run(flavor="precision", kind=QuantizerRun.Kind.RESIDUAL_KMEANS))
