@@ -15,7 +15,8 @@ MIN_PAIR_SUPPORT (the application's) shared orders, lift = together·N/(n_a·n_b
 Every method ranks the other 49,687 catalog products for an anchor:
 - the tree: same aisle (leaf) first, then same department, then the rest;
 - a semantic ID: longest shared prefix first (4 levels, then 3, ...);
-- the embedding: cosine, nearest first.
+- the embedding: cosine, nearest first; with "rqvae_cp", the co-purchase embedding of the training orders too
+  (what the baskets alone reach; a product never bought with another is a zero row, after every positive cosine).
 "Reach at k" = the share of an anchor's partners among its first k candidates, averaged over anchors. Ties
 (every product of one aisle, of one shared prefix) are broken at random, in expectation: a group cut by k
 counts for its partners times the part of it that fits. k is the anchor's own aisle size (the tree's
@@ -166,6 +167,8 @@ def main():
     parser.add_argument("--min-baskets", type=int, default=20)
     parser.add_argument("--partners", type=int, default=10)
     parser.add_argument("--config", default="{}", help="JSON overrides of RQVAEConfig (e.g. fewer epochs on a CPU)")
+    parser.add_argument("--copurchase-weight", type=float, default=1.0,
+                        help="rqvae_cp: the co-purchase half's weight beside the text's (1: alike)")
     parser.add_argument("--json-out", default=None)
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="train nothing: the table from --json-out files of earlier runs")
@@ -203,7 +206,7 @@ def main():
             "mean_department": float(dept.mean()), "catalog": len(ds), "min_support": MIN_PAIR_SUPPORT,
             "min_baskets": args.min_baskets, "top": args.partners, "device": bd.device_name(args.device),
             "orders_scored": len(scored_orders), "orders_learned": len(train_orders),
-            "config": overrides,
+            "config": overrides, "copurchase_weight": args.copurchase_weight,
         }
         print(json.dumps(info), flush=True)
         results = []
@@ -214,6 +217,11 @@ def main():
         for name, k in an.ks.items():
             rnd[f"reach_{name}"] = float((k / (len(ds) - 1)).mean())
         results.append(rnd)
+        if learned is not None:  # what the baskets alone reach: the co-purchase half of "rqvae_cp"'s input
+            ranks = cosine_ranks(learned, an)
+            results.append({"flavor": "–", "method": "copurchase", "seed": None,
+                            **reach_row(lambda k: (ranks < k[an.pair_anchor]).astype(float), an)})
+            print(json.dumps(results[-1]), flush=True)
         for flavor in args.flavors:
             x = common.embed_dataset(ds, flavor, device=args.device)
             ranks = cosine_ranks(x, an)
@@ -223,7 +231,8 @@ def main():
             for method in args.methods:
                 for seed in args.seeds:
                     codes, z = bd.semantic_codes(ds, x, flavor, method, seed, device=args.device,
-                                                 overrides=overrides, copurchase=learned, vectors=True)
+                                                 overrides=overrides, copurchase=learned, vectors=True,
+                                                 copurchase_weight=args.copurchase_weight)
                     groups = group_ids(codes)
                     results.append({"flavor": flavor, "method": method, "seed": seed,
                                     **reach_row(lambda k: graded_hits(groups, an, k), an),
@@ -243,7 +252,7 @@ def main():
 
 def tables(info: dict, results: list[dict]) -> str:
     label = {"tree": "category tree (aisle, then department)", "random": "random", "embedding": "embedding cosine",
-             **bd.LABELS}
+             "copurchase": "co-purchase embedding cosine (training orders; no text)", **bd.LABELS}
     keys = [("reach_aisle", "k = own aisle"), ("reach_aisle_other_dept", "other-dept partners, k = aisle"),
             ("reach_department", "k = own department"), ("reach_department_other_dept", "other-dept, k = dept"),
             *[(f"reach_{k}", f"k = {k}") for k in FIXED_K]]

@@ -126,11 +126,12 @@ def split(lines: Baskets, seed: int = SPLIT_SEED) -> tuple[list[np.ndarray], lis
 
 def semantic_codes(ds: common.Dataset, x: np.ndarray, flavor: str, method: str, seed: int, *,
                    device: str = "cpu", overrides: dict | None = None, copurchase: np.ndarray | None = None,
-                   vectors: bool = False):
+                   vectors: bool = False, copurchase_weight: float = 1.0):
     """(N, L) semantic IDs of every product: the RQ-VAE (default config, the taxonomy contrastive weight
     as configured), the RQ-VAE with λ = 0, residual k-means, as bench/semantic_ids.py trains them, or
     ("rqvae_cp") the RQ-VAE on each product's text embedding beside its `copurchase` row
-    (baskets.core.copurchase.copurchase_embedding of the training orders), the two halves weighed alike.
+    (baskets.core.copurchase.copurchase_embedding of the training orders), the two halves weighed alike
+    (`copurchase_weight` 1; quantizer.core.inputs.side_by_side).
     Cached by dataset, flavor, method, seed, config and a digest of the input; an RQ-VAE's codebooks beside.
     With `vectors`: (codes, each product's codeword sum: its ID as a point of the model's latent space, unit
     length; None for residual k-means)."""
@@ -146,7 +147,7 @@ def semantic_codes(ds: common.Dataset, x: np.ndarray, flavor: str, method: str, 
             raise ValueError("rqvae_cp needs the co-purchase embedding of the training orders")
         from quantizer.core.inputs import side_by_side
 
-        x = side_by_side(x, copurchase)
+        x = side_by_side(x, copurchase, copurchase_weight)
     # the flat stored form (to_dict / from_dict): the same names whether or not the recipe is grouped
     config = RQVAEConfig.from_dict({**RQVAEConfig().to_dict(), "input_dim": x.shape[1], "seed": seed, **overrides})
     flat = config.to_dict()

@@ -1151,3 +1151,20 @@ def test_disambiguation_tokens_are_append_only():
 def test_disambiguation_rejects_a_token_held_twice():
     with pytest.raises(ValueError, match="held twice"):
         disambiguate([(1, 2), (1, 2)], {0: 0, 1: 0})
+
+
+def test_side_by_side_weighs_the_extra_half_and_keeps_unit_rows():
+    from quantizer.core.inputs import side_by_side
+
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(5, 6))
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    extra = rng.normal(size=(5, 3))
+    extra /= np.linalg.norm(extra, axis=1, keepdims=True)
+    extra[4] = 0.0  # a product never bought with another
+
+    alike, heavy = side_by_side(text, extra), side_by_side(text, extra, weight=3.0)
+    assert np.allclose(alike, np.hstack([text, extra]) / np.sqrt(2))
+    assert np.allclose(np.linalg.norm(heavy[:4], axis=1), 1.0)
+    assert np.allclose((heavy[:4, 6:] ** 2).sum(1), 0.9)  # the extra half's share: 9 / (1 + 9)
+    assert np.allclose(heavy[4, :6], text[4] / np.sqrt(10)) and not heavy[4, 6:].any()
