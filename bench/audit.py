@@ -70,12 +70,12 @@ def train_codes(embeddings, taxonomy, quantizer: str, seed: int, device: str, ep
     if quantizer == "kmeans":
         return residual_kmeans(embeddings, (256, 256, 256, 256), seed=seed, device=device), "residual k-means"
     if quantizer == "rqvae+copurchase":
-        from baskets.core.copurchase import copurchase_embedding
+        from baskets.core.copurchase import COPURCHASE_WEIGHT, copurchase_embedding
         from bench import baskets_data
         from quantizer.core.inputs import side_by_side
 
         rows = copurchase_embedding(baskets_data.load_baskets(ds).orders(), len(ds))
-        embeddings = side_by_side(embeddings, rows)
+        embeddings = side_by_side(embeddings, rows, COPURCHASE_WEIGHT)  # as a run of the application reads them
     config = RQVAEConfig.from_dict({"seed": seed, "input_dim": embeddings.shape[1],
                                     **({"epochs": epochs} if epochs else {})})
     if ":" in quantizer:

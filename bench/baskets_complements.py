@@ -167,8 +167,11 @@ def main():
     parser.add_argument("--min-baskets", type=int, default=20)
     parser.add_argument("--partners", type=int, default=10)
     parser.add_argument("--config", default="{}", help="JSON overrides of RQVAEConfig (e.g. fewer epochs on a CPU)")
-    parser.add_argument("--copurchase-weight", type=float, default=1.0,
-                        help="rqvae_cp: the co-purchase half's weight beside the text's (1: alike)")
+    parser.add_argument("--copurchase-weight", type=float, default=bd.COPURCHASE_WEIGHT,
+                        help="rqvae_cp: the co-purchase half's weight beside the text's (default: the application's "
+                             "baskets.core.copurchase.COPURCHASE_WEIGHT; 1 weighs them alike)")
+    parser.add_argument("--scored", default="all", choices=["all", "validation", "test"],
+                        help="the orders whose lift names the partners: the 20%% not learned from, or one tenth")
     parser.add_argument("--json-out", default=None)
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="train nothing: the table from --json-out files of earlier runs")
@@ -188,7 +191,7 @@ def main():
 
         torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
         ds = common.load_dataset(args.dataset)
-        train_orders, scored_orders = bd.split(bd.load_baskets(ds))
+        train_orders, scored_orders = bd.split(bd.load_baskets(ds), scored=args.scored)
         lift, bought = orders_lift(scored_orders, len(ds))
         learned = copurchase_embedding(train_orders, len(ds)) if "rqvae_cp" in args.methods else None
         candidates = np.flatnonzero((bought >= args.min_baskets) & (ds.leaf >= 0))
@@ -206,7 +209,7 @@ def main():
             "mean_department": float(dept.mean()), "catalog": len(ds), "min_support": MIN_PAIR_SUPPORT,
             "min_baskets": args.min_baskets, "top": args.partners, "device": bd.device_name(args.device),
             "orders_scored": len(scored_orders), "orders_learned": len(train_orders),
-            "config": overrides, "copurchase_weight": args.copurchase_weight,
+            "config": overrides, "copurchase_weight": args.copurchase_weight, "scored": args.scored,
         }
         print(json.dumps(info), flush=True)
         results = []

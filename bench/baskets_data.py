@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+from baskets.core.copurchase import COPURCHASE_WEIGHT  # noqa: E402
 
 BASKETS_FILE = "instacart_baskets.csv"
 METHODS = ("rqvae", "rqvae_l0", "rkmeans", "rqvae_cp")
@@ -115,23 +116,26 @@ def load_baskets(ds: common.Dataset) -> Baskets:
     return out
 
 
-def split(lines: Baskets, seed: int = SPLIT_SEED) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The orders (each its product rows in cart order) cut by `split_orders`: (training 80%, the other 20%)."""
+def split(lines: Baskets, seed: int = SPLIT_SEED, scored: str = "all") -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The orders (each its product rows in cart order) cut by `split_orders`: (training 80%, the orders scored:
+    the other 20% ("all"), or its validation or test tenth alone, to choose a setting on one and report the
+    other)."""
     from baskets.core.evaluation import split_orders
 
     orders = lines.orders()
     train, validation, test = split_orders(len(orders), seed)
-    return [orders[i] for i in train], [orders[i] for i in np.sort(np.r_[validation, test])]
+    rest = {"all": np.sort(np.r_[validation, test]), "validation": validation, "test": test}[scored]
+    return [orders[i] for i in train], [orders[i] for i in rest]
 
 
 def semantic_codes(ds: common.Dataset, x: np.ndarray, flavor: str, method: str, seed: int, *,
                    device: str = "cpu", overrides: dict | None = None, copurchase: np.ndarray | None = None,
-                   vectors: bool = False, copurchase_weight: float = 1.0):
+                   vectors: bool = False, copurchase_weight: float = COPURCHASE_WEIGHT):
     """(N, L) semantic IDs of every product: the RQ-VAE (default config, the taxonomy contrastive weight
     as configured), the RQ-VAE with λ = 0, residual k-means, as bench/semantic_ids.py trains them, or
     ("rqvae_cp") the RQ-VAE on each product's text embedding beside its `copurchase` row
-    (baskets.core.copurchase.copurchase_embedding of the training orders), the two halves weighed alike
-    (`copurchase_weight` 1; quantizer.core.inputs.side_by_side).
+    (baskets.core.copurchase.copurchase_embedding of the training orders), the co-purchase half weighed
+    `copurchase_weight` beside the text (quantizer.core.inputs.side_by_side; the application's by default).
     Cached by dataset, flavor, method, seed, config and a digest of the input; an RQ-VAE's codebooks beside.
     With `vectors`: (codes, each product's codeword sum: its ID as a point of the model's latent space, unit
     length; None for residual k-means)."""
@@ -222,6 +226,9 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--config", default="{}", help="JSON overrides of RQVAEConfig")
+    parser.add_argument("--copurchase-weight", type=float, default=COPURCHASE_WEIGHT,
+                        help="rqvae_cp: the co-purchase half's weight beside the text's (default: the application's "
+                             "baskets.core.copurchase.COPURCHASE_WEIGHT; 1 weighs them alike)")
     args = parser.parse_args()
     import torch
 
@@ -234,7 +241,8 @@ def main():
 
         copurchase = copurchase_embedding(split(load_baskets(ds))[0], len(ds))
     codes = semantic_codes(ds, x, args.flavor, args.method, args.seed, device=args.device,
-                           overrides=json.loads(args.config), copurchase=copurchase)
+                           overrides=json.loads(args.config), copurchase=copurchase,
+                           copurchase_weight=args.copurchase_weight)
     print(f"{args.flavor} {args.method} seed {args.seed}: {len(np.unique(codes, axis=0))} distinct codes of {len(codes)}")
 
 

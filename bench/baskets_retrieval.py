@@ -147,6 +147,9 @@ def main():
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--config", default="{}", help="JSON overrides of baskets.core.nextitem.NextItemConfig")
     parser.add_argument("--codes-config", default="{}", help="JSON overrides of RQVAEConfig for the codes")
+    parser.add_argument("--copurchase-weight", type=float, default=bd.COPURCHASE_WEIGHT,
+                        help="--codes rqvae_cp: the co-purchase half's weight beside the text's (default: the "
+                             "application's baskets.core.copurchase.COPURCHASE_WEIGHT; 1 weighs them alike)")
     parser.add_argument("--json-out", default=None)
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="run nothing: the table from --json-out files of earlier runs (one per seed)")
@@ -208,7 +211,7 @@ def main():
             "test_cases": int(len(target)), "warm_cases": int(warm.sum()), "cold_cases": int((~warm).sum()),
             "train_products": int((pop > 0).sum()), "head_products": head_n, "tail_products": int(tail.sum()),
             "catalog": n, "flavor": args.flavor, "codes": args.codes, "config": overrides,
-            "codes_config": codes_overrides, "sasrec_epochs": sasrec_epochs, "device": bd.device_name(args.device),
+            "codes_config": codes_overrides, "copurchase_weight": args.copurchase_weight, "sasrec_epochs": sasrec_epochs, "device": bd.device_name(args.device),
             "split_seed": args.split_seed, "hold_out": args.hold_out, "held_out_products": int(held.sum()),
             "held_out_cases": int(held[target].sum())}
     print(json.dumps(info), flush=True)
@@ -234,7 +237,8 @@ def main():
         if "tiger" in args.methods:
             t = time.time()
             codes = bd.semantic_codes(ds, x, args.flavor, args.codes, seed, device=args.device,
-                                      overrides=codes_overrides, copurchase=learned)
+                                      overrides=codes_overrides, copurchase=learned,
+                                      copurchase_weight=args.copurchase_weight)
             config = NextItemConfig.from_dict({**NextItemConfig().to_dict(), **overrides, "seed": seed})
             model = train_next_item(train, codes, config, device=args.device,
                                     on_epoch=lambda e, E, row: print(f"  tiger epoch {e}/{E} loss {row['loss']:.3f}",

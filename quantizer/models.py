@@ -23,6 +23,9 @@ class QuantizerRun(models.Model):
     # What the run reads beside the text embedding (quantizer.inputs): "" = the text alone, "copurchase" = each
     # product's place among the imported orders too.
     extra_input = models.CharField(max_length=40, blank=True, default="")
+    # The extra half's weight beside the text's (quantizer.core.inputs.side_by_side), the input's registered one
+    # when the run was created; 1 = the two halves alike.
+    extra_input_weight = models.FloatField(default=1.0)
     config = models.JSONField(default=dict)
     seed = models.IntegerField(default=0)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)

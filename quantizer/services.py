@@ -24,7 +24,7 @@ from catalog.encoder import default_device
 from catalog.models import Category, Product
 from config.database import analyze_tables
 from quantizer.clusters import fill_words, rebuild_cluster_summaries
-from quantizer.inputs import check_extra_input, training_input
+from quantizer.inputs import check_extra_input, extra_input_weight, training_input
 from quantizer.core import (
     RQVAE,
     RQVAEConfig,
@@ -120,10 +120,12 @@ def default_config(*, input_dim: int, seed: int, overrides: dict | None = None) 
 
 def create_run(*, flavor: str, kind: str = QuantizerRun.Kind.RQVAE, seed: int = 0, overrides: dict | None = None,
                extra_input: str = "", user=None) -> QuantizerRun:
-    """A queued run; `extra_input`: what it reads beside the text (quantizer.inputs, "" = the text alone)."""
+    """A queued run; `extra_input`: what it reads beside the text (quantizer.inputs, "" = the text alone),
+    weighed as that input is registered."""
     return QuantizerRun.objects.create(
         flavor=flavor, kind=kind, seed=seed, embedding_model=model_name(), created_by=user,
         config=overrides or {}, extra_input=check_extra_input(extra_input),
+        extra_input_weight=extra_input_weight(extra_input),
     )
 
 

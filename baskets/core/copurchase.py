@@ -17,6 +17,10 @@ from scipy import sparse
 MIN_PAIR_SUPPORT = 6
 # Width of the co-purchase embedding: the RQ-VAE's latent width (quantizer ModelConfig.latent_dim); not tuned.
 COPURCHASE_DIM = 64
+# The co-purchase half's weight beside the text in a run that reads it (quantizer.core.inputs.side_by_side):
+# chosen among 1, 2 and 3 on the validation tenth of the instacart orders (complements reached at equal
+# candidate-set sizes, bench/baskets_complements.py --scored validation), reported on the test tenth (docs/baskets.md).
+COPURCHASE_WEIGHT = 2.0
 
 
 def order_matrix(order_ids: np.ndarray, product_ids: np.ndarray, n_products: int) -> sparse.csr_matrix:

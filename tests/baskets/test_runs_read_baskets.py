@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+from baskets.core.copurchase import COPURCHASE_WEIGHT
 from catalog.demo import generate_demo_catalog, write_csv
 from catalog.embeddings import embed_products
 from catalog.models import Product
@@ -50,6 +51,7 @@ def test_a_run_that_reads_the_orders_groups_what_is_bought_together(shopped):
     baskets = train_run(run=create_run(flavor="precision", overrides=SMALL, extra_input="copurchase"))
 
     assert (text.extra_input, baskets.extra_input) == ("", "copurchase")
+    assert (text.extra_input_weight, baskets.extra_input_weight) == (1.0, COPURCHASE_WEIGHT) != (1.0, 1.0)
     assert text.config["input_dim"] == 384 and baskets.config["input_dim"] == 384 + 64
     assert SemanticId.objects.filter(run=baskets).count() == 80 and baskets.is_active
     shared = {run.extra_input: level1_shared_within_habits(run, shopped) for run in (text, baskets)}
@@ -72,7 +74,7 @@ def test_the_api_starts_a_run_that_reads_the_orders_and_the_runs_page_says_so(sh
     browser = Client()
     browser.force_login(admin_user)
     page = browser.get("/runs/").content.decode()
-    assert f"#{run.pk}</a> precision" in page and "reads copurchase" in page
+    assert f"#{run.pk}</a> precision" in page and f"reads copurchase (weight {COPURCHASE_WEIGHT:g})" in page
 
 
 def test_products_coded_again_read_the_rows_the_run_trained_on(shopped):
