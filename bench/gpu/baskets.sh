@@ -7,7 +7,8 @@
 #   orders), seeds 0 1 2 (24 side by side), cached under $SEMID_HOME (/tmp/sh); a set already
 #   cached on this warm machine is skipped, a job still running when BUDGET seconds are spent is cut (call again).
 #   CODE_METHODS="rqvae_cp ..." computes (and `complements` reads) those methods only.
-# complements: bench/baskets_complements.py over the cached codes -> $OUT/baskets-complements.{md,json}.
+# complements: bench/baskets_complements.py over the cached codes -> $OUT/baskets-complements.{md,json};
+#   SCORED=test (or validation) names the partners from that tenth of the orders alone.
 # retrieval: bench/baskets_retrieval.py, one process per seed (each trains its SASRec and TIGER on the codes of its
 #   seed; CODES=rqvae_cp for the codes with the co-purchase term, default rqvae; HOLD_OUT=0.05 adds the split by
 #   product, METHODS="content tiger ..." a subset), merged -> $OUT/baskets-retrieval.{md,json}. Each stage fits one 600 s call: the lead runs
@@ -31,7 +32,7 @@ import baskets_data; baskets_data.load_baskets(ds)" > /tmp/bask/embed.log 2>&1
   echo "codes: $(( $(date +%s) - t0 )) s"
 fi
 if [ "$STAGE" = complements ] || [ "$STAGE" = all ]; then
-  OMP_NUM_THREADS=16 timeout $(left) python3 bench/baskets_complements.py --device cuda ${CODE_METHODS:+--methods $CODE_METHODS} --json-out $OUT/baskets-complements.json \
+  OMP_NUM_THREADS=16 timeout $(left) python3 bench/baskets_complements.py --device cuda ${CODE_METHODS:+--methods $CODE_METHODS} ${SCORED:+--scored $SCORED} --json-out $OUT/baskets-complements.json \
     > $OUT/baskets-complements.md 2> /tmp/bask/complements.err || tail -5 /tmp/bask/complements.err
   tail -n 25 $OUT/baskets-complements.md
 fi
