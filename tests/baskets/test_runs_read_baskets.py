@@ -55,7 +55,7 @@ def test_a_run_that_reads_the_orders_groups_what_is_bought_together(shopped):
     assert text.config["input_dim"] == 384 and baskets.config["input_dim"] == 384 + 64
     assert SemanticId.objects.filter(run=baskets).count() == 80 and baskets.is_active
     shared = {run.extra_input: level1_shared_within_habits(run, shopped) for run in (text, baskets)}
-    assert shared["copurchase"] > shared[""] + 0.2, shared  # measured: 0.93 against 0.33
+    assert shared["copurchase"] > shared[""] + 0.2, shared  # measured: 0.90 against 0.33 (weight 2; 0.93 at 1)
 
 
 def test_the_api_starts_a_run_that_reads_the_orders_and_the_runs_page_says_so(shopped, admin_user):
