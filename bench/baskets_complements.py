@@ -43,6 +43,15 @@ from baskets.core.copurchase import MIN_PAIR_SUPPORT, copurchase_embedding, orde
 FIXED_K = (10, 100, 250, 1000)
 
 
+def top_lift_anchors(ds, lift, bought: np.ndarray, min_baskets: int, top: int):
+    """(candidates: categorized products in >= `min_baskets` of the orders `lift` counts, the anchors among them
+    with a partner, each anchor's up to `top` partners by lift above 1)."""
+    candidates = np.flatnonzero((bought >= min_baskets) & (ds.leaf >= 0))
+    partners = top_partners(lift, candidates, top)
+    keep = np.array([len(p) > 0 for p in partners], bool)
+    return candidates, candidates[keep], [p for p, k in zip(partners, keep) if k]
+
+
 def group_ids(columns: np.ndarray) -> np.ndarray:
     """(N, L) -> (N, L) id of each row's prefix of length l+1 (unique per column); -1 stays -1 (absent)."""
     out = np.full(columns.shape, -1, dtype=np.int64)
@@ -194,10 +203,7 @@ def main():
         train_orders, scored_orders = bd.split(bd.load_baskets(ds), scored=args.scored)
         lift, bought = orders_lift(scored_orders, len(ds))
         learned = copurchase_embedding(train_orders, len(ds)) if "rqvae_cp" in args.methods else None
-        candidates = np.flatnonzero((bought >= args.min_baskets) & (ds.leaf >= 0))
-        partners = top_partners(lift, candidates, args.partners)
-        keep = np.array([len(p) > 0 for p in partners], bool)
-        anchors, partners = candidates[keep], [p for p, k in zip(partners, keep) if k]
+        candidates, anchors, partners = top_lift_anchors(ds, lift, bought, args.min_baskets, args.partners)
         tree = group_ids(ds.taxonomy)
         an = Anchors(anchors, partners, tree[:, 0])
         aisle = np.bincount(tree[:, -1][tree[:, -1] >= 0])[tree[anchors, -1]] - 1

@@ -211,7 +211,8 @@ def main():
             "test_cases": int(len(target)), "warm_cases": int(warm.sum()), "cold_cases": int((~warm).sum()),
             "train_products": int((pop > 0).sum()), "head_products": head_n, "tail_products": int(tail.sum()),
             "catalog": n, "flavor": args.flavor, "codes": args.codes, "config": overrides,
-            "codes_config": codes_overrides, "copurchase_weight": args.copurchase_weight, "sasrec_epochs": sasrec_epochs, "device": bd.device_name(args.device),
+            "codes_config": codes_overrides, "copurchase_weight": args.copurchase_weight,
+            "sasrec_epochs": sasrec_epochs, "device": bd.device_name(args.device),
             "split_seed": args.split_seed, "hold_out": args.hold_out, "held_out_products": int(held.sum()),
             "held_out_cases": int(held[target].sum())}
     print(json.dumps(info), flush=True)

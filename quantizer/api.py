@@ -75,7 +75,8 @@ class RunSerializer(serializers.ModelSerializer):
         model = QuantizerRun
         # never the weights
         fields = ["id", "flavor", "kind", "status", "progress", "message", "embedding_model", "extra_input",
-                  "extra_input_weight", "config", "seed", "metrics", "churn", "history", "is_active", "n_products", "train_seconds", "warm_start_from",
+                  "extra_input_weight", "config", "seed", "metrics", "churn", "history", "is_active", "n_products",
+                  "train_seconds", "warm_start_from",
                   "created_by", "created_at", "finished_at"]
         read_only_fields = fields
 

@@ -42,8 +42,7 @@ def train_job(*, params: dict, user=None, progress=None):
     activate = params.get("activate", True)
     if default_device() in FAN_OUT_DEVICES:
         return train_plan(run, activate=activate, progress=progress)
-    train_run(run=run, progress=progress, activate=activate)
-    return {"run": run.pk, "metrics": run.metrics}
+    return _trained(train_run(run=run, progress=progress, activate=activate))
 
 
 def train_plan(run: QuantizerRun, *, activate: bool = True, progress=None):
@@ -118,6 +117,11 @@ def finish_training(*, params: dict, state: dict, results: list[dict], progress=
                          np.load(folder / "taxonomy.npy"))
     train_run(run=run, progress=progress, activate=state["activate"], given=given, searched=searched(folder, results))
     remove_folder(state)
+    return _trained(run)
+
+
+def _trained(run: QuantizerRun) -> dict:
+    """The train job's result, whichever way it ran."""
     return {"run": run.pk, "metrics": run.metrics}
 
 

@@ -19,8 +19,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import baskets_data as bd  # noqa: E402
 import common  # noqa: E402
+from baskets_complements import top_lift_anchors  # noqa: E402
 
-from baskets.core.copurchase import copurchase_embedding, orders_lift, top_partners  # noqa: E402
+from baskets.core.copurchase import copurchase_embedding, orders_lift  # noqa: E402
 
 
 def main():
@@ -35,10 +36,7 @@ def main():
     ds = common.load_dataset("instacart")
     train, _ = bd.split(bd.load_baskets(ds))
     lift, bought = orders_lift(train, len(ds))
-    candidates = np.flatnonzero((bought >= args.min_baskets) & (ds.leaf >= 0))
-    partners = top_partners(lift, candidates, args.partners)
-    keep = np.array([len(p) > 0 for p in partners], bool)
-    anchors, partners = candidates[keep], [p for p, k in zip(partners, keep) if k]
+    _, anchors, partners = top_lift_anchors(ds, lift, bought, args.min_baskets, args.partners)
     learned = copurchase_embedding(train, len(ds))
     print(f"{len(anchors):,} anchors in the {len(train):,} training orders")
     print("| flavor | seed | level-1 codes used | mean level-1 set of an anchor | training partners sharing level 1 |")

@@ -8,6 +8,4 @@ import numpy as np
 def side_by_side(vectors: np.ndarray, rows: np.ndarray, weight: float = 1.0) -> np.ndarray:
     """(N, D + d) float32 [vectors, weight · rows] / sqrt(1 + weight²): unit text vectors and unit (or zero)
     extra rows, unit length where both are; weight 1 (the default) weighs the two halves alike."""
-    if weight == 1.0:
-        return (np.hstack([vectors, rows]) / np.sqrt(2)).astype(np.float32)
     return (np.hstack([vectors, weight * rows]) / np.sqrt(1 + weight**2)).astype(np.float32)
