@@ -41,6 +41,8 @@ import common  # noqa: E402
 from baskets.core.copurchase import MIN_PAIR_SUPPORT, copurchase_embedding, orders_lift, top_partners  # noqa: E402
 
 FIXED_K = (10, 100, 250, 1000)
+DECOYS = 20
+DECOY_WINDOW = 10
 
 
 def top_lift_anchors(ds, lift, bought: np.ndarray, min_baskets: int, top: int):
@@ -117,6 +119,55 @@ def set_figures(groups: np.ndarray, an: Anchors) -> list[tuple[float, float]]:
         size = np.where(g[a] >= 0, counts[np.maximum(g[a], 0)] - 1, 0)
         out.append((float(size.mean()), an.mean_share((grade > level).astype(float))))
     return out
+
+
+class SamePopularity:
+    """Each (anchor, partner) pair against DECOYS products of about the partner's popularity (module docstring)."""
+
+    def __init__(self, an: Anchors, bought: np.ndarray, decoys: int = DECOYS, window: int = DECOY_WINDOW,
+                 seed: int = 0):
+        order = np.argsort(-bought, kind="stable")
+        rank = np.empty(len(bought), np.int64)
+        rank[order] = np.arange(len(bought))
+        self.an = an
+        self.keep = rank[an.pair_partner] >= window  # (pairs,) those with neighbours on both sides
+        self.pairs = np.flatnonzero(self.keep)
+        starts = np.r_[0, np.cumsum(an.count)]
+        rng = np.random.default_rng(seed)
+        self.decoys = np.empty((len(self.pairs), decoys), np.int64)
+        for i, pair in enumerate(self.pairs):
+            row = an.pair_anchor[pair]
+            taken = np.r_[an.ids[row], an.pair_partner[starts[row]:starts[row + 1]]]
+            r = rank[an.pair_partner[pair]]
+            near = order[r - window: r + window + 1]
+            self.decoys[i] = rng.choice(near[~np.isin(near, taken)], decoys)
+
+    def auc(self, score) -> float:
+        """score(anchors, candidates) -> (M,) higher = nearer; the mean over anchors of each kept partner's share
+        of its decoys ranked below it (ties half)."""
+        an, d = self.an, self.decoys.shape[1]
+        anchors = an.ids[an.pair_anchor[self.pairs]]
+        own = score(anchors, an.pair_partner[self.pairs])
+        other = score(np.repeat(anchors, d), self.decoys.ravel()).reshape(-1, d)
+        hits = np.zeros(len(self.keep))
+        hits[self.pairs] = ((own[:, None] > other) + 0.5 * (own[:, None] == other)).mean(1)
+        return an.mean_share(hits, self.keep)
+
+
+def shared_levels(groups: np.ndarray):
+    """Score: the number of leading levels of ``groups`` a candidate shares with its anchor."""
+    return lambda a, c: np.cumprod((groups[a] == groups[c]) & (groups[a] >= 0), axis=1).sum(1)
+
+
+def cosine(x: np.ndarray):
+    """Score: the cosine of a candidate's row of ``x`` with its anchor's (rows of unit length)."""
+    return lambda a, c: np.einsum("ij,ij->i", x[a], x[c])
+
+
+def prefix_then_codeword(groups: np.ndarray, z: np.ndarray):
+    """Score: the leading levels shared, then the codeword sums' cosine (`prefix_then_codeword_ranks`'s key)."""
+    levels, near = shared_levels(groups), cosine(z)
+    return lambda a, c: levels(a, c) * 3.0 + near(a, c)
 
 
 def cosine_ranks(x: np.ndarray, an: Anchors, chunk: int = 64) -> np.ndarray:
@@ -218,24 +269,39 @@ def main():
             "config": overrides, "copurchase_weight": args.copurchase_weight, "scored": args.scored,
         }
         print(json.dumps(info), flush=True)
+        _, popularity = orders_lift(train_orders, len(ds))  # each product's orders among those learned from
+        same = SamePopularity(an, popularity)
+        info["same_popularity_pairs"] = int(same.keep.sum())
         results = []
         row = {"flavor": "–", "method": "tree", "seed": None,
-               **reach_row(lambda k: graded_hits(tree, an, k), an), "sets": set_figures(tree, an)}
+               **reach_row(lambda k: graded_hits(tree, an, k), an), "sets": set_figures(tree, an),
+               "same_popularity_auc": same.auc(shared_levels(tree))}
         results.append(row)
-        rnd = {"flavor": "–", "method": "random", "seed": None}
+        rnd = {"flavor": "–", "method": "random", "seed": None, "same_popularity_auc": 0.5}
         for name, k in an.ks.items():
             rnd[f"reach_{name}"] = float((k / (len(ds) - 1)).mean())
         results.append(rnd)
+        order = np.argsort(-popularity, kind="stable")
+        place = np.empty(len(ds), np.int64)
+        place[order] = np.arange(len(ds))
+        anchor_place = place[an.ids[an.pair_anchor]]
+        ranks = place[an.pair_partner] - (anchor_place < place[an.pair_partner])  # among the other products
+        results.append({"flavor": "–", "method": "popularity", "seed": None,
+                        **reach_row(lambda k: (ranks < k[an.pair_anchor]).astype(float), an),
+                        "same_popularity_auc": same.auc(lambda a, c: popularity[c].astype(float))})
+        print(json.dumps(results[-1]), flush=True)
         if learned is not None:  # what the baskets alone reach: the co-purchase half of "rqvae_cp"'s input
             ranks = cosine_ranks(learned, an)
             results.append({"flavor": "–", "method": "copurchase", "seed": None,
-                            **reach_row(lambda k: (ranks < k[an.pair_anchor]).astype(float), an)})
+                            **reach_row(lambda k: (ranks < k[an.pair_anchor]).astype(float), an),
+                            "same_popularity_auc": same.auc(cosine(learned))})
             print(json.dumps(results[-1]), flush=True)
         for flavor in args.flavors:
             x = common.embed_dataset(ds, flavor, device=args.device)
             ranks = cosine_ranks(x, an)
             results.append({"flavor": flavor, "method": "embedding", "seed": None,
-                            **reach_row(lambda k: (ranks < k[an.pair_anchor]).astype(float), an)})
+                            **reach_row(lambda k: (ranks < k[an.pair_anchor]).astype(float), an),
+                            "same_popularity_auc": same.auc(cosine(x))})
             print(json.dumps(results[-1]), flush=True)
             for method in args.methods:
                 for seed in args.seeds:
@@ -245,13 +311,15 @@ def main():
                     groups = group_ids(codes)
                     results.append({"flavor": flavor, "method": method, "seed": seed,
                                     **reach_row(lambda k: graded_hits(groups, an, k), an),
-                                    "sets": set_figures(groups, an)})
+                                    "sets": set_figures(groups, an),
+                                    "same_popularity_auc": same.auc(shared_levels(groups))})
                     print(json.dumps(results[-1]), flush=True)
                     if z is not None:  # the same IDs, a prefix's products ranked by their codewords
                         above, tied = prefix_then_codeword_ranks(groups, z, an)
                         results.append({"flavor": flavor, "method": f"{method}+codewords", "seed": seed,
                                         **reach_row(lambda k: np.clip((k[an.pair_anchor] - above) / tied, 0, 1),
-                                                    an)})
+                                                    an),
+                                        "same_popularity_auc": same.auc(prefix_then_codeword(groups, z))})
                         print(json.dumps(results[-1]), flush=True)
         info["seconds"] = round(time.time() - started)
     if args.json_out:
@@ -261,10 +329,11 @@ def main():
 
 def tables(info: dict, results: list[dict]) -> str:
     label = {"tree": "category tree (aisle, then department)", "random": "random", "embedding": "embedding cosine",
-             "copurchase": "co-purchase embedding cosine (training orders; no text)", **bd.LABELS}
+             "copurchase": "co-purchase embedding cosine (training orders; no text)",
+             "popularity": "most bought in the training orders", **bd.LABELS}
     keys = [("reach_aisle", "k = own aisle"), ("reach_aisle_other_dept", "other-dept partners, k = aisle"),
             ("reach_department", "k = own department"), ("reach_department_other_dept", "other-dept, k = dept"),
-            *[(f"reach_{k}", f"k = {k}") for k in FIXED_K]]
+            *[(f"reach_{k}", f"k = {k}") for k in FIXED_K], ("same_popularity_auc", "same-popularity AUC")]
 
     def name(method: str) -> str:  # "rqvae_cp+codewords": those IDs, a prefix's products by their codewords
         base, _, codewords = method.partition("+")
@@ -296,7 +365,9 @@ def tables(info: dict, results: list[dict]) -> str:
             f"lift > 1 at support >= {info['min_support']}), "
             f"{info['partners']:,} partners (top {info['top']} by lift), {info['other_dept_share']:.1%} of them in "
             f"another department; mean aisle {info['mean_aisle']:,.0f} and department {info['mean_department']:,.0f}"
-            f" other products of {info['catalog']:,}")
+            f" other products of {info['catalog']:,}"
+            + (f"; same-popularity AUC over {info['same_popularity_pairs']:,} partners" if "same_popularity_pairs"
+               in info else ""))
     return head + "\n\n" + "\n".join(out)
 
 
