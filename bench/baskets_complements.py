@@ -22,6 +22,15 @@ Every method ranks the other 49,687 catalog products for an anchor:
 counts for its partners times the part of it that fits. k is the anchor's own aisle size (the tree's
 "same aisle" set: the tree's reach there is exactly "same aisle"), its department's size ("same
 department"), or fixed. The second table is the sets themselves: "shares level l" with its mean size.
+
+The partners that clear the support in the scored orders are mostly the most bought products (bananas, milk,
+avocados): a row "most bought in the training orders" ranks every product by that count alone. So each method
+also gets a same-popularity AUC (`SamePopularity`): each partner against DECOYS draws (with replacement) of the
+products bought about as often in the training orders (its DECOY_WINDOW neighbours on each side in that count's
+order, neither the anchor nor one of its partners), the share of draws the method ranks below the partner (ties
+count half; random and popularity alone about 0.5), averaged over anchors like the reach. Partners among the
+DECOY_WINDOW most bought have no neighbours above them and are left out of it. The tree and the IDs rank by the
+levels shared, the embeddings by cosine.
 """
 
 from __future__ import annotations
