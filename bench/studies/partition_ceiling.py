@@ -4,8 +4,9 @@ The same-popularity AUC of bench/baskets_complements.py (`SamePopularity`: each 
 tenth against 20 products bought about as often in the training orders) for partitions, where a candidate scores
 1 when it falls in the anchor's group and 0 otherwise (ties half): the tree's aisles and departments alone, and
 one level of k-means (quantizer.core.residual_kmeans, --clusters groups, seed 0) on the text, on the co-purchase
-embedding of the training orders alone, and on the two side by side at the application's weight; beside the
-cosine of each embedding, which ranks every candidate. Residual k-means stands in for the RQ-VAE's level 1: a
+embedding of the training orders alone, and on the two side by side at the application's weight; two nested levels
+(--nested: a coarse one as the tree's departments, then a finer one on the residual) ranked by the levels shared;
+beside the cosine of each embedding, which ranks every candidate. Residual k-means stands in for the RQ-VAE's level 1: a
 quantizer's level is such a partition.
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/studies/partition_ceiling.py [--clusters 21 134 256] [--scored validation]
@@ -41,6 +42,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--flavor", default="precision")
     parser.add_argument("--clusters", nargs="+", type=int, default=[21, 134, 256])
+    parser.add_argument("--nested", nargs=2, type=int, default=[21, 7], metavar=("COARSE", "FINE"),
+                        help="two levels of residual k-means ranked as a prefix (default: about the tree's "
+                             "21 departments and 134 aisles)")
     parser.add_argument("--copurchase-weight", type=float, default=bd.COPURCHASE_WEIGHT)
     parser.add_argument("--scored", default="validation", choices=["validation", "test"])
     args = parser.parse_args()
@@ -71,6 +75,10 @@ def main():
             groups = residual_kmeans(x, (k,), seed=0, spread=False)
             print(f"| {name}: k-means | {k} | {same.auc(shared_levels(np.asarray(groups)[:, :1])):.3f} |"
                   f" <!-- {time.time() - started:.0f} s -->", flush=True)
+        coarse, fine = args.nested
+        nested = group_ids(np.asarray(residual_kmeans(x, (coarse, fine), seed=0, spread=False)))
+        print(f"| {name}: residual k-means, {coarse} then {fine} nested (prefix) | {coarse} / {coarse * fine} | "
+              f"{same.auc(shared_levels(nested)):.3f} |", flush=True)
 
 
 if __name__ == "__main__":
