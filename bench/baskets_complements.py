@@ -138,7 +138,7 @@ class SamePopularity:
         order = np.argsort(-bought, kind="stable")
         rank = np.empty(len(bought), np.int64)
         rank[order] = np.arange(len(bought))
-        self.an = an
+        self.an, self.rank = an, rank  # rank: each product's place, most bought first (ties: lower index)
         self.keep = rank[an.pair_partner] >= window  # (pairs,) those with neighbours on both sides
         self.pairs = np.flatnonzero(self.keep)
         starts = np.r_[0, np.cumsum(an.count)]
@@ -290,11 +290,8 @@ def main():
         for name, k in an.ks.items():
             rnd[f"reach_{name}"] = float((k / (len(ds) - 1)).mean())
         results.append(rnd)
-        order = np.argsort(-popularity, kind="stable")
-        place = np.empty(len(ds), np.int64)
-        place[order] = np.arange(len(ds))
-        anchor_place = place[an.ids[an.pair_anchor]]
-        ranks = place[an.pair_partner] - (anchor_place < place[an.pair_partner])  # among the other products
+        place = same.rank[an.pair_partner]
+        ranks = place - (same.rank[an.ids[an.pair_anchor]] < place)  # among the other products
         results.append({"flavor": "–", "method": "popularity", "seed": None,
                         **reach_row(lambda k: (ranks < k[an.pair_anchor]).astype(float), an),
                         "same_popularity_auc": same.auc(lambda a, c: popularity[c].astype(float))})

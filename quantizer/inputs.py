@@ -6,12 +6,12 @@ text. The baskets app registers "copurchase": each product's place among the imp
 (`baskets.services.copurchase_rows`), weighed `baskets.core.copurchase.COPURCHASE_WEIGHT`.
 
 A run that reads one trains on `[text embedding, w · extra rows] / sqrt(1 + w²)` (`training_input`; w the
-input's weight when the run was created, kept as `extra_input_weight`); its model's input is that wide, and the run keeps each product's non-zero row as it
-trained on it (`RunInputRow`). Products coded after training read the same half (`coding_input`): a product
-the run trained on (its text changed since) its kept row, a new product or a record outside the catalog a zero
-row, what the input said of a product it knew nothing about. The input is not computed afresh for them: a new
-computation (an SVD of other orders) sits in another basis than the model learned. The next run reads it
-afresh.
+input's weight when the run was created, kept as `extra_input_weight`); its model's input is that wide, and the
+run keeps each product's non-zero row as it trained on it (`RunInputRow`). Products coded after training read the
+same half (`coding_input`): a product the run trained on (its text changed since) its kept row, a new product or a
+record outside the catalog a zero row, what the input said of a product it knew nothing about. The input is not
+computed afresh for them: a new computation (an SVD of other orders) sits in another basis than the model learned.
+The next run reads it afresh.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from quantizer.core.inputs import side_by_side
 from quantizer.models import RunInputRow
 
 ROWS_WRITE_BATCH = 5000
+
 
 class ExtraInput(NamedTuple):
     function: str  # dotted path of fn(*, product_ids) -> (N, d) float32

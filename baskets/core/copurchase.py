@@ -18,8 +18,9 @@ MIN_PAIR_SUPPORT = 6
 # Width of the co-purchase embedding: the RQ-VAE's latent width (quantizer ModelConfig.latent_dim); not tuned.
 COPURCHASE_DIM = 64
 # The co-purchase half's weight beside the text in a run that reads it (quantizer.core.inputs.side_by_side):
-# chosen among 1, 2 and 3 on the validation tenth of the instacart orders (complements reached at equal
-# candidate-set sizes, bench/baskets_complements.py --scored validation), reported on the test tenth (docs/baskets.md).
+# chosen among 1, 2 and 3 on the validation tenth of the instacart orders by the complements reached at equal
+# candidate-set sizes (bench/baskets_complements.py --scored validation), which a level-1 code of the most bought
+# products wins; at equal popularity (its same-popularity AUC) 1, 2 and 3 are level (docs/baskets.md, "Popularity").
 COPURCHASE_WEIGHT = 2.0
 
 

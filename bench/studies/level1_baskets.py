@@ -9,8 +9,8 @@ For each cached set of "rqvae_cp" codes (bench/baskets_data.semantic_codes, the 
   code holds (of its size);
 - on the scored tenth (--scored: test, or validation to choose on), the share of partners in the anchor's level-1
   code beside that of their same-popularity decoys (baskets_complements.SamePopularity), the same for the tree's
-  aisles and departments, and the same-popularity AUC of the IDs by prefix and by prefix then codewords (the benchmark's last
-  column, without its slow reach rankings).
+  aisles and departments, and the same-popularity AUC of the IDs by prefix and by prefix then codewords (the
+  benchmark's last column, without its slow reach rankings).
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/studies/level1_baskets.py --flavors precision --seeds 0 1 2 3 4
     OMP_NUM_THREADS=2 .venv/bin/python bench/studies/level1_baskets.py --flavors discovery --seeds 0 1 2
@@ -64,21 +64,21 @@ def main():
     learned = copurchase_embedding(train, len(ds))
     draws = np.random.default_rng(0).permutation(len(train))
     tenths = [[train[i] for i in draws[k::8]] for k in range(3)] + [scored]  # 8 draws of a tenth's size; 3 used
+    tree = group_ids(ds.taxonomy)
     protocols = []
     for orders in tenths:
         lift, counted = orders_lift(orders, len(ds))
         _, anchors, partners = top_lift_anchors(ds, lift, counted, args.min_baskets, args.partners)
-        protocols.append((anchors, partners))
-    tree = group_ids(ds.taxonomy)
-    an = Anchors(*protocols[-1], tree[:, 0])
+        protocols.append(Anchors(anchors, partners, tree[:, 0]))
+    an = protocols[-1]
     same = SamePopularity(an, bought)
     pa, pp = an.ids[an.pair_anchor[same.keep]], an.pair_partner[same.keep]
 
     def partners_and_decoys(g: np.ndarray) -> str:
         return f"{(g[pa] == g[pp]).mean():.3f} / {(g[pa][:, None] == g[same.decoys]).mean():.3f}"
 
-    staples = np.argsort(-bought, kind="stable")[:STAPLES]
-    print(f"anchors: {', '.join(f'{len(a):,}' for a, _ in protocols)} "
+    staples = same.rank < STAPLES
+    print(f"anchors: {', '.join(f'{len(p.ids):,}' for p in protocols)} "
           f"(three training draws, the {args.scored} tenth); "
           f"same-popularity partners {len(pa):,}; partners / decoys in the anchor's aisle "
           f"{partners_and_decoys(tree[:, 1])}, department {partners_and_decoys(tree[:, 0])}")
@@ -95,7 +95,8 @@ def main():
                                          copurchase_weight=args.copurchase_weight)
             groups = group_ids(codes)
             first = codes[:, 0]
-            shares = [np.mean([np.mean(first[p] == first[a]) for a, p in zip(*protocol)]) for protocol in protocols]
+            shares = [p.mean_share((first[p.ids[p.pair_anchor]] == first[p.pair_partner]).astype(float))
+                      for p in protocols]
             held = np.bincount(first[staples], minlength=first.max() + 1)
             top = int(held.argmax())
             print(f"| {flavor} | {seed} | {', '.join(f'{s:.3f}' for s in shares[:-1])} | {shares[-1]:.3f} | "
