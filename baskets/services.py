@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from django.db import connection, transaction
+from django.utils import timezone
 
 from baskets.core.copurchase import MIN_PAIR_SUPPORT  # noqa: F401 (re-exported: the app's name for it)
 from baskets.core.copurchase import copurchase_embedding
@@ -325,8 +326,6 @@ def train_next_item_model(*, flavor: str, config: dict | None = None, device: st
     random NEXT_ITEM_HOLDOUT of the orders (the config's seed) is held out and its figures recorded
     (leave-last-out Recall@10 / NDCG@10, warm and cold targets). Recorded whatever happens: a failure
     leaves a failed row with its message."""
-    from django.utils import timezone
-
     from baskets.core.evaluation import hit_metrics, leave_last_out, split_orders
     from baskets.core.nextitem import NextItemConfig, recommend, save_next_item, train_next_item
     from quantizer.services import active_run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -313,10 +314,6 @@ def upload_problem(*, name: str, size: int) -> str | None:
 def start_upload_import(*, upload, user=None, overwrite: bool = False, allow_new_categories: bool = False,
                         allow_uncategorized: bool = False):
     """Save an uploaded catalog file under SEMID_HOME/uploads and queue its import job."""
-    import uuid
-
-
-
     folder = Path(settings.SEMID_HOME) / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}{Path(upload.name).suffix.lower()}"
