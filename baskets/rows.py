@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.rows import CatalogFileError, RowError, decode_file
+from catalog.rows import CatalogFileError, RowError, csv_records, decode_file
 
 REQUIRED_COLUMNS = ("order_id", "external_id", "add_to_cart_order")
 OPTIONAL_COLUMNS = ("reordered",)
@@ -87,20 +87,7 @@ def read_baskets(path: str | Path, *, product_ids: Mapping[str, int]) -> tuple[B
     at_order, at_product, at_position = (header.index(c) for c in REQUIRED_COLUMNS)
     at_reordered = header.index("reordered") if "reordered" in header else None
     lines = BasketLines()
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            errors.append(RowError(reader.line_num, f"unreadable CSV ({exc}); nothing after this row was read"))
-            break
-        number = reader.line_num
-        if not fields or fields == [""]:
-            continue
-        if len(fields) != width:
-            errors.append(RowError(number, f"expected {width} fields, found {len(fields)}"))
-            continue
+    for number, fields in csv_records(reader, width, errors):
         problems = []
         order_id = _whole_number(fields[at_order].strip(), MAX_ORDER_ID, 0)
         if order_id is None:

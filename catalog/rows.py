@@ -155,6 +155,26 @@ def _nul_errors(row: int, items) -> list[RowError]:
     return errors
 
 
+def csv_records(reader, width: int, errors: list[RowError]):
+    """(line number, fields) of each CSV record after the header, blank lines skipped. A record of another width
+    than `width` becomes a row error in `errors`; an unreadable one (a field over csv.field_size_limit(), say)
+    too, and ends the reading: what follows it cannot be read reliably."""
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            errors.append(RowError(reader.line_num, f"unreadable CSV ({exc}); nothing after this row was read"))
+            return
+        if not fields or fields == [""]:
+            continue
+        if len(fields) != width:
+            errors.append(RowError(reader.line_num, f"expected {width} fields, found {len(fields)}"))
+            continue
+        yield reader.line_num, fields
+
+
 # The columns a row's cells come from, in `_validate`'s order.
 CELL_COLUMNS = ("external_id", "name", "brand", "description", "size", "category_path")
 
@@ -184,20 +204,7 @@ def _read_csv(text: str, allow_uncategorized: bool = False) -> tuple[list[Catalo
     # A cell is a stretch of the file less some quote characters: when the file, quotes dropped, holds
     # no NUL and no literal \u0000, no cell does, and the per-cell check is skipped.
     check_nul = "\x00" in text or "\\u0000" in text.replace('"', "")
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): the rest cannot be read reliably
-            errors.append(RowError(reader.line_num, f"unreadable CSV ({exc}); nothing after this row was read"))
-            break
-        number = reader.line_num
-        if not fields or fields == [""]:
-            continue
-        if len(fields) != width:
-            errors.append(RowError(number, f"expected {width} fields, found {len(fields)}"))
-            continue
+    for number, fields in csv_records(reader, width, errors):
         nul = _nul_errors(number, zip(header, fields)) if check_nul else []
         fields.append("")
         parsed, row_errors = _validate(number, cells(fields), {h: fields[i] for i, h in extra if fields[i]}, seen,
