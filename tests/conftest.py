@@ -3,9 +3,11 @@ the real Redis, and one real Celery worker process bound to the test database.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -108,6 +110,33 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.25):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+@contextlib.contextmanager
+def row_held(queryset, pk):
+    """While the block runs, another connection holds the row `pk` of `queryset` (SELECT ... FOR UPDATE in an
+    open transaction), as a reviewer's decision in flight does. Needs the `transactional_db` fixture."""
+    from django.db import connection, transaction
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                queryset.select_for_update().get(pk=pk)
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10), "the other transaction never took the row"
+        yield
+    finally:
+        release.set()
+        holder.join(30)
 
 
 def make_user(username: str, role: str, password: str, **extra):

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-from django.db import connection, transaction
 
 from audit.filters import FlagGridFilter
 from audit.models import Decision, Flag
@@ -18,7 +16,7 @@ from audit.selectors import grid_flags, last_batch
 from catalog.models import Category, Product
 from catalog.services import move_product
 from quantizer.models import SemanticId
-from tests.conftest import make_user
+from tests.conftest import make_user, row_held
 from tests.ui.conftest import add_discovery_flags, build_review_data
 
 
@@ -136,27 +134,10 @@ def test_bulk_decisions_are_for_admins(reviewer_user, tmp_path):
 def test_bulk_skips_a_flag_another_transaction_holds_without_waiting(transactional_db, tmp_path):
     admin = make_user("ann", "admin", "pass-12345")
     busy, free = build_review_data(tmp_path)["flags"][:2]
-    locked, release = threading.Event(), threading.Event()
-
-    def hold():
-        try:
-            with transaction.atomic():
-                Flag.objects.select_for_update().get(pk=busy.pk)
-                locked.set()
-                release.wait(30)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    with row_held(Flag.objects, busy.pk):
         started = time.monotonic()
         result = decide_batch(flag_ids=[busy.pk, free.pk], reviewer=admin, action="reject")
         elapsed = time.monotonic() - started
-    finally:
-        release.set()
-        holder.join(30)
 
     assert elapsed < 5
     assert [d.flag_id for d in result.decisions] == [free.pk]

@@ -4,10 +4,7 @@ deciding it closes the other flag for good (deleted, or superseded when it has a
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection, transaction
 from django.test import Client
 
 from audit.models import Decision, Flag, Queue
@@ -16,7 +13,7 @@ from audit.review.claims import claim_flag, claim_next_flag
 from audit.review.decisions import decide_flag, undo_last_decisions
 from audit.selectors import queue_flags
 from catalog.models import Product
-from tests.conftest import make_user
+from tests.conftest import make_user, row_held
 from tests.ui.conftest import add_discovery_flags, build_review_data
 
 
@@ -92,27 +89,10 @@ def test_a_flag_gone_since_the_page_opened_is_explained_not_a_404(reviewer_user,
 def test_a_claim_passes_over_a_product_another_transaction_holds(transactional_db, tmp_path):
     rita, rob = make_user("rita", "reviewer", "pass-12345"), make_user("rob", "reviewer", "pass-12345")
     first, twin, flags = twin_pair(tmp_path)
-    locked, release = threading.Event(), threading.Event()
-
-    def decide_slowly():  # rita's decision on the product is in flight: it holds the product row
-        try:
-            with transaction.atomic():
-                Product.objects.select_for_update().get(pk=first.product_id)
-                locked.set()
-                release.wait(30)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=decide_slowly)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    with row_held(Product.objects, first.product_id):  # rita's decision on the product is in flight
         given = claim_next_flag(reviewer=rob)
         with pytest.raises(ReviewError, match="another reviewer is deciding"):
             claim_flag(flag=twin, reviewer=rita)
-    finally:
-        release.set()
-        holder.join(30)
 
     assert given.pk == flags[1].pk  # not flags[0] nor its twin: their product was busy
     assert not Decision.objects.exists()
