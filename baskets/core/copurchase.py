@@ -17,11 +17,12 @@ from scipy import sparse
 MIN_PAIR_SUPPORT = 6
 # Width of the co-purchase embedding: the RQ-VAE's latent width (quantizer ModelConfig.latent_dim); not tuned.
 COPURCHASE_DIM = 64
-# The co-purchase half's weight beside the text in a run that reads it (quantizer.core.inputs.side_by_side):
-# chosen among 1, 2 and 3 on the validation tenth of the instacart orders by the complements reached at equal
-# candidate-set sizes (bench/baskets_complements.py --scored validation), which a level-1 code of the most bought
-# products wins; at equal popularity (its same-popularity AUC) 1, 2 and 3 are level (docs/baskets.md, "Popularity").
-COPURCHASE_WEIGHT = 2.0
+# The co-purchase half's weight beside the text in a run that reads it (quantizer.core.inputs.side_by_side): the
+# halves weighed alike, not tuned. Weight 2 reached more complements at equal candidate-set sizes on the validation
+# tenth of the instacart orders, but only through a level-1 code of the most bought products: at equal popularity
+# (the same-popularity AUC) 1, 2 and 3 are level, and the next-item model over weight-2 codes fell behind
+# co-occurrence where weight 1 is ahead of it (docs/baskets.md, "Weighing the baskets").
+COPURCHASE_WEIGHT = 1.0
 
 
 def order_matrix(order_ids: np.ndarray, product_ids: np.ndarray, n_products: int) -> sparse.csr_matrix:

@@ -6,7 +6,8 @@
 #   lambda = 0, residual k-means and the RQ-VAE with the co-purchase term (learning from the training 80% of the
 #   orders), seeds 0 1 2 (24 side by side), cached under $SEMID_HOME (/tmp/sh); a set already
 #   cached on this warm machine is skipped, a job still running when BUDGET seconds are spent is cut (call again).
-#   CODE_METHODS="rqvae_cp ..." computes (and `complements` reads) those methods only.
+#   CODE_METHODS="rqvae_cp ..." computes (and `complements` reads) those methods only. WEIGHT=w weighs the co-purchase
+#   half w beside the text in every stage (--copurchase-weight; default the application's COPURCHASE_WEIGHT).
 # complements: bench/baskets_complements.py over the cached codes -> $OUT/baskets-complements.{md,json};
 #   SCORED=test (or validation) names the partners from that tenth of the orders alone.
 # retrieval: bench/baskets_retrieval.py, one process per seed (each trains its SASRec and TIGER on the codes of its
@@ -24,7 +25,7 @@ for f in ('precision', 'discovery'): common.embed_dataset(ds, f, device='cuda')
 import baskets_data; baskets_data.load_baskets(ds)" > /tmp/bask/embed.log 2>&1
   echo "embedded: $(( $(date +%s) - t0 )) s"
   for f in precision discovery; do for m in ${CODE_METHODS:-rkmeans rqvae rqvae_l0 rqvae_cp}; do for s in 0 1 2; do
-    OMP_NUM_THREADS=1 timeout $(left) python3 bench/baskets_data.py --flavor $f --method $m --seed $s --device cuda \
+    OMP_NUM_THREADS=1 timeout $(left) python3 bench/baskets_data.py --flavor $f --method $m --seed $s --device cuda ${WEIGHT:+--copurchase-weight $WEIGHT} \
       > /tmp/bask/codes-$f-$m-$s.log 2>&1 &
   done; done; done
   wait
@@ -32,14 +33,14 @@ import baskets_data; baskets_data.load_baskets(ds)" > /tmp/bask/embed.log 2>&1
   echo "codes: $(( $(date +%s) - t0 )) s"
 fi
 if [ "$STAGE" = complements ] || [ "$STAGE" = all ]; then
-  OMP_NUM_THREADS=16 timeout $(left) python3 bench/baskets_complements.py --device cuda ${CODE_METHODS:+--methods $CODE_METHODS} ${SCORED:+--scored $SCORED} --json-out $OUT/baskets-complements.json \
+  OMP_NUM_THREADS=16 timeout $(left) python3 bench/baskets_complements.py --device cuda ${CODE_METHODS:+--methods $CODE_METHODS} ${SCORED:+--scored $SCORED} ${WEIGHT:+--copurchase-weight $WEIGHT} --json-out $OUT/baskets-complements.json \
     > $OUT/baskets-complements.md 2> /tmp/bask/complements.err || tail -5 /tmp/bask/complements.err
   tail -n 25 $OUT/baskets-complements.md
 fi
 if [ "$STAGE" = retrieval ] || [ "$STAGE" = all ]; then
   python3 -c "import sys; sys.path.insert(0, 'bench'); import common; common.embed_dataset(common.load_dataset('instacart'), 'precision', device='cuda')" > /tmp/bask/embed.log 2>&1
   for s in 0 1 2; do
-    OMP_NUM_THREADS=4 timeout $(left) python3 bench/baskets_retrieval.py --device cuda --seeds $s --codes ${CODES:-rqvae} \
+    OMP_NUM_THREADS=4 timeout $(left) python3 bench/baskets_retrieval.py --device cuda --seeds $s --codes ${CODES:-rqvae} ${WEIGHT:+--copurchase-weight $WEIGHT} \
       ${HOLD_OUT:+--hold-out $HOLD_OUT} ${METHODS:+--methods $METHODS} \
       --json-out /tmp/bask/retrieval-$s.json > /tmp/bask/retrieval-$s.log 2>&1 &
   done
