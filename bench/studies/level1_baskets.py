@@ -12,15 +12,16 @@ For each cached set of "rqvae_cp" codes (bench/baskets_data.semantic_codes, the 
   aisles and departments, and the same-popularity AUC of the IDs by prefix and by prefix then codewords (the
   benchmark's last column, without its slow reach rankings).
 
-    OMP_NUM_THREADS=2 .venv/bin/python bench/studies/level1_baskets.py --flavors precision --seeds 0 1 2 3 4
-    OMP_NUM_THREADS=2 .venv/bin/python bench/studies/level1_baskets.py --flavors discovery --seeds 0 1 2
+    OMP_NUM_THREADS=2 .venv/bin/python bench/studies/level1_baskets.py --flavors precision --seeds 0 1 2 3 4 --copurchase-weight 2
+    OMP_NUM_THREADS=2 .venv/bin/python bench/studies/level1_baskets.py --flavors discovery --seeds 0 1 2 --copurchase-weight 2
     for w in 1 2 3; do
         OMP_NUM_THREADS=2 .venv/bin/python bench/studies/level1_baskets.py --flavors precision --seeds 0 1 2 \
             --copurchase-weight $w --scored validation
     done
 
 OMP_NUM_THREADS matters: the co-purchase embedding's SVD gives other last bits on another thread count, so
-other cached codes (the runs in docs/baskets.md used 2).
+other cached codes (the runs in docs/baskets.md used 2). The weight defaults to the application's (1); the
+trainings this study explains were weighed 2.
 """
 
 from __future__ import annotations
