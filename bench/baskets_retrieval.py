@@ -14,7 +14,9 @@ basket so far (leave-last-out). Every method proposes 10 products not already in
 - content: the nearest products to the basket's last product by embedding cosine (the flavor's text);
 - SASRec: a causal transformer over item ids, full softmax over the products of the training orders;
 - TIGER: baskets.core.nextitem, a causal transformer over the products' semantic IDs that decodes the
-  next ID level by level, beam search constrained to the codes that exist.
+  next ID level by level, beam search constrained to the codes that exist; its cold-start rules (tiger_cold*)
+  give the last 2 places to never-bought products, under the decoded prefixes or (tiger_cold_aisle) in the
+  basket's last product's aisle.
 Warm targets were bought in some training order, cold ones never. --hold-out 0.05 adds a split by product, as
 TIGER's cold-start experiment did: 5% of the products bought are left out of every training order (their
 lines dropped, the rest of each order kept), so their test targets are cold too. Tail: the products outside the most
@@ -44,9 +46,10 @@ from baskets.core.evaluation import hit_metrics, leave_last_out, split_orders  #
 
 K = 10
 # TIGER's cold-start rule, its 2 places: the depth of the decoded prefixes the never-bought products are taken
-# under (None: all levels but the last), and whether they go by text to the basket's last product
+# under (None: all levels but the last; "aisle": the basket's last product's category leaf instead of a prefix),
+# and whether they go by text to the basket's last product
 COLD_RULES = {"tiger_cold": (None, False), "tiger_cold2": (2, False), "tiger_cold2_text": (2, True),
-              "tiger_cold1_text": (1, True)}
+              "tiger_cold1_text": (1, True), "tiger_cold_aisle": ("aisle", True)}
 METHODS = ("popularity", "cooccurrence", "content", "sasrec", "tiger", *COLD_RULES)
 LABELS = {"popularity": "popularity", "cooccurrence": "item-to-item co-occurrence",
           "content": "content nearest neighbours of the last product", "sasrec": "SASRec (item ids)",
@@ -54,7 +57,8 @@ LABELS = {"popularity": "popularity", "cooccurrence": "item-to-item co-occurrenc
           "tiger_cold": "TIGER, last 2 of 10 places to never-bought products under its decoded prefixes",
           "tiger_cold2": "TIGER, the same 2 places under its decoded 2-codeword prefixes",
           "tiger_cold2_text": "TIGER, the same 2 places under its 2-codeword prefixes, by text to the last product",
-          "tiger_cold1_text": "TIGER, the same 2 places under its 1-codeword prefixes, by text to the last product"}
+          "tiger_cold1_text": "TIGER, the same 2 places under its 1-codeword prefixes, by text to the last product",
+          "tiger_cold_aisle": "TIGER, the same 2 places in the last product's aisle, by text to it"}
 COLD_SLOTS = 2
 QUICK = {"orders": 12000, "max_test": 1000, "epochs": 3, "sasrec_epochs": 3,
          "config": {"d_model": 64, "heads": 2, "layers": 2, "batch_size": 128, "beam": 30}}
@@ -169,7 +173,7 @@ def main():
 
     import torch
 
-    from baskets.core.nextitem import NextItemConfig, cold_index, recommend, train_next_item
+    from baskets.core.nextitem import NextItemConfig, cold_group_index, cold_index, recommend, train_next_item
     from baskets.core.sasrec import sasrec_recommend, train_sasrec
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 1))
@@ -250,10 +254,12 @@ def main():
                    loss=[round(h["loss"], 4) for h in model.history])
             for method, (depth, by_text) in COLD_RULES.items():
                 if method in args.methods:  # the same model, TIGER's cold-start rule
-                    cold = cold_index(model.trie, pop == 0, depth)
+                    groups = ds.leaf if depth == "aisle" else None
+                    cold = (cold_group_index(groups, pop == 0) if groups is not None
+                            else cold_index(model.trie, pop == 0, depth))
                     recs = np.concatenate([recommend(model, histories[lo: lo + 256], K, device=args.device,
                                                      popularity=pop, cold=cold, cold_slots=COLD_SLOTS,
-                                                     cold_vectors=x if by_text else None)
+                                                     cold_vectors=x if by_text else None, cold_groups=groups)
                                            for lo in range(0, len(histories), 256)])
                     record(method, seed, recs)
     info["seconds"] = round(time.time() - started)

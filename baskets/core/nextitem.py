@@ -286,9 +286,19 @@ def cold_index(trie: PrefixTrie, cold: np.ndarray, depth: int | None = None) -> 
     return out
 
 
+def cold_group_index(groups: np.ndarray, cold: np.ndarray) -> dict:
+    """{group (``groups``: (N,) ints, e.g. the category leaf): the products of ``cold`` (bool mask) in it}: for
+    ``recommend``'s cold slots by the history's last product's group."""
+    out: dict = {}
+    for p in np.flatnonzero(cold):
+        out.setdefault(int(groups[p]), []).append(int(p))
+    return out
+
+
 def recommend(model: NextItemModel, histories: Sequence[np.ndarray], k: int = 10, *, device: str = "cpu",
               popularity: np.ndarray | None = None, exclude_history: bool = True, cold: dict | None = None,
-              cold_slots: int = 0, cold_vectors: np.ndarray | None = None) -> np.ndarray:
+              cold_slots: int = 0, cold_vectors: np.ndarray | None = None,
+              cold_groups: np.ndarray | None = None) -> np.ndarray:
     """(B, k) product rows, best first (-1 when fewer): the decoded codes' products, leaving out the
     products already in the history; products sharing one code in ``popularity`` order.
 
@@ -296,22 +306,25 @@ def recommend(model: NextItemModel, histories: Sequence[np.ndarray], k: int = 10
     go to products never seen in training under the decoded prefixes (of the index's depth), in beam order (the
     model has never seen their last codeword as a target, so the beam alone seldom reaches them); with
     ``cold_vectors`` ((N, d) unit rows, the products' text) every such product under the decoded prefixes
-    ranked by cosine to the history's last product instead (the model says where, the text which); places
-    left empty are the beam's."""
+    ranked by cosine to the history's last product instead (the model says where, the text which). With
+    ``cold_groups`` ((N,) ints, the products' category leaf) ``cold`` is a ``cold_group_index`` and the cold places
+    go to the never-seen products of the history's last product's group, not the decoded prefixes' (the aisle
+    says where, the text which: the model fills the other places). Places left empty are the beam's."""
     leaves, _ = beam_search(model, histories, device=device)
     out = np.full((len(histories), k), -1, dtype=np.int64)
-    depth = len(next(iter(cold))) if cold else 0  # the index's prefix length
+    depth = len(next(iter(cold))) if cold and cold_groups is None else 0  # the index's prefix length
     for i, (row, hist) in enumerate(zip(leaves, histories)):
         seen = set(np.asarray(hist).tolist()) if exclude_history else set()
         cold_got: list = []
         if cold and cold_slots:
-            prefixes = []
-            for leaf in row[row >= 0]:
-                prefix = tuple(model.trie.codes[model.trie.products[leaf][0], :depth].tolist())
-                if prefix not in prefixes:
-                    prefixes.append(prefix)
-            under = [p for prefix in prefixes for p in cold.get(prefix, ()) if p not in seen]
-            if cold_vectors is not None and len(under) > cold_slots and len(hist):
+            if cold_groups is not None:  # the history's last product's group
+                under = list(cold.get(int(cold_groups[hist[-1]]), ())) if len(hist) else []
+            else:  # under the decoded prefixes, in beam order
+                prefixes = dict.fromkeys(tuple(model.trie.codes[model.trie.products[leaf][0], :depth].tolist())
+                                         for leaf in row[row >= 0])
+                under = [p for prefix in prefixes for p in cold.get(prefix, ())]
+            under = [p for p in under if p not in seen]
+            if cold_vectors is not None and len(under) > 1 and len(hist):
                 sims = cold_vectors[under] @ cold_vectors[int(np.asarray(hist)[-1])]
                 under = [under[j] for j in np.argsort(-sims, kind="stable")]
             cold_got = under[:cold_slots]

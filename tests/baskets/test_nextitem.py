@@ -10,6 +10,7 @@ from baskets.core.nextitem import (
     NextItemTransformer,
     PrefixTrie,
     beam_search,
+    cold_group_index,
     cold_index,
     load_next_item,
     recommend,
@@ -125,3 +126,21 @@ def test_cold_slots_by_text_take_the_products_under_the_prefixes_nearest_the_las
     under = [p for prefix in decoded for p in cold.get(prefix, ())]
     assert list(by_text[1:]) == sorted(under, key=lambda p: abs(angles[p]))[:2]
     assert decoded == {(0,), (1,)} and list(by_text[1:]) == [5, 2]
+
+
+def test_cold_slots_by_aisle_take_the_last_products_aisle_nearest_it_whatever_the_model_decodes():
+    codes = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0], [1, 0, 1], [1, 1, 0]])
+    model = untrained(codes, size=4)
+    never_bought = np.array([False, True, True, False, True, True])
+    aisle = np.array([7, 7, 3, 3, 3, 7])
+    cold = cold_group_index(aisle, never_bought)
+    assert cold == {7: [1, 5], 3: [2, 4]}
+    angles = np.array([0.0, 1.5, 0.2, 0.9, 3.0, 0.1])  # nearest product 0: 5, then 2, then 3, then 1
+    vectors = np.stack([np.cos(angles), np.sin(angles)], 1)
+
+    recs = recommend(model, [np.array([0]), np.array([0, 3])], k=3, cold=cold, cold_slots=2, cold_vectors=vectors,
+                     cold_groups=aisle)
+
+    assert list(recs[0][1:]) == [5, 1]  # product 0's aisle 7, by text to it
+    assert list(recs[1][1:]) == [2, 4]  # product 3's aisle 3 (the basket's last), by text to product 3
+    assert recs[0][0] not in (0, 5, 1) and recs[1][0] not in (0, 3, 2, 4)  # the first place: the model's, none twice
