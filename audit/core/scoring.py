@@ -110,7 +110,10 @@ class Scores:
             "cluster": cluster_evidence(codes, label_ids, i, min_cluster, prefixes),
             "neighbours": self.neighbour_evidence(i, label_ids),
             "suggestions": self.top_suggestions(i),
-            "signals": {s: round(float(1.0 - c[i]), 4) for s, c in self.components.items()},
+            # per signal, how strongly it says the label is wrong (1 - its probability of the label); none
+            # without a label
+            "signals": ({s: round(float(c[i]), 4) for s, c in self.components.items()} if self.labels[i] >= 0
+                        else {}),
             # The brand's other products carry the same label, and products like them of other
             # brands do not: a whole brand line may be misfiled (the suggestion is brand_out's).
             "brand_led": bool(np.asarray(self.extra.get("brand_led", np.zeros(i + 1, bool)))[i]),

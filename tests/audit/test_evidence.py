@@ -66,3 +66,42 @@ def test_percentages_for_the_flag_page():
     assert evidence.signal_shares == {"classifier": 91.0, "codes": 80.0, "knn": 100.0}  # kept within 0-100
     no_size = Evidence.from_json({"cluster": {"composition": [["Dairy > Cheese", 3], ["Dairy > Milk", 1]]}})
     assert [pct for _, _, pct in no_size.cluster.shares] == [75.0, 25.0]  # out of the members shown
+
+
+def test_the_migration_turns_stored_signals_round_and_empties_those_of_flags_without_a_label(db):
+    """Flags raised before 0009 stored each signal's probability of the label; the page reads 1 minus it."""
+    import importlib
+
+    from django.db import connection
+
+    from audit.models import Flag, Queue
+    from catalog.models import Product
+    from catalog.services import ensure_categories
+    from quantizer.models import QuantizerRun
+
+    migration = importlib.import_module("audit.migrations.0009_flag_signals_say_the_label_is_wrong")
+    categories, _ = ensure_categories([("Dairy", "Cheese"), ("Pantry", "Olives")])
+    cheese, olives = categories["Dairy > Cheese"], categories["Pantry > Olives"]
+    run = QuantizerRun.objects.create(flavor="precision", embedding_model="m", status=QuantizerRun.Status.SUCCEEDED)
+    filed = Product.objects.create(external_id="P1", name="Parmigiano", category=olives)
+    loose = Product.objects.create(external_id="P2", name="Feta", category=None)
+    old = {"cluster": {}, "neighbours": [], "suggestions": [], "brand_led": False}
+    labelled = Flag.objects.create(product=filed, run=run, queue=Queue.MISLABEL, label=olives, suggested=cheese,
+                                   confidence=0.99, priority=0.99, product_updated_at=filed.updated_at,
+                                   evidence={**old, "signals": {"classifier": 0.0017, "codes": 0.25, "knn": 1.0}})
+    unlabelled = Flag.objects.create(product=loose, run=run, queue=Queue.UNCATEGORIZED, label=None, suggested=cheese,
+                                     confidence=1.0, priority=0.7, product_updated_at=loose.updated_at,
+                                     evidence={**old, "signals": {"classifier": 0.0, "codes": 0.0}})
+    with connection.cursor() as cursor:
+        cursor.execute(migration.TURN_SIGNALS)
+        cursor.execute(migration.EMPTY_UNLABELLED)
+    labelled.refresh_from_db()
+    unlabelled.refresh_from_db()
+
+    assert labelled.evidence == {**old, "signals": {"classifier": 0.9983, "codes": 0.75, "knn": 0.0}}
+    assert Evidence.from_json(labelled.evidence).signal_shares == {"classifier": 99.83, "codes": 75.0, "knn": 0.0}
+    assert unlabelled.evidence == {**old, "signals": {}}
+    with connection.cursor() as cursor:
+        cursor.execute(migration.TURN_SIGNALS)  # the reverse
+    labelled.refresh_from_db()
+    assert labelled.evidence["signals"] == {"classifier": 0.0017, "codes": 0.25, "knn": 1.0}

@@ -79,6 +79,8 @@ def test_pipeline_job_codes_every_product_flags_planted_mislabels_and_codes_new_
     assert len(flagged_planted) >= len(demo.planted) / 3  # small catalog: ~7 products a leaf
     flag = flagged_planted[0]
     assert flag.evidence["cluster"]["composition"] and flag.evidence["neighbours"]
+    # the signals a flag shows say how strongly each calls the label wrong: most of them, on a planted mislabel
+    assert np.median([max(f.evidence["signals"].values()) for f in flagged_planted]) > 0.5
     # each flag keeps the version of its product that was scored, to the microsecond: none reads as moved since
     assert all(f.product_updated_at == f.product.updated_at for f in flags)
     right = sum(f.suggested.path == demo.true_paths[f.product.external_id] for f in flagged_planted)

@@ -189,6 +189,18 @@ def test_evidence_names_cluster_neighbours_and_suggestions(scored):
     assert ev["suggestions"][0][0] == scores.suggested[planted[0]]
 
 
+def test_evidence_signals_say_how_strongly_each_signal_calls_the_label_wrong(scored):
+    """What the flag page and the API show under "signals": high for a planted mislabel, low for a product
+    whose label every signal agrees with."""
+    _, _, _, codes, planted, scores = scored
+    mislabel = scores.evidence(int(planted[0]), codes)["signals"]
+    right = int(np.argmin(scores.raw_score))
+    kept = scores.evidence(right, codes)["signals"]
+    assert set(mislabel) == set(scores.components) == set(kept)
+    assert min(mislabel.values()) > 0.5 > max(kept.values())
+    assert mislabel == {s: round(float(c[planted[0]]), 4) for s, c in scores.components.items()}
+
+
 @pytest.mark.parametrize("regime", ["uniform", "sibling", "lookalike", "brand"])
 def test_noise_regimes_move_whole_paths_at_the_requested_rate(regime):
     emb, taxonomy, _ = clustered_catalog(per_leaf=50)
@@ -218,6 +230,7 @@ def test_unlabeled_products_get_a_suggestion_and_the_top_score():
     scores = score_products(embeddings=emb, taxonomy=noisy, codes=codes, config=THREE_FOLDS)
     assert (scores.raw_score[unlabeled] == 1.0).all()
     assert (scores.suggested[unlabeled] == taxonomy[unlabeled, 2]).all()
+    assert scores.evidence(int(unlabeled[0]), codes)["signals"] == {}  # no label for a signal to call wrong
     _, labels = leaf_classes(noisy)
     assert (labels[unlabeled] == -1).all()
 
