@@ -66,6 +66,13 @@ def signal_help() -> list[tuple[str, str]]:
 
 
 @register.filter
+def filled(attributes) -> list[tuple[str, object]]:
+    """(name, value) of the attributes that have a value: an attribute the extraction found nothing for (an
+    empty list or string) says nothing to a reviewer."""
+    return [(k, v) for k, v in (attributes or {}).items() if v not in (None, "", [], {})]
+
+
+@register.filter
 def as_text(value) -> str:
     """An attribute value as a person writes it: a list as "a, b", not "['a', 'b']"."""
     if isinstance(value, (list, tuple, set)):
