@@ -17,7 +17,7 @@ from pipeline.forms import PipelineForm
 from quantizer.clusters import prefix_levels
 from quantizer.core import code_string
 from quantizer.models import QuantizerRun, SemanticId
-from quantizer.plots import METRIC_KEYS, level_bars, line_chart, loss_series
+from quantizer.plots import METRICS, level_bars, line_chart, loss_series
 from quantizer.selectors import related, substitute_depth, substitutes
 
 
@@ -69,7 +69,8 @@ def runs(request):
         "selected": selected, "loss_key": loss_key, "loss": line_chart(losses),
         "utilization": level_bars(selected.metrics if selected else {}),
         "compared": compared,
-        "metric_rows": [{"key": k, "values": [r.metrics.get(k) for r in compared]} for k in METRIC_KEYS],
+        "metric_rows": [{"key": k, "label": label, "help": meaning, "values": [r.metrics.get(k) for r in compared]}
+                        for k, label, meaning in METRICS],
         "report": AuditReport.objects.select_related("run").only(
             "pk", "created_at", "taxonomy_issues", "stats", "run__id", "run__flavor").first(),
     })

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-METRIC_KEYS = ("spearman", "high_sim_same_l1", "nmi_l1", "utilization_l1", "utilization_l2", "utilization_l3",
-               "utilization_l4", "collision_rate", "collision_rate_nearest")
+# The runs page's metrics (quantizer.core.metrics.intrinsic_metrics): key, what a merchandiser reads, what it means.
+METRICS = (
+    ("spearman", "Similar products share longer codes",
+     "Spearman correlation between two products' text similarity and how many leading codewords their semantic IDs "
+     "share, over random and nearest-neighbour pairs (higher is better)"),
+    ("high_sim_same_l1", "Near-identical products share the first codeword",
+     "share of product pairs with text similarity of 0.9 or more whose semantic IDs start with the same codeword"),
+    ("nmi_l1", "First codeword follows the departments",
+     "normalized mutual information between the first codeword and the top level of the category tree (1: the same "
+     "grouping; the codes need not copy the tree)"),
+    *((f"utilization_l{level}", f"Codewords in use, level {level}",
+       f"share of level {level}'s codewords that some product's semantic ID uses") for level in (1, 2, 3, 4)),
+    ("collision_rate", "Products sharing a whole ID",
+     "share of products whose whole semantic ID another product of different text also has (lower is better)"),
+    ("collision_rate_nearest", "Products sharing a whole ID, last level not spread",
+     "the same with each product's nearest last codeword, before the assignment spreads products that collide"),
+)
 LOSS_KEYS_PREFERRED = ("total", "loss")
 
 

@@ -37,6 +37,8 @@ def test_runs_page_shows_metrics_plots_and_activates_a_run(page, admin_user, tmp
     metrics = page.get_by_role("region", name="Metrics")
     spearman = metrics.get_by_role("row", name=re.compile("spearman")).inner_text()
     assert "0.400" in spearman and "0.610" in spearman  # both runs side by side
+    assert "Similar products share longer codes" in spearman  # what it measures, in words; the key beside it
+    assert "text similarity" in metrics.get_by_role("row", name=re.compile("spearman")).get_attribute("title")
     page.goto(f"/runs/?run={data['run'].pk}")
     assert page.get_by_role("img", name="utilization per level").locator("rect").count() == 4
     assert page.get_by_role("img", name="loss curve").locator("circle").count() == 8
