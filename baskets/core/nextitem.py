@@ -276,23 +276,25 @@ def _last_logits(net: NextItemTransformer, rows: torch.Tensor, lengths: torch.Te
     return out
 
 
+def _products_by(key, cold: np.ndarray) -> dict:
+    """{key(p): the products p of ``cold`` (bool mask) with that key, in row order}."""
+    out: dict = {}
+    for p in np.flatnonzero(cold):
+        out.setdefault(key(p), []).append(int(p))
+    return out
+
+
 def cold_index(trie: PrefixTrie, cold: np.ndarray, depth: int | None = None) -> dict:
     """{prefix of the first ``depth`` codewords (L-1 by default): the products of ``cold`` (bool mask) under it}:
     for ``recommend``'s cold slots."""
     depth = trie.codes.shape[1] - 1 if depth is None else depth
-    out: dict = {}
-    for p in np.flatnonzero(cold):
-        out.setdefault(tuple(trie.codes[p, :depth].tolist()), []).append(int(p))
-    return out
+    return _products_by(lambda p: tuple(trie.codes[p, :depth].tolist()), cold)
 
 
 def cold_group_index(groups: np.ndarray, cold: np.ndarray) -> dict:
     """{group (``groups``: (N,) ints, e.g. the category leaf): the products of ``cold`` (bool mask) in it}: for
     ``recommend``'s cold slots by the history's last product's group."""
-    out: dict = {}
-    for p in np.flatnonzero(cold):
-        out.setdefault(int(groups[p]), []).append(int(p))
-    return out
+    return _products_by(lambda p: int(groups[p]), cold)
 
 
 def recommend(model: NextItemModel, histories: Sequence[np.ndarray], k: int = 10, *, device: str = "cpu",
@@ -317,15 +319,16 @@ def recommend(model: NextItemModel, histories: Sequence[np.ndarray], k: int = 10
         seen = set(np.asarray(hist).tolist()) if exclude_history else set()
         cold_got: list = []
         if cold and cold_slots:
+            last = int(np.asarray(hist)[-1]) if len(hist) else None
             if cold_groups is not None:  # the history's last product's group
-                under = list(cold.get(int(cold_groups[hist[-1]]), ())) if len(hist) else []
+                under = list(cold.get(int(cold_groups[last]), ())) if last is not None else []
             else:  # under the decoded prefixes, in beam order
                 prefixes = dict.fromkeys(tuple(model.trie.codes[model.trie.products[leaf][0], :depth].tolist())
                                          for leaf in row[row >= 0])
                 under = [p for prefix in prefixes for p in cold.get(prefix, ())]
             under = [p for p in under if p not in seen]
-            if cold_vectors is not None and len(under) > 1 and len(hist):
-                sims = cold_vectors[under] @ cold_vectors[int(np.asarray(hist)[-1])]
+            if cold_vectors is not None and len(under) > 1 and last is not None:
+                sims = cold_vectors[under] @ cold_vectors[last]
                 under = [under[j] for j in np.argsort(-sims, kind="stable")]
             cold_got = under[:cold_slots]
             seen.update(cold_got)
