@@ -14,5 +14,6 @@ class BasketsConfig(AppConfig):
 
         register_job_kind("cluster_copurchase", "baskets.services.cluster_copurchase_job",
                           label="clusters bought together")
+        register_job_kind("next_item", "baskets.services.next_item_job", label="customers may add next")
         register_extra_input("copurchase", "baskets.services.copurchase_rows", weight=COPURCHASE_WEIGHT)
         run_activated.connect(on_run_activated, dispatch_uid="baskets-cluster-copurchase-on-activation")

@@ -320,6 +320,26 @@ def copurchase_rows(*, product_ids: np.ndarray) -> np.ndarray:
     return copurchase_embedding(orders_over(product_ids), len(product_ids))
 
 
+def next_item_job(*, params: dict, user=None, progress=None) -> dict:
+    """The `next_item` job: `train_next_item_model` for `params["flavor"]` (and `config` overrides) on this
+    machine's device, its epochs as the job's progress."""
+    from catalog.encoder import default_device
+    from jobs.runner import JobFailed
+    from quantizer.services import NoActiveRun
+
+    def on_epoch(epoch, total, row):
+        if progress:
+            progress(epoch, total, f"epoch {epoch}/{total}")
+
+    try:
+        record = train_next_item_model(flavor=params["flavor"], config=params.get("config"), device=default_device(),
+                                       on_epoch=on_epoch)
+    except (NoBaskets, NoActiveRun, ValueError) as exc:
+        raise JobFailed(str(exc)) from exc
+    return {"model": record.pk, "run": record.run_id, "orders": record.n_orders,
+            "recall@10": record.metrics.get("all_recall@10"), "ndcg@10": record.metrics.get("all_ndcg@10")}
+
+
 def train_next_item_model(*, flavor: str, config: dict | None = None, device: str = "cpu",
                           on_epoch: EpochHook | None = None) -> NextItemModel:
     """Train the next-item model on the imported orders and the codes of ``flavor``'s active run: a

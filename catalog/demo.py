@@ -435,3 +435,100 @@ def write_jsonl(catalog: DemoCatalog, path: str | Path) -> Path:
         for row in catalog.rows:
             handle.write(json.dumps({key: row[key] for key in COLUMNS}, ensure_ascii=False) + "\n")
     return path
+
+
+# --------------------------------------------------------------------------- the demo's orders
+
+ORDER_COLUMNS = ("order_id", "external_id", "add_to_cart_order", "reordered")
+# How the demo's shoppers fill a basket: habits (a meal, a chore) whose leaves sit in several departments, as
+# Parmigiano, olives and pasta do. An order follows one habit (now and then two) and picks up an item outside it.
+HABITS: dict[str, tuple[str, ...]] = {
+    "Italian dinner": ("Pantry > Pasta & Noodles > Dry Pasta", "Pantry > Sauces & Condiments > Pasta Sauce",
+                       "Dairy & Eggs > Cheese > Hard Cheese", "Pantry > Oils & Vinegars > Olive Oil",
+                       "Pantry > Spreads & Olives > Olives", "Bakery > Bread > Buns & Rolls"),
+    "Breakfast": ("Pantry > Breakfast > Cereal", "Pantry > Breakfast > Oats & Muesli", "Dairy & Eggs > Milk > Dairy Milk",
+                  "Beverages > Coffee > Ground Coffee", "Beverages > Juice & Soft Drinks > Juice",
+                  "Pantry > Spreads & Olives > Jams & Nut Butters", "Bakery > Bread > Sandwich Bread",
+                  "Dairy & Eggs > Yogurt & Butter > Eggs"),
+    "Movie night": ("Snacks > Chips & Savory > Potato Chips", "Snacks > Chips & Savory > Popcorn & Pretzels",
+                    "Beverages > Juice & Soft Drinks > Soda", "Candy & Chocolate > Chocolate > Chocolate Bars",
+                    "Frozen > Ice Cream & Desserts > Ice Cream", "Candy & Chocolate > Candy > Gummies & Chewy Candy"),
+    "Taco night": ("Bakery > Bread > Flatbreads & Tortillas", "Snacks > Chips & Savory > Tortilla Chips",
+                   "Pantry > Spreads & Olives > Spreads & Dips", "Pantry > Sauces & Condiments > Hot Sauce & Asian Sauces",
+                   "Dairy & Eggs > Cheese > Sliced & Shredded Cheese", "Pantry > Canned & Soup > Canned Beans & Vegetables"),
+    "Indian dinner": ("Pantry > Grains, Rice & Flour > Rice", "Pantry > Grains, Rice & Flour > Atta & Flour",
+                      "Pantry > Grains, Rice & Flour > Dals & Pulses", "Pantry > Spices & Baking > Masalas & Spices",
+                      "Pantry > Sauces & Condiments > Pickles & Chutneys", "Dairy & Eggs > Cheese > Paneer & Tofu",
+                      "Dairy & Eggs > Yogurt & Butter > Butter & Ghee", "Snacks > Chips & Savory > Namkeen"),
+    "Cleaning day": ("Household > Cleaning > Dish Soap", "Household > Cleaning > Dishwasher Detergent",
+                     "Household > Cleaning > Laundry Detergent", "Household > Cleaning > Surface & Floor Cleaners",
+                     "Household > Paper & Wraps > Paper Towels & Tissues", "Household > Home Essentials > Cleaning Tools"),
+    "New baby": ("Personal Care > Health & Baby > Diapers & Wipes", "Personal Care > Health & Baby > Baby Food",
+                 "Personal Care > Bath & Skin > Soap & Body Wash", "Dairy & Eggs > Yogurt & Butter > Yogurt",
+                 "Frozen > Frozen Produce > Frozen Fruit", "Household > Paper & Wraps > Paper Towels & Tissues"),
+    "Workout": ("Snacks > Bars > Protein Bars", "Snacks > Bars > Energy Bars",
+                "Beverages > Juice & Soft Drinks > Energy & Sports Drinks",
+                "Beverages > Juice & Soft Drinks > Sparkling & Still Water", "Snacks > Nuts & Dried Fruit > Nuts",
+                "Snacks > Nuts & Dried Fruit > Trail Mix & Seeds", "Personal Care > Health & Baby > Vitamins & Supplements"),
+    "Baking": ("Pantry > Spices & Baking > Baking Supplies", "Pantry > Spices & Baking > Sugar & Sweeteners",
+               "Dairy & Eggs > Yogurt & Butter > Butter & Ghee", "Dairy & Eggs > Yogurt & Butter > Eggs",
+               "Candy & Chocolate > Chocolate > Chocolate Bars", "Household > Paper & Wraps > Foil, Wraps & Bags"),
+    "Tea time": ("Beverages > Tea > Black & Green Tea", "Beverages > Tea > Herbal Tea",
+                 "Bakery > Cookies & Biscuits > Biscuits & Rusk", "Bakery > Cakes & Pastries > Cakes",
+                 "Pantry > Spreads & Olives > Honey & Syrups", "Bakery > Cakes & Pastries > Muffins & Croissants"),
+    "Bathroom shelf": ("Personal Care > Oral Care > Toothpaste", "Personal Care > Oral Care > Toothbrushes & Floss",
+                       "Personal Care > Oral Care > Mouthwash", "Personal Care > Hair Care > Shampoo & Conditioner",
+                       "Personal Care > Bath & Skin > Deodorants & Fragrance", "Personal Care > Bath & Skin > Skin Care"),
+    "Quick meals": ("Frozen > Frozen Meals > Frozen Pizza", "Frozen > Frozen Meals > Frozen Entrees",
+                    "Frozen > Frozen Meals > Frozen Snacks", "Pantry > Pasta & Noodles > Instant Noodles",
+                    "Pantry > Canned & Soup > Soup & Broth", "Frozen > Frozen Produce > Frozen Vegetables"),
+    "Cheese board": ("Dairy & Eggs > Cheese > Soft Cheese", "Dairy & Eggs > Cheese > Hard Cheese",
+                     "Bakery > Cookies & Biscuits > Crackers", "Pantry > Spreads & Olives > Olives",
+                     "Snacks > Nuts & Dried Fruit > Dried Fruit", "Pantry > Spreads & Olives > Honey & Syrups"),
+}
+
+
+def generate_demo_orders(catalog: DemoCatalog, *, n_orders: int = 12000, seed: int = 0) -> list[tuple[int, str, int, int]]:
+    """Orders of the demo catalog's products: (order_id, external_id, add_to_cart_order, reordered) lines.
+
+    Each order follows a habit of HABITS (one in five a second one too): 2 to 5 of its leaves, one product
+    of each, the leaf's first products far more often than its last (a product's weight 1 / its rank); one order
+    in three adds a product from anywhere. Products are bought as what they are (their true leaf), so a
+    mislabelled one sits in the baskets of its kind. Deterministic for a catalog and a seed. Pure Python."""
+    if n_orders < 1:
+        raise ValueError("n_orders must be at least 1")
+    rng = random.Random(seed)
+    by_leaf: dict[str, list[str]] = {}
+    for row in catalog.rows:
+        by_leaf.setdefault(catalog.true_paths[row["external_id"]], []).append(row["external_id"])
+    unknown = sorted({path for leaves_ in HABITS.values() for path in leaves_} - set(leaf_paths()))
+    if unknown:
+        raise ValueError(f"habits name leaves the taxonomy does not have: {unknown}")
+    weights = {path: [1 / (rank + 1) for rank in range(len(ids))] for path, ids in by_leaf.items()}
+    everything = [row["external_id"] for row in catalog.rows]
+    habits = list(HABITS.values())
+    lines = []
+    for order_id in range(1, n_orders + 1):
+        chosen = [rng.choice(habits)]
+        if rng.random() < 0.2:
+            chosen.append(rng.choice(habits))
+        picked: list[str] = []
+        for habit in chosen:
+            for path in rng.sample(habit, k=rng.randint(2, min(5, len(habit)))):
+                if path in by_leaf:
+                    picked.append(rng.choices(by_leaf[path], weights=weights[path])[0])
+        if rng.random() < 1 / 3:
+            picked.insert(rng.randint(0, len(picked)), rng.choice(everything))
+        for position, external_id in enumerate(dict.fromkeys(picked), start=1):
+            lines.append((order_id, external_id, position, int(rng.random() < 0.6)))
+    return lines
+
+
+def write_orders_csv(lines: list[tuple[int, str, int, int]], path: str | Path) -> Path:
+    """The basket import's format: header order_id,external_id,add_to_cart_order,reordered."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(ORDER_COLUMNS)
+        writer.writerows(lines)
+    return path

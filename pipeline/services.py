@@ -2,7 +2,8 @@
 
 - An import: validate and import a catalog file, give its new and changed products codes from the active
   runs (cold start), queue each such run's audit (`import_job`, `assign_and_audit`).
-- The pipeline: embed -> train -> assign -> evaluate -> audit, for one or both flavors: one plan for the
+- The pipeline: embed -> train -> assign -> evaluate -> audit, for one or both flavors (the job then, where orders
+  are imported, queues the next-item model's training on the new codes): one plan for the
   `pipeline` command, its `--async` Celery job and the runs page (`pipeline_plan`). Each flavor is a chunk
   (`pipeline_flavor`): the job's chunks run on every worker (two workers take the two flavors at once), the
   command runs them one after the other (`run_pipeline`). The flavors share nothing but the flags, whose
@@ -16,6 +17,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 
 from audit.runs import AuditInput, audit_texts, run_audit
+from baskets.selectors import has_baskets
 from catalog.embeddings import embed_products, index_built_beside
 from catalog.models import Flavor, check_flavors
 from catalog.rows import CatalogFileError
@@ -30,12 +32,13 @@ from quantizer.services import activate_run, create_run, evaluate_run, fit_run, 
 
 
 def pipeline_plan(*, flavors=None, seed: int = 0, user=None, overrides: dict | None = None,
-                  extra_input: str = "") -> Chunked:
+                  extra_input: str = "", queue_next_item: bool = False) -> Chunked:
     """The pipeline's chunks, one a flavor; `extra_input`: what the runs read beside the text (quantizer.inputs;
-    "copurchase": the imported orders). An unknown input is refused here, before any work."""
+    "copurchase": the imported orders). An unknown input is refused here, before any work. `queue_next_item`:
+    where orders are imported, its end queues the next-item model's training (`pipeline_report`)."""
     flavors = check_flavors(flavors or Flavor.values)
     state = {"seed": seed, "overrides": overrides, "extra_input": check_extra_input(extra_input),
-             "user": user.pk if user else None}
+             "user": user.pk if user else None, "queue_next_item": queue_next_item}
     return Chunked(chunks=[{"flavor": f} for f in flavors], run_chunk="pipeline.services.pipeline_flavor",
                    finish="pipeline.services.pipeline_report", state=state)
 
@@ -74,15 +77,27 @@ def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) ->
             "spearman": run.metrics.get("spearman")}
 
 
+# Where orders are imported, the pipeline job's end queues the "customers may add next" model on the new codes of
+# one flavor: discovery's when the pipeline ran it (the flavor the cluster tree is browsed by), else its flavor.
+NEXT_ITEM_FLAVOR = Flavor.DISCOVERY
+
+
 def pipeline_report(*, params: dict, state: dict, results: list[dict], progress=None) -> dict:
-    """{flavor: its chunk's figures}, in the plan's order."""
-    return {r["flavor"]: {k: v for k, v in r.items() if k != "flavor"} for r in results}
+    """{flavor: its chunk's figures}, in the plan's order; where the plan says so and orders are imported, the
+    `next_item` job it queued on the new codes (under "next_item_job")."""
+    report = {r["flavor"]: {k: v for k, v in r.items() if k != "flavor"} for r in results}
+    if report and state.get("queue_next_item") and has_baskets():
+        flavor = NEXT_ITEM_FLAVOR if NEXT_ITEM_FLAVOR in report else next(iter(report))
+        user = get_user_model().objects.filter(pk=state["user"]).first() if state["user"] else None
+        report["next_item_job"] = start_job(kind="next_item", params={"flavor": flavor}, user=user).pk
+    return report
 
 
 def pipeline_job(*, params: dict, user=None, progress=None) -> Chunked:
     try:
         return pipeline_plan(flavors=params.get("flavors"), seed=params.get("seed", 0), user=user,
-                             overrides=params.get("overrides"), extra_input=params.get("extra_input", ""))
+                             overrides=params.get("overrides"), extra_input=params.get("extra_input", ""),
+                             queue_next_item=True)
     except ValueError as exc:
         raise JobFailed(str(exc)) from exc
 

@@ -101,3 +101,37 @@ def test_the_panel_shows_only_when_a_model_exists(client, reviewer_user, toy_mod
     run.is_active = False  # the model of a run no longer active is not shown
     run.save()
     assert "Customers may add next" not in client.get(page).content.decode()
+
+
+def test_the_pipeline_job_queues_the_model_on_the_new_codes_where_orders_exist(worker, tmp_path, client, reviewer_user):
+    """Through the real worker: the pipeline job's end queues a `next_item` job on the run it just activated,
+    which trains and records the model; the product page then shows what customers may add next."""
+    from baskets.models import NextItemModel
+    from baskets.services import import_baskets
+    from catalog.demo import generate_demo_catalog, generate_demo_orders, write_csv, write_orders_csv
+    from catalog.models import Product
+    from catalog.services import import_catalog
+    from jobs.models import Job
+    from jobs.runner import start_job
+    from quantizer.models import QuantizerRun
+    from tests.conftest import wait_for
+
+    catalog = generate_demo_catalog(n_products=120, seed=1)
+    import_catalog(path=write_csv(catalog, tmp_path / "catalog.csv"))
+    import_baskets(path=write_orders_csv(generate_demo_orders(catalog, n_orders=400), tmp_path / "orders.csv"))
+
+    pipeline = start_job(kind="pipeline", params={"flavors": ["precision"], "seed": 0, "overrides": {"epochs": 10}})
+    job = wait_for(lambda: Job.objects.filter(kind="next_item", status__in=["succeeded", "failed"]).first(),
+                   timeout=600)
+
+    pipeline.refresh_from_db()
+    run = QuantizerRun.objects.get(flavor="precision", is_active=True)
+    assert pipeline.status == "succeeded" and pipeline.result["next_item_job"] == job.pk
+    assert job.status == "succeeded", job.result
+    model = NextItemModel.objects.get()
+    assert job.params == {"flavor": "precision"} and job.result["model"] == model.pk and model.run == run
+    assert model.status == NextItemModel.Status.SUCCEEDED and model.n_orders == 360  # 10% held out
+    bought = Product.objects.get(external_id=generate_demo_orders(catalog, n_orders=1)[0][1])
+    client.force_login(reviewer_user)
+    page = client.get(f"/products/{bought.pk}/").content.decode()
+    assert "Customers may add next" in page and f"next-item model #{model.pk}" in page

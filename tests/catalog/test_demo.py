@@ -130,3 +130,64 @@ def test_bad_arguments_are_refused():
         generate_demo_catalog(n_products=0)
     with pytest.raises(ValueError):
         generate_demo_catalog(mislabel_rate=1.5)
+
+
+# --------------------------------------------------------------------------- the demo's orders
+
+
+@pytest.fixture(scope="module")
+def orders(catalog):
+    from collections import defaultdict
+
+    from catalog.demo import generate_demo_orders
+
+    by_order = defaultdict(list)
+    for order_id, external_id, position, reordered in generate_demo_orders(catalog):
+        by_order[order_id].append((position, external_id, reordered))
+    return by_order
+
+
+def test_orders_are_deterministic_and_in_the_import_format(catalog, tmp_path):
+    from catalog.demo import ORDER_COLUMNS, generate_demo_orders, write_orders_csv
+
+    first = write_orders_csv(generate_demo_orders(catalog, n_orders=50), tmp_path / "a.csv").read_bytes()
+    assert first == write_orders_csv(generate_demo_orders(catalog, n_orders=50), tmp_path / "b.csv").read_bytes()
+    assert first != write_orders_csv(generate_demo_orders(catalog, n_orders=50, seed=1), tmp_path / "c.csv").read_bytes()
+    assert first.decode().splitlines()[0] == ",".join(ORDER_COLUMNS) == "order_id,external_id,add_to_cart_order,reordered"
+    with pytest.raises(ValueError):
+        generate_demo_orders(catalog, n_orders=0)
+
+
+def test_every_order_lists_known_products_once_in_cart_order(catalog, orders):
+    known = {row["external_id"] for row in catalog.rows}
+    assert len(orders) == 12000
+    for lines in orders.values():
+        positions, products, reordered = zip(*lines)
+        assert list(positions) == list(range(1, len(lines) + 1))
+        assert len(set(products)) == len(products) and set(products) <= known
+        assert set(reordered) <= {0, 1}
+    sizes = [len(lines) for lines in orders.values()]
+    assert min(sizes) >= 1 and 4 <= sum(sizes) / len(sizes) <= 5  # measured: 4.55 products an order
+
+
+def test_orders_join_departments_the_tree_keeps_apart(catalog, orders):
+    """Most orders cross departments (an Italian dinner: pasta and sauce from the pantry, cheese from dairy),
+    and a product with a wrong label is bought as what it really is."""
+    true_department = {e: p.split(" > ")[0] for e, p in catalog.true_paths.items()}
+    crossing = [len({true_department[e] for _, e, _ in lines}) > 1 for lines in orders.values()]
+    assert sum(crossing) / len(crossing) > 0.5  # measured: 0.87
+    pasta_orders = [lines for lines in orders.values()
+                    if any(catalog.true_paths[e].endswith("Dry Pasta") for _, e, _ in lines)]
+    with_sauce = [any(catalog.true_paths[e].endswith("Pasta Sauce") for _, e, _ in lines) for lines in pasta_orders]
+    assert sum(with_sauce) / len(with_sauce) > 0.4  # measured: 0.52; any order holds a sauce in 0.058
+    bought = {e for lines in orders.values() for _, e, _ in lines}
+    assert len(bought & catalog.planted) > len(catalog.planted) / 2  # measured: 85 of 90
+    label = {row["external_id"]: row["category_path"] for row in catalog.rows}
+    kind, filed = 0, 0  # a planted product's basket mates: of a habit of its true leaf, of a habit of its label
+    for lines in orders.values():
+        for _, e, _ in lines:
+            if e in catalog.planted:
+                mates = {catalog.true_paths[m] for _, m, _ in lines if m != e}
+                kind += any(mates & set(h) for h in demo.HABITS.values() if catalog.true_paths[e] in h)
+                filed += any(mates & set(h) for h in demo.HABITS.values() if label[e] in h)
+    assert kind > 2 * filed, (kind, filed)  # measured: 1,491 against 249

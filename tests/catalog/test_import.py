@@ -193,8 +193,18 @@ def test_running_demo_setup_again_keeps_the_reviewed_categories(settings, tmp_pa
 
     from catalog.services import move_product
 
+    from baskets.models import BasketLine, CoPurchase
+
     settings.SEMID_HOME = tmp_path
-    call_command("demo_setup", stdout=io.StringIO())
+    first = io.StringIO()
+    call_command("demo_setup", stdout=first)
+    # the demo's orders come with it: products bought together, across departments
+    assert "demo orders: 12000 orders" in first.getvalue()
+    lines, pairs = BasketLine.objects.count(), CoPurchase.objects.count()
+    assert lines > 50000 and pairs > 1000  # measured: 54,600 lines, 1,541 pairs
+    paths = CoPurchase.objects.values_list("product_a__category__path", "product_b__category__path")
+    across = [a.split(" > ")[0] != b.split(" > ")[0] for a, b in paths]
+    assert sum(across) > len(across) / 2  # measured: 0.63 of the pairs join two departments
     moved = list(Product.objects.order_by("id")[:40])
     target = Category.objects.get(path="Household > Cleaning > Dish Soap")
     for product in moved:
@@ -204,7 +214,7 @@ def test_running_demo_setup_again_keeps_the_reviewed_categories(settings, tmp_pa
     call_command("demo_setup", stdout=out)
 
     assert "kept the 3000 products already loaded" in out.getvalue()
-    assert Product.objects.count() == 3000
+    assert Product.objects.count() == 3000 and BasketLine.objects.count() == lines
     assert set(Product.objects.filter(pk__in=[p.pk for p in moved]).values_list("category", flat=True)) == {target.pk}
 
 

@@ -6,7 +6,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from accounts.roles import ensure_roles
-from catalog.demo import generate_demo_catalog, write_csv
+from baskets.services import MIN_PAIR_SUPPORT, import_baskets
+from catalog.demo import generate_demo_catalog, generate_demo_orders, write_csv, write_orders_csv
 from catalog.models import Product
 from catalog.services import import_catalog
 
@@ -15,7 +16,7 @@ DEMO_USERS = (("admin", "admin", True), ("reviewer", "reviewer", False), ("revie
 
 class Command(BaseCommand):
     help = ("Apply migrations, create roles and demo users (passwords printed once) and load the generated "
-            "demo catalog.")
+            "demo catalog and its orders.")
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)  # a fresh SEMID_HOME has an empty database
@@ -32,8 +33,12 @@ class Command(BaseCommand):
             # Seeded once: reviewers' decisions since then belong to them, not to the generated file.
             self.stdout.write(f"demo catalog: kept the {Product.objects.count()} products already loaded")
             return
-        path = settings.SEMID_HOME / "demo" / "demo_catalog.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_csv(generate_demo_catalog(), path)
-        result = import_catalog(path=path)
+        folder = settings.SEMID_HOME / "demo"
+        folder.mkdir(parents=True, exist_ok=True)
+        catalog = generate_demo_catalog()
+        result = import_catalog(path=write_csv(catalog, folder / "demo_catalog.csv"))
         self.stdout.write(f"demo catalog: {result.rows} rows, {result.created} created")
+        # Orders of the catalog's products ("Goes well with", the clusters bought together, the next-item model).
+        orders = import_baskets(path=write_orders_csv(generate_demo_orders(catalog), folder / "demo_orders.csv"))
+        self.stdout.write(f"demo orders: {orders.orders} orders, {orders.lines} lines, "
+                          f"{orders.pairs} pairs bought together in at least {MIN_PAIR_SUPPORT} orders")
