@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from django import template
 
 from audit.evidence import Evidence, Neighbour
+from catalog.rows import PATH_SEPARATOR
 
 register = template.Library()
 
@@ -63,6 +64,14 @@ def signal_rows(evidence: Evidence) -> list[dict]:
 @register.simple_tag
 def signal_help() -> list[tuple[str, str]]:
     return list(SIGNAL_HELP.values())
+
+
+@register.filter
+def leaf_first(path: str) -> dict:
+    """A category path for a narrow column: its leaf, then where it sits ("Gum & Mints", "Candy & Chocolate >
+    Candy"), so that cutting the end keeps what tells two leaves of one aisle apart."""
+    parent, _, leaf = (path or "").rpartition(PATH_SEPARATOR)
+    return {"leaf": leaf, "parent": parent}
 
 
 @register.filter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 from django.test import Client
 
@@ -52,3 +53,20 @@ def test_no_extracted_attribute_found_shows_no_heading(reviewer_user):
     html = client.get(f"/flags/{flag.pk}/").content.decode()
 
     assert "Extracted attributes" not in html and 'data-testid="signals"' not in html
+
+
+def test_category_bars_lead_with_the_leaf_and_the_product_page_reads_the_confidence_in_words(reviewer_user):
+    """Two leaves of one aisle cut at the same width used to read alike ("Candy & Chocolate > Candy > Gum…"):
+    the bars name the leaf first, the aisle after it, the whole path on hover. The product page's flags give
+    the confidence as the flag page does, never a bare 100%."""
+    flag = flag_with(signals={}, extracted={})
+    client = Client()
+    client.force_login(reviewer_user)
+
+    html = client.get(f"/flags/{flag.pk}/").content.decode()
+    names = [" ".join(unescape(re.sub(r"<[^>]+>", " ", n)).split())
+             for n in re.findall(r'<div class="bar" title="Candy &gt; [^"]+">(.*?)<span class="track">', html, re.S)]
+    assert names == ["Gummies Candy", "Gum & Mints Candy", "Gummies Candy"]  # the cluster's two, the suggestion
+
+    page = client.get(f"/products/{flag.product_id}/").content.decode()
+    assert "very likely wrong (about 99%)" in page and "100%" not in page
