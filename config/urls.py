@@ -43,6 +43,7 @@ urlpatterns = [
     path("clusters/", quantizer_views.clusters, name="clusters"),
     path("runs/", pipeline_views.runs, name="runs"),
     path("runs/pipeline/", pipeline_views.run_pipeline, name="ui-run-pipeline"),
+    path("runs/next-item/", pipeline_views.train_next_item, name="ui-train-next-item"),
     path("runs/<int:pk>/activate/", quantizer_views.activate, name="ui-run-activate"),
     path("api/", include("config.api_urls")),
 ]

@@ -10,3 +10,7 @@ class PipelineForm(forms.Form):
     def flavors(self) -> list[str]:
         flavor = self.cleaned_data["flavor"]
         return list(Flavor.values) if flavor == "both" else [flavor]
+
+
+class NextItemForm(forms.Form):
+    flavor = forms.ChoiceField(label="Codes of", choices=Flavor.choices)

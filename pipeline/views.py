@@ -9,11 +9,13 @@ from django.views.decorators.vary import vary_on_headers
 from accounts.decorators import admin_required, reviewer_required
 from audit.models import AuditReport, Flag
 from audit.selectors import category_history
+from baskets.models import NextItemModel
+from baskets.selectors import has_baskets
 from catalog.embeddings import similar_products
 from catalog.models import Flavor, Product
 from jobs.models import Job
 from jobs.runner import fail_abandoned_jobs, start_job
-from pipeline.forms import PipelineForm
+from pipeline.forms import NextItemForm, PipelineForm
 from quantizer.clusters import prefix_levels
 from quantizer.core import code_string
 from quantizer.models import QuantizerRun, SemanticId
@@ -73,8 +75,23 @@ def runs(request):
                         for k, label, meaning in METRICS],
         "report": AuditReport.objects.select_related("run").only(
             "pk", "created_at", "taxonomy_issues", "stats", "run__id", "run__flavor").first(),
+        "orders_imported": has_baskets(),
+        "next_item_form": NextItemForm(initial={"flavor": Flavor.DISCOVERY}),
+        "next_item_models": next_item_rows(),
     })
     return render(request, "quantizer/runs.html", context)
+
+
+def next_item_rows(limit: int = 6) -> list[dict]:
+    """The newest next-item models, each with its run and its held-out figures (leave-last-out on the orders it
+    did not train on: all targets, and those never bought in training)."""
+    rows = []
+    for model in NextItemModel.objects.select_related("run").defer("weights")[:limit]:
+        m = model.metrics or {}
+        rows.append({"model": model, "recall": m.get("all_recall@10"), "ndcg": m.get("all_ndcg@10"),
+                     "cold_recall": m.get("cold_recall@10"), "cold_cases": m.get("cold_cases"),
+                     "held_out": m.get("held_out_orders")})
+    return rows
 
 
 @require_POST
@@ -87,4 +104,23 @@ def run_pipeline(request):
     job = start_job(kind="pipeline", params={"flavors": form.flavors(), "seed": form.cleaned_data["seed"]},
                     user=request.user)
     messages.success(request, f"Pipeline job #{job.pk} queued ({', '.join(form.flavors())}, seed {form.cleaned_data['seed']}).")
+    return redirect("runs")
+
+
+@require_POST
+@admin_required
+def train_next_item(request):
+    form = NextItemForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Pick a flavor.")
+        return redirect("runs")
+    flavor = form.cleaned_data["flavor"]
+    if not has_baskets():
+        messages.error(request, "No orders imported yet: import them first (manage.py import_baskets PATH).")
+        return redirect("runs")
+    if not QuantizerRun.objects.filter(flavor=flavor, is_active=True).exists():
+        messages.error(request, f"No active {flavor} run: run the pipeline for {flavor} first.")
+        return redirect("runs")
+    job = start_job(kind="next_item", params={"flavor": flavor}, user=request.user)
+    messages.success(request, f"Next-item model job #{job.pk} queued on the active {flavor} run's codes.")
     return redirect("runs")

@@ -135,3 +135,38 @@ def test_the_pipeline_job_queues_the_model_on_the_new_codes_where_orders_exist(w
     client.force_login(reviewer_user)
     page = client.get(f"/products/{bought.pk}/").content.decode()
     assert "Customers may add next" in page and f"next-item model #{model.pk}" in page
+
+
+@pytest.mark.django_db
+def test_the_runs_page_lists_the_models_with_their_figures_and_queues_one(toy_model_data, admin_user, client):
+    from jobs.models import Job
+
+    catalog, run = toy_model_data
+    train_toy()
+    client.force_login(admin_user)
+
+    html = client.get("/runs/").content.decode()
+    card = html[html.index('data-testid="next-item-models"'):]
+    assert re.search(rf"#\d+ <span class=\"small muted\">codes of precision run #{run.pk} [^<]*</span> "
+                     r"<span class=\"pill active\">in use</span>", card)
+    cells = re.findall(r'<td class="num">([^<]*)', card[:card.index("</tr>", card.index("data-model"))])
+    assert cells[:3] == ["81", "1.000", "1.000"]  # training orders; six products, every held-out target in the ten
+
+    response = client.post("/runs/next-item/", {"flavor": "precision"})
+    assert response.status_code == 302
+    job = Job.objects.get(kind="next_item")
+    assert job.params == {"flavor": "precision"} and job.created_by == admin_user
+    client.post("/runs/next-item/", {"flavor": "discovery"})  # no active discovery run: refused, said why
+    assert Job.objects.filter(kind="next_item").count() == 1
+    assert "No active discovery run" in client.get("/runs/").content.decode()
+
+
+@pytest.mark.django_db
+def test_without_orders_the_runs_page_offers_no_model_and_refuses_to_queue_one(catalog, admin_user, client):
+    from jobs.models import Job
+
+    client.force_login(admin_user)
+    assert 'data-testid="next-item-models"' not in client.get("/runs/").content.decode()
+    client.post("/runs/next-item/", {"flavor": "precision"})
+    assert not Job.objects.filter(kind="next_item").exists()
+    assert "No orders imported yet" in client.get("/runs/").content.decode()
