@@ -13,4 +13,17 @@ class PipelineForm(forms.Form):
 
 
 class NextItemForm(forms.Form):
+    """A next-item model to train: it needs imported orders and an active run of the flavor."""
+
     flavor = forms.ChoiceField(label="Codes of", choices=Flavor.choices)
+
+    def clean_flavor(self) -> str:
+        from baskets.selectors import has_baskets
+        from quantizer.models import QuantizerRun
+
+        flavor = self.cleaned_data["flavor"]
+        if not has_baskets():
+            raise forms.ValidationError("No orders imported yet: import them first (manage.py import_baskets PATH).")
+        if not QuantizerRun.objects.filter(flavor=flavor, is_active=True).exists():
+            raise forms.ValidationError(f"No active {flavor} run: run the pipeline for {flavor} first.")
+        return flavor

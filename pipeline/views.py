@@ -111,16 +111,10 @@ def run_pipeline(request):
 @admin_required
 def train_next_item(request):
     form = NextItemForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Pick a flavor.")
-        return redirect("runs")
-    flavor = form.cleaned_data["flavor"]
-    if not has_baskets():
-        messages.error(request, "No orders imported yet: import them first (manage.py import_baskets PATH).")
-        return redirect("runs")
-    if not QuantizerRun.objects.filter(flavor=flavor, is_active=True).exists():
-        messages.error(request, f"No active {flavor} run: run the pipeline for {flavor} first.")
-        return redirect("runs")
-    job = start_job(kind="next_item", params={"flavor": flavor}, user=request.user)
-    messages.success(request, f"Next-item model job #{job.pk} queued on the active {flavor} run's codes.")
+    if form.is_valid():
+        flavor = form.cleaned_data["flavor"]
+        job = start_job(kind="next_item", params={"flavor": flavor}, user=request.user)
+        messages.success(request, f"Next-item model job #{job.pk} queued on the active {flavor} run's codes.")
+    else:
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
     return redirect("runs")
