@@ -107,6 +107,20 @@ def missing_flavors() -> list[str]:
     return [f for f in Flavor.values if f not in active]
 
 
+def missing_next_item_flavor() -> str | None:
+    """The flavor whose next-item model is missing: orders are imported and a run is active, but no model of an
+    active run exists, none is queued or training, and the active runs are complete (a pipeline that runs
+    queues one itself): NEXT_ITEM_FLAVOR where it has an active run, else the other. None otherwise."""
+    from baskets.selectors import current_next_item_model
+
+    active = set(QuantizerRun.objects.filter(is_active=True).values_list("flavor", flat=True))
+    if not active or missing_flavors() or not has_baskets() or current_next_item_model() is not None:
+        return None
+    if Job.objects.filter(kind="next_item", status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).exists():
+        return None
+    return NEXT_ITEM_FLAVOR if NEXT_ITEM_FLAVOR in active else sorted(active)[0]
+
+
 def import_job(*, params: dict, user=None, progress=None) -> dict:
     """Job service for uploads: validate, import, and report every bad row on failure."""
     try:

@@ -170,3 +170,24 @@ def test_without_orders_the_runs_page_offers_no_model_and_refuses_to_queue_one(c
     client.post("/runs/next-item/", {"flavor": "precision"})
     assert not Job.objects.filter(kind="next_item").exists()
     assert "No orders imported yet" in client.get("/runs/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_demo_whose_model_is_missing_gets_one_queued_on_the_discovery_codes(toy_model_data):
+    from baskets.models import NextItemModel
+    from jobs.models import Job
+    from pipeline.services import missing_next_item_flavor
+    from quantizer.models import QuantizerRun
+
+    catalog, precision = toy_model_data
+    assert missing_next_item_flavor() is None  # no discovery run yet: the pipeline that makes it queues the model
+    discovery = QuantizerRun.objects.create(flavor="discovery", embedding_model="test", is_active=True,
+                                            status=QuantizerRun.Status.SUCCEEDED)
+    assert missing_next_item_flavor() == "discovery"
+    job = Job.objects.create(kind="next_item", params={"flavor": "discovery"})
+    assert missing_next_item_flavor() is None  # one is queued
+    job.status = Job.Status.FAILED
+    job.save()
+    assert missing_next_item_flavor() == "discovery"
+    NextItemModel.objects.create(run=discovery, status=NextItemModel.Status.SUCCEEDED, weights=b"w")
+    assert missing_next_item_flavor() is None  # a model of an active run exists

@@ -188,12 +188,11 @@ def test_a_product_without_a_category_is_imported_uncategorized_only_when_allowe
 
 
 @pytest.mark.django_db
-def test_running_demo_setup_again_keeps_the_reviewed_categories(settings, tmp_path):
+def test_running_demo_setup_again_keeps_the_reviewed_categories_and_the_orders(settings, tmp_path):
     from django.core.management import call_command
 
-    from catalog.services import move_product
-
     from baskets.models import BasketLine, CoPurchase
+    from catalog.services import move_product
 
     settings.SEMID_HOME = tmp_path
     first = io.StringIO()
@@ -215,7 +214,32 @@ def test_running_demo_setup_again_keeps_the_reviewed_categories(settings, tmp_pa
 
     assert "kept the 3000 products already loaded" in out.getvalue()
     assert Product.objects.count() == 3000 and BasketLine.objects.count() == lines
+    assert f"kept the {lines} order lines already loaded" in out.getvalue()
     assert set(Product.objects.filter(pk__in=[p.pk for p in moved]).values_list("category", flat=True)) == {target.pk}
+
+    BasketLine.objects.all().delete()  # a demo database from before the demo had orders gets them
+    again = io.StringIO()
+    call_command("demo_setup", stdout=again)
+    assert "demo orders: 12000 orders" in again.getvalue() and BasketLine.objects.count() == lines
+
+
+@pytest.mark.django_db
+def test_demo_setup_loads_no_orders_into_a_catalog_that_is_not_the_demos(settings, tmp_path):
+    from django.core.management import call_command
+
+    from baskets.models import BasketLine
+
+    settings.SEMID_HOME = tmp_path
+    path = tmp_path / "own.csv"
+    path.write_text("external_id,name,brand,description,category_path\nOWN-1,Oat Milk,,,Dairy > Milk\n")
+    import_catalog(path=path)
+    out = io.StringIO()
+
+    call_command("demo_setup", stdout=out)
+
+    assert "demo orders: not loaded, this catalog is not the demo's" in out.getvalue()
+    assert "e.g. row 2: unknown product 'DEMO-" in out.getvalue()
+    assert not BasketLine.objects.exists() and Product.objects.count() == 1
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 
 from config import embedded
 from jobs.runner import queue_for, start_job
-from pipeline.services import missing_flavors
+from pipeline.services import missing_flavors, missing_next_item_flavor
 
 
 class Command(BaseCommand):
@@ -37,9 +37,12 @@ class Command(BaseCommand):
         workers = {name: start_worker(name) for name in queues}
         self.stdout.write(f"workers started (log: {logs / 'worker.log'})")
         flavors = missing_flavors()
-        if flavors:
+        if flavors:  # its end queues the next-item model on the demo's orders
             job = start_job(kind="pipeline", params={"flavors": flavors, "seed": 0})
             self.stdout.write(f"queued pipeline job #{job.pk} for {', '.join(flavors)}; progress on /runs/")
+        elif flavor := missing_next_item_flavor():  # a demo from before it had orders, or whose model failed
+            job = start_job(kind="next_item", params={"flavor": flavor})
+            self.stdout.write(f"queued next-item model job #{job.pk} on the {flavor} run's codes; progress on /runs/")
         self.stdout.write(self.style.SUCCESS(f"semid at http://127.0.0.1:{port}  (Ctrl-C stops everything)"))
         server = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"])
         def interrupt(signum, frame):  # `kill`, `docker stop`: stop everything, as Ctrl-C does
