@@ -17,7 +17,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 
 from audit.runs import AuditInput, audit_texts, run_audit
-from baskets.selectors import has_baskets
+from baskets.selectors import current_next_item_model, has_baskets
 from catalog.embeddings import embed_products, index_built_beside
 from catalog.models import Flavor, check_flavors
 from catalog.rows import CatalogFileError
@@ -108,17 +108,14 @@ def missing_flavors() -> list[str]:
 
 
 def missing_next_item_flavor() -> str | None:
-    """The flavor whose next-item model is missing: orders are imported and a run is active, but no model of an
-    active run exists, none is queued or training, and the active runs are complete (a pipeline that runs
-    queues one itself): NEXT_ITEM_FLAVOR where it has an active run, else the other. None otherwise."""
-    from baskets.selectors import current_next_item_model
-
-    active = set(QuantizerRun.objects.filter(is_active=True).values_list("flavor", flat=True))
-    if not active or missing_flavors() or not has_baskets() or current_next_item_model() is not None:
+    """NEXT_ITEM_FLAVOR where its next-item model is missing: orders are imported and every flavor has an active
+    run (else the pipeline that makes one queues the model itself), but no model of an active run exists and
+    none is queued or training. None otherwise."""
+    if missing_flavors() or not has_baskets() or current_next_item_model() is not None:
         return None
     if Job.objects.filter(kind="next_item", status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).exists():
         return None
-    return NEXT_ITEM_FLAVOR if NEXT_ITEM_FLAVOR in active else sorted(active)[0]
+    return NEXT_ITEM_FLAVOR
 
 
 def import_job(*, params: dict, user=None, progress=None) -> dict:
