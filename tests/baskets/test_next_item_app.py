@@ -139,6 +139,7 @@ def test_the_pipeline_job_queues_the_model_on_the_new_codes_where_orders_exist(w
 
 @pytest.mark.django_db
 def test_the_runs_page_lists_the_models_with_their_figures_and_queues_one(toy_model_data, admin_user, client):
+    from baskets.models import NextItemModel
     from jobs.models import Job
 
     catalog, run = toy_model_data
@@ -151,6 +152,13 @@ def test_the_runs_page_lists_the_models_with_their_figures_and_queues_one(toy_mo
                      r"<span class=\"pill active\">in use</span>", card)
     cells = re.findall(r'<td class="num">([^<]*)', card[:card.index("</tr>", card.index("data-model"))])
     assert cells[:3] == ["81", "1.000", "1.000"]  # training orders; six products, every held-out target in the ten
+
+    train_toy()  # a newer model of the same run: it alone is in use
+    html = client.get("/runs/").content.decode()
+    assert html.count('<span class="pill active">in use</span>') == 1
+    newest = NextItemModel.objects.order_by("-pk").first()
+    assert re.search(rf'data-model="{newest.pk}"><td>#{newest.pk} <span[^>]*>[^<]*</span> <span class="pill active">in use',
+                     html)
 
     response = client.post("/runs/next-item/", {"flavor": "precision"})
     assert response.status_code == 302
