@@ -67,6 +67,18 @@ def signal_help() -> list[tuple[str, str]]:
 
 
 @register.filter
+def percent(pct) -> str:
+    """A share out of 100 as the page says it: whole percents, but a share that is neither none nor all never
+    rounds to "0%" or "100%" ("<1%", ">99%")."""
+    pct = float(pct or 0.0)
+    if 0 < pct < 1:
+        return "<1%"
+    if 99 < pct < 100:
+        return ">99%"
+    return f"{round(pct)}%"
+
+
+@register.filter
 def leaf_first(path: str) -> dict:
     """A category path for a narrow column: its leaf, then where it sits ("Gum & Mints", "Candy & Chocolate >
     Candy"), so that cutting the end keeps what tells two leaves of one aisle apart."""

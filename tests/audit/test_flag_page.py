@@ -28,7 +28,7 @@ def flag_with(*, signals: dict, extracted: dict) -> Flag:
 
 def section(html: str, testid: str) -> str:
     match = re.search(rf'data-testid="{testid}">(.*?)</(?:p|div)>\s*(?:</div>|{{%|\n)', html, re.S)
-    return re.sub(r"<[^>]+>", " ", match.group(1)) if match else ""
+    return unescape(re.sub(r"<[^>]+>", " ", match.group(1))) if match else ""
 
 
 def test_a_flag_the_signals_call_wrong_shows_them_strong_and_only_the_attributes_found(reviewer_user):
@@ -40,7 +40,7 @@ def test_a_flag_the_signals_call_wrong_shows_them_strong_and_only_the_attributes
     html = client.get(f"/flags/{flag.pk}/").content.decode()
 
     signals = " ".join(section(html, "signals").split())
-    assert re.search(r"Text classifier\s+100%", signals) and re.search(r"Nearest neighbours\s+25%", signals)
+    assert re.search(r"Text classifier\s+>99%", signals) and re.search(r"Nearest neighbours\s+25%", signals)
     extracted = " ".join(section(html, "extracted").split())
     assert extracted == "size: 100 g product_type: gummies"
 
@@ -70,3 +70,10 @@ def test_category_bars_lead_with_the_leaf_and_the_product_page_reads_the_confide
 
     page = client.get(f"/products/{flag.product_id}/").content.decode()
     assert "very likely wrong (about 99%)" in page and "100%" not in page
+
+
+def test_a_share_neither_none_nor_all_never_reads_0_or_100_percent():
+    from audit.templatetags.review import percent
+
+    assert [percent(p) for p in (0, 0.3, 0.5, 1, 25.4, 99, 99.4, 99.6, 100)] == [
+        "0%", "<1%", "<1%", "1%", "25%", "99%", ">99%", ">99%", "100%"]
