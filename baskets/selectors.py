@@ -153,6 +153,22 @@ def current_next_item_model(flavor: str | None = None):
     return models.order_by("-created_at", "-pk").first()
 
 
+def next_item_models(limit: int = 6) -> list[dict]:
+    """The newest next-item models (without their weights), each with whether it is the one in use
+    (`current_next_item_model`) and its held-out figures: Recall@10 and NDCG@10 over all held-out targets,
+    Recall@10 over those never bought in training and how many there were."""
+    from baskets.models import NextItemModel
+
+    in_use = current_next_item_model()
+    rows = []
+    for model in NextItemModel.objects.select_related("run").defer("weights")[:limit]:
+        m = model.metrics or {}
+        rows.append({"model": model, "in_use": in_use is not None and model.pk == in_use.pk,
+                     "recall": m.get("all_recall@10"), "ndcg": m.get("all_ndcg@10"),
+                     "cold_recall": m.get("cold_recall@10"), "cold_cases": m.get("cold_cases")})
+    return rows
+
+
 _loaded: dict = {}  # one model a process: {"key": (model pk, products coded), "model", "product_ids", "codes"}
 _loading = threading.Lock()
 

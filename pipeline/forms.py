@@ -19,11 +19,11 @@ class NextItemForm(forms.Form):
 
     def clean_flavor(self) -> str:
         from baskets.selectors import has_baskets
-        from quantizer.models import QuantizerRun
+        from quantizer.services import active_run
 
         flavor = self.cleaned_data["flavor"]
         if not has_baskets():
             raise forms.ValidationError("No orders imported yet: import them first (manage.py import_baskets PATH).")
-        if not QuantizerRun.objects.filter(flavor=flavor, is_active=True).exists():
+        if active_run(flavor, required=False) is None:
             raise forms.ValidationError(f"No active {flavor} run: run the pipeline for {flavor} first.")
         return flavor

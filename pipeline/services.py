@@ -50,6 +50,11 @@ def run_pipeline(*, flavors=None, seed: int = 0, user=None, progress=None, overr
     return run_chunks_here(plan, params={}, progress=progress)
 
 
+def _plan_user(state: dict):
+    """Who started the plan (its runs and the jobs it queues are theirs), or None."""
+    return get_user_model().objects.filter(pk=state["user"]).first() if state["user"] else None
+
+
 def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) -> dict:
     """One flavor's chunk: embed -> train -> assign -> audit -> evaluate -> activate. Beside the training, the HNSW
     index of a first load is built and the audit's texts are read and counted (`audit_texts`: they do not depend
@@ -63,7 +68,7 @@ def pipeline_flavor(*, params: dict, state: dict, chunk: dict, progress=None) ->
                 progress(start + width * (done / total if total else 0), 1.0, f"{flavor}: {message or label}")
         return report_progress
 
-    user = get_user_model().objects.filter(pk=state["user"]).first() if state["user"] else None
+    user = _plan_user(state)
     embedded = embed_products(flavor=flavor, progress=stage(0.0, 0.4, "embedding"), build_index=False)
     with index_built_beside(flavor), done_beside(audit_texts, flavor=flavor, name="audit-texts") as texts:
         run = create_run(flavor=flavor, seed=state["seed"], overrides=state["overrides"],
@@ -88,7 +93,7 @@ def pipeline_report(*, params: dict, state: dict, results: list[dict], progress=
     report = {r["flavor"]: {k: v for k, v in r.items() if k != "flavor"} for r in results}
     if report and state.get("queue_next_item") and has_baskets():
         flavor = NEXT_ITEM_FLAVOR if NEXT_ITEM_FLAVOR in report else next(iter(report))
-        user = get_user_model().objects.filter(pk=state["user"]).first() if state["user"] else None
+        user = _plan_user(state)
         report["next_item_job"] = start_job(kind="next_item", params={"flavor": flavor}, user=user).pk
     return report
 

@@ -9,13 +9,13 @@ from django.views.decorators.vary import vary_on_headers
 from accounts.decorators import admin_required, reviewer_required
 from audit.models import AuditReport, Flag
 from audit.selectors import category_history
-from baskets.models import NextItemModel
-from baskets.selectors import current_next_item_model, has_baskets
+from baskets.selectors import has_baskets, next_item_models
 from catalog.embeddings import similar_products
 from catalog.models import Flavor, Product
 from jobs.models import Job
 from jobs.runner import fail_abandoned_jobs, start_job
 from pipeline.forms import NextItemForm, PipelineForm
+from pipeline.services import NEXT_ITEM_FLAVOR
 from quantizer.clusters import prefix_levels
 from quantizer.core import code_string
 from quantizer.models import QuantizerRun, SemanticId
@@ -76,24 +76,10 @@ def runs(request):
         "report": AuditReport.objects.select_related("run").only(
             "pk", "created_at", "taxonomy_issues", "stats", "run__id", "run__flavor").first(),
         "orders_imported": has_baskets(),
-        "next_item_form": NextItemForm(initial={"flavor": Flavor.DISCOVERY}),
-        "next_item_models": next_item_rows(),
+        "next_item_form": NextItemForm(initial={"flavor": NEXT_ITEM_FLAVOR}),
+        "next_item_models": next_item_models(),
     })
     return render(request, "quantizer/runs.html", context)
-
-
-def next_item_rows(limit: int = 6) -> list[dict]:
-    """The newest next-item models, each with its run and its held-out figures (leave-last-out on the orders it
-    did not train on: all targets, and those never bought in training)."""
-    in_use = current_next_item_model()  # the one the product page and the API decode with
-    rows = []
-    for model in NextItemModel.objects.select_related("run").defer("weights")[:limit]:
-        m = model.metrics or {}
-        rows.append({"model": model, "in_use": in_use is not None and model.pk == in_use.pk,
-                     "recall": m.get("all_recall@10"), "ndcg": m.get("all_ndcg@10"),
-                     "cold_recall": m.get("cold_recall@10"), "cold_cases": m.get("cold_cases"),
-                     "held_out": m.get("held_out_orders")})
-    return rows
 
 
 @require_POST
