@@ -60,7 +60,8 @@ class CoPurchase(models.Model):
 class ClusterCoPurchase(models.Model):
     """Clusters of a run bought together: for a cluster (`prefix`, a semantic-ID prefix of `level` codewords),
     another cluster of the same level (`other`) whose products share far more orders with its products than
-    chance. Per cluster its CLUSTER_PARTNERS best by lift, stored from both sides, with `rank` 1 the best.
+    chance. Per cluster its CLUSTER_PARTNERS most surely above chance (by the lift's lower confidence bound,
+    `baskets.core.copurchase.lift_bound`), stored from both sides, with `rank` 1 the first.
     Rewritten per run by `baskets.services.compute_cluster_copurchase`.
 
     A cluster is in an order when any of its products is: orders = orders holding both clusters,

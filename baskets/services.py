@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from baskets.core.copurchase import MIN_PAIR_SUPPORT  # noqa: F401 (re-exported: the app's name for it)
-from baskets.core.copurchase import copurchase_embedding
+from baskets.core.copurchase import copurchase_embedding, lift_bound_sql
 from baskets.models import BasketLine, ClusterCoPurchase, CoPurchase, NextItemModel
 from baskets.rows import NO_REORDERED, BasketFileError, BasketLines, read_baskets
 from catalog.models import Product
@@ -205,7 +205,7 @@ CLUSTER_PARTNERS = 8  # stored per cluster, best lift first
 # A cluster is in an order when any of its products is; then the product pairs' rule, one level up: every
 # pair of clusters of one level in an order once, their orders together and lift over the orders holding a
 # product the run codes.
-CLUSTER_COPURCHASE_SQL = """
+CLUSTER_COPURCHASE_SQL = f"""
     WITH coded AS (
         SELECT l.order_id, s.codes FROM baskets_basketline l
         JOIN quantizer_semanticid s ON s.product_id = l.product_id AND s.run_id = %(run)s
@@ -221,16 +221,19 @@ CLUSTER_COPURCHASE_SQL = """
         FROM present x JOIN present y ON y.order_id = x.order_id AND y.level = x.level AND y.prefix <> x.prefix
         GROUP BY x.level, x.prefix, y.prefix
         HAVING count(*) >= %(min_support)s
-    ), ranked AS (
-        SELECT p.level, p.prefix, p.other, p.orders, p.orders * total.orders / (a.orders * b.orders) AS lift,
-               row_number() OVER (PARTITION BY p.level, p.prefix
-                                  ORDER BY p.orders * total.orders / (a.orders * b.orders) DESC, p.orders DESC,
-                                           p.other) AS rank
+    ), lifted AS (
+        SELECT p.level, p.prefix, p.other, p.orders, p.orders * total.orders / (a.orders * b.orders) AS lift
         FROM pairs p
         JOIN sizes a ON a.level = p.level AND a.prefix = p.prefix
         JOIN sizes b ON b.level = p.level AND b.prefix = p.other
         CROSS JOIN total
         WHERE p.orders * total.orders > a.orders * b.orders
+    ), ranked AS (
+        SELECT level, prefix, other, orders, lift,
+               row_number() OVER (PARTITION BY level, prefix
+                                  ORDER BY {lift_bound_sql("lift", "orders")} DESC, lift DESC, orders DESC,
+                                           other) AS rank
+        FROM lifted
     )
     INSERT INTO baskets_clustercopurchase (run_id, level, prefix, other, rank, orders, lift)
     SELECT %(run)s, level, prefix, other, rank, orders, lift FROM ranked WHERE rank <= %(partners)s
@@ -241,8 +244,9 @@ CLUSTER_COPURCHASE_SQL = """
 def compute_cluster_copurchase(*, run, min_support: int = MIN_PAIR_SUPPORT) -> int:
     """Rewrite the run's clusters bought together (`ClusterCoPurchase`) from all basket lines, in one
     INSERT … SELECT: at each of the first CLUSTER_LEVELS levels (not the last, whose clusters are single
-    products), per cluster the CLUSTER_PARTNERS others of lift above 1 in at least `min_support` orders.
-    Returns the rows stored."""
+    products), per cluster the CLUSTER_PARTNERS others of lift above 1 in at least `min_support` orders, the most
+    surely above chance first (the lift's lower confidence bound, as a product's complements). Returns the rows
+    stored."""
     if min_support < 1:
         raise ValueError(f"min_support must be at least 1, got {min_support}")
     codes = SemanticId.objects.filter(run=run).values_list("codes", flat=True).first()

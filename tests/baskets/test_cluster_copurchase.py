@@ -16,12 +16,30 @@ CODES = {"milk": [1, 1, 0], "butter": [1, 2, 0], "bread": [2, 1, 0], "jam": [2, 
 #   level 2: "1_1" (milk) 4 orders, "1_2" (butter) 3, "2_1" (bread) 3, "2_2" (jam) 1, "3_1" (chips, salsa) 2.
 #     1_2+2_1: orders 1,4 -> 2 · 6 / 9 = 4/3;  1_2+2_2 and 2_1+2_2: order 4 -> 6 / 3 = 2;
 #     1_1+1_2 and 1_1+2_1: 2 · 6 / 12 = 1, chance: left out;  1_1+3_1: 6 / 8 = 0.75: left out.
-EXPECTED = {  # (prefix, rank): (other, orders, lift); each pair from both sides, best lift first, then orders, then other
-    ("1", 1): ("2", 3, 1.2), ("2", 1): ("1", 3, 1.2),
-    ("1_2", 1): ("2_2", 1, 2.0), ("1_2", 2): ("2_1", 2, 4 / 3),
-    ("2_1", 1): ("2_2", 1, 2.0), ("2_1", 2): ("1_2", 2, 4 / 3),
-    ("2_2", 1): ("1_2", 1, 2.0), ("2_2", 2): ("2_1", 1, 2.0),
+PAIRS = {  # (prefix, other): (orders, lift), each pair from both sides
+    ("1", "2"): (3, 1.2), ("2", "1"): (3, 1.2),
+    ("1_2", "2_1"): (2, 4 / 3), ("2_1", "1_2"): (2, 4 / 3),
+    ("1_2", "2_2"): (1, 2.0), ("2_2", "1_2"): (1, 2.0),
+    ("2_1", "2_2"): (1, 2.0), ("2_2", "2_1"): (1, 2.0),
 }
+# The most surely above chance first, by the lift's lower bound (lift_bound; then lift, orders, other). On the toy
+# orders 2 orders at 4/3 are surer than 1 at 2 (0.230 against 0.079); with every order MIN_PAIR_SUPPORT times,
+# 6 orders at 2 are surer than 12 at 4/3 (0.870 against 0.769).
+RANKS = {"1": ["2"], "2": ["1"], "1_2": ["2_1", "2_2"], "2_1": ["1_2", "2_2"], "2_2": ["1_2", "2_1"]}
+RANKS_AT_SUPPORT = RANKS | {"1_2": ["2_2", "2_1"], "2_1": ["2_2", "1_2"]}
+
+
+def expected(ranks: dict[str, list[str]], times: int = 1) -> dict:
+    """{(prefix, rank): (other, orders, lift)} for the toy orders, each repeated `times` times."""
+    return {(prefix, rank): (other, PAIRS[prefix, other][0] * times, pytest.approx(PAIRS[prefix, other][1]))
+            for prefix, others in ranks.items() for rank, other in enumerate(others, start=1)}
+
+
+def test_the_bounds_that_order_the_toy_clusters_are_the_ones_worked_out_by_hand():
+    from baskets.core.copurchase import lift_bound
+
+    assert [lift_bound(4 / 3, 2), lift_bound(2.0, 1)] == pytest.approx([0.230, 0.079], abs=1e-3)
+    assert [lift_bound(4 / 3, 12), lift_bound(2.0, 6)] == pytest.approx([0.769, 0.870], abs=1e-3)
 
 
 def coded_run(catalog, *, active=True):
@@ -43,9 +61,9 @@ def test_cluster_counts_and_lift_match_the_hand_computed_values(catalog, tmp_pat
     import_baskets(path=basket_file(tmp_path, TOY))
     run = coded_run(catalog)
 
-    assert compute_cluster_copurchase(run=run, min_support=1) == len(EXPECTED)
+    assert compute_cluster_copurchase(run=run, min_support=1) == len(PAIRS)
 
-    assert stored(run) == {key: (other, orders, pytest.approx(lift)) for key, (other, orders, lift) in EXPECTED.items()}
+    assert stored(run) == expected(RANKS)
     assert set(ClusterCoPurchase.objects.filter(run=run).values_list("prefix", "level")) == {
         ("1", 1), ("2", 1), ("1_2", 2), ("2_1", 2), ("2_2", 2)}  # the last level (single products) has none
     assert compute_cluster_copurchase(run=run) == 0  # no pair of clusters in MIN_PAIR_SUPPORT orders
@@ -58,8 +76,7 @@ def test_a_basket_import_recomputes_the_active_runs_clusters(catalog, tmp_path):
 
     import_baskets(path=basket_file(tmp_path, orders))  # every order MIN_PAIR_SUPPORT times: same lifts
 
-    assert stored(active) == {key: (other, orders * MIN_PAIR_SUPPORT, pytest.approx(lift))
-                              for key, (other, orders, lift) in EXPECTED.items()}
+    assert stored(active) == expected(RANKS_AT_SUPPORT, times=MIN_PAIR_SUPPORT)
     assert not ClusterCoPurchase.objects.filter(run=inactive).exists()
 
 
@@ -93,8 +110,8 @@ def test_the_cluster_tree_shows_the_clusters_bought_with_a_cluster(client, revie
     html = client.get("/clusters/?prefix=1_2").content.decode()
     assert 'data-testid="bought-with"' in html
     rows = html.split('data-testid="bought-with-cluster"')[1:]
-    assert [row.split('data-prefix="')[1].split('"')[0] for row in rows] == ["2_2", "2_1"]
-    assert "2.0×" in rows[0] and "1.3×" in rows[1] and "breakfast" in rows[0]
+    assert [row.split('data-prefix="')[1].split('"')[0] for row in rows] == ["2_1", "2_2"]  # 2 orders, then 1
+    assert "1.3×" in rows[0] and "2.0×" in rows[1] and "breakfast" in rows[0]
     assert "No cluster of this level" in client.get("/clusters/?prefix=3").content.decode()
     for path in ("/clusters/", "/clusters/?prefix=1_2_0"):  # the root, and below the levels that have it
         assert 'data-testid="bought-with"' not in client.get(path).content.decode()

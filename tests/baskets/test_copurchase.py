@@ -79,18 +79,49 @@ def test_the_import_keeps_pairs_from_min_pair_support_orders_on(catalog, tmp_pat
     assert list(stored_pairs()) == [("bread", "milk")]
 
 
-def test_complements_are_above_chance_by_lift_then_orders(toy):
+def test_complements_are_above_chance_the_most_surely_first(toy):
     compute_copurchase(min_support=1)
 
     def names(external_id, **options):
         return [c.product.external_id for c in complements(product=toy[external_id], **options)]
 
-    assert names("bread") == ["jam", "butter"]  # lift 2, then 4/3; milk (lift 1: chance) is not a complement
-    assert names("butter") == ["jam", "bread"]
+    # bread: butter (2 orders, lift 4/3: at least 0.230 at 95%) before jam (1 order, lift 2: at least 0.079);
+    # milk (lift 1: chance) is not a complement
+    assert names("bread") == ["butter", "jam"]
+    assert names("butter") == ["bread", "jam"]
     assert names("jam") == ["bread", "butter"]  # same lift and orders: a fixed order
     assert names("milk") == []  # with nothing above chance
     assert names("bread", min_support=2) == ["butter"]  # jam shares a single order
-    assert names("bread", k=1) == ["jam"]
+    assert names("bread", k=1) == ["butter"]
+
+
+def test_a_pair_of_many_orders_comes_before_one_of_a_few_with_a_little_more_lift(catalog, tmp_path):
+    # N = 400 orders: milk and bread in 200 each, together in 166 (lift 166 * 400 / (200 * 200) = 1.66: at least
+    # 1.45 at 95%); jam in 7, with milk and bread in 6 of them (lift 6 * 400 / (200 * 7) = 1.71: at least 0.75).
+    orders = {n: ["milk", "bread"] for n in range(1, 161)}
+    orders |= {200 + n: ["milk"] for n in range(34)} | {300 + n: ["bread"] for n in range(34)}
+    orders |= {400 + n: ["milk", "bread", "jam"] for n in range(6)} | {500: ["jam"]}
+    orders |= {600 + n: ["chips"] for n in range(400 - len(orders))}
+    import_baskets(path=basket_file(tmp_path, orders))
+    by_name = {c.product.external_id: c for c in complements(product=catalog["milk"])}
+    assert (by_name["bread"].orders, by_name["jam"].orders) == (166, 6)
+    assert by_name["jam"].lift > by_name["bread"].lift  # jam: a little more lift, from six orders
+
+    assert [c.product.external_id for c in complements(product=catalog["milk"])] == ["bread", "jam"]
+
+
+def test_the_lift_bound_is_near_the_exact_poisson_bound_and_the_same_in_sql(db):
+    from django.db import connection
+    from scipy import stats
+
+    from baskets.core.copurchase import LIFT_BOUND_Z, lift_bound, lift_bound_sql
+
+    for orders in (6, 20, 100, 1000):  # exact: the lower end of a one-sided Poisson interval, over the count
+        exact = stats.chi2.ppf(stats.norm.cdf(-LIFT_BOUND_Z), 2 * orders) / 2 / orders
+        assert lift_bound(3.0, orders) == pytest.approx(3.0 * exact, rel=0.01), orders
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {lift_bound_sql('3.0', '6')}, {lift_bound_sql('3.0', '100')}")
+        assert cursor.fetchone() == (pytest.approx(lift_bound(3.0, 6)), pytest.approx(lift_bound(3.0, 100)))
 
 
 def test_a_complement_carries_its_category_department_and_shared_semantic_id_prefix(toy):
@@ -113,7 +144,7 @@ def test_a_complement_carries_its_category_department_and_shared_semantic_id_pre
     assert (salsa.orders, salsa.lift) == (2, pytest.approx(3.0))
     assert [(s.flavor, s.prefix, s.levels) for s in salsa.shared] == [("discovery", "7_7_7", 3), ("precision", "1_2", 2)]
 
-    jam, butter = complements(product=toy["bread"])
+    butter, jam = complements(product=toy["bread"])  # the surer first
     assert (jam.category_path, jam.other_department) == ("breakfast > spreads", False)  # bread's department
     assert [(s.flavor, s.prefix) for s in jam.shared] == [("precision", "3")]
     assert butter.other_department is True
