@@ -201,7 +201,7 @@ def compute_copurchase(*, min_support: int = MIN_PAIR_SUPPORT) -> int:
 # The tree's levels whose clusters say which clusters they are bought with. A deeper cluster holds a few
 # products (about 8 at level 3 of Instacart's codes), whose own complements their product pages list.
 CLUSTER_LEVELS = 2
-CLUSTER_PARTNERS = 8  # stored per cluster, best lift first
+CLUSTER_PARTNERS = 8  # stored per cluster, the most surely above chance first
 # A cluster is in an order when any of its products is; then the product pairs' rule, one level up: every
 # pair of clusters of one level in an order once, their orders together and lift over the orders holding a
 # product the run codes.
