@@ -47,6 +47,10 @@ class CoPurchase(models.Model):
     orders = models.PositiveIntegerField()  # orders holding both (the support)
     lift = models.FloatField()
     pmi = models.FloatField()
+    # How many times chance the pair is bought together at least: the lift's one-sided 95% lower bound over the lift
+    # of products bought independently in orders of these sizes (baskets.core.copurchase: lift_bound / chance_lift).
+    # Above 1: more often than chance; a product's complements are those, the surest first.
+    above_chance = models.FloatField()
 
     class Meta:
         constraints = [

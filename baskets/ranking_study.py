@@ -1,4 +1,4 @@
-"""Where the "goes well with" order comes from: which ranking of a product's partners holds on new orders.
+"""Where a "goes well with" panel's order and filter come from: which of a product's partners hold on new orders.
 
     .venv/bin/python -m baskets.ranking_study ../shared/data/instacart_baskets.csv [--seeds 0 1 2]
     .venv/bin/python -m baskets.ranking_study --demo [--seeds 0 1 2]
@@ -6,22 +6,23 @@
 Reads a basket file directly (numpy, no Django, no database), or the demo's generated orders (`--demo`: the
 demo catalog's 12,000 orders, whose true complements are known: products of leaves that share a shopping habit).
 For each seed the orders are split by order, 80% to compute the pairs as an import does (support of
-MIN_PAIR_SUPPORT orders and up, lift above 1) and 20% held out. Every product with a partner gets its panel, its
-first PANEL_SIZE partners under each ranking, and the held-out orders judge the panels of the products with more
-partners than that (the others list all of theirs under any ranking):
+MIN_PAIR_SUPPORT orders and up, lift above 1) and 20% held out. A product's panel is its first PANEL_SIZE partners;
+the held-out orders judge the listed pairs against chance with the held-out orders' sizes kept (`chance_lift`
+times n_a n_b / N: lift's own baseline n_a n_b / N takes every order for one size):
 
-- held-out lift: over all the panels' pairs, the orders holding both in the held-out fifth against what chance
-  gives there (sum of counts over sum of n_a n_b / N): how much more often than chance the listed products are
-  bought together in orders the ranking never saw;
-- bought again: the share of listed pairs bought together in at least one held-out order;
+- held-out lift over chance: over all the listed pairs, the orders holding both in the held-out fifth over what
+  chance gives there: how much more often than chance the listed products are bought together in orders the
+  panels never saw;
 - beaten chance: the share of listed pairs whose held-out count is above chance's;
 - confirmed: the share of listed pairs the held-out orders confirm on their own: a count that chance (a Poisson
-  count of mean n_a n_b / N there) reaches with probability under CONFIRMED_P (0.05), the replication rate.
+  count of that mean) reaches with probability under CONFIRMED_P (0.05), the replication rate.
 
-Rankings: the lift (what the panel did before), the orders together, and the lift's lower confidence bound at
-one-sided confidence z: lift * (1 - 1 / (9 n) - z / (3 sqrt(n)))^3 for n orders together (Byar's approximation to
-the exact Poisson bound of an observed over expected count, as for a standardized mortality ratio: the lift the
-pair reaches at least), for z = 1, 1.645 (95%, the textbook value the application uses) and 2.326 (99%).
+Two tables. **The order**, for the products with more partners than a panel shows (the others list all of theirs
+under any order): the lift (the panel's order before), the orders together, and the lift's lower confidence
+bound (`lift_bound`, Byar's approximation to the exact Poisson bound) at one-sided z = 1, 1.645 (95%, the textbook
+value the application uses) and 2.326 (99%). **The filter**, every product's panel ordered by the bound: all pairs
+of lift above 1 (the panel before), those whose bound is above 1, those whose bound is above the training orders'
+chance lift (the application's `above_chance` over 1), and what that last filter leaves out of the first.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from baskets.core.copurchase import MIN_PAIR_SUPPORT, lift_bound
+from baskets.core.copurchase import MIN_PAIR_SUPPORT, chance_lift, lift_bound
 from baskets.support_study import pair_counts, read_lines
 
 PANEL_SIZE = 8
 TRAIN_SHARE = 0.8
 CONFIRMED_P = 0.05
+COUNTS = ("panels", "pairs", "median orders together")
 RANKINGS = ("lift", "orders", "bound z=1", "bound z=1.645", "bound z=2.326")
 
 
@@ -65,42 +67,55 @@ def _pairs(order_ids: np.ndarray, product_ids: np.ndarray, width: int):
     return a, b, together, np.pad(bought, (0, width - len(bought))), total
 
 
+FILTERS = ("lift > 1", "lift bound > 1", "lift bound > chance")
+
+
 def evaluate(order_ids: np.ndarray, product_ids: np.ndarray, seed: int, truth=None) -> dict[str, dict]:
-    """Each ranking's panels, computed on 80% of the orders (split by order, `seed`), judged on the rest."""
+    """Each ranking's and each filter's panels, computed on 80% of the orders (split by order, `seed`), judged
+    on the rest against chance with its order sizes kept."""
     unique_orders = np.unique(order_ids)
     train_orders = np.random.default_rng(seed).permutation(unique_orders)[: round(TRAIN_SHARE * len(unique_orders))]
     in_train = np.isin(order_ids, train_orders)
     width = int(product_ids.max()) + 1
     a, b, n, bought, total = _pairs(order_ids[in_train], product_ids[in_train], width)
     lift = n * total / (bought[a].astype(float) * bought[b])
+    chance = chance_lift(np.unique(order_ids[in_train], return_counts=True)[1])
     keep = (n >= MIN_PAIR_SUPPORT) & (lift > 1)
     a, b, n, lift = a[keep], b[keep], n[keep], lift[keep]
     anchor, partner, orders, lifts = np.r_[a, b], np.r_[b, a], np.r_[n, n], np.r_[lift, lift]
-    choosing = np.bincount(anchor, minlength=width) > PANEL_SIZE  # where a ranking chooses, not only orders
-    edges = choosing[anchor]
-    anchor, partner, orders, lifts = anchor[edges], partner[edges], orders[edges], lifts[edges]
     ta, tb, tn, test_bought, test_total = _pairs(order_ids[~in_train], product_ids[~in_train], width)
     test_keys = ta * width + tb  # sorted: pair_counts sorts its keys, and a * width + b keeps their order
-    results = {}
-    for name in RANKINGS:
-        picked = panels(anchor, partner, _score(name, lifts, orders))
+    test_chance = chance_lift(np.unique(order_ids[~in_train], return_counts=True)[1])
+
+    def judge(picked: np.ndarray) -> dict:
         x, y = anchor[picked], partner[picked]
         wanted = np.minimum(x, y) * width + np.maximum(x, y)
         at = np.minimum(np.searchsorted(test_keys, wanted), len(test_keys) - 1)
         together = np.where(test_keys[at] == wanted, tn[at], 0)
-        expected = test_bought[x].astype(float) * test_bought[y] / test_total
+        expected = test_chance * test_bought[x].astype(float) * test_bought[y] / test_total
         row = {
             "panels": int(len(np.unique(x))),
             "pairs": int(len(x)),
-            "median orders together": float(np.median(orders[picked])),
-            "held-out lift": float(together.sum() / expected.sum()),
-            "bought again": float((together > 0).mean()),
-            "beaten chance": float((together > expected).mean()),
-            "confirmed": float((stats.poisson.sf(together - 1, expected) < CONFIRMED_P).mean()),
+            "median orders together": float(np.median(orders[picked])) if len(x) else 0.0,
+            "held-out lift over chance": float(together.sum() / expected.sum()) if len(x) else 0.0,
+            "beaten chance": float((together > expected).mean()) if len(x) else 0.0,
+            "confirmed": float((stats.poisson.sf(together - 1, expected) < CONFIRMED_P).mean()) if len(x) else 0.0,
         }
         if truth is not None:
-            row["true complements"] = float(truth(x, y).mean())
-        results[name] = row
+            row["true complements"] = float(truth(x, y).mean()) if len(x) else 0.0
+        return row
+
+    choosing = (np.bincount(anchor, minlength=width) > PANEL_SIZE)[anchor]  # a ranking chooses, not only orders
+    results = {"order": {}, "filter": {}, "chance lift": chance}
+    for name in RANKINGS:
+        score = np.where(choosing, _score(name, lifts, orders), -np.inf)
+        results["order"][name] = judge(panels(anchor, partner, score)[choosing[panels(anchor, partner, score)]])
+    bound = lift_bound(lifts, orders)
+    for name, passes in zip(FILTERS, (lifts > 1, bound > 1, bound > chance)):
+        shown = panels(anchor, partner, np.where(passes, bound, -np.inf))
+        results["filter"][name] = judge(shown[passes[shown]])
+    shown = panels(anchor, partner, bound)  # what "lift > 1" lists, of it what the last filter leaves out
+    results["filter"]["left out by the last"] = judge(shown[bound[shown] <= chance])
     return results
 
 
@@ -136,16 +151,23 @@ def main() -> None:
     else:
         parser.error("a basket file or --demo")
     by_seed = {seed: evaluate(orders, products, seed, truth) for seed in args.seeds}
-    columns = list(next(iter(by_seed.values()))["lift"])
-    print(f"{len(np.unique(orders))} orders, seeds {args.seeds}: each cell seed by seed")
-    print("| ranking | " + " | ".join(columns) + " |")
-    print("|---" * (len(columns) + 1) + "|")
-    for name in RANKINGS:
-        cells = []
-        for column in columns:
-            values = [by_seed[s][name][column] for s in args.seeds]
-            cells.append(" / ".join(f"{v:,.0f}" if float(v).is_integer() and v > 1 else f"{v:.3f}" for v in values))
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    chance = " / ".join(f"{by_seed[s]['chance lift']:.3f}" for s in args.seeds)
+    print(f"{len(np.unique(orders))} orders, seeds {args.seeds}: each cell seed by seed; chance lift with order sizes "
+          f"kept (training orders): {chance}")
+    for part, title in (("order", "the order: products with more than 8 partners, lift > 1"),
+                        ("filter", "the filter: every product's panel, the order by the lift's bound")):
+        print(f"\n{title}")
+        names = list(by_seed[args.seeds[0]][part])
+        columns = list(by_seed[args.seeds[0]][part][names[0]])
+        print("| | " + " | ".join(columns) + " |")
+        print("|---" * (len(columns) + 1) + "|")
+        for name in names:
+            cells = []
+            for column in columns:
+                values = [by_seed[s][part][name][column] for s in args.seeds]
+                cells.append(" / ".join(f"{v:,.1f}".removesuffix(".0") if column in COUNTS else f"{v:.3f}"
+                                        for v in values))
+            print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

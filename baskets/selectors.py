@@ -8,9 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from django.db.models import Q
-from django.db.models.expressions import RawSQL
 
-from baskets.core.copurchase import lift_bound_sql
 from baskets.models import BasketLine, ClusterCoPurchase, CoPurchase
 from catalog.models import Product
 from quantizer.core.ids import code_string
@@ -97,16 +95,16 @@ def _common_prefix(codes: list[int], other: list[int]) -> str:
 
 
 def complements(*, product: Product, k: int = PANEL_SIZE, min_support: int = 1) -> list[Complement]:
-    """The `k` products bought with `product` far more often than chance: the most surely above chance first
-    (the lift's lower confidence bound, `lift_bound`: a pair of many orders before one of six with a little
-    more lift; then the lift, then more orders), among the stored pairs with a lift above 1 (an import stores
-    those of MIN_PAIR_SUPPORT orders and up; `min_support` asks for more); each with its category, whether it
-    sits in another department, and the semantic-ID prefix it shares with `product` under each flavor's
-    active run."""
+    """The `k` products bought with `product` far more often than chance: the stored pairs surely above chance
+    with the orders' sizes kept (`CoPurchase.above_chance` over 1, lift over 1; an import stores the pairs of
+    MIN_PAIR_SUPPORT orders and up, `min_support` asks for more), the surest first (a pair of many orders before
+    one of six with a little more lift; then the lift, then more orders); each with its category, whether it
+    sits in another department, and the semantic-ID prefix it shares with `product` under each flavor's active
+    run."""
     pairs = list(
-        CoPurchase.objects.filter(Q(product_a=product) | Q(product_b=product), orders__gte=min_support, lift__gt=1)
-        .alias(bound=RawSQL(lift_bound_sql("lift", "orders"), ()))
-        .order_by("-bound", "-lift", "-orders", "product_a", "product_b")[:k]
+        CoPurchase.objects.filter(Q(product_a=product) | Q(product_b=product), orders__gte=min_support, lift__gt=1,
+                                  above_chance__gt=1)
+        .order_by("-above_chance", "-lift", "-orders", "product_a", "product_b")[:k]
     )
     partner_ids = [p.product_b_id if p.product_a_id == product.pk else p.product_a_id for p in pairs]
     partners = Product.objects.select_related("category").in_bulk(partner_ids)

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from baskets.core.copurchase import MIN_PAIR_SUPPORT  # noqa: F401 (re-exported: the app's name for it)
-from baskets.core.copurchase import copurchase_embedding, lift_bound_sql
+from baskets.core.copurchase import CHANCE_LIFT_SQL, copurchase_embedding, lift_bound_sql
 from baskets.models import BasketLine, ClusterCoPurchase, CoPurchase, NextItemModel
 from baskets.rows import NO_REORDERED, BasketFileError, BasketLines, read_baskets
 from catalog.models import Product
@@ -61,26 +61,29 @@ INSERT_SQL = f"""
 """
 # Every pair of products in an order once (a < b), counted over all orders in one GROUP BY; a product's
 # count is the number of orders holding it (a product is in an order once: BasketLine's key).
-COPURCHASE_SQL = """
+COPURCHASE_SQL = f"""
     WITH buyers AS (
         SELECT product_id, count(*)::float8 AS orders FROM baskets_basketline GROUP BY product_id
+    ), sizes AS (
+        SELECT count(*)::float8 AS lines FROM baskets_basketline GROUP BY order_id
     ), total AS (
-        SELECT count(DISTINCT order_id)::float8 AS orders FROM baskets_basketline
+        SELECT count(*)::float8 AS orders, {CHANCE_LIFT_SQL} AS chance FROM sizes
     ), pairs AS (
         SELECT x.product_id AS a, y.product_id AS b, count(*) AS orders
         FROM baskets_basketline x
         JOIN baskets_basketline y ON y.order_id = x.order_id AND y.product_id > x.product_id
         GROUP BY x.product_id, y.product_id
         HAVING count(*) >= %(min_support)s
+    ), lifted AS (
+        SELECT pairs.a, pairs.b, pairs.orders, pairs.orders * total.orders / (ba.orders * bb.orders) AS lift,
+               total.chance
+        FROM pairs
+        JOIN buyers ba ON ba.product_id = pairs.a
+        JOIN buyers bb ON bb.product_id = pairs.b
+        CROSS JOIN total
     )
-    INSERT INTO baskets_copurchase (product_a_id, product_b_id, orders, lift, pmi)
-    SELECT pairs.a, pairs.b, pairs.orders,
-           pairs.orders * total.orders / (ba.orders * bb.orders),
-           ln(pairs.orders * total.orders / (ba.orders * bb.orders)) / ln(2.0)
-    FROM pairs
-    JOIN buyers ba ON ba.product_id = pairs.a
-    JOIN buyers bb ON bb.product_id = pairs.b
-    CROSS JOIN total
+    INSERT INTO baskets_copurchase (product_a_id, product_b_id, orders, lift, pmi, above_chance)
+    SELECT a, b, orders, lift, ln(lift) / ln(2.0), {lift_bound_sql("lift", "orders")} / chance FROM lifted
 """
 # The GROUP BY holds every distinct pair of the orders (~10M for instacart_baskets.csv): in memory
 # rather than spilled to disk, for this transaction only.
@@ -214,19 +217,22 @@ CLUSTER_COPURCHASE_SQL = f"""
         FROM coded c CROSS JOIN generate_series(1, %(levels)s) AS v(level)
     ), sizes AS (
         SELECT level, prefix, count(*)::float8 AS orders FROM present GROUP BY level, prefix
+    ), order_sizes AS (
+        SELECT level, count(*)::float8 AS lines FROM present GROUP BY level, order_id
     ), total AS (
-        SELECT count(DISTINCT order_id)::float8 AS orders FROM coded
+        SELECT level, count(*)::float8 AS orders, {CHANCE_LIFT_SQL} AS chance FROM order_sizes GROUP BY level
     ), pairs AS (
         SELECT x.level, x.prefix, y.prefix AS other, count(*) AS orders
         FROM present x JOIN present y ON y.order_id = x.order_id AND y.level = x.level AND y.prefix <> x.prefix
         GROUP BY x.level, x.prefix, y.prefix
         HAVING count(*) >= %(min_support)s
     ), lifted AS (
-        SELECT p.level, p.prefix, p.other, p.orders, p.orders * total.orders / (a.orders * b.orders) AS lift
+        SELECT p.level, p.prefix, p.other, p.orders, p.orders * total.orders / (a.orders * b.orders) AS lift,
+               total.chance
         FROM pairs p
         JOIN sizes a ON a.level = p.level AND a.prefix = p.prefix
         JOIN sizes b ON b.level = p.level AND b.prefix = p.other
-        CROSS JOIN total
+        JOIN total ON total.level = p.level
         WHERE p.orders * total.orders > a.orders * b.orders
     ), ranked AS (
         SELECT level, prefix, other, orders, lift,
@@ -234,6 +240,7 @@ CLUSTER_COPURCHASE_SQL = f"""
                                   ORDER BY {lift_bound_sql("lift", "orders")} DESC, lift DESC, orders DESC,
                                            other) AS rank
         FROM lifted
+        WHERE {lift_bound_sql("lift", "orders")} > chance
     )
     INSERT INTO baskets_clustercopurchase (run_id, level, prefix, other, rank, orders, lift)
     SELECT %(run)s, level, prefix, other, rank, orders, lift FROM ranked WHERE rank <= %(partners)s

@@ -1,15 +1,14 @@
 import pytest
 
-from baskets.services import compute_copurchase, import_baskets
+from baskets.services import import_baskets
 from tests.api.conftest import client_for
-from tests.baskets.test_copurchase import TOY, basket_file
+from tests.baskets.test_copurchase import TIMES, TOY, basket_file, repeated
 from tests.conftest import make_user
 
 
 @pytest.fixture
 def toy_pairs(catalog, tmp_path):
-    import_baskets(path=basket_file(tmp_path, TOY))
-    compute_copurchase(min_support=1)
+    import_baskets(path=basket_file(tmp_path, repeated(TOY, TIMES)))
     return catalog
 
 
@@ -18,16 +17,16 @@ def test_complements_of_a_product(toy_pairs, reviewer_user):
 
     assert response.status_code == 200
     assert [(c["product"]["external_id"], c["orders"], round(c["lift"], 4), c["other_department"])
-            for c in response.json()] == [("butter", 2, 1.3333, True), ("jam", 1, 2.0, False)]  # the surer first
-    assert response.json()[1]["product"]["category_path"] == "breakfast > spreads"
+            for c in response.json()] == [("jam", 10, 2.0, False), ("butter", 20, 1.3333, True)]
+    assert response.json()[0]["product"]["category_path"] == "breakfast > spreads"
 
 
 def test_k_and_min_support_narrow_the_list(toy_pairs, reviewer_user):
     client = client_for(reviewer_user)
     url = f"/api/products/{toy_pairs['bread'].pk}/complements/"
 
-    assert [c["product"]["external_id"] for c in client.get(url, {"k": 1}).json()] == ["butter"]
-    assert [c["product"]["external_id"] for c in client.get(url, {"min_support": 2}).json()] == ["butter"]
+    assert [c["product"]["external_id"] for c in client.get(url, {"k": 1}).json()] == ["jam"]
+    assert [c["product"]["external_id"] for c in client.get(url, {"min_support": 11}).json()] == ["butter"]
     assert client.get(url, {"k": 0}).status_code == 400
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from baskets.models import ClusterCoPurchase
 from baskets.services import MIN_PAIR_SUPPORT, compute_cluster_copurchase, import_baskets
-from tests.baskets.test_copurchase import TOY, basket_file
+from tests.baskets.test_copurchase import TIMES, TOY, basket_file, repeated
 
 # Three levels of codes: level 1 = the shelf (dairy 1, breakfast 2, snacks 3); chips and salsa share "3_1".
 CODES = {"milk": [1, 1, 0], "butter": [1, 2, 0], "bread": [2, 1, 0], "jam": [2, 2, 0],
@@ -22,24 +22,27 @@ PAIRS = {  # (prefix, other): (orders, lift), each pair from both sides
     ("1_2", "2_2"): (1, 2.0), ("2_2", "1_2"): (1, 2.0),
     ("2_1", "2_2"): (1, 2.0), ("2_2", "2_1"): (1, 2.0),
 }
-# The most surely above chance first, by the lift's lower bound (lift_bound; then lift, orders, other). On the toy
-# orders 2 orders at 4/3 are surer than 1 at 2 (0.230 against 0.079); with every order MIN_PAIR_SUPPORT times,
-# 6 orders at 2 are surer than 12 at 4/3 (0.870 against 0.769).
-RANKS = {"1": ["2"], "2": ["1"], "1_2": ["2_1", "2_2"], "2_1": ["1_2", "2_2"], "2_2": ["1_2", "2_1"]}
-RANKS_AT_SUPPORT = RANKS | {"1_2": ["2_2", "2_1"], "2_1": ["2_2", "1_2"]}
+# Each toy order TIMES (10) times for the pairs to be surely above chance (the lifts stay). A level's chance: N sum
+# k(k - 1) / (K (K - 1)) over the clusters k each order holds: level 1 k = 2,2,1,2,1,2 a copy: 60 * 80 / (100 * 99)
+# = 0.485; level 2 k = 3,2,2,3,1,2: 60 * 180 / (130 * 129) = 0.644. Every pair above is surely above it: 1+2 (30
+# orders, lift 1.2) at least 0.864, 1_2+2_1 (20, 4/3) 0.884, 1_2+2_2 (10, 2) 1.085; the surest first (lift_bound;
+# then lift, orders, other). With every order MIN_PAIR_SUPPORT times, the same.
+RANKS = {"1": ["2"], "2": ["1"], "1_2": ["2_2", "2_1"], "2_1": ["2_2", "1_2"], "2_2": ["1_2", "2_1"]}
 
 
-def expected(ranks: dict[str, list[str]], times: int = 1) -> dict:
+def expected(times: int) -> dict:
     """{(prefix, rank): (other, orders, lift)} for the toy orders, each repeated `times` times."""
     return {(prefix, rank): (other, PAIRS[prefix, other][0] * times, pytest.approx(PAIRS[prefix, other][1]))
-            for prefix, others in ranks.items() for rank, other in enumerate(others, start=1)}
+            for prefix, others in RANKS.items() for rank, other in enumerate(others, start=1)}
 
 
-def test_the_bounds_that_order_the_toy_clusters_are_the_ones_worked_out_by_hand():
-    from baskets.core.copurchase import lift_bound
+def test_a_levels_chance_and_the_bounds_that_rank_the_toy_clusters_are_the_ones_worked_out_by_hand():
+    from baskets.core.copurchase import chance_lift, lift_bound
 
-    assert [lift_bound(4 / 3, 2), lift_bound(2.0, 1)] == pytest.approx([0.230, 0.079], abs=1e-3)
-    assert [lift_bound(4 / 3, 12), lift_bound(2.0, 6)] == pytest.approx([0.769, 0.870], abs=1e-3)
+    assert chance_lift([2, 2, 1, 2, 1, 2] * TIMES) == pytest.approx(60 * 80 / (100 * 99))
+    assert chance_lift([3, 2, 2, 3, 1, 2] * TIMES) == pytest.approx(60 * 180 / (130 * 129))
+    assert [lift_bound(1.2, 30), lift_bound(4 / 3, 20), lift_bound(2.0, 10)] == pytest.approx(
+        [0.864, 0.884, 1.085], abs=1e-3)
 
 
 def coded_run(catalog, *, active=True):
@@ -58,25 +61,37 @@ def stored(run) -> dict:
 
 
 def test_cluster_counts_and_lift_match_the_hand_computed_values(catalog, tmp_path):
-    import_baskets(path=basket_file(tmp_path, TOY))
+    import_baskets(path=basket_file(tmp_path, repeated(TOY, TIMES)))
     run = coded_run(catalog)
 
-    assert compute_cluster_copurchase(run=run, min_support=1) == len(PAIRS)
+    assert compute_cluster_copurchase(run=run) == len(PAIRS)
 
-    assert stored(run) == expected(RANKS)
+    assert stored(run) == expected(TIMES)
     assert set(ClusterCoPurchase.objects.filter(run=run).values_list("prefix", "level")) == {
         ("1", 1), ("2", 1), ("1_2", 2), ("2_1", 2), ("2_2", 2)}  # the last level (single products) has none
-    assert compute_cluster_copurchase(run=run) == 0  # no pair of clusters in MIN_PAIR_SUPPORT orders
+    assert compute_cluster_copurchase(run=run, min_support=31) == 0  # no pair of clusters in 31 orders
     assert not ClusterCoPurchase.objects.filter(run=run).exists()
+
+
+def test_clusters_that_meet_only_in_large_orders_are_not_bought_with_each_other(catalog, tmp_path):
+    # 10 orders hold every product, each product is bought alone 20 times (N = 130). Level 1: "1" (milk, butter)
+    # and "2" (bread, jam) are in 50 orders each, 10 together: lift 10 * 130 / (50 * 50) = 0.52. Level 2: milk's
+    # "1_1" and butter's "1_2" in 30 each, 10 together: lift 10 * 130 / (30 * 30) = 1.44, but in orders of these
+    # sizes (10 of 5 clusters, 120 of 1) chance is 130 * 200 / (170 * 169) = 0.905, and 10 orders make 1.44 surely
+    # no more than 0.783.
+    everything = ["milk", "bread", "butter", "jam", "chips", "salsa"]
+    orders = {n: everything for n in range(10)} | {100 + n: [everything[n % 6]] for n in range(120)}
+    import_baskets(path=basket_file(tmp_path, orders))
+    run = coded_run(catalog)
+
+    assert compute_cluster_copurchase(run=run) == 0
 
 
 def test_a_basket_import_recomputes_the_active_runs_clusters(catalog, tmp_path):
     active, inactive = coded_run(catalog), coded_run(catalog, active=False)
-    orders = {copy * 100 + order: products for copy in range(MIN_PAIR_SUPPORT) for order, products in TOY.items()}
+    import_baskets(path=basket_file(tmp_path, repeated(TOY, MIN_PAIR_SUPPORT)))  # the same lifts
 
-    import_baskets(path=basket_file(tmp_path, orders))  # every order MIN_PAIR_SUPPORT times: same lifts
-
-    assert stored(active) == expected(RANKS_AT_SUPPORT, times=MIN_PAIR_SUPPORT)
+    assert stored(active) == expected(MIN_PAIR_SUPPORT)
     assert not ClusterCoPurchase.objects.filter(run=inactive).exists()
 
 
@@ -102,16 +117,16 @@ def test_the_cluster_tree_shows_the_clusters_bought_with_a_cluster(client, revie
     client.force_login(reviewer_user)
     assert "Bought with" not in client.get("/clusters/?prefix=1_2").content.decode()  # no basket yet
 
-    import_baskets(path=basket_file(tmp_path, TOY))
+    import_baskets(path=basket_file(tmp_path, repeated(TOY, TIMES)))
     ClusterCoPurchase.objects.filter(run=run).delete()
     assert "Not computed yet" in client.get("/clusters/?prefix=1_2").content.decode()
 
-    compute_cluster_copurchase(run=run, min_support=1)
+    compute_cluster_copurchase(run=run)
     html = client.get("/clusters/?prefix=1_2").content.decode()
     assert 'data-testid="bought-with"' in html
     rows = html.split('data-testid="bought-with-cluster"')[1:]
-    assert [row.split('data-prefix="')[1].split('"')[0] for row in rows] == ["2_1", "2_2"]  # 2 orders, then 1
-    assert "1.3×" in rows[0] and "2.0×" in rows[1] and "breakfast" in rows[0]
+    assert [row.split('data-prefix="')[1].split('"')[0] for row in rows] == ["2_2", "2_1"]
+    assert "2.0×" in rows[0] and "1.3×" in rows[1] and "breakfast" in rows[0]
     assert "No cluster of this level" in client.get("/clusters/?prefix=3").content.decode()
     for path in ("/clusters/", "/clusters/?prefix=1_2_0"):  # the root, and below the levels that have it
         assert 'data-testid="bought-with"' not in client.get(path).content.decode()
@@ -121,9 +136,9 @@ def test_the_cluster_tree_shows_the_clusters_bought_with_a_cluster(client, revie
 def test_a_reviewer_follows_a_cluster_bought_with_another_in_the_tree(page, reviewer_user, catalog, tmp_path):
     from tests.ui.conftest import login, screenshot
 
-    import_baskets(path=basket_file(tmp_path, TOY))
+    import_baskets(path=basket_file(tmp_path, repeated(TOY, TIMES)))
     run = coded_run(catalog)
-    compute_cluster_copurchase(run=run, min_support=1)
+    compute_cluster_copurchase(run=run)
 
     login(page, "rita", "review-pass-123")
     page.goto("/clusters/?flavor=precision&prefix=1")

@@ -31,6 +31,14 @@ EXPECTED = {  # pair: (orders together, lift, pmi)
 }
 
 
+# The toy orders are too few for any pair to be surely above chance; each of them 10 times, the same lifts are.
+TIMES = 10
+
+
+def repeated(orders: dict[int, list[str]], times: int) -> dict[int, list[str]]:
+    return {copy * 100 + order: products for copy in range(times) for order, products in orders.items()}
+
+
 def basket_file(tmp_path, orders: dict[int, list[str]]):
     rows = [f"{order},{product},{position},0" for order, products in orders.items()
             for position, product in enumerate(products, start=1)]
@@ -47,6 +55,13 @@ def stored_pairs() -> dict:
 @pytest.fixture
 def toy(catalog, tmp_path):
     import_baskets(path=basket_file(tmp_path, TOY))
+    return catalog
+
+
+@pytest.fixture
+def toy_often(catalog, tmp_path):
+    """The toy orders, each TIMES times, pairs at the import's minimum support."""
+    import_baskets(path=basket_file(tmp_path, repeated(TOY, TIMES)))
     return catalog
 
 
@@ -79,20 +94,47 @@ def test_the_import_keeps_pairs_from_min_pair_support_orders_on(catalog, tmp_pat
     assert list(stored_pairs()) == [("bread", "milk")]
 
 
-def test_complements_are_above_chance_the_most_surely_first(toy):
+def test_above_chance_is_the_lift_bound_over_the_lift_of_chance_with_these_order_sizes(toy):
+    from baskets.core.copurchase import chance_lift, lift_bound
+
     compute_copurchase(min_support=1)
 
-    def names(external_id, **options):
-        return [c.product.external_id for c in complements(product=toy[external_id], **options)]
+    # order sizes 3, 2, 2, 3, 2, 3: N = 6, L = 15, sum s(s - 1) = 24; chance 6 * 24 / (15 * 14) = 0.6857
+    assert chance_lift([3, 2, 2, 3, 2, 3]) == pytest.approx(0.685714, abs=1e-6)
+    # chips and salsa: lift 3 in 2 orders, at least 3 * (1 - 1/18 - 1.645 / (3 sqrt 2))^3 = 0.5176: 0.7549 x chance
+    pair = CoPurchase.objects.get(product_a=min(toy["chips"].pk, toy["salsa"].pk),
+                                  product_b=max(toy["chips"].pk, toy["salsa"].pk))
+    assert lift_bound(3.0, 2) == pytest.approx(0.517629, abs=1e-6)
+    assert pair.above_chance == pytest.approx(0.517629 / 0.685714, abs=1e-5)
+    assert complements(product=toy["chips"]) == []  # two orders do not make it surely more than chance
 
-    # bread: butter (2 orders, lift 4/3: at least 0.230 at 95%) before jam (1 order, lift 2: at least 0.079);
-    # milk (lift 1: chance) is not a complement
-    assert names("bread") == ["butter", "jam"]
-    assert names("butter") == ["bread", "jam"]
+
+def test_complements_are_surely_above_chance_the_surest_first(toy_often):
+    def names(external_id, **options):
+        return [c.product.external_id for c in complements(product=toy_often[external_id], **options)]
+
+    # each toy order 10 times: chance 0.644; bread with jam (lift 2, 10 orders) 1.68 x chance at least, with butter
+    # (lift 4/3, 20 orders) 1.37 x; with milk lift 1: not a complement
+    assert names("bread") == ["jam", "butter"]
+    assert names("butter") == ["jam", "bread"]
     assert names("jam") == ["bread", "butter"]  # same lift and orders: a fixed order
     assert names("milk") == []  # with nothing above chance
-    assert names("bread", min_support=2) == ["butter"]  # jam shares a single order
-    assert names("bread", k=1) == ["butter"]
+    assert names("bread", min_support=11) == ["butter"]  # jam shares 10 orders with it
+    assert names("bread", k=1) == ["jam"]
+
+
+def test_products_that_meet_only_in_large_orders_are_not_complements(catalog, tmp_path):
+    # 20 orders hold all six products, and each product is bought alone 20 times: every pair has lift
+    # 20 * 140 / (40 * 40) = 1.75, but in orders of these sizes (20 of 6, 120 of 1) chance is 1.464, and 20 orders
+    # make it surely no more than 1.16: no product prefers another.
+    everything = ["milk", "bread", "butter", "jam", "chips", "salsa"]
+    orders = {n: everything for n in range(20)} | {100 + n: [everything[n % 6]] for n in range(120)}
+    import_baskets(path=basket_file(tmp_path, orders))
+
+    pair = CoPurchase.objects.first()
+    assert (CoPurchase.objects.count(), pair.orders, pair.lift) == (15, 20, pytest.approx(1.75))
+    assert pair.above_chance == pytest.approx(1.75 * 0.662675 / 1.464435, abs=1e-5)  # 0.79
+    assert all(complements(product=product) == [] for product in catalog.values())
 
 
 def test_a_pair_of_many_orders_comes_before_one_of_a_few_with_a_little_more_lift(catalog, tmp_path):
@@ -124,10 +166,10 @@ def test_the_lift_bound_is_near_the_exact_poisson_bound_and_the_same_in_sql(db):
         assert cursor.fetchone() == (pytest.approx(lift_bound(3.0, 6)), pytest.approx(lift_bound(3.0, 100)))
 
 
-def test_a_complement_carries_its_category_department_and_shared_semantic_id_prefix(toy):
+def test_a_complement_carries_its_category_department_and_shared_semantic_id_prefix(toy_often):
     from quantizer.models import QuantizerRun, SemanticId
 
-    compute_copurchase(min_support=1)
+    toy = toy_often
     codes = {
         "precision": {"chips": [1, 2, 3, 4], "salsa": [1, 2, 5, 0], "bread": [3, 1, 1, 1], "jam": [3, 2, 0, 0],
                       "butter": [4, 0, 0, 0], "milk": [5, 0, 0, 0]},
@@ -141,10 +183,10 @@ def test_a_complement_carries_its_category_department_and_shared_semantic_id_pre
 
     (salsa,) = complements(product=toy["chips"])
     assert (salsa.product.name, salsa.category_path, salsa.other_department) == ("Salsa Verde", "pantry > salsa", True)
-    assert (salsa.orders, salsa.lift) == (2, pytest.approx(3.0))
+    assert (salsa.orders, salsa.lift) == (20, pytest.approx(3.0))
     assert [(s.flavor, s.prefix, s.levels) for s in salsa.shared] == [("discovery", "7_7_7", 3), ("precision", "1_2", 2)]
 
-    butter, jam = complements(product=toy["bread"])  # the surer first
+    jam, butter = complements(product=toy["bread"])
     assert (jam.category_path, jam.other_department) == ("breakfast > spreads", False)  # bread's department
     assert [(s.flavor, s.prefix) for s in jam.shared] == [("precision", "3")]
     assert butter.other_department is True

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from baskets.services import compute_copurchase, import_baskets
-from tests.baskets.test_copurchase import TOY, basket_file
+from baskets.services import import_baskets
+from tests.baskets.test_copurchase import TIMES, TOY, basket_file, repeated
 
 
 def product_page(client, user, product) -> str:
@@ -20,8 +20,7 @@ def test_no_panel_before_any_basket_is_imported(client, reviewer_user, catalog):
 
 
 def test_the_panel_lists_complements_with_category_and_other_department(client, reviewer_user, catalog, tmp_path):
-    import_baskets(path=basket_file(tmp_path, TOY))
-    compute_copurchase(min_support=1)
+    import_baskets(path=basket_file(tmp_path, repeated(TOY, TIMES)))
 
     html = product_page(client, reviewer_user, catalog["chips"])
 
@@ -39,8 +38,7 @@ def test_a_reviewer_follows_a_complement_from_the_product_page(page, reviewer_us
     from quantizer.models import QuantizerRun, SemanticId
     from tests.ui.conftest import login, screenshot
 
-    import_baskets(path=basket_file(tmp_path, TOY))
-    compute_copurchase(min_support=1)
+    import_baskets(path=basket_file(tmp_path, repeated(TOY, TIMES)))
     run = QuantizerRun.objects.create(flavor="precision", embedding_model="test", is_active=True,
                                       status=QuantizerRun.Status.SUCCEEDED)
     for external_id, codes in (("chips", [1, 2, 3, 4]), ("salsa", [1, 2, 5, 0])):
