@@ -62,10 +62,10 @@ class ComplementsView(ProductListView):
     @extend_schema(
         parameters=[ComplementQuerySerializer],
         responses=ComplementSerializer(many=True),
-        description="Products bought with this one far more often than chance (lift above 1), the most surely "
-                    "above chance first (by the lift's one-sided 95% lower confidence bound: a pair of many orders "
-                    "before one of six with a little more lift), from the co-purchase pairs of the imported "
-                    "baskets (manage.py import_baskets); empty when none.",
+        description="Products bought with this one far more often than chance: the co-purchase pairs of the "
+                    "imported baskets (manage.py import_baskets) whose lift's one-sided 95% lower confidence bound "
+                    "is above the lift of chance with the orders' sizes kept, the surest first (a pair of many "
+                    "orders before one of six with a little more lift); empty when none.",
     )
     def get(self, request, pk=None):
         product, query = self.product_and_query(request)

@@ -108,8 +108,8 @@ def evaluate(order_ids: np.ndarray, product_ids: np.ndarray, seed: int, truth=No
     choosing = (np.bincount(anchor, minlength=width) > PANEL_SIZE)[anchor]  # a ranking chooses, not only orders
     results = {"order": {}, "filter": {}, "chance lift": chance}
     for name in RANKINGS:
-        score = np.where(choosing, _score(name, lifts, orders), -np.inf)
-        results["order"][name] = judge(panels(anchor, partner, score)[choosing[panels(anchor, partner, score)]])
+        shown = panels(anchor, partner, _score(name, lifts, orders))
+        results["order"][name] = judge(shown[choosing[shown]])
     bound = lift_bound(lifts, orders)
     for name, passes in zip(FILTERS, (lifts > 1, bound > 1, bound > chance)):
         shown = panels(anchor, partner, np.where(passes, bound, -np.inf))

@@ -47,7 +47,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baskets_data as bd  # noqa: E402
 import common  # noqa: E402
 
-from baskets.core.copurchase import MIN_PAIR_SUPPORT, copurchase_embedding, orders_lift, top_partners  # noqa: E402
+from baskets.core.copurchase import (  # noqa: E402
+    MIN_PAIR_SUPPORT,
+    above_chance_matrix,
+    copurchase_embedding,
+    orders_lift,
+    top_partners,
+)
 
 FIXED_K = (10, 100, 250, 1000)
 DECOYS = 20
@@ -235,6 +241,9 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--min-baskets", type=int, default=20)
     parser.add_argument("--partners", type=int, default=10)
+    parser.add_argument("--partners-by", default="lift", choices=["lift", "above-chance"],
+                        help="an anchor's partners: the highest lift above 1 (the issue's definition), or those surely "
+                             "above chance with the orders' sizes kept, the surest first (the product page's panel)")
     parser.add_argument("--config", default="{}", help="JSON overrides of RQVAEConfig (e.g. fewer epochs on a CPU)")
     parser.add_argument("--copurchase-weight", type=float, default=bd.COPURCHASE_WEIGHT,
                         help="rqvae_cp: the co-purchase half's weight beside the text's (default: the application's "
@@ -262,6 +271,8 @@ def main():
         ds = common.load_dataset(args.dataset)
         train_orders, scored_orders = bd.split(bd.load_baskets(ds), scored=args.scored)
         lift, bought = orders_lift(scored_orders, len(ds))
+        if args.partners_by == "above-chance":
+            lift = above_chance_matrix(lift, bought, [len(order) for order in scored_orders])
         learned = copurchase_embedding(train_orders, len(ds)) if "rqvae_cp" in args.methods else None
         candidates, anchors, partners = top_lift_anchors(ds, lift, bought, args.min_baskets, args.partners)
         tree = group_ids(ds.taxonomy)
@@ -276,6 +287,7 @@ def main():
             "min_baskets": args.min_baskets, "top": args.partners, "device": bd.device_name(args.device),
             "orders_scored": len(scored_orders), "orders_learned": len(train_orders),
             "config": overrides, "copurchase_weight": args.copurchase_weight, "scored": args.scored,
+            "partners_by": args.partners_by,
         }
         print(json.dumps(info), flush=True)
         _, popularity = orders_lift(train_orders, len(ds))  # each product's orders among those learned from

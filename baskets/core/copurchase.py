@@ -19,8 +19,9 @@ MIN_PAIR_SUPPORT = 6
 # confidence bound at this z (95%, the textbook value; not tuned), not by the lift itself, which puts pairs of six
 # orders first (Banana: yogurts and a laundry detergent). Held out on the instacart orders (baskets.ranking_study,
 # the products with more partners than a panel shows, 3 splits): the listed pairs that new orders confirm on their
-# own 0.374 -> 0.408, those bought together more often than chance there 0.680 -> 0.711, at a pooled held-out
-# lift of 5.5 against 6.1 (docs/baskets.md, "The order of a panel").
+# own 0.322-0.325 -> 0.350-0.355, those bought together more often than chance there 0.656-0.663 -> 0.682-0.690,
+# at a pooled held-out lift over chance of 3.7-3.8 against 4.0-4.2 (docs/baskets.md, "The order and the filter of
+# a panel").
 LIFT_BOUND_Z = 1.645
 # And only those above chance with the orders' sizes kept: lift's own baseline n_a n_b / N takes every order for
 # one size, but two products meet in large orders more often, so products bought independently have a lift of
@@ -62,6 +63,15 @@ def chance_lift(order_sizes) -> float:
 
 
 CHANCE_LIFT_SQL = "count(*) * sum(lines * (lines - 1)) / NULLIF(sum(lines) * (sum(lines) - 1), 0)"
+
+
+def above_chance_matrix(lift: sparse.csr_matrix, bought: np.ndarray, order_sizes) -> sparse.csr_matrix:
+    """`lift_matrix`'s pairs with `CoPurchase.above_chance` instead of the lift: lift_bound over `chance_lift` of
+    the orders' sizes (the counts from lift, n_a and n_b; N = the orders `order_sizes` lists)."""
+    coo = lift.tocoo()
+    together = coo.data * bought[coo.row].astype(float) * bought[coo.col] / len(order_sizes)
+    above = lift_bound(coo.data, np.rint(together)) / chance_lift(order_sizes)
+    return sparse.csr_matrix((above, (coo.row, coo.col)), shape=lift.shape)
 
 
 def order_matrix(order_ids: np.ndarray, product_ids: np.ndarray, n_products: int) -> sparse.csr_matrix:
