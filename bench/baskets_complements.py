@@ -10,7 +10,9 @@ Orders are split as the next-item benchmark splits them (baskets.core.evaluation
 (baskets.core.copurchase.copurchase_embedding), and every method is scored on the other 20%. Anchors:
 catalog products in at least --min-baskets of those orders (20) with a categorized leaf and at least one
 partner; their partners: the --partners (10) of highest lift above 1 among pairs of at least
-MIN_PAIR_SUPPORT (the application's) shared orders, lift = together·N/(n_a·n_b).
+MIN_PAIR_SUPPORT (the application's) shared orders, lift = together·N/(n_a·n_b) (the issue's definition); with
+--partners-by above-chance, those surely above chance with the orders' sizes kept, the surest first (the product
+page's panel: baskets.core.copurchase.above_chance_matrix).
 
 Every method ranks the other 49,687 catalog products for an anchor:
 - the tree: same aisle (leaf) first, then same department, then the rest;
@@ -378,10 +380,12 @@ def tables(info: dict, results: list[dict]) -> str:
             size = np.mean([g[0] for g in got])
             cells.append(f"{size:,.0f} / {bd.mean_spread([g[1] for g in got])}")
         out.append(f"| {flavor} | {name(method)} | " + " | ".join(cells) + " |")
+    above = info.get("partners_by") == "above-chance"
+    rule = "surely above chance with the orders' sizes kept" if above else "lift > 1"
     head = (f"{info['anchors']:,} anchors (of {info['in_min_baskets']:,} categorized products in >= "
-            f"{info['min_baskets']} of the {info.get('orders_scored', 0):,} scored orders; those with a partner of "
-            f"lift > 1 at support >= {info['min_support']}), "
-            f"{info['partners']:,} partners (top {info['top']} by lift), {info['other_dept_share']:.1%} of them in "
+            f"{info['min_baskets']} of the {info.get('orders_scored', 0):,} scored orders; those with a partner "
+            f"{rule} at support >= {info['min_support']}), {info['partners']:,} partners (top {info['top']} by "
+            f"{'the surest' if above else 'lift'}), {info['other_dept_share']:.1%} of them in "
             f"another department; mean aisle {info['mean_aisle']:,.0f} and department {info['mean_department']:,.0f}"
             f" other products of {info['catalog']:,}"
             + (f"; same-popularity AUC over {info['same_popularity_pairs']:,} partners" if "same_popularity_pairs"
