@@ -35,6 +35,9 @@ class ComplementSerializer(serializers.Serializer):
     orders = serializers.IntegerField(help_text="orders holding both products")
     lift = serializers.FloatField(help_text="orders together / the orders expected if bought independently")
     pmi = serializers.FloatField(help_text="log2(lift)")
+    above_chance = serializers.FloatField(
+        help_text="how many times as often as chance (with the orders' sizes kept) the two are bought together at "
+                  "least, at one-sided 95% confidence; always above 1 here, and the list's order")
     other_department = serializers.BooleanField(help_text="its top-level category differs from the product's")
     shared = SharedPrefixSerializer(many=True, help_text="one per flavor whose active run codes both products")
 

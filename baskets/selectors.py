@@ -69,6 +69,7 @@ class Complement:
     orders: int  # orders holding both
     lift: float
     pmi: float
+    above_chance: float  # how many times chance (orders' sizes kept) at least, at 95%: the list's order
     other_department: bool  # its top-level category differs from the product's (both categorized)
     shared: tuple[SharedPrefix, ...]  # one per flavor with an active run coding both products
 
@@ -123,7 +124,7 @@ def complements(*, product: Product, k: int = PANEL_SIZE, min_support: int = 1) 
             continue
         theirs = _department(partner)
         out.append(Complement(
-            product=partner, orders=pair.orders, lift=pair.lift, pmi=pair.pmi,
+            product=partner, orders=pair.orders, lift=pair.lift, pmi=pair.pmi, above_chance=pair.above_chance,
             other_department=bool(department and theirs and department != theirs),
             shared=tuple(
                 SharedPrefix(flavor, _common_prefix(codes[product.pk, flavor], codes[partner_id, flavor]))

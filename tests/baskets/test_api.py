@@ -19,6 +19,7 @@ def test_complements_of_a_product(toy_pairs, reviewer_user):
     assert [(c["product"]["external_id"], c["orders"], round(c["lift"], 4), c["other_department"])
             for c in response.json()] == [("jam", 10, 2.0, False), ("butter", 20, 1.3333, True)]
     assert response.json()[0]["product"]["category_path"] == "breakfast > spreads"
+    assert [round(c["above_chance"], 2) for c in response.json()] == [1.68, 1.37]  # by hand in test_copurchase
 
 
 def test_k_and_min_support_narrow_the_list(toy_pairs, reviewer_user):
