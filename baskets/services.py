@@ -182,8 +182,8 @@ def import_baskets(*, path: str | Path, progress: Progress | None = None) -> Bas
 @transaction.atomic
 def compute_copurchase(*, min_support: int = MIN_PAIR_SUPPORT) -> int:
     """Rewrite the co-purchase pairs from all basket lines, in one INSERT … SELECT: each pair of products
-    bought together in at least `min_support` orders, with its count, lift and PMI. Returns the pairs
-    stored."""
+    bought together in at least `min_support` orders, with its count, lift, PMI and `above_chance` (the lift's
+    lower bound over the lift of chance in orders of these sizes). Returns the pairs stored."""
     if min_support < 1:
         raise ValueError(f"min_support must be at least 1, got {min_support}")
     with connection.cursor() as cursor:
@@ -207,7 +207,7 @@ CLUSTER_LEVELS = 2
 CLUSTER_PARTNERS = 8  # stored per cluster, the most surely above chance first
 # A cluster is in an order when any of its products is; then the product pairs' rule, one level up: every
 # pair of clusters of one level in an order once, their orders together and lift over the orders holding a
-# product the run codes.
+# product the run codes, kept when surely above the level's chance (an order's size: the clusters it holds).
 CLUSTER_COPURCHASE_SQL = f"""
     WITH coded AS (
         SELECT l.order_id, s.codes FROM baskets_basketline l
@@ -251,9 +251,9 @@ CLUSTER_COPURCHASE_SQL = f"""
 def compute_cluster_copurchase(*, run, min_support: int = MIN_PAIR_SUPPORT) -> int:
     """Rewrite the run's clusters bought together (`ClusterCoPurchase`) from all basket lines, in one
     INSERT … SELECT: at each of the first CLUSTER_LEVELS levels (not the last, whose clusters are single
-    products), per cluster the CLUSTER_PARTNERS others of lift above 1 in at least `min_support` orders, the most
-    surely above chance first (the lift's lower confidence bound, as a product's complements). Returns the rows
-    stored."""
+    products), per cluster the CLUSTER_PARTNERS others in at least `min_support` orders surely above chance
+    with the orders' sizes kept (the lift's lower bound over the level's `chance_lift`, the clusters an order
+    holds its size), the surest first, as a product's complements. Returns the rows stored."""
     if min_support < 1:
         raise ValueError(f"min_support must be at least 1, got {min_support}")
     codes = SemanticId.objects.filter(run=run).values_list("codes", flat=True).first()
