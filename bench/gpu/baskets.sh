@@ -9,7 +9,8 @@
 #   CODE_METHODS="rqvae_cp ..." computes (and `complements` reads) those methods only. WEIGHT=w weighs the co-purchase
 #   half w beside the text in every stage (--copurchase-weight; default the application's COPURCHASE_WEIGHT).
 # complements: bench/baskets_complements.py over the cached codes -> $OUT/baskets-complements.{md,json};
-#   SCORED=test (or validation) names the partners from that tenth of the orders alone.
+#   SCORED=test (or validation) names the partners from that tenth of the orders alone; PARTNERS_BY=above-chance
+#   names the partners surely above chance with the orders' sizes kept (-> $OUT/baskets-complements-above-chance.*).
 # retrieval: bench/baskets_retrieval.py, one process per seed (each trains its SASRec and TIGER on the codes of its
 #   seed; CODES=rqvae_cp for the codes with the co-purchase term, default rqvae; HOLD_OUT=0.05 adds the split by
 #   product, METHODS="content tiger ..." a subset), merged -> $OUT/baskets-retrieval.{md,json}. Each stage fits one 600 s call: the lead runs
@@ -33,9 +34,10 @@ import baskets_data; baskets_data.load_baskets(ds)" > /tmp/bask/embed.log 2>&1
   echo "codes: $(( $(date +%s) - t0 )) s"
 fi
 if [ "$STAGE" = complements ] || [ "$STAGE" = all ]; then
-  OMP_NUM_THREADS=16 timeout $(left) python3 bench/baskets_complements.py --device cuda ${CODE_METHODS:+--methods $CODE_METHODS} ${SCORED:+--scored $SCORED} ${WEIGHT:+--copurchase-weight $WEIGHT} --json-out $OUT/baskets-complements.json \
-    > $OUT/baskets-complements.md 2> /tmp/bask/complements.err || tail -5 /tmp/bask/complements.err
-  tail -n 25 $OUT/baskets-complements.md
+  name=baskets-complements${PARTNERS_BY:+-$PARTNERS_BY}
+  OMP_NUM_THREADS=16 timeout $(left) python3 bench/baskets_complements.py --device cuda ${CODE_METHODS:+--methods $CODE_METHODS} ${SCORED:+--scored $SCORED} ${WEIGHT:+--copurchase-weight $WEIGHT} \
+    ${PARTNERS_BY:+--partners-by $PARTNERS_BY} --json-out $OUT/$name.json > $OUT/$name.md 2> /tmp/bask/$name.err || tail -5 /tmp/bask/$name.err
+  tail -n 25 $OUT/$name.md
 fi
 if [ "$STAGE" = retrieval ] || [ "$STAGE" = all ]; then
   python3 -c "import sys; sys.path.insert(0, 'bench'); import common; common.embed_dataset(common.load_dataset('instacart'), 'precision', device='cuda')" > /tmp/bask/embed.log 2>&1
