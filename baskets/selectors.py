@@ -9,7 +9,7 @@ import numpy as np
 
 from django.db.models import Q
 
-from baskets.models import BasketLine, ClusterCoPurchase, CoPurchase
+from baskets.models import BasketLine, ClusterCoPurchase, CoPurchase, NextItemModel
 from catalog.models import Product
 from quantizer.core.ids import code_string
 from quantizer.models import ClusterSummary, SemanticId
@@ -149,8 +149,6 @@ class NextProduct:
 def current_next_item_model(flavor: str | None = None):
     """The newest succeeded next-item model of an active run (of ``flavor`` when given), without its
     weights; None when there is none."""
-    from baskets.models import NextItemModel
-
     models = NextItemModel.objects.filter(status=NextItemModel.Status.SUCCEEDED, run__is_active=True,
                                           weights__isnull=False).select_related("run").defer("weights")
     if flavor:
@@ -162,8 +160,6 @@ def next_item_models(limit: int = 6) -> list[dict]:
     """The newest next-item models (without their weights), each with whether it is the one in use
     (`current_next_item_model`) and its held-out figures: Recall@10 and NDCG@10 over all held-out targets,
     Recall@10 over those never bought in training and how many there were."""
-    from baskets.models import NextItemModel
-
     in_use = current_next_item_model()
     rows = []
     for model in NextItemModel.objects.select_related("run").defer("weights")[:limit]:
@@ -182,8 +178,6 @@ def _load(record):
     """The model of ``record`` with the trie of its run's codes now, loaded once per process (again when
     another model is current or the run codes another number of products)."""
     from baskets.core.nextitem import load_next_item
-    from baskets.models import NextItemModel
-
     coded = SemanticId.objects.filter(run_id=record.run_id)
     key = (record.pk, coded.count())
     with _loading:

@@ -234,13 +234,13 @@ CLUSTER_COPURCHASE_SQL = f"""
         JOIN sizes b ON b.level = p.level AND b.prefix = p.other
         JOIN total ON total.level = p.level
         WHERE p.orders * total.orders > a.orders * b.orders
+    ), bounded AS (
+        SELECT *, {lift_bound_sql("lift", "orders")} AS bound FROM lifted
     ), ranked AS (
         SELECT level, prefix, other, orders, lift,
-               row_number() OVER (PARTITION BY level, prefix
-                                  ORDER BY {lift_bound_sql("lift", "orders")} DESC, lift DESC, orders DESC,
-                                           other) AS rank
-        FROM lifted
-        WHERE {lift_bound_sql("lift", "orders")} > chance
+               row_number() OVER (PARTITION BY level, prefix ORDER BY bound DESC, lift DESC, orders DESC, other) AS rank
+        FROM bounded
+        WHERE bound > chance
     )
     INSERT INTO baskets_clustercopurchase (run_id, level, prefix, other, rank, orders, lift)
     SELECT %(run)s, level, prefix, other, rank, orders, lift FROM ranked WHERE rank <= %(partners)s
