@@ -35,6 +35,31 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class MachineCPU:
+    """Busy core-seconds of the whole machine (every process: this one, PostgreSQL's, the encoder's) between
+    `start()` and `seconds()`, from /proc/stat (Linux); None elsewhere. What a step costs the machine's cores, beside
+    its wall time: a step that needs more core-seconds than the cores give in a time t cannot take t."""
+
+    TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    @staticmethod
+    def _busy_ticks() -> int | None:
+        try:
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        except OSError:
+            return None
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+        return user + nice + system + irq + softirq + steal  # not idle, not iowait
+
+    def start(self) -> MachineCPU:
+        self._started = self._busy_ticks()
+        return self
+
+    def seconds(self) -> float | None:
+        now = self._busy_ticks()
+        return None if now is None or self._started is None else (now - self._started) / self.TICKS
+
+
 def semid_home() -> Path:
     return Path(os.environ.get("SEMID_HOME") or REPO / ".semid")
 

@@ -19,7 +19,8 @@ index build; the rest: product queries, hashes, the plan; left out with --shippe
 written on threads while chunks are encoded: on a GPU from 40 chunks by four encoder processes,
 `catalog.embeddings.ENCODER_PROCESSES_FROM_CHUNKS`; the ratio is of its median); then the
 index built again with PostgreSQL's default build settings (64 MB, 2 workers) and with
-`index_build_settings` (what the step uses).
+`index_build_settings` (what the step uses). Beside each time, the machine's busy core-seconds (every process:
+`common.MachineCPU`), and the ratio its cores would allow (`cpu_ceiling`).
 """
 
 import argparse
@@ -30,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _django import fresh_database, require  # noqa: E402
+from common import MachineCPU  # noqa: E402
 
 
 def main():
@@ -147,9 +149,11 @@ def demo(n: int, json_path: Path | None, *, default_build: bool = True, repeats:
     model.encode(["warm up"] * 1024, batch_size=settings.SEMID_EMBEDDING_BATCH_SIZE)
     texts = [product_text(p.as_record(), "precision") for p in Product.objects.order_by("id")]
     distinct = list(dict.fromkeys(texts))  # the step encodes each distinct text of a chunk once: so does bare
+    cpu = MachineCPU().start()
     started = time.perf_counter()
     model.encode(distinct, batch_size=settings.SEMID_EMBEDDING_BATCH_SIZE, normalize_embeddings=True)
     bare = time.perf_counter() - started
+    bare_cpu = cpu.seconds()
 
     parts = defaultdict(float)  # seconds inside each part of the step, timed around the module's own functions
 
@@ -162,15 +166,34 @@ def demo(n: int, json_path: Path | None, *, default_build: bool = True, repeats:
                 parts[name] += time.perf_counter() - started
         return wrapper
 
+    step_cpu = []  # per shipped step: the machine's busy core-seconds, whole and of its index build
+
     def whole_step(overlap: bool) -> float:
         """The whole step on a table without vectors (the plan drops the index and builds it at the end);
         chunks one after another (`overlap` False: its parts timed) or read and written beside the encoder."""
         embeddings.ProductEmbedding.objects.all().delete()
         embeddings.OVERLAP_CHUNKS = overlap
+        ensure_index, index_cpu = embeddings._ensure_index, []
+
+        def metered(*a, **k):
+            meter = MachineCPU().start()
+            try:
+                return ensure_index(*a, **k)
+            finally:
+                index_cpu.append(meter.seconds())
+
+        embeddings._ensure_index = metered
+        cpu = MachineCPU().start()
         started = time.perf_counter()
-        result = embeddings.embed_products(flavor="precision")
+        try:
+            result = embeddings.embed_products(flavor="precision")
+        finally:
+            embeddings._ensure_index = ensure_index
+        seconds = time.perf_counter() - started
+        if overlap:
+            step_cpu.append({"step": cpu.seconds(), "index": index_cpu[0]})
         assert result.index_rebuilt and result.encoded == n, result
-        return time.perf_counter() - started
+        return seconds
 
     originals = {}
     for name, attribute in [("texts", "texts_for"), ("encode", "encode_texts"), ("write", "_write_vectors"),
@@ -196,9 +219,11 @@ def demo(n: int, json_path: Path | None, *, default_build: bool = True, repeats:
     for label, build in [("postgres default", default)] * default_build + [("7 workers", seven)] * (
             shipped != seven) + [("index_build_settings", shipped)]:
         embeddings._drop_index("precision")
+        cpu = MachineCPU().start()
         started = time.perf_counter()
         embeddings._create_index("precision", build)
-        builds[label] = {"settings": build, "seconds": round(time.perf_counter() - started, 2)}
+        builds[label] = {"settings": build, "seconds": round(time.perf_counter() - started, 2),
+                         "cpu_core_seconds": cpu.seconds()}
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
     figures = {"n": n, "distinct_texts": len(distinct), "device": device,
@@ -208,6 +233,7 @@ def demo(n: int, json_path: Path | None, *, default_build: bool = True, repeats:
                "chunk_after_chunk_runs_s": [round(t, 2) for t in one_by_one],
                "chunk_after_chunk_ratio": round(bare / statistics.median(one_by_one), 3) if one_by_one else None,
                "parts_s": {k: round(v, 2) for k, v in parts.items()}, "index_builds": builds}
+    figures["cpu"] = cpu_ceiling(bare=bare, bare_cpu=bare_cpu, steps=step_cpu, cores=os.cpu_count())
     print(f"{n:,} products ({len(distinct):,} distinct texts) on {device}, batch {figures['batch_size']}")
     print(f"bare encode {bare:.1f} s ({len(distinct) / bare:,.0f} texts/s); whole step {whole:.1f} s (median of "
           f"{[round(t, 1) for t in overlapped]}); ratio {bare / whole:.3f} (goal >= 0.9)")
@@ -216,9 +242,28 @@ def demo(n: int, json_path: Path | None, *, default_build: bool = True, repeats:
               f"{[round(t, 1) for t in one_by_one]}); ratio {figures['chunk_after_chunk_ratio']:.3f}")
         print("  its parts: " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
     for label, build in builds.items():
-        print(f"  index build, {label} {build['settings']}: {build['seconds']} s")
+        print(f"  index build, {label} {build['settings']}: {build['seconds']} s, "
+              f"{build['cpu_core_seconds']} core-seconds of the machine")
+    ceiling = figures["cpu"]
+    if ceiling:
+        print(f"  the machine's busy core-seconds ({ceiling['cores']} cores): bare encode {ceiling['bare']}, the step "
+              f"less its index build {ceiling['step_less_index']}, its index build {ceiling['index']}; at least "
+              f"{ceiling['floor_s']} s for the step on these cores, so a ratio of at most {ceiling['ratio_ceiling']}")
     if json_path:
         json_path.write_text(json.dumps(figures, indent=1))
+
+def cpu_ceiling(*, bare: float, bare_cpu: float | None, steps: list[dict], cores: int) -> dict | None:
+    """The best ratio the machine's cores allow: the step's work (median busy core-seconds of its shipped runs,
+    its index build's and the rest's) cannot be done in less than that work over the cores, nor in less than bare
+    `encode`'s time (the same texts through the same model); None without /proc/stat."""
+    if bare_cpu is None or not steps or any(s["step"] is None or s["index"] is None for s in steps):
+        return None
+    index = statistics.median(s["index"] for s in steps)
+    rest = statistics.median(s["step"] - s["index"] for s in steps)
+    floor = max(bare, (index + rest) / cores)
+    return {"cores": cores, "bare": round(bare_cpu, 1), "index": round(index, 1), "step_less_index": round(rest, 1),
+            "floor_s": round(floor, 1), "ratio_ceiling": round(bare / floor, 3)}
+
 
 if __name__ == "__main__":
     main()
