@@ -142,6 +142,9 @@ def demo(n: int, json_path: Path | None, *, default_build: bool = True, repeats:
     from catalog.services import import_catalog
     from catalog.text import product_text
 
+    if n <= embeddings.REBUILD_INDEX_ABOVE:
+        sys.exit(f"--demo {n}: the step builds its index after the load above {embeddings.REBUILD_INDEX_ABOVE:,} "
+                 "products (catalog.embeddings.REBUILD_INDEX_ABOVE), which this comparison times: use more")
     with tempfile.TemporaryDirectory() as tmp:
         write_csv(generate_demo_catalog(n_products=n, seed=0), Path(tmp) / "catalog.csv")
         import_catalog(path=Path(tmp) / "catalog.csv")
