@@ -7,7 +7,8 @@ Per file and run: an empty database, the import (`import_catalog` = `read_catalo
 validates every row, then `import_rows`: category checks, categories, COPY into a staging table,
 set-based insert and update, history triggers), then a re-import of the same file, which changes
 nothing, then the file with every product moved to the next category path (in sorted order; `overwrite`): each
-row an UPDATE with its history row. Prints each run's seconds for the two parts and rows/s, the median rows/s over the runs, and
+row an UPDATE with its history row. Prints each run's seconds for the two parts, rows/s and the cores the machine kept busy on average meanwhile
+(every process, PostgreSQL's included: `common.MachineCPU`), the median rows/s over the runs, and
 the peak resident memory of the process; with --statements, where each import of the last run spent
 its time, SQL statement by statement. Goal: >= 50,000 rows/s on 2 cores.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _django import ROOT, fresh_database, require  # noqa: E402
-from common import peak_rss_mib  # noqa: E402
+from common import MachineCPU, peak_rss_mib  # noqa: E402
 
 PASSES = ("fresh", "re-import", "moves")
 TABLE = re.compile(r'"?(catalog_\w+|product_import|pghistory_\w+)"?')
@@ -82,7 +83,8 @@ def main():
     if not files:
         parser.error("nothing to import: name --files or --generated")
 
-    print(f"{'file':<16} {'pass':<10} {'run':>3} {'rows':>7} {'read s':>7} {'write s':>7} {'rows/s':>8}  result")
+    print(f"{'file':<16} {'pass':<10} {'run':>3} {'rows':>7} {'read s':>7} {'write s':>7} {'rows/s':>8} {'cores':>5}"
+          "  result")
     medians, breakdowns = [], []
     for path in files:
         rates = {label: [] for label in args.passes}
@@ -96,6 +98,7 @@ def main():
             for label in args.passes:
                 times = StatementTimes()
                 with connection.execute_wrapper(times):
+                    cpu = MachineCPU().start()
                     started = time.perf_counter()
                     rows = read_catalog(path)
                     read = time.perf_counter() - started
@@ -103,9 +106,11 @@ def main():
                         rows = moved_rows(rows)
                     result = import_rows(rows=rows, overwrite=label == "moves")
                     write = time.perf_counter() - started - read
+                    busy = cpu.seconds()
                 rates[label].append(result.rows / (read + write))
+                cores = f"{busy / (read + write):5.2f}" if busy is not None else "    -"
                 print(f"{path.name:<16} {label:<10} {run:>3} {result.rows:>7} {read:>7.2f} {write:>7.2f} "
-                      f"{rates[label][-1]:>8.0f}  created {result.created}, updated {result.updated}, "
+                      f"{rates[label][-1]:>8.0f} {cores}  created {result.created}, updated {result.updated}, "
                       f"unchanged {result.unchanged}", flush=True)
                 if run == args.runs:
                     breakdowns.append((path.name, label, read, write, times.seconds))
