@@ -23,11 +23,6 @@ MIN_PAIR_SUPPORT = 6
 # at a pooled held-out lift over chance of 3.7-3.8 against 4.0-4.2 (docs/baskets.md, "The order and the filter of
 # a panel").
 LIFT_BOUND_Z = 1.645
-# And only those above chance with the orders' sizes kept: lift's own baseline n_a n_b / N takes every order for
-# one size, but two products meet in large orders more often, so products bought independently have a lift of
-# `chance_lift` (1.47 on the instacart orders), not 1. Of the pairs "lift above 1" listed, those whose lift_bound is
-# not above it were at chance on held-out orders (lift over chance 1.06-1.07, confirmed as often as chance confirms:
-# 3.2-3.6%; baskets.ranking_study).
 # Width of the co-purchase embedding: the RQ-VAE's latent width (quantizer ModelConfig.latent_dim); not tuned.
 COPURCHASE_DIM = 64
 # The co-purchase half's weight beside the text in a run that reads it (quantizer.core.inputs.side_by_side): the
@@ -53,6 +48,11 @@ def lift_bound_sql(lift: str, orders: str, z: float = LIFT_BOUND_Z) -> str:
     return f"(({lift}) * power(1 - 1 / (9 * {n}) - {z!r} / (3 * sqrt({n})), 3))"
 
 
+# "Goes well with" lists only pairs above chance with the orders' sizes kept: lift's own baseline n_a n_b / N takes
+# every order for one size, but two products meet in large orders more often, so products bought independently
+# have a lift of `chance_lift` (1.47 on the instacart orders), not 1. Of the pairs "lift above 1" listed, those
+# whose lift_bound is not above it were at chance on held-out orders (lift over chance 1.06-1.07, confirmed as often
+# as chance confirms: 3.2-3.6%; baskets.ranking_study).
 def chance_lift(order_sizes) -> float:
     """The lift two products bought independently reach on average once order sizes are kept (the line shuffle of
     baskets.support_study): N sum s(s - 1) / (L (L - 1)) over the N orders' sizes s, L lines in all. `CHANCE_LIFT_SQL`
