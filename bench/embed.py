@@ -255,6 +255,7 @@ def demo(n: int, json_path: Path | None, *, default_build: bool = True, repeats:
     if json_path:
         json_path.write_text(json.dumps(figures, indent=1))
 
+
 def cpu_ceiling(*, bare: float, bare_cpu: float | None, steps: list[dict], cores: int) -> dict | None:
     """The best ratio the machine's cores allow: the step's work (median busy core-seconds of its shipped runs,
     its index build's and the rest's) cannot be done in less than that work over the cores, nor in less than bare

@@ -49,8 +49,9 @@ def _one_chunk(name: str, device: str, texts: list[str], created: float) -> dict
 
 def texts(n: int) -> list[str]:
     from catalog.demo import generate_demo_catalog
+    from catalog.text import product_text
 
-    return [f"{p['name']} {p['brand']} {p['description']}" for p in generate_demo_catalog(n_products=n, seed=0).rows]
+    return [product_text(row, "precision") for row in generate_demo_catalog(n_products=n, seed=0).rows]
 
 
 def way(context, processes: int, name: str, device: str, chunk: list[str]) -> list[dict]:

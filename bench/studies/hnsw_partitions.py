@@ -19,7 +19,6 @@ precision vectors of ../shared/data/instacart.csv, tiled with jitter to --n), in
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -28,11 +27,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _django import _connect  # noqa: E402
+from _django import use_database  # noqa: E402
 from common import embed_dataset, load_dataset  # noqa: E402
 
 DIM = 384
-INDEX = "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64) WHERE flavor = 'precision'"
 
 
 def vectors(n: int, seed: int = 0) -> np.ndarray:
@@ -52,16 +50,23 @@ def copy_in(cursor, table: str, data: np.ndarray) -> None:
 
 
 def build(cursor, table: str, name: str, rows: int, workers: int) -> float:
-    memory_mb = max(64, rows * (4 * DIM + 1024) * 5 // 4 // 2**20)
-    cursor.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
-    cursor.execute(f"SET max_parallel_maintenance_workers = {workers}")
+    """The shipped precision index (its m, ef_construction and opclass) on `table`, with the step's build memory
+    (`index_build_settings`) and `workers` parallel workers; seconds."""
+    from catalog.embeddings import _hnsw_indexes, index_build_settings
+
+    index = _hnsw_indexes()["embedding_hnsw_precision"]
+    settings = index_build_settings(rows=rows, dim=DIM)
+    settings["max_parallel_maintenance_workers"] = str(workers)
+    for setting, value in settings.items():
+        cursor.execute("SELECT set_config(%s, %s, false)", [setting, value])
     started = time.perf_counter()
-    cursor.execute(f"CREATE INDEX {name} ON {table} {INDEX}")
+    cursor.execute(f"CREATE INDEX {name} ON {table} USING hnsw (embedding {index.opclasses[0]}) "
+                   f"WITH (m = {index.m}, ef_construction = {index.ef_construction}) WHERE flavor = 'precision'")
     return time.perf_counter() - started
 
 
 def knn(cursor, table: str, queries: np.ndarray, k: int = 10) -> tuple[list[float], list[list[int]]]:
-    cursor.execute("SET hnsw.ef_search = 40")
+    cursor.execute("SET hnsw.ef_search = 40")  # what neighbours_of_vectors sets for k 10
     times, found = [], []
     for q in queries:
         text = "[" + ",".join(f"{v:.9g}" for v in q) + "]"
@@ -80,8 +85,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--workers", type=int, default=None, help="build workers (default: cores less one)")
     args = parser.parse_args()
-    workers = max(0, (os.cpu_count() or 1) - 1) if args.workers is None else args.workers
-    _connect("semid_bench_partitions")
+    use_database("semid_bench_partitions")
+    from catalog.embeddings import index_build_settings
+
+    shipped = int(index_build_settings(rows=args.n, dim=DIM)["max_parallel_maintenance_workers"])
+    workers = shipped if args.workers is None else args.workers
     from django.db import connection
 
     data = vectors(args.n)
@@ -93,7 +101,6 @@ def main() -> None:
 
     connection.ensure_connection()
     connection.connection.autocommit = True
-    connection.connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
     from pgvector.psycopg import register_vector
 
     register_vector(connection.connection)
